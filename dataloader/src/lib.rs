@@ -1,0 +1,18 @@
+//! The data pipeline of the EXIF-as-language model: from a folder of camera photos to
+//! batches of 124x124 full-resolution patches and EXIF-text token ids, streamed out of
+//! object storage.
+//!
+//! How the modules fit together:
+//! - [`tagmap`] is the common currency: one photo's EXIF as `name -> description`.
+//! - `exif` reads tag maps from JPEG files and YFCC100M metadata lines, renders them as
+//!   training text, and computes tag frequencies over a corpus.
+//! - `jpeg` decodes only the part of a JPEG that a crop needs.
+//! - `synth` generates photos from simulated cameras when no real folder is given.
+//! - `store` turns URLs into object stores; `shard` writes and reads webdataset-style
+//!   tar shards and their manifest; `pack` and `inspect` are the commands on top.
+//! - `order` fixes the global sample order of an epoch; `stream` reads this rank's part of
+//!   it with bounded prefetch, decodes and tokenises on a thread pool, and yields batches.
+
+pub mod tagmap;
+
+pub use tagmap::TagMap;

@@ -1,0 +1,6 @@
+//! `dataloader`: command line of the data pipeline (exif, tags, generate, pack, inspect,
+//! stream, bench).
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
