@@ -16,3 +16,6 @@
 pub mod tagmap;
 
 pub use tagmap::TagMap;
+pub mod exif;
+pub mod jpeg;
+pub mod synth;

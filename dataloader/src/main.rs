@@ -1,6 +1,72 @@
-//! `dataloader`: command line of the data pipeline (exif, tags, generate, pack, inspect,
-//! stream, bench).
+//! `dataloader`: command line of the data pipeline.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use tracing_subscriber::EnvFilter;
+
+/// EXIF-as-text data pipeline: photos to webdataset shards in object storage to batches.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format: `text` for people, `json` for log collectors. Default: text on a
+    /// terminal, json otherwise.
+    #[arg(long, global = true, env = "LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print each photo's EXIF tag map and the text training would see.
+    Exif(cli::exif::Args),
+    /// Compute per-tag frequencies over a corpus and write the tag list.
+    Tags(cli::tags::Args),
+    /// Generate photos from simulated cameras.
+    Generate(cli::generate::Args),
+    /// Pack photos into webdataset-style tar shards in object storage.
+    Pack(cli::pack::Args),
+    /// Print a packed dataset's manifest summary and a few samples.
+    Inspect(cli::inspect::Args),
+    /// Stream batches of one rank's part of an epoch and print what was seen.
+    Stream(cli::stream::Args),
+    /// Measure patches per second per core over the whole read path.
+    Bench(cli::bench::Args),
+}
 
 fn main() -> anyhow::Result<()> {
-    Ok(())
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Exif(a) => cli::exif::run(a),
+        Command::Tags(a) => cli::tags::run(a),
+        Command::Generate(a) => cli::generate::run(a),
+        Command::Pack(a) => cli::pack::run(a),
+        Command::Inspect(a) => cli::inspect::run(a),
+        Command::Stream(a) => cli::stream::run(a),
+        Command::Bench(a) => cli::bench::run(a),
+    }
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

@@ -1,0 +1,3 @@
+//! Integration tests: one binary, a module per area, shared helpers in `support`.
+
+mod support;
