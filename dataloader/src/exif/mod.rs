@@ -19,3 +19,10 @@ pub enum ExifError {
 pub fn read_jpeg(_bytes: &[u8]) -> Result<TagMap, ExifError> {
     Err(ExifError::Malformed("not implemented yet".into()))
 }
+
+/// Parses one line of a YFCC100M EXIF metadata file (`photo_id<TAB>key:value,...` with
+/// URL-encoded keys such as `Exif+SubIFD.Focal+Length`) into the photo id and its tag map,
+/// the same map [`read_jpeg`] gives for the original file.
+pub fn parse_yfcc_line(_line: &str) -> Result<(String, TagMap), ExifError> {
+    Err(ExifError::Malformed("not implemented yet".into()))
+}
