@@ -18,4 +18,6 @@ pub mod tagmap;
 pub use tagmap::TagMap;
 pub mod exif;
 pub mod jpeg;
+pub mod order;
 pub mod synth;
+pub mod tokenize;
