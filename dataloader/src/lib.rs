@@ -21,3 +21,4 @@ pub mod jpeg;
 pub mod order;
 pub mod synth;
 pub mod tokenize;
+pub mod stream;

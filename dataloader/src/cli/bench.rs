@@ -1,9 +1,172 @@
-//! `dataloader bench`.
+//! `dataloader bench`: patches per second per core over the whole read path, optionally
+//! beside the same path written the way the reference Python code does it.
+
+use anyhow::{bail, Context};
+use dataloader::bench::{self, Measurement};
+use dataloader::order::RankPlan;
+use dataloader::shard::{Compression, Dataset, WriterOptions};
+use dataloader::store::StoreOptions;
+use dataloader::stream::{BatchStream, StreamOptions};
+use dataloader::tokenize::TextTokenizer;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
 
 /// Arguments of `dataloader bench`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// URL of a packed dataset (written first with --make-synthetic or --make-from).
+    pub url: String,
+    /// Batches to time (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    pub batches: u64,
+    /// Batches read before timing starts.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+    /// Decode threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Samples fetched and decoded concurrently.
+    #[arg(long, default_value_t = 64)]
+    pub prefetch: usize,
+    /// Seed of the order and the crops.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write N synthetic photos of --size as the dataset at URL first.
+    #[arg(long, conflicts_with = "make_from")]
+    pub make_synthetic: Option<usize>,
+    /// Size of the synthetic photos, WIDTHxHEIGHT.
+    #[arg(long, default_value = "4000x3000", value_parser = parse_size)]
+    pub size: (u16, u16),
+    /// Write the JPEG files of this folder as the dataset at URL first.
+    #[arg(long)]
+    pub make_from: Option<PathBuf>,
+    /// Compression of a dataset written with --make-*.
+    #[arg(long, value_enum, default_value_t = Compression::None)]
+    pub compression: Compression,
+    /// Also run tests/python/bench_reference.py on the same (local) dataset and print the
+    /// ratio.
+    #[arg(long)]
+    pub compare_python: bool,
+    /// Python interpreter for --compare-python (default: the project's .venv).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// The bert-base-uncased vocab.txt (default: $EXIFLANG_VOCAB or the project's .venv).
+    #[arg(long)]
+    pub vocab: Option<PathBuf>,
+    /// S3 endpoint of an S3-compatible server.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub s3_endpoint: Option<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`dataloader bench` is not implemented yet")
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let (w, h) = s.split_once('x').ok_or("expected WIDTHxHEIGHT, e.g. 4000x3000")?;
+    let p = |v: &str| v.trim().parse::<u16>().map_err(|e| format!("bad size '{s}': {e}"));
+    Ok((p(w)?, p(h)?))
+}
+
+/// Runs `dataloader bench`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let rt = super::runtime()?;
+    let store = StoreOptions { s3_endpoint: args.s3_endpoint.clone(), ..Default::default() };
+    let writer = WriterOptions { compression: args.compression, ..Default::default() };
+    if let Some(n) = args.make_synthetic {
+        eprintln!("writing {n} synthetic {}x{} photos to {}", args.size.0, args.size.1, args.url);
+        rt.block_on(bench::write_synthetic(&args.url, &store, writer.clone(), n, args.size))?;
+    } else if let Some(dir) = &args.make_from {
+        eprintln!("writing the photos of {} to {}", dir.display(), args.url);
+        rt.block_on(bench::write_folder(&args.url, &store, writer.clone(), dir))?;
+    }
+    let dataset = rt.block_on(Dataset::open(&args.url, &store)).with_context(|| format!("opening {}", args.url))?;
+    let tokenizer = TextTokenizer::discover(args.vocab.as_deref())?;
+    let vocab = tokenizer.vocab_path().to_path_buf();
+    let mut opts = StreamOptions::new(RankPlan::new(args.batch_size, 1, 0)?);
+    opts.seed = args.seed;
+    opts.decode_threads = args.threads;
+    opts.prefetch = args.prefetch;
+    let mut stream = BatchStream::start(rt.handle(), Arc::new(dataset), Arc::new(tokenizer), opts)?;
+    let needed = args.warmup + args.batches;
+    if stream.schedule().batches < needed {
+        bail!(
+            "the dataset yields {} batches of {}; the bench needs {needed} (--warmup + --batches): lower them or use more photos",
+            stream.schedule().batches,
+            args.batch_size
+        );
+    }
+    let m = bench::measure(&mut stream, args.warmup, args.batches)?;
+    drop(stream);
+    print_rust(&m, args.threads);
+
+    if args.compare_python {
+        let dir = local_dir(&args.url)?;
+        let py = python_reference(&args, &dir, &vocab, needed)?;
+        let (py_512, py_longest) = (py["patches_per_s"].as_f64().unwrap_or(0.0), py["patches_per_s_longest"].as_f64().unwrap_or(0.0));
+        println!("python reference (1 core): {py_512:.1} patches/s padded to 512, {py_longest:.1} patches/s padded to longest");
+        println!("python stages (s): {}", py["seconds"]);
+        if let Some(per_core) = m.patches_per_cpu_s() {
+            println!(
+                "ratio per core (rust patches per CPU-second / python patches/s): {:.2}x vs padding to 512, {:.2}x vs padding to longest",
+                per_core / py_512.max(1e-9),
+                per_core / py_longest.max(1e-9)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_rust(m: &Measurement, threads: usize) {
+    println!("rust: {} patches in {} batches, {:.2} s wall", m.samples, m.batches, m.wall.as_secs_f64());
+    println!("rust: {:.1} patches/s with {threads} decode thread(s), {:.1} patches/s per decode thread", m.patches_per_s(), m.patches_per_s() / threads as f64);
+    match (m.cpu, m.patches_per_cpu_s()) {
+        (Some(cpu), Some(p)) => println!("rust: {:.2} CPU-s over all threads, {p:.1} patches per CPU-second (per core)", cpu.as_secs_f64()),
+        _ => println!("rust: CPU time not available on this platform"),
+    }
+    println!("rust: {}", super::stream::summary(&m.counters));
+}
+
+/// The folder of a local dataset URL (a path or file://).
+fn local_dir(url: &str) -> anyhow::Result<PathBuf> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        return Ok(PathBuf::from(rest));
+    }
+    if url.contains("://") {
+        bail!("--compare-python reads the shards from a local folder; '{url}' is remote: copy the dataset locally");
+    }
+    Ok(PathBuf::from(url))
+}
+
+/// Runs the Python reference and parses its JSON line.
+fn python_reference(args: &Args, dir: &Path, vocab: &Path, batches: u64) -> anyhow::Result<serde_json::Value> {
+    let script = find_up(Path::new("tests/python/bench_reference.py"))
+        .context("tests/python/bench_reference.py not found above the working directory or the source tree")?;
+    let python = match &args.python {
+        Some(p) => p.clone(),
+        None => find_up(Path::new(".venv/bin/python")).unwrap_or_else(|| PathBuf::from("python3")),
+    };
+    eprintln!("running {} {}", python.display(), script.display());
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(dir)
+        .args(["--vocab", &vocab.display().to_string()])
+        .args(["--batch-size", &args.batch_size.to_string(), "--batches", &batches.to_string()])
+        .args(["--seed", &args.seed.to_string()])
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !out.status.success() {
+        bail!("the Python reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim()).with_context(|| format!("parsing the Python reference's output: {line}"))
+}
+
+/// `rel` under the working directory or one of its parents, or under the source tree.
+fn find_up(rel: &Path) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .chain(Path::new(env!("CARGO_MANIFEST_DIR")).ancestors())
+        .map(|d| d.join(rel))
+        .find(|p| p.exists())
 }

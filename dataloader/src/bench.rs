@@ -1,0 +1,203 @@
+//! Measuring the read path (shard ranges, decode, crop, tokenise, batch) in patches per
+//! second and per CPU-second, and writing datasets to measure it on: large synthetic
+//! photos, or a folder of real ones.
+
+use crate::order::Position;
+use crate::shard::{DatasetInfo, DatasetWriter, Manifest, SampleInput, ShardError, WriterOptions};
+use crate::store::StoreOptions;
+use crate::stream::{BatchStream, CounterSnapshot, StreamError};
+use crate::TagMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What a measurement saw.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// Samples in the measured batches (after the warm-up).
+    pub samples: u64,
+    /// Measured batches.
+    pub batches: u64,
+    /// Wall time of the measured batches.
+    pub wall: Duration,
+    /// CPU time of the whole process (all threads) over the same span, where the platform
+    /// reports it.
+    pub cpu: Option<Duration>,
+    /// The stream's counters at the end.
+    pub counters: CounterSnapshot,
+    /// Where the stream stood after the last batch.
+    pub resume: Option<Position>,
+}
+
+impl Measurement {
+    /// Patches per second of wall time.
+    pub fn patches_per_s(&self) -> f64 {
+        self.samples as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// Patches per CPU-second over all threads: the per-core throughput.
+    pub fn patches_per_cpu_s(&self) -> Option<f64> {
+        self.cpu.map(|c| self.samples as f64 / c.as_secs_f64().max(1e-9))
+    }
+}
+
+/// Reads `warmup` batches untimed, then times up to `batches` more (fewer if the stream
+/// ends). Call from outside the runtime the stream runs on.
+pub fn measure(stream: &mut BatchStream, warmup: u64, batches: u64) -> Result<Measurement, StreamError> {
+    let mut resume = None;
+    for _ in 0..warmup {
+        match stream.next_blocking() {
+            Some(b) => resume = Some(b?.resume),
+            None => break,
+        }
+    }
+    let (t0, cpu0) = (Instant::now(), process_cpu_time());
+    let (mut samples, mut n) = (0, 0);
+    while n < batches {
+        let Some(b) = stream.next_blocking() else { break };
+        let b = b?;
+        samples += b.len() as u64;
+        n += 1;
+        resume = Some(b.resume);
+    }
+    let wall = t0.elapsed();
+    let cpu = process_cpu_time().zip(cpu0).map(|(a, b)| a.saturating_sub(b));
+    Ok(Measurement { samples, batches: n, wall, cpu, counters: stream.counters(), resume })
+}
+
+/// CPU time used by this process so far, all threads (Linux: `/proc/self/stat`).
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (state);
+    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s on Linux.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// A `width x height` JPEG (4:2:0, quality 92) of a gradient with sensor-like noise, so it
+/// compresses about as a camera photo does.
+pub fn noisy_jpeg(width: u16, height: u16, seed: u64) -> Result<Vec<u8>, jpeg_encoder::EncodingError> {
+    let (w, h) = (u32::from(width), u32::from(height));
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
+    for y in 0..h {
+        for x in 0..w {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let n = (state & 0x1f) as i32 - 16;
+            let base = [x * 255 / w, y * 255 / h, ((x / 64 + y / 64) * 37) % 256];
+            rgb.extend(base.map(|v| (v as i32 + n).clamp(0, 255) as u8));
+        }
+    }
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 92);
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    enc.encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)?;
+    Ok(out)
+}
+
+/// Why a bench dataset could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchDataError {
+    /// Writing the dataset failed.
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    /// Encoding a synthetic photo failed.
+    #[error("cannot encode a synthetic photo: {0}")]
+    Encode(String),
+    /// Reading the photo folder failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Tags of a made-up camera photo (enough text to tokenise like real EXIF).
+fn synthetic_tags(i: usize) -> TagMap {
+    let model = ["EOS 5D Mark III", "D7000", "ILCE-7M3", "X-T2"][i % 4];
+    [
+        ("Make", ["Canon", "NIKON CORPORATION", "SONY", "FUJIFILM"][i % 4].to_string()),
+        ("Model", model.to_string()),
+        ("Exposure Time", format!("1/{} sec", 30 + 10 * (i % 20))),
+        ("F-Number", format!("f/{:.1}", 1.8 + (i % 7) as f64)),
+        ("ISO Speed Ratings", (100 << (i % 5)).to_string()),
+        ("Focal Length", format!("{}.0 mm", 18 + i % 50)),
+        ("Exposure Program", "Aperture priority".to_string()),
+        ("White Balance Mode", "Auto white balance".to_string()),
+        ("Software", format!("Ver.{}.0{}", 1 + i % 3, i % 10)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Writes `count` synthetic `width x height` photos as a dataset at `url`.
+pub async fn write_synthetic(
+    url: &str,
+    store: &StoreOptions,
+    writer: WriterOptions,
+    count: usize,
+    (width, height): (u16, u16),
+) -> Result<Manifest, BenchDataError> {
+    let mut out = DatasetWriter::create(url, store, writer).await?;
+    let mut tags_used: Vec<String> = Vec::new();
+    for i in 0..count {
+        let jpeg = tokio::task::spawn_blocking(move || noisy_jpeg(width, height, i as u64))
+            .await
+            .map_err(|e| BenchDataError::Encode(e.to_string()))?
+            .map_err(|e| BenchDataError::Encode(e.to_string()))?;
+        let tags = synthetic_tags(i);
+        if tags_used.is_empty() {
+            tags_used = tags.iter().map(|(k, _)| k.to_string()).collect();
+        }
+        let sample = SampleInput {
+            key: format!("synthetic{i:06}"),
+            jpeg: jpeg.into(),
+            tags,
+            jpeg_index: None,
+            width: u32::from(width),
+            height: u32::from(height),
+        };
+        out.append(&sample).await?;
+    }
+    let info = DatasetInfo { tags: tags_used, source: format!("{count} synthetic {width}x{height} photos"), ..Default::default() };
+    Ok(out.finish(info).await?)
+}
+
+/// Writes the JPEG files of `dir` (sorted by name) as a dataset at `url`, with the EXIF
+/// read from each file (an empty tag map where it cannot be read) and every tag name in
+/// the manifest's tag list.
+pub async fn write_folder(url: &str, store: &StoreOptions, writer: WriterOptions, dir: &Path) -> Result<Manifest, BenchDataError> {
+    let io = |path: &Path| move |source| BenchDataError::Io { path: path.to_path_buf(), source };
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg")))
+        .collect();
+    files.sort();
+    let mut out = DatasetWriter::create(url, store, writer).await?;
+    let mut names: indexmap::IndexSet<String> = indexmap::IndexSet::new();
+    let mut unreadable = 0u64;
+    for (i, path) in files.iter().enumerate() {
+        let jpeg = std::fs::read(path).map_err(io(path))?;
+        let Ok((width, height)) = image::ImageReader::with_format(std::io::Cursor::new(&jpeg), image::ImageFormat::Jpeg).into_dimensions() else {
+            unreadable += 1;
+            continue;
+        };
+        let tags = crate::exif::read_jpeg(&jpeg).unwrap_or_default();
+        names.extend(tags.iter().map(|(k, _)| k.to_string()));
+        let sample = SampleInput { key: format!("photo{i:06}"), jpeg: jpeg.into(), tags, jpeg_index: None, width, height };
+        out.append(&sample).await?;
+    }
+    let mut info = DatasetInfo { tags: names.into_iter().collect(), source: dir.display().to_string(), ..Default::default() };
+    if unreadable > 0 {
+        info.skipped.insert("unreadable".into(), unreadable);
+    }
+    Ok(out.finish(info).await?)
+}

@@ -1,0 +1,187 @@
+//! The CPU work for one sample, run on the decode threads: pick its crop, decode that
+//! part of the JPEG at full resolution, render and tokenise its EXIF text.
+
+use super::counters::SkipReason;
+use super::text::{render_text, TextFormat};
+use crate::jpeg::{self, CropRect, JpegError};
+use crate::order::crop_origin;
+use crate::tokenize::TextTokenizer;
+use crate::TagMap;
+use std::sync::Arc;
+
+/// A sample ready to go into a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub key: String,
+    pub position: u64,
+    /// `patch x patch x 3` bytes, HWC.
+    pub pixels: Vec<u8>,
+    pub text: String,
+    pub ids: Vec<u32>,
+}
+
+/// Why a sample is skipped, with a detail for the log.
+pub(crate) type Skip = (SkipReason, String);
+
+/// What every sample of a stream shares: seed, epoch, patch size, text settings, tokenizer.
+#[derive(Debug, Clone)]
+pub(crate) struct Preparer {
+    pub seed: u64,
+    pub epoch: u64,
+    pub patch: u32,
+    pub tag_list: Arc<[String]>,
+    pub format: TextFormat,
+    pub tokenizer: Arc<TextTokenizer>,
+}
+
+/// The parts of a fetched sample the CPU work reads.
+pub(crate) struct Input<'a> {
+    pub key: &'a str,
+    pub position: u64,
+    pub jpeg: &'a [u8],
+    pub jpeg_index: Option<&'a [u8]>,
+    pub tags: &'a TagMap,
+    /// Width and height from the shard index, if known.
+    pub size: Option<(u32, u32)>,
+}
+
+impl Preparer {
+    /// Crops, decodes, renders and tokenises one sample.
+    pub fn prepare(&self, input: Input<'_>) -> Result<Prepared, Skip> {
+        let (width, height) = match input.size {
+            Some(s) => s,
+            None => dimensions(input.jpeg).map_err(|e| (SkipReason::CorruptJpeg, e.to_string()))?,
+        };
+        let (x, y) = crop_origin(self.seed, self.epoch, input.position, width, height, self.patch)
+            .ok_or_else(|| (SkipReason::TooSmall, format!("{width}x{height} photo, patch {}", self.patch)))?;
+        let rect = CropRect { x, y, width: self.patch, height: self.patch };
+        let crop = decode_crop(input.jpeg, input.jpeg_index, rect).map_err(|e| match e {
+            JpegError::CropOutside { .. } => (SkipReason::CorruptJpeg, format!("index size {width}x{height} disagrees with the JPEG: {e}")),
+            e => (SkipReason::CorruptJpeg, e.to_string()),
+        })?;
+        let text = render_text(input.tags, &self.tag_list, &self.format);
+        let ids = self.tokenizer.encode(&text).map_err(|e| (SkipReason::BadExif, e.to_string()))?;
+        Ok(Prepared { key: input.key.to_string(), position: input.position, pixels: crop.data, text, ids })
+    }
+}
+
+/// Whether `e` is the placeholder error of a JPEG routine not written yet.
+fn not_implemented(e: &JpegError) -> bool {
+    matches!(e, JpegError::Corrupt(m) if m.contains("not implemented"))
+}
+
+/// Width and height of a JPEG from its header.
+fn dimensions(bytes: &[u8]) -> Result<(u32, u32), JpegError> {
+    match jpeg::dimensions(bytes) {
+        Err(e) if not_implemented(&e) => image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg)
+            .into_dimensions()
+            .map_err(|e| JpegError::Corrupt(e.to_string())),
+        other => other,
+    }
+}
+
+/// `rect` of the photo at full resolution, checked to have the requested size.
+fn decode_crop(bytes: &[u8], index: Option<&[u8]>, rect: CropRect) -> Result<jpeg::RgbImage, JpegError> {
+    let img = match jpeg::decode_crop(bytes, index, rect) {
+        Err(e) if not_implemented(&e) => full_decode_crop(bytes, rect)?,
+        other => other?,
+    };
+    if (img.width, img.height) != (rect.width, rect.height) || img.data.len() != (rect.width * rect.height * 3) as usize {
+        return Err(JpegError::Corrupt(format!("decoder returned {}x{} for a {}x{} crop", img.width, img.height, rect.width, rect.height)));
+    }
+    Ok(img)
+}
+
+/// Decodes the whole photo with the `image` crate and cuts `rect` out of it.
+fn full_decode_crop(bytes: &[u8], rect: CropRect) -> Result<jpeg::RgbImage, JpegError> {
+    let full = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+        .map_err(|e| JpegError::Corrupt(e.to_string()))?
+        .into_rgb8();
+    let (w, h) = full.dimensions();
+    if rect.x + rect.width > w || rect.y + rect.height > h {
+        return Err(JpegError::CropOutside { crop: rect, width: w, height: h });
+    }
+    let row = (rect.width * 3) as usize;
+    let mut data = Vec::with_capacity(row * rect.height as usize);
+    for y in rect.y..rect.y + rect.height {
+        let start = ((y * w + rect.x) * 3) as usize;
+        data.extend_from_slice(&full.as_raw()[start..start + row]);
+    }
+    Ok(jpeg::RgbImage { width: rect.width, height: rect.height, data })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A `w x h` JPEG of a smooth colour gradient.
+    pub(crate) fn gradient_jpeg(w: u16, h: u16) -> Vec<u8> {
+        let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
+        for y in 0..h as u32 {
+            for x in 0..w as u32 {
+                rgb.extend([(x * 255 / w as u32) as u8, (y * 255 / h as u32) as u8, ((x + y) % 256) as u8]);
+            }
+        }
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 90).encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb).unwrap();
+        out
+    }
+
+    fn preparer(vocab: &std::path::Path) -> Preparer {
+        Preparer {
+            seed: 3,
+            epoch: 1,
+            patch: 124,
+            tag_list: Arc::from(vec!["Make".to_string()]),
+            format: TextFormat::default(),
+            tokenizer: Arc::new(TextTokenizer::from_vocab(vocab).unwrap()),
+        }
+    }
+
+    fn vocab() -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[PAD]\n[UNK]\n[CLS]\n[SEP]\nmake\n:\nnikon").unwrap();
+        f
+    }
+
+    fn input<'a>(jpeg: &'a [u8], tags: &'a TagMap, size: Option<(u32, u32)>) -> Input<'a> {
+        Input { key: "k", position: 17, jpeg, jpeg_index: None, tags, size }
+    }
+
+    #[test]
+    fn crop_is_the_window_at_the_chosen_origin_of_the_full_image() {
+        let v = vocab();
+        let p = preparer(v.path());
+        let jpeg = gradient_jpeg(300, 200);
+        let tags: TagMap = [("Make".to_string(), "NIKON".to_string())].into_iter().collect();
+        let got = p.prepare(input(&jpeg, &tags, None)).unwrap();
+        let full = image::load_from_memory(&jpeg).unwrap().into_rgb8();
+        let (x, y) = crop_origin(3, 1, 17, 300, 200, 124).unwrap();
+        let mut want = Vec::new();
+        for yy in y..y + 124 {
+            for xx in x..x + 124 {
+                want.extend(full.get_pixel(xx, yy).0);
+            }
+        }
+        assert_eq!(got.pixels, want);
+        assert_eq!(got.text, "Make: NIKON");
+        assert_eq!(got.ids, vec![2, 4, 5, 6, 3]);
+    }
+
+    #[test]
+    fn small_and_corrupt_photos_are_skipped_with_their_reason() {
+        let v = vocab();
+        let p = preparer(v.path());
+        let tags = TagMap::new();
+        let small = gradient_jpeg(200, 100);
+        assert_eq!(p.prepare(input(&small, &tags, None)).unwrap_err().0, SkipReason::TooSmall);
+        let mut broken = gradient_jpeg(300, 200);
+        broken.truncate(100); // cut inside the header tables
+        assert_eq!(p.prepare(input(&broken, &tags, None)).unwrap_err().0, SkipReason::CorruptJpeg);
+        assert_eq!(p.prepare(input(b"not a jpeg", &tags, None)).unwrap_err().0, SkipReason::CorruptJpeg);
+        // A size from the index that the JPEG does not have is caught, not trusted.
+        let ok = gradient_jpeg(130, 130);
+        assert_eq!(p.prepare(input(&ok, &tags, Some((4000, 3000)))).unwrap_err().0, SkipReason::CorruptJpeg);
+    }
+}
