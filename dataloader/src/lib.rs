@@ -18,4 +18,6 @@ pub mod tagmap;
 pub use tagmap::TagMap;
 pub mod exif;
 pub mod jpeg;
+pub mod shard;
+pub mod store;
 pub mod synth;
