@@ -36,13 +36,18 @@ impl Measurement {
 
     /// Patches per CPU-second over all threads: the per-core throughput.
     pub fn patches_per_cpu_s(&self) -> Option<f64> {
-        self.cpu.map(|c| self.samples as f64 / c.as_secs_f64().max(1e-9))
+        self.cpu
+            .map(|c| self.samples as f64 / c.as_secs_f64().max(1e-9))
     }
 }
 
 /// Reads `warmup` batches untimed, then times up to `batches` more (fewer if the stream
 /// ends). Call from outside the runtime the stream runs on.
-pub fn measure(stream: &mut BatchStream, warmup: u64, batches: u64) -> Result<Measurement, StreamError> {
+pub fn measure(
+    stream: &mut BatchStream,
+    warmup: u64,
+    batches: u64,
+) -> Result<Measurement, StreamError> {
     let mut resume = None;
     for _ in 0..warmup {
         match stream.next_blocking() {
@@ -53,15 +58,26 @@ pub fn measure(stream: &mut BatchStream, warmup: u64, batches: u64) -> Result<Me
     let (t0, cpu0) = (Instant::now(), process_cpu_time());
     let (mut samples, mut n) = (0, 0);
     while n < batches {
-        let Some(b) = stream.next_blocking() else { break };
+        let Some(b) = stream.next_blocking() else {
+            break;
+        };
         let b = b?;
         samples += b.len() as u64;
         n += 1;
         resume = Some(b.resume);
     }
     let wall = t0.elapsed();
-    let cpu = process_cpu_time().zip(cpu0).map(|(a, b)| a.saturating_sub(b));
-    Ok(Measurement { samples, batches: n, wall, cpu, counters: stream.counters(), resume })
+    let cpu = process_cpu_time()
+        .zip(cpu0)
+        .map(|(a, b)| a.saturating_sub(b));
+    Ok(Measurement {
+        samples,
+        batches: n,
+        wall,
+        cpu,
+        counters: stream.counters(),
+        resume,
+    })
 }
 
 /// CPU time used by this process so far, all threads (Linux: `/proc/self/stat`).
@@ -77,7 +93,11 @@ pub fn process_cpu_time() -> Option<Duration> {
 
 /// A `width x height` JPEG (4:2:0, quality 92) of a gradient with sensor-like noise, so it
 /// compresses about as a camera photo does.
-pub fn noisy_jpeg(width: u16, height: u16, seed: u64) -> Result<Vec<u8>, jpeg_encoder::EncodingError> {
+pub fn noisy_jpeg(
+    width: u16,
+    height: u16,
+    seed: u64,
+) -> Result<Vec<u8>, jpeg_encoder::EncodingError> {
     let (w, h) = (u32::from(width), u32::from(height));
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
@@ -121,7 +141,10 @@ pub enum BenchDataError {
 fn synthetic_tags(i: usize) -> TagMap {
     let model = ["EOS 5D Mark III", "D7000", "ILCE-7M3", "X-T2"][i % 4];
     [
-        ("Make", ["Canon", "NIKON CORPORATION", "SONY", "FUJIFILM"][i % 4].to_string()),
+        (
+            "Make",
+            ["Canon", "NIKON CORPORATION", "SONY", "FUJIFILM"][i % 4].to_string(),
+        ),
         ("Model", model.to_string()),
         ("Exposure Time", format!("1/{} sec", 30 + 10 * (i % 20))),
         ("F-Number", format!("f/{:.1}", 1.8 + (i % 7) as f64)),
@@ -165,37 +188,68 @@ pub async fn write_synthetic(
         };
         out.append(&sample).await?;
     }
-    let info = DatasetInfo { tags: tags_used, source: format!("{count} synthetic {width}x{height} photos"), ..Default::default() };
+    let info = DatasetInfo {
+        tags: tags_used,
+        source: format!("{count} synthetic {width}x{height} photos"),
+        ..Default::default()
+    };
     Ok(out.finish(info).await?)
 }
 
 /// Writes the JPEG files of `dir` (sorted by name) as a dataset at `url`, with the EXIF
 /// read from each file (an empty tag map where it cannot be read) and every tag name in
 /// the manifest's tag list.
-pub async fn write_folder(url: &str, store: &StoreOptions, writer: WriterOptions, dir: &Path) -> Result<Manifest, BenchDataError> {
-    let io = |path: &Path| move |source| BenchDataError::Io { path: path.to_path_buf(), source };
+pub async fn write_folder(
+    url: &str,
+    store: &StoreOptions,
+    writer: WriterOptions,
+    dir: &Path,
+) -> Result<Manifest, BenchDataError> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
+        .map_err(|source| BenchDataError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg")))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+        })
         .collect();
     files.sort();
     let mut out = DatasetWriter::create(url, store, writer).await?;
     let mut names: indexmap::IndexSet<String> = indexmap::IndexSet::new();
     let mut unreadable = 0u64;
     for (i, path) in files.iter().enumerate() {
-        let jpeg = std::fs::read(path).map_err(io(path))?;
-        let Ok((width, height)) = image::ImageReader::with_format(std::io::Cursor::new(&jpeg), image::ImageFormat::Jpeg).into_dimensions() else {
+        let jpeg = std::fs::read(path).map_err(|source| BenchDataError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let Ok((width, height)) =
+            image::ImageReader::with_format(std::io::Cursor::new(&jpeg), image::ImageFormat::Jpeg)
+                .into_dimensions()
+        else {
             unreadable += 1;
             continue;
         };
         let tags = crate::exif::read_jpeg(&jpeg).unwrap_or_default();
         names.extend(tags.iter().map(|(k, _)| k.to_string()));
-        let sample = SampleInput { key: format!("photo{i:06}"), jpeg: jpeg.into(), tags, jpeg_index: None, width, height };
+        let sample = SampleInput {
+            key: format!("photo{i:06}"),
+            jpeg: jpeg.into(),
+            tags,
+            jpeg_index: None,
+            width,
+            height,
+        };
         out.append(&sample).await?;
     }
-    let mut info = DatasetInfo { tags: names.into_iter().collect(), source: dir.display().to_string(), ..Default::default() };
+    let mut info = DatasetInfo {
+        tags: names.into_iter().collect(),
+        source: dir.display().to_string(),
+        ..Default::default()
+    };
     if unreadable > 0 {
         info.skipped.insert("unreadable".into(), unreadable);
     }

@@ -16,12 +16,12 @@
 pub mod tagmap;
 
 pub use tagmap::TagMap;
+pub mod bench;
 pub mod exif;
 pub mod jpeg;
 pub mod order;
 pub mod shard;
 pub mod store;
+pub mod stream;
 pub mod synth;
 pub mod tokenize;
-pub mod stream;
-pub mod bench;

@@ -44,9 +44,9 @@ pub struct Args {
     /// Write the JPEG files of this folder as the dataset at URL first.
     #[arg(long)]
     pub make_from: Option<PathBuf>,
-    /// Compression of a dataset written with --make-*.
-    #[arg(long, value_enum, default_value_t = Compression::None)]
-    pub compression: Compression,
+    /// Compress the shards of a dataset written with --make-* (zstd, one frame per sample).
+    #[arg(long)]
+    pub zstd: bool,
     /// Also run tests/python/bench_reference.py on the same (local) dataset and print the
     /// ratio.
     #[arg(long)]
@@ -63,24 +63,52 @@ pub struct Args {
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
-    let (w, h) = s.split_once('x').ok_or("expected WIDTHxHEIGHT, e.g. 4000x3000")?;
-    let p = |v: &str| v.trim().parse::<u16>().map_err(|e| format!("bad size '{s}': {e}"));
+    let (w, h) = s
+        .split_once('x')
+        .ok_or("expected WIDTHxHEIGHT, e.g. 4000x3000")?;
+    let p = |v: &str| {
+        v.trim()
+            .parse::<u16>()
+            .map_err(|e| format!("bad size '{s}': {e}"))
+    };
     Ok((p(w)?, p(h)?))
 }
 
 /// Runs `dataloader bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
-    let store = StoreOptions { s3_endpoint: args.s3_endpoint.clone(), ..Default::default() };
-    let writer = WriterOptions { compression: args.compression, ..Default::default() };
+    let store = StoreOptions {
+        s3_endpoint: args.s3_endpoint.clone(),
+        ..Default::default()
+    };
+    let compression = if args.zstd {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    let writer = WriterOptions {
+        compression,
+        ..Default::default()
+    };
     if let Some(n) = args.make_synthetic {
-        eprintln!("writing {n} synthetic {}x{} photos to {}", args.size.0, args.size.1, args.url);
-        rt.block_on(bench::write_synthetic(&args.url, &store, writer.clone(), n, args.size))?;
+        eprintln!(
+            "writing {n} synthetic {}x{} photos to {}",
+            args.size.0, args.size.1, args.url
+        );
+        rt.block_on(bench::write_synthetic(
+            &args.url,
+            &store,
+            writer.clone(),
+            n,
+            args.size,
+        ))?;
     } else if let Some(dir) = &args.make_from {
         eprintln!("writing the photos of {} to {}", dir.display(), args.url);
         rt.block_on(bench::write_folder(&args.url, &store, writer.clone(), dir))?;
     }
-    let dataset = rt.block_on(Dataset::open(&args.url, &store)).with_context(|| format!("opening {}", args.url))?;
+    let dataset = rt
+        .block_on(Dataset::open(&args.url, &store))
+        .with_context(|| format!("opening {}", args.url))?;
     let tokenizer = TextTokenizer::discover(args.vocab.as_deref())?;
     let vocab = tokenizer.vocab_path().to_path_buf();
     let mut opts = StreamOptions::new(RankPlan::new(args.batch_size, 1, 0)?);
@@ -103,7 +131,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.compare_python {
         let dir = local_dir(&args.url)?;
         let py = python_reference(&args, &dir, &vocab, needed)?;
-        let (py_512, py_longest) = (py["patches_per_s"].as_f64().unwrap_or(0.0), py["patches_per_s_longest"].as_f64().unwrap_or(0.0));
+        let (py_512, py_longest) = (
+            py["patches_per_s"].as_f64().unwrap_or(0.0),
+            py["patches_per_s_longest"].as_f64().unwrap_or(0.0),
+        );
         println!("python reference (1 core): {py_512:.1} patches/s padded to 512, {py_longest:.1} patches/s padded to longest");
         println!("python stages (s): {}", py["seconds"]);
         if let Some(per_core) = m.patches_per_cpu_s() {
@@ -118,10 +149,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn print_rust(m: &Measurement, threads: usize) {
-    println!("rust: {} patches in {} batches, {:.2} s wall", m.samples, m.batches, m.wall.as_secs_f64());
-    println!("rust: {:.1} patches/s with {threads} decode thread(s), {:.1} patches/s per decode thread", m.patches_per_s(), m.patches_per_s() / threads as f64);
+    println!(
+        "rust: {} patches in {} batches, {:.2} s wall",
+        m.samples,
+        m.batches,
+        m.wall.as_secs_f64()
+    );
+    println!(
+        "rust: {:.1} patches/s with {threads} decode thread(s), {:.1} patches/s per decode thread",
+        m.patches_per_s(),
+        m.patches_per_s() / threads as f64
+    );
     match (m.cpu, m.patches_per_cpu_s()) {
-        (Some(cpu), Some(p)) => println!("rust: {:.2} CPU-s over all threads, {p:.1} patches per CPU-second (per core)", cpu.as_secs_f64()),
+        (Some(cpu), Some(p)) => println!(
+            "rust: {:.2} CPU-s over all threads, {p:.1} patches per CPU-second (per core)",
+            cpu.as_secs_f64()
+        ),
         _ => println!("rust: CPU time not available on this platform"),
     }
     println!("rust: {}", super::stream::summary(&m.counters));
@@ -139,9 +182,15 @@ fn local_dir(url: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs the Python reference and parses its JSON line.
-fn python_reference(args: &Args, dir: &Path, vocab: &Path, batches: u64) -> anyhow::Result<serde_json::Value> {
-    let script = find_up(Path::new("tests/python/bench_reference.py"))
-        .context("tests/python/bench_reference.py not found above the working directory or the source tree")?;
+fn python_reference(
+    args: &Args,
+    dir: &Path,
+    vocab: &Path,
+    batches: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let script = find_up(Path::new("tests/python/bench_reference.py")).context(
+        "tests/python/bench_reference.py not found above the working directory or the source tree",
+    )?;
     let python = match &args.python {
         Some(p) => p.clone(),
         None => find_up(Path::new(".venv/bin/python")).unwrap_or_else(|| PathBuf::from("python3")),
@@ -151,15 +200,24 @@ fn python_reference(args: &Args, dir: &Path, vocab: &Path, batches: u64) -> anyh
         .arg(&script)
         .arg(dir)
         .args(["--vocab", &vocab.display().to_string()])
-        .args(["--batch-size", &args.batch_size.to_string(), "--batches", &batches.to_string()])
+        .args([
+            "--batch-size",
+            &args.batch_size.to_string(),
+            "--batches",
+            &batches.to_string(),
+        ])
         .args(["--seed", &args.seed.to_string()])
         .output()
         .with_context(|| format!("running {}", python.display()))?;
     if !out.status.success() {
-        bail!("the Python reference failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "the Python reference failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(line.trim()).with_context(|| format!("parsing the Python reference's output: {line}"))
+    serde_json::from_str(line.trim())
+        .with_context(|| format!("parsing the Python reference's output: {line}"))
 }
 
 /// `rel` under the working directory or one of its parents, or under the source tree.

@@ -59,8 +59,13 @@ pub struct Args {
 /// Runs `dataloader stream`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
-    let store = StoreOptions { s3_endpoint: args.s3_endpoint.clone(), ..Default::default() };
-    let dataset = rt.block_on(Dataset::open(&args.url, &store)).with_context(|| format!("opening {}", args.url))?;
+    let store = StoreOptions {
+        s3_endpoint: args.s3_endpoint.clone(),
+        ..Default::default()
+    };
+    let dataset = rt
+        .block_on(Dataset::open(&args.url, &store))
+        .with_context(|| format!("opening {}", args.url))?;
     let tokenizer = TextTokenizer::discover(args.vocab.as_deref())?;
     let mut opts = StreamOptions::new(RankPlan::new(args.batch_size, args.world, args.rank)?);
     opts.seed = args.seed;
@@ -74,7 +79,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut stream = BatchStream::start(rt.handle(), Arc::new(dataset), Arc::new(tokenizer), opts)?;
     let schedule = stream.schedule();
-    let total = args.max_batches.map_or(schedule.batches, |m| m.min(schedule.batches));
+    let total = args
+        .max_batches
+        .map_or(schedule.batches, |m| m.min(schedule.batches));
     println!(
         "epoch {} of {} samples: {} global batches of {} from position {} ({} tail samples dropped); rank {}/{} reads {} batches",
         args.epoch, stream.epoch_len(), schedule.batches, args.batch_size, args.start, schedule.dropped, args.rank, args.world, total
@@ -82,7 +89,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let progress = progress_bar(total);
     let mut last = None;
     for _ in 0..total {
-        let Some(batch) = stream.next_blocking() else { break };
+        let Some(batch) = stream.next_blocking() else {
+            break;
+        };
         let batch = batch?;
         progress.suspend(|| println!("{}", describe(&batch)));
         progress.inc(1);
@@ -101,7 +110,9 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let pb = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} batches {per_sec} eta {eta}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} batches {per_sec} eta {eta}")
+    {
         pb.set_style(style);
     }
     pb
@@ -109,11 +120,21 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
 
 /// One line per batch: shape, first keys, first text, token lengths.
 pub fn describe(b: &Batch) -> String {
-    let lengths: Vec<usize> = b.attention_mask.chunks(b.seq_len.max(1)).map(|m| m.iter().filter(|&&v| v == 1).count()).collect();
-    let (min, max) = (lengths.iter().min().copied().unwrap_or(0), lengths.iter().max().copied().unwrap_or(0));
+    let lengths: Vec<usize> = b
+        .attention_mask
+        .chunks(b.seq_len.max(1))
+        .map(|m| m.iter().filter(|&&v| v == 1).count())
+        .collect();
+    let (min, max) = (
+        lengths.iter().min().copied().unwrap_or(0),
+        lengths.iter().max().copied().unwrap_or(0),
+    );
     let mean = lengths.iter().sum::<usize>() as f64 / lengths.len().max(1) as f64;
     let keys: Vec<&str> = b.keys.iter().take(3).map(String::as_str).collect();
-    let text: String = b.texts.first().map_or(String::new(), |t| t.chars().take(100).collect());
+    let text: String = b
+        .texts
+        .first()
+        .map_or(String::new(), |t| t.chars().take(100).collect());
     format!(
         "batch {}: pixels {}x{}x{}x3, ids {}x{}, keys {:?}{}, tokens min/mean/max {}/{:.1}/{}, text {:?}",
         b.index,

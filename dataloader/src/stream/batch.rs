@@ -51,8 +51,17 @@ impl Batch {
 }
 
 /// Concatenates the samples' pixels and pads their token ids.
-pub(crate) fn assemble(index: u64, patch: u32, resume: Position, mut samples: Vec<Prepared>, tok: &TextTokenizer) -> Batch {
-    let ids: Vec<Vec<u32>> = samples.iter_mut().map(|s| std::mem::take(&mut s.ids)).collect();
+pub(crate) fn assemble(
+    index: u64,
+    patch: u32,
+    resume: Position,
+    mut samples: Vec<Prepared>,
+    tok: &TextTokenizer,
+) -> Batch {
+    let ids: Vec<Vec<u32>> = samples
+        .iter_mut()
+        .map(|s| std::mem::take(&mut s.ids))
+        .collect();
     let enc = tok.pad(&ids);
     let mut pixels = Vec::with_capacity(samples.len() * (patch * patch * 3) as usize);
     let (mut keys, mut positions, mut texts) = (Vec::new(), Vec::new(), Vec::new());

@@ -21,7 +21,12 @@ pub enum SkipReason {
 
 impl SkipReason {
     /// Every reason, in counter order.
-    pub const ALL: [SkipReason; 4] = [Self::CorruptJpeg, Self::BadTar, Self::BadExif, Self::TooSmall];
+    pub const ALL: [SkipReason; 4] = [
+        Self::CorruptJpeg,
+        Self::BadTar,
+        Self::BadExif,
+        Self::TooSmall,
+    ];
 
     /// Short name used in logs and summaries.
     pub fn as_str(self) -> &'static str {
@@ -70,7 +75,10 @@ impl Counters {
     }
 
     pub(crate) fn add_wait(&self, d: Duration) {
-        self.wait_ns.fetch_add(d.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+        self.wait_ns.fetch_add(
+            d.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     pub(crate) fn set_dropped_tail(&self, n: u64) {
@@ -81,7 +89,12 @@ impl Counters {
     pub(crate) fn skip(&self, reason: SkipReason, key: &str, detail: &str) {
         self.skipped[reason.slot()].fetch_add(1, Ordering::Relaxed);
         if !self.logged[reason.slot()].swap(true, Ordering::Relaxed) {
-            tracing::warn!(reason = reason.as_str(), key, detail, "skipping sample (further samples skipped for this reason are only counted)");
+            tracing::warn!(
+                reason = reason.as_str(),
+                key,
+                detail,
+                "skipping sample (further samples skipped for this reason are only counted)"
+            );
         }
     }
 

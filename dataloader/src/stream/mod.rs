@@ -111,7 +111,7 @@ pub enum StreamError {
         shard: String,
         /// The reader's error.
         #[source]
-        source: ShardError,
+        source: Box<ShardError>,
     },
     /// A decode thread went away without an answer (the pool was shut down).
     #[error("decode thread pool stopped unexpectedly")]
@@ -138,16 +138,36 @@ impl BatchStream {
         tokenizer: Arc<TextTokenizer>,
         opts: StreamOptions,
     ) -> Result<Self, StreamError> {
-        for (name, value) in [("prefetch", opts.prefetch), ("ready_batches", opts.ready_batches), ("decode_threads", opts.decode_threads)] {
+        for (name, value) in [
+            ("prefetch", opts.prefetch),
+            ("ready_batches", opts.ready_batches),
+            ("decode_threads", opts.decode_threads),
+        ] {
             if value == 0 {
-                return Err(StreamError::Option { name, reason: "must be at least 1".into() });
+                return Err(StreamError::Option {
+                    name,
+                    reason: "must be at least 1".into(),
+                });
             }
         }
         if opts.patch == 0 {
-            return Err(StreamError::Option { name: "patch", reason: "must be at least 1".into() });
+            return Err(StreamError::Option {
+                name: "patch",
+                reason: "must be at least 1".into(),
+            });
         }
-        let counts: Vec<usize> = dataset.manifest().shards.iter().map(|s| s.samples as usize).collect();
-        let order = Arc::new(EpochOrder::new(&counts, opts.seed, opts.epoch, opts.window_shards)?);
+        let counts: Vec<usize> = dataset
+            .manifest()
+            .shards
+            .iter()
+            .map(|s| s.samples as usize)
+            .collect();
+        let order = Arc::new(EpochOrder::new(
+            &counts,
+            opts.seed,
+            opts.epoch,
+            opts.window_shards,
+        )?);
         let schedule = opts.plan.schedule(order.len(), opts.start, opts.tail)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.decode_threads)
@@ -158,9 +178,23 @@ impl BatchStream {
         counters.set_dropped_tail(schedule.dropped);
         let (tx, rx) = mpsc::channel(opts.ready_batches);
         let epoch_len = order.len();
-        let reader = pipeline::Reader::new(dataset, tokenizer, order, schedule, opts, Arc::new(pool), Arc::clone(&counters));
+        let reader = pipeline::Reader::new(
+            dataset,
+            tokenizer,
+            order,
+            schedule,
+            opts,
+            Arc::new(pool),
+            Arc::clone(&counters),
+        );
         let task = runtime.spawn(reader.run(tx));
-        Ok(Self { rx, counters, schedule, epoch_len, task })
+        Ok(Self {
+            rx,
+            counters,
+            schedule,
+            epoch_len,
+            task,
+        })
     }
 
     /// The next batch; `None` after the last one (or after an error was returned).
@@ -210,7 +244,26 @@ impl Drop for BatchStream {
     }
 }
 
+impl StreamError {
+    /// A storage error of shard `shard`.
+    fn storage(shard: String, source: ShardError) -> Self {
+        StreamError::Storage {
+            shard,
+            source: Box::new(source),
+        }
+    }
+}
+
 /// The position after global batch `index` of a run from `start`.
-fn resume_after(epoch: u64, start: u64, index: u64, global_batch: usize, epoch_len: u64) -> Position {
-    Position { epoch, consumed: (start + (index + 1) * global_batch as u64).min(epoch_len) }
+fn resume_after(
+    epoch: u64,
+    start: u64,
+    index: u64,
+    global_batch: usize,
+    epoch_len: u64,
+) -> Position {
+    Position {
+        epoch,
+        consumed: (start + (index + 1) * global_batch as u64).min(epoch_len),
+    }
 }

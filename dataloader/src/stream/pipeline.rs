@@ -6,7 +6,7 @@ use super::counters::{Counters, SkipReason};
 use super::sample::{Input, Prepared, Preparer};
 use super::{resume_after, StreamError, StreamOptions};
 use crate::order::{EpochOrder, OrderCursor, SampleRef, Schedule};
-use crate::shard::{Dataset, SampleError, ShardError};
+use crate::shard::{sample, Compression, Dataset, SampleError, ShardError};
 use crate::tokenize::TextTokenizer;
 use futures::StreamExt;
 use std::panic::AssertUnwindSafe;
@@ -24,6 +24,7 @@ pub(super) struct Reader {
 /// What every in-flight sample needs.
 struct Ctx {
     dataset: Arc<Dataset>,
+    compression: Compression,
     preparer: Preparer,
     pool: Arc<rayon::ThreadPool>,
     counters: Arc<Counters>,
@@ -47,17 +48,42 @@ impl Reader {
             format: opts.text.clone(),
             tokenizer,
         };
-        Self { ctx: Arc::new(Ctx { dataset, preparer, pool, counters }), order, schedule, opts }
+        let compression = dataset.manifest().compression;
+        Self {
+            ctx: Arc::new(Ctx {
+                dataset,
+                compression,
+                preparer,
+                pool,
+                counters,
+            }),
+            order,
+            schedule,
+            opts,
+        }
     }
 
     /// Runs until the last batch is sent, an error is sent, or the receiver is gone.
     pub(super) async fn run(self, tx: mpsc::Sender<Result<Batch, StreamError>>) {
-        let Reader { ctx, order, schedule, opts } = self;
+        let Reader {
+            ctx,
+            order,
+            schedule,
+            opts,
+        } = self;
         let (plan, start, len) = (opts.plan, opts.start, order.len());
         let mut cursor = OrderCursor::new(order);
         let positions = (0..schedule.batches)
             .flat_map(move |b| plan.rank_positions(start, b, len).map(move |p| (b, p)))
-            .map(move |(b, p)| (b, p, cursor.at(p).expect("scheduled positions lie inside the epoch")));
+            .map(move |(b, p)| {
+                (
+                    b,
+                    p,
+                    cursor
+                        .at(p)
+                        .expect("scheduled positions lie inside the epoch"),
+                )
+            });
         let mut samples = futures::stream::iter(positions)
             .map(|(b, p, s)| {
                 let ctx = Arc::clone(&ctx);
@@ -96,43 +122,65 @@ impl Reader {
 }
 
 /// Fetches one sample and prepares it on the pool; `Ok(None)` if it was skipped.
-async fn fetch_and_prepare(ctx: Arc<Ctx>, position: u64, at: SampleRef) -> Result<Option<Prepared>, StreamError> {
+async fn fetch_and_prepare(
+    ctx: Arc<Ctx>,
+    position: u64,
+    at: SampleRef,
+) -> Result<Option<Prepared>, StreamError> {
     let shard_name = || ctx.dataset.manifest().shards[at.shard].name.clone();
     let index = ctx
         .dataset
         .shard_index(at.shard)
         .await
-        .map_err(|source| StreamError::Storage { shard: shard_name(), source })?;
-    let entry = index.samples.get(at.sample).ok_or_else(|| StreamError::Storage {
-        shard: shard_name(),
-        source: ShardError::OutOfRange { what: format!("sample in shard {}", at.shard), n: at.sample, len: index.samples.len() },
+        .map_err(|source| StreamError::storage(shard_name(), source))?;
+    let entry = index.samples.get(at.sample).ok_or_else(|| {
+        StreamError::storage(
+            shard_name(),
+            ShardError::OutOfRange {
+                what: format!("sample in shard {}", at.shard),
+                n: at.sample,
+                len: index.samples.len(),
+            },
+        )
     })?;
     let size = Some((entry.width, entry.height)).filter(|&(w, h)| w > 0 && h > 0);
-    let raw = match ctx.dataset.fetch_sample(at.shard, at.sample).await {
-        Ok(raw) => raw,
+    let (key, bytes) = match ctx.dataset.fetch_sample_bytes(at.shard, at.sample).await {
+        Ok(fetched) => fetched,
         Err(ShardError::Sample { key, source, .. }) => {
-            ctx.counters.skip(skip_reason(&source), &key, &source.to_string());
+            ctx.counters
+                .skip(skip_reason(&source), &key, &source.to_string());
             return Ok(None);
         }
-        Err(source) => return Err(StreamError::Storage { shard: shard_name(), source }),
+        Err(source) => return Err(StreamError::storage(shard_name(), source)),
     };
-    ctx.counters.add_bytes(entry.length);
+    ctx.counters.add_bytes(bytes.len() as u64);
 
+    // Unpacking the members (and decompressing) is CPU work too: it runs on the pool.
     let (tx, rx) = oneshot::channel();
     let job_ctx = Arc::clone(&ctx);
     ctx.pool.spawn(move || {
-        let input = Input {
-            key: &raw.key,
-            position,
-            jpeg: &raw.jpeg,
-            jpeg_index: raw.jpeg_index.as_deref(),
-            tags: &raw.tags,
-            size,
+        let result = match sample::decode(&key, bytes, job_ctx.compression) {
+            Err(e) => Err((skip_reason(&e), e.to_string())),
+            Ok(raw) => {
+                let input = Input {
+                    key: &raw.key,
+                    position,
+                    jpeg: &raw.jpeg,
+                    jpeg_index: raw.jpeg_index.as_deref(),
+                    tags: &raw.tags,
+                    size,
+                };
+                std::panic::catch_unwind(AssertUnwindSafe(|| job_ctx.preparer.prepare(input)))
+                    .unwrap_or_else(|_| {
+                        Err((
+                            SkipReason::CorruptJpeg,
+                            "the decoder panicked on this photo".into(),
+                        ))
+                    })
+            }
         };
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| job_ctx.preparer.prepare(input)))
-            .unwrap_or_else(|_| Err((SkipReason::CorruptJpeg, "the decoder panicked on this photo".into())));
         if let Err((reason, detail)) = &result {
-            job_ctx.counters.skip(*reason, &raw.key, detail);
+            job_ctx.counters.skip(*reason, &key, detail);
         }
         let _ = tx.send(result.ok());
     });
@@ -140,13 +188,25 @@ async fn fetch_and_prepare(ctx: Arc<Ctx>, position: u64, at: SampleRef) -> Resul
 }
 
 /// Assembles batch `index` on the decode pool.
-async fn assemble_on_pool(ctx: &Arc<Ctx>, opts: &StreamOptions, len: u64, index: u64, samples: Vec<Prepared>) -> Option<Batch> {
+async fn assemble_on_pool(
+    ctx: &Arc<Ctx>,
+    opts: &StreamOptions,
+    len: u64,
+    index: u64,
+    samples: Vec<Prepared>,
+) -> Option<Batch> {
     let resume = resume_after(opts.epoch, opts.start, index, opts.plan.global_batch(), len);
     let (tx, rx) = oneshot::channel();
     let job_ctx = Arc::clone(ctx);
     let patch = opts.patch;
     ctx.pool.spawn(move || {
-        let _ = tx.send(assemble(index, patch, resume, samples, &job_ctx.preparer.tokenizer));
+        let _ = tx.send(assemble(
+            index,
+            patch,
+            resume,
+            samples,
+            &job_ctx.preparer.tokenizer,
+        ));
     });
     rx.await.ok()
 }

@@ -52,16 +52,45 @@ impl Preparer {
             Some(s) => s,
             None => dimensions(input.jpeg).map_err(|e| (SkipReason::CorruptJpeg, e.to_string()))?,
         };
-        let (x, y) = crop_origin(self.seed, self.epoch, input.position, width, height, self.patch)
-            .ok_or_else(|| (SkipReason::TooSmall, format!("{width}x{height} photo, patch {}", self.patch)))?;
-        let rect = CropRect { x, y, width: self.patch, height: self.patch };
+        let (x, y) = crop_origin(
+            self.seed,
+            self.epoch,
+            input.position,
+            width,
+            height,
+            self.patch,
+        )
+        .ok_or_else(|| {
+            (
+                SkipReason::TooSmall,
+                format!("{width}x{height} photo, patch {}", self.patch),
+            )
+        })?;
+        let rect = CropRect {
+            x,
+            y,
+            width: self.patch,
+            height: self.patch,
+        };
         let crop = decode_crop(input.jpeg, input.jpeg_index, rect).map_err(|e| match e {
-            JpegError::CropOutside { .. } => (SkipReason::CorruptJpeg, format!("index size {width}x{height} disagrees with the JPEG: {e}")),
+            JpegError::CropOutside { .. } => (
+                SkipReason::CorruptJpeg,
+                format!("index size {width}x{height} disagrees with the JPEG: {e}"),
+            ),
             e => (SkipReason::CorruptJpeg, e.to_string()),
         })?;
         let text = render_text(input.tags, &self.tag_list, &self.format);
-        let ids = self.tokenizer.encode(&text).map_err(|e| (SkipReason::BadExif, e.to_string()))?;
-        Ok(Prepared { key: input.key.to_string(), position: input.position, pixels: crop.data, text, ids })
+        let ids = self
+            .tokenizer
+            .encode(&text)
+            .map_err(|e| (SkipReason::BadExif, e.to_string()))?;
+        Ok(Prepared {
+            key: input.key.to_string(),
+            position: input.position,
+            pixels: crop.data,
+            text,
+            ids,
+        })
     }
 }
 
@@ -73,21 +102,32 @@ fn not_implemented(e: &JpegError) -> bool {
 /// Width and height of a JPEG from its header.
 fn dimensions(bytes: &[u8]) -> Result<(u32, u32), JpegError> {
     match jpeg::dimensions(bytes) {
-        Err(e) if not_implemented(&e) => image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg)
-            .into_dimensions()
-            .map_err(|e| JpegError::Corrupt(e.to_string())),
+        Err(e) if not_implemented(&e) => {
+            image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg)
+                .into_dimensions()
+                .map_err(|e| JpegError::Corrupt(e.to_string()))
+        }
         other => other,
     }
 }
 
 /// `rect` of the photo at full resolution, checked to have the requested size.
-fn decode_crop(bytes: &[u8], index: Option<&[u8]>, rect: CropRect) -> Result<jpeg::RgbImage, JpegError> {
+fn decode_crop(
+    bytes: &[u8],
+    index: Option<&[u8]>,
+    rect: CropRect,
+) -> Result<jpeg::RgbImage, JpegError> {
     let img = match jpeg::decode_crop(bytes, index, rect) {
         Err(e) if not_implemented(&e) => full_decode_crop(bytes, rect)?,
         other => other?,
     };
-    if (img.width, img.height) != (rect.width, rect.height) || img.data.len() != (rect.width * rect.height * 3) as usize {
-        return Err(JpegError::Corrupt(format!("decoder returned {}x{} for a {}x{} crop", img.width, img.height, rect.width, rect.height)));
+    if (img.width, img.height) != (rect.width, rect.height)
+        || img.data.len() != (rect.width * rect.height * 3) as usize
+    {
+        return Err(JpegError::Corrupt(format!(
+            "decoder returned {}x{} for a {}x{} crop",
+            img.width, img.height, rect.width, rect.height
+        )));
     }
     Ok(img)
 }
@@ -99,7 +139,11 @@ fn full_decode_crop(bytes: &[u8], rect: CropRect) -> Result<jpeg::RgbImage, Jpeg
         .into_rgb8();
     let (w, h) = full.dimensions();
     if rect.x + rect.width > w || rect.y + rect.height > h {
-        return Err(JpegError::CropOutside { crop: rect, width: w, height: h });
+        return Err(JpegError::CropOutside {
+            crop: rect,
+            width: w,
+            height: h,
+        });
     }
     let row = (rect.width * 3) as usize;
     let mut data = Vec::with_capacity(row * rect.height as usize);
@@ -107,7 +151,11 @@ fn full_decode_crop(bytes: &[u8], rect: CropRect) -> Result<jpeg::RgbImage, Jpeg
         let start = ((y * w + rect.x) * 3) as usize;
         data.extend_from_slice(&full.as_raw()[start..start + row]);
     }
-    Ok(jpeg::RgbImage { width: rect.width, height: rect.height, data })
+    Ok(jpeg::RgbImage {
+        width: rect.width,
+        height: rect.height,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -120,11 +168,17 @@ pub(crate) mod tests {
         let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
         for y in 0..h as u32 {
             for x in 0..w as u32 {
-                rgb.extend([(x * 255 / w as u32) as u8, (y * 255 / h as u32) as u8, ((x + y) % 256) as u8]);
+                rgb.extend([
+                    (x * 255 / w as u32) as u8,
+                    (y * 255 / h as u32) as u8,
+                    ((x + y) % 256) as u8,
+                ]);
             }
         }
         let mut out = Vec::new();
-        jpeg_encoder::Encoder::new(&mut out, 90).encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb).unwrap();
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
         out
     }
 
@@ -146,7 +200,14 @@ pub(crate) mod tests {
     }
 
     fn input<'a>(jpeg: &'a [u8], tags: &'a TagMap, size: Option<(u32, u32)>) -> Input<'a> {
-        Input { key: "k", position: 17, jpeg, jpeg_index: None, tags, size }
+        Input {
+            key: "k",
+            position: 17,
+            jpeg,
+            jpeg_index: None,
+            tags,
+            size,
+        }
     }
 
     #[test]
@@ -154,7 +215,9 @@ pub(crate) mod tests {
         let v = vocab();
         let p = preparer(v.path());
         let jpeg = gradient_jpeg(300, 200);
-        let tags: TagMap = [("Make".to_string(), "NIKON".to_string())].into_iter().collect();
+        let tags: TagMap = [("Make".to_string(), "NIKON".to_string())]
+            .into_iter()
+            .collect();
         let got = p.prepare(input(&jpeg, &tags, None)).unwrap();
         let full = image::load_from_memory(&jpeg).unwrap().into_rgb8();
         let (x, y) = crop_origin(3, 1, 17, 300, 200, 124).unwrap();
@@ -175,13 +238,27 @@ pub(crate) mod tests {
         let p = preparer(v.path());
         let tags = TagMap::new();
         let small = gradient_jpeg(200, 100);
-        assert_eq!(p.prepare(input(&small, &tags, None)).unwrap_err().0, SkipReason::TooSmall);
+        assert_eq!(
+            p.prepare(input(&small, &tags, None)).unwrap_err().0,
+            SkipReason::TooSmall
+        );
         let mut broken = gradient_jpeg(300, 200);
         broken.truncate(100); // cut inside the header tables
-        assert_eq!(p.prepare(input(&broken, &tags, None)).unwrap_err().0, SkipReason::CorruptJpeg);
-        assert_eq!(p.prepare(input(b"not a jpeg", &tags, None)).unwrap_err().0, SkipReason::CorruptJpeg);
+        assert_eq!(
+            p.prepare(input(&broken, &tags, None)).unwrap_err().0,
+            SkipReason::CorruptJpeg
+        );
+        assert_eq!(
+            p.prepare(input(b"not a jpeg", &tags, None)).unwrap_err().0,
+            SkipReason::CorruptJpeg
+        );
         // A size from the index that the JPEG does not have is caught, not trusted.
         let ok = gradient_jpeg(130, 130);
-        assert_eq!(p.prepare(input(&ok, &tags, Some((4000, 3000)))).unwrap_err().0, SkipReason::CorruptJpeg);
+        assert_eq!(
+            p.prepare(input(&ok, &tags, Some((4000, 3000))))
+                .unwrap_err()
+                .0,
+            SkipReason::CorruptJpeg
+        );
     }
 }

@@ -15,7 +15,10 @@ pub struct TextFormat {
 
 impl Default for TextFormat {
     fn default() -> Self {
-        Self { separator: ", ".into(), with_names: true }
+        Self {
+            separator: ", ".into(),
+            with_names: true,
+        }
     }
 }
 
@@ -31,12 +34,21 @@ pub fn render_text(tags: &TagMap, tag_list: &[String], format: &TextFormat) -> S
     let pick: Vec<(&str, &str)> = if tag_list.is_empty() {
         tags.iter().collect()
     } else {
-        tag_list.iter().filter_map(|n| tags.get(n).map(|v| (n.as_str(), v))).collect()
+        tag_list
+            .iter()
+            .filter_map(|n| tags.get(n).map(|v| (n.as_str(), v)))
+            .collect()
     };
     let parts: Vec<String> = pick
         .into_iter()
         .filter(|(n, _)| !is_private(n))
-        .map(|(n, v)| if format.with_names { format!("{n}: {v}") } else { v.to_string() })
+        .map(|(n, v)| {
+            if format.with_names {
+                format!("{n}: {v}")
+            } else {
+                v.to_string()
+            }
+        })
         .collect();
     parts.join(&format.separator)
 }
@@ -46,18 +58,34 @@ mod tests {
     use super::*;
 
     fn tags() -> TagMap {
-        [("Model", "D90"), ("Make", "NIKON"), ("GPS Latitude", "48 deg"), ("Body Serial Number", "123")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        [
+            ("Model", "D90"),
+            ("Make", "NIKON"),
+            ("GPS Latitude", "48 deg"),
+            ("Body Serial Number", "123"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
     }
 
     #[test]
     fn follows_the_tag_list_order_and_skips_missing_and_private_tags() {
-        let list: Vec<String> = ["Make", "Lens", "Model", "GPS Latitude"].map(String::from).to_vec();
-        assert_eq!(render_text(&tags(), &list, &TextFormat::default()), "Make: NIKON, Model: D90");
-        let values = TextFormat { separator: " ".into(), with_names: false };
+        let list: Vec<String> = ["Make", "Lens", "Model", "GPS Latitude"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            render_text(&tags(), &list, &TextFormat::default()),
+            "Make: NIKON, Model: D90"
+        );
+        let values = TextFormat {
+            separator: " ".into(),
+            with_names: false,
+        };
         assert_eq!(render_text(&tags(), &list, &values), "NIKON D90");
-        assert_eq!(render_text(&tags(), &[], &TextFormat::default()), "Model: D90, Make: NIKON");
+        assert_eq!(
+            render_text(&tags(), &[], &TextFormat::default()),
+            "Model: D90, Make: NIKON"
+        );
     }
 }
