@@ -178,11 +178,12 @@ pub async fn write_synthetic(
         if tags_used.is_empty() {
             tags_used = tags.iter().map(|(k, _)| k.to_string()).collect();
         }
+        let jpeg_index = crate::jpeg::build_index(&jpeg).ok().map(Into::into);
         let sample = SampleInput {
             key: format!("synthetic{i:06}"),
             jpeg: jpeg.into(),
             tags,
-            jpeg_index: None,
+            jpeg_index,
             width: u32::from(width),
             height: u32::from(height),
         };
@@ -196,20 +197,24 @@ pub async fn write_synthetic(
     Ok(out.finish(info).await?)
 }
 
-/// Writes the JPEG files of `dir` (sorted by name) as a dataset at `url`, with the EXIF
-/// read from each file (an empty tag map where it cannot be read) and every tag name in
-/// the manifest's tag list.
+/// Writes the JPEG files of `dir` (sorted by name) as a dataset at `url`. Each photo's
+/// tags come from its metadata-extractor dump `<dumps>/<file name>.txt` when `dumps` is
+/// given (IFD0 and Exif sub-IFD lines), else from the file's EXIF (an empty map where it
+/// cannot be read). The manifest's tag list holds the tags present in more than half of
+/// the photos, most frequent first.
 pub async fn write_folder(
     url: &str,
     store: &StoreOptions,
     writer: WriterOptions,
     dir: &Path,
+    dumps: Option<&Path>,
 ) -> Result<Manifest, BenchDataError> {
+    let io = |path: &Path, source| BenchDataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|source| BenchDataError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?
+        .map_err(|e| io(dir, e))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
@@ -219,13 +224,10 @@ pub async fn write_folder(
         .collect();
     files.sort();
     let mut out = DatasetWriter::create(url, store, writer).await?;
-    let mut names: indexmap::IndexSet<String> = indexmap::IndexSet::new();
-    let mut unreadable = 0u64;
+    let mut freq: indexmap::IndexMap<String, usize> = indexmap::IndexMap::new();
+    let (mut unreadable, mut written) = (0u64, 0usize);
     for (i, path) in files.iter().enumerate() {
-        let jpeg = std::fs::read(path).map_err(|source| BenchDataError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let jpeg = std::fs::read(path).map_err(|e| io(path, e))?;
         let Ok((width, height)) =
             image::ImageReader::with_format(std::io::Cursor::new(&jpeg), image::ImageFormat::Jpeg)
                 .into_dimensions()
@@ -233,20 +235,36 @@ pub async fn write_folder(
             unreadable += 1;
             continue;
         };
-        let tags = crate::exif::read_jpeg(&jpeg).unwrap_or_default();
-        names.extend(tags.iter().map(|(k, _)| k.to_string()));
+        let tags = match (dumps, path.file_name()) {
+            (Some(d), Some(name)) => {
+                let dump = d.join(format!("{}.txt", name.to_string_lossy()));
+                parse_dump(&std::fs::read(&dump).map_err(|e| io(&dump, e))?)
+            }
+            _ => crate::exif::read_jpeg(&jpeg).unwrap_or_default(),
+        };
+        for (k, _) in tags.iter() {
+            *freq.entry(k.to_string()).or_default() += 1;
+        }
+        let jpeg_index = crate::jpeg::build_index(&jpeg).ok().map(Into::into);
         let sample = SampleInput {
             key: format!("photo{i:06}"),
             jpeg: jpeg.into(),
             tags,
-            jpeg_index: None,
+            jpeg_index,
             width,
             height,
         };
         out.append(&sample).await?;
+        written += 1;
     }
+    freq.sort_by(|_, a, _, b| b.cmp(a));
+    let tags = freq
+        .into_iter()
+        .filter(|&(_, n)| n * 2 > written)
+        .map(|(k, _)| k)
+        .collect();
     let mut info = DatasetInfo {
-        tags: names.into_iter().collect(),
+        tags,
         source: dir.display().to_string(),
         ..Default::default()
     };
@@ -254,4 +272,52 @@ pub async fn write_folder(
         info.skipped.insert("unreadable".into(), unreadable);
     }
     Ok(out.finish(info).await?)
+}
+
+/// The IFD0 and Exif sub-IFD tags of a metadata-extractor text dump
+/// (`[Exif IFD0 - 0x010f] Make = Apple`), in dump order.
+pub fn parse_dump(dump: &[u8]) -> TagMap {
+    String::from_utf8_lossy(dump)
+        .lines()
+        .filter_map(|line| {
+            let rest = line
+                .strip_prefix("[Exif IFD0 - ")
+                .or_else(|| line.strip_prefix("[Exif SubIFD - "))?;
+            let (name, value) = rest.split_once("] ")?.1.split_once(" = ")?;
+            Some((name.trim().to_string(), value.trim().to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dump_lines_of_ifd0_and_exif_subifd_become_tags() {
+        let dump = b"[JPEG - 0x0001] Image Height = 3024 pixels\n[Exif IFD0 - 0x010f] Make = Apple\n\
+                     [Exif SubIFD - 0x829a] Exposure Time = 1/134 sec\n[GPS - 0x0001] GPS Latitude Ref = N\n";
+        let tags = parse_dump(dump);
+        assert_eq!(
+            tags.iter().collect::<Vec<_>>(),
+            vec![("Make", "Apple"), ("Exposure Time", "1/134 sec")]
+        );
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let Some(t0) = process_cpu_time() else { return };
+        let start = Instant::now();
+        let mut x = 0u64;
+        // Spin until the clock ticks; a frozen clock fails after seconds of work.
+        while process_cpu_time().unwrap() == t0 && start.elapsed() < Duration::from_secs(5) {
+            for _ in 0..100_000 {
+                x = x.wrapping_add(std::hint::black_box(1));
+            }
+        }
+        assert!(
+            process_cpu_time().unwrap() > t0,
+            "no CPU time counted after {x} iterations"
+        );
+    }
 }

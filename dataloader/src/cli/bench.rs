@@ -44,6 +44,10 @@ pub struct Args {
     /// Write the JPEG files of this folder as the dataset at URL first.
     #[arg(long)]
     pub make_from: Option<PathBuf>,
+    /// With --make-from: take each photo's tags from the metadata-extractor dump
+    /// `<DIR>/<file name>.txt` instead of the file's EXIF.
+    #[arg(long, requires = "make_from")]
+    pub exif_dumps: Option<PathBuf>,
     /// Compress the shards of a dataset written with --make-* (zstd, one frame per sample).
     #[arg(long)]
     pub zstd: bool,
@@ -104,7 +108,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ))?;
     } else if let Some(dir) = &args.make_from {
         eprintln!("writing the photos of {} to {}", dir.display(), args.url);
-        rt.block_on(bench::write_folder(&args.url, &store, writer.clone(), dir))?;
+        rt.block_on(bench::write_folder(
+            &args.url,
+            &store,
+            writer.clone(),
+            dir,
+            args.exif_dumps.as_deref(),
+        ))?;
     }
     let dataset = rt
         .block_on(Dataset::open(&args.url, &store))
