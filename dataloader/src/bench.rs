@@ -3,17 +3,20 @@
 //! photos, or a folder of real ones.
 
 use crate::order::Position;
+use crate::shard::Dataset;
 use crate::shard::{DatasetInfo, DatasetWriter, Manifest, SampleInput, ShardError, WriterOptions};
 use crate::store::StoreOptions;
-use crate::stream::{BatchStream, CounterSnapshot, StreamError};
+use crate::stream::{BatchStream, CounterSnapshot, StreamError, StreamOptions};
+use crate::tokenize::TextTokenizer;
 use crate::TagMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a measurement saw.
 #[derive(Debug, Clone)]
 pub struct Measurement {
-    /// Samples in the measured batches (after the warm-up).
+    /// Samples in the measured batches.
     pub samples: u64,
     /// Measured batches.
     pub batches: u64,
@@ -41,22 +44,19 @@ impl Measurement {
     }
 }
 
-/// Reads `warmup` batches untimed, then times up to `batches` more (fewer if the stream
-/// ends). Call from outside the runtime the stream runs on.
+/// Starts a stream and times it from its start to its `batches`-th batch (or its end):
+/// the figure covers everything, start-up and prefetch included, since with bounded
+/// prefetch nothing can be read ahead of the clock.
 pub fn measure(
-    stream: &mut BatchStream,
-    warmup: u64,
+    runtime: &tokio::runtime::Handle,
+    dataset: Arc<Dataset>,
+    tokenizer: Arc<TextTokenizer>,
+    opts: StreamOptions,
     batches: u64,
 ) -> Result<Measurement, StreamError> {
-    let mut resume = None;
-    for _ in 0..warmup {
-        match stream.next_blocking() {
-            Some(b) => resume = Some(b?.resume),
-            None => break,
-        }
-    }
     let (t0, cpu0) = (Instant::now(), process_cpu_time());
-    let (mut samples, mut n) = (0, 0);
+    let mut stream = BatchStream::start(runtime, dataset, tokenizer, opts)?;
+    let (mut samples, mut n, mut resume) = (0, 0, None);
     while n < batches {
         let Some(b) = stream.next_blocking() else {
             break;
@@ -199,7 +199,7 @@ pub async fn write_synthetic(
 
 /// Writes the JPEG files of `dir` (sorted by name) as a dataset at `url`. Each photo's
 /// tags come from its metadata-extractor dump `<dumps>/<file name>.txt` when `dumps` is
-/// given (IFD0 and Exif sub-IFD lines), else from the file's EXIF (an empty map where it
+/// given and exists (IFD0 and Exif sub-IFD lines), else from the file's EXIF (an empty map where it
 /// cannot be read). The manifest's tag list holds the tags present in more than half of
 /// the photos, most frequent first.
 pub async fn write_folder(
@@ -235,12 +235,12 @@ pub async fn write_folder(
             unreadable += 1;
             continue;
         };
-        let tags = match (dumps, path.file_name()) {
-            (Some(d), Some(name)) => {
-                let dump = d.join(format!("{}.txt", name.to_string_lossy()));
-                parse_dump(&std::fs::read(&dump).map_err(|e| io(&dump, e))?)
-            }
-            _ => crate::exif::read_jpeg(&jpeg).unwrap_or_default(),
+        let dump = dumps
+            .zip(path.file_name())
+            .map(|(d, n)| d.join(format!("{}.txt", n.to_string_lossy())));
+        let tags = match dump.filter(|d| d.is_file()) {
+            Some(d) => parse_dump(&std::fs::read(&d).map_err(|e| io(&d, e))?),
+            None => crate::exif::read_jpeg(&jpeg).unwrap_or_default(),
         };
         for (k, _) in tags.iter() {
             *freq.entry(k.to_string()).or_default() += 1;

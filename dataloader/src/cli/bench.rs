@@ -6,7 +6,7 @@ use dataloader::bench::{self, Measurement};
 use dataloader::order::RankPlan;
 use dataloader::shard::{Compression, Dataset, WriterOptions};
 use dataloader::store::StoreOptions;
-use dataloader::stream::{BatchStream, StreamOptions};
+use dataloader::stream::StreamOptions;
 use dataloader::tokenize::TextTokenizer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,12 +17,9 @@ use std::sync::Arc;
 pub struct Args {
     /// URL of a packed dataset (written first with --make-synthetic or --make-from).
     pub url: String,
-    /// Batches to time (after the warm-up).
+    /// Batches to time, from the start of the stream.
     #[arg(long, default_value_t = 20)]
     pub batches: u64,
-    /// Batches read before timing starts.
-    #[arg(long, default_value_t = 1)]
-    pub warmup: u64,
     /// Decode threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -125,22 +122,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     opts.seed = args.seed;
     opts.decode_threads = args.threads;
     opts.prefetch = args.prefetch;
-    let mut stream = BatchStream::start(rt.handle(), Arc::new(dataset), Arc::new(tokenizer), opts)?;
-    let needed = args.warmup + args.batches;
-    if stream.schedule().batches < needed {
+    let dataset = Arc::new(dataset);
+    let len = dataset.manifest().samples;
+    if len < args.batches * args.batch_size as u64 {
         bail!(
-            "the dataset yields {} batches of {}; the bench needs {needed} (--warmup + --batches): lower them or use more photos",
-            stream.schedule().batches,
-            args.batch_size
+            "the dataset has {len} samples; {} batches of {} need {}: lower --batches or use more photos",
+            args.batches,
+            args.batch_size,
+            args.batches * args.batch_size as u64
         );
     }
-    let m = bench::measure(&mut stream, args.warmup, args.batches)?;
-    drop(stream);
+    let m = bench::measure(
+        rt.handle(),
+        dataset,
+        Arc::new(tokenizer),
+        opts,
+        args.batches,
+    )?;
     print_rust(&m, args.threads);
 
     if args.compare_python {
         let dir = local_dir(&args.url)?;
-        let py = python_reference(&args, &dir, &vocab, needed)?;
+        let py = python_reference(&args, &dir, &vocab, args.batches)?;
         let (py_512, py_longest) = (
             py["patches_per_s"].as_f64().unwrap_or(0.0),
             py["patches_per_s_longest"].as_f64().unwrap_or(0.0),

@@ -6,8 +6,9 @@
 //!   the start position on (nothing before it is fetched or decoded);
 //! - each sample is fetched with one byte-range GET, at most `prefetch` samples in flight,
 //!   in order;
-//! - decoding the crop, rendering and tokenising the text, and assembling batches run on a
-//!   dedicated thread pool of `decode_threads` threads, never on the async runtime;
+//! - unpacking the sample (tar members, zstd frame), decoding the crop, rendering and
+//!   tokenising the text, and assembling batches run on a dedicated thread pool of
+//!   `decode_threads` threads, never on the async runtime;
 //! - at most `ready_batches` finished batches wait for the consumer, so memory is bounded.
 //!
 //! Crops: one uniformly random `patch x patch` window per photo and epoch, at full
