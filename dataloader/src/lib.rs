@@ -18,6 +18,7 @@ pub mod tagmap;
 pub use tagmap::TagMap;
 pub mod exif;
 pub mod jpeg;
+pub mod pack;
 pub mod shard;
 pub mod store;
 pub mod synth;

@@ -1,3 +1,5 @@
 //! Integration tests: one binary, a module per area, shared helpers in `support`.
 
 mod support;
+mod s3;
+mod shards;

@@ -61,6 +61,7 @@ pub struct DatasetWriter {
     opts: WriterOptions,
     shards: Vec<ShardEntry>,
     current: Option<OpenShard>,
+    old_manifest_gone: bool,
 }
 
 struct OpenShard {
@@ -72,8 +73,9 @@ struct OpenShard {
 }
 
 impl DatasetWriter {
-    /// Starts a dataset at `url`. An existing `manifest.json` there is deleted first, so
-    /// that no reader sees an old manifest next to half-rewritten shards.
+    /// Starts a dataset at `url` (a local directory is created). An existing
+    /// `manifest.json` there is deleted before the first shard is written, so that no
+    /// reader sees an old manifest next to half-rewritten shards.
     pub async fn create(
         url: &str,
         store_opts: &StoreOptions,
@@ -92,20 +94,33 @@ impl DatasetWriter {
                 reason: format!("cannot create directory {}: {e}", dir.display()),
             })?;
         }
-        let path = store.child(MANIFEST_NAME);
-        let what = format!("DELETE {}", store.display(MANIFEST_NAME));
-        match retry(&store_opts.retry, &what, || store.store.delete(&path)).await {
-            Ok(()) => tracing::warn!(url, "replacing the dataset already at this URL"),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
         Ok(Self {
             store,
             retry: store_opts.retry.clone(),
             opts,
             shards: Vec::new(),
             current: None,
+            old_manifest_gone: false,
         })
+    }
+
+    /// Deletes a manifest left by an earlier dataset at the URL, before the first object
+    /// of this one is written.
+    async fn remove_old_manifest(&mut self) -> Result<(), ShardError> {
+        if self.old_manifest_gone {
+            return Ok(());
+        }
+        let path = self.store.child(MANIFEST_NAME);
+        let what = format!("DELETE {}", self.store.display(MANIFEST_NAME));
+        match retry(&self.retry, &what, || self.store.store.delete(&path)).await {
+            Ok(()) => {
+                tracing::warn!(url = %self.store.url, "replacing the dataset already at this URL")
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.old_manifest_gone = true;
+        Ok(())
     }
 
     /// Encodes and appends a sample (encoding runs on the calling task; see
@@ -124,6 +139,7 @@ impl DatasetWriter {
             }
         }
         if self.current.is_none() {
+            self.remove_old_manifest().await?;
             self.current = Some(self.open_shard().await?);
         }
         let cur = self.current.as_mut().expect("opened above");
@@ -226,6 +242,7 @@ impl DatasetWriter {
     /// Closes the last shard and writes `manifest.json`; returns the manifest.
     pub async fn finish(mut self, info: DatasetInfo) -> Result<Manifest, ShardError> {
         self.close_current().await?;
+        self.remove_old_manifest().await?;
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             compression: self.opts.compression,
