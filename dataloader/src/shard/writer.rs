@@ -160,15 +160,17 @@ impl DatasetWriter {
         cur.hasher.update(&s.bytes);
         cur.bytes += len;
         cur.upload.put(s.bytes);
-        let what = format!(
-            "upload {}",
-            self.store
-                .display(&shard_name(self.shards.len(), self.opts.compression))
-        );
-        cur.upload
+        if let Err(source) = cur
+            .upload
             .wait_for_capacity(self.opts.upload_concurrency)
             .await
-            .map_err(|source| upload_error(what, source))?;
+        {
+            let name = shard_name(self.shards.len(), self.opts.compression);
+            return Err(upload_error(
+                format!("upload {}", self.store.display(&name)),
+                source,
+            ));
+        }
         Ok(())
     }
 
@@ -197,7 +199,11 @@ impl DatasetWriter {
         };
         let n = self.shards.len();
         let name = shard_name(n, self.opts.compression);
-        let trailer = sample::end_of_archive(self.opts.compression);
+        let trailer =
+            sample::end_of_archive(self.opts.compression).map_err(|e| ShardError::Write {
+                url: self.store.url.clone(),
+                reason: format!("cannot compress the end of {name}: {e}"),
+            })?;
         cur.hasher.update(&trailer);
         cur.bytes += trailer.len() as u64;
         cur.upload.write(&trailer);
