@@ -2,7 +2,7 @@
 //! photos, and YFCC100M-style lines built from those dumps.
 
 use crate::support;
-use dataloader::exif::read_jpeg;
+use dataloader::exif::{parse_yfcc_line, read_jpeg};
 use dataloader::TagMap;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,7 @@ struct DumpTag {
     value: String,
 }
 
-/// Reads the `[Exif IFD0 - 0x....] Name = value` and `[Exif SubIFD - ...]` lines of a
-/// dump, leaving out `Unknown tag (0x....)` entries. A value spread over several lines
+/// Reads the `[Directory - 0x....] Name = value` lines of a dump. A value spread over several lines
 /// (text with line breaks) is joined back with `\n`; blank lines after an entry belong to
 /// its value unless they separate two directories (the last one then does).
 fn parse_dump(text: &str) -> Vec<DumpTag> {
@@ -68,6 +67,55 @@ fn parse_dump(text: &str) -> Vec<DumpTag> {
         }
     }
     tags
+}
+
+/// The entries a tag map should hold: IFD0 and Exif SubIFD, without `Unknown tag`s.
+fn exif_entries(dump: &[DumpTag]) -> Vec<&DumpTag> {
+    dump.iter()
+        .filter(|t| t.directory == "Exif IFD0" || t.directory == "Exif SubIFD")
+        .filter(|t| !t.name.starts_with("Unknown tag ("))
+        .collect()
+}
+
+/// The tag map a dump describes: its IFD0 then SubIFD entries (a repeated name keeps its
+/// first position and takes the later value).
+fn dump_tag_map(dump: &[DumpTag]) -> TagMap {
+    exif_entries(dump)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.value.clone()))
+        .collect()
+}
+
+/// Form-encodes a YFCC key or value: `+` for a space, `%XX` for anything but letters,
+/// digits and `-._~`.
+fn yfcc_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A YFCC100M metadata line holding every entry of a dump (all directories, as the
+/// dataset's file does).
+fn yfcc_line(photo_id: &str, dump: &[DumpTag]) -> String {
+    let pairs: Vec<String> = dump
+        .iter()
+        .map(|t| {
+            format!(
+                "{}:{}",
+                yfcc_encode(&format!("{}.{}", t.directory, t.name)),
+                yfcc_encode(&t.value)
+            )
+        })
+        .collect();
+    format!("{photo_id}\t{}", pairs.join(","))
 }
 
 /// Width and height from a JPEG's start-of-frame segment.
@@ -130,7 +178,7 @@ struct Agreement {
 
 impl Agreement {
     /// Adds one image; a tag missing from `ours` counts as a disagreement.
-    fn add(&mut self, image: &Path, dump: &[DumpTag], ours: &TagMap, crop: Option<(u32, u32)>) {
+    fn add(&mut self, image: &Path, dump: &[&DumpTag], ours: &TagMap, crop: Option<(u32, u32)>) {
         for t in dump {
             self.total += 1;
             let got = ours.get(&t.name);
@@ -199,9 +247,79 @@ fn read_jpeg_agrees_with_metadata_extractor_dumps() {
     for (image, dump) in &dumps {
         let bytes = std::fs::read(image).expect("read image");
         let ours = read_jpeg(&bytes).unwrap_or_else(|e| panic!("{}: {e}", image.display()));
-        agreement.add(image, dump, &ours, jpeg_size(&bytes));
+        agreement.add(image, &exif_entries(dump), &ours, jpeg_size(&bytes));
     }
     agreement.print("read_jpeg vs metadata-extractor");
-    let rate = agreement.rate(agreement.crop_aware);
-    assert!(rate >= 0.95, "agreement {rate:.4} below 0.95");
+    // Strict: every pair the dumps list, the crop-rewritten image sizes included.
+    let strict = agreement.rate(agreement.strict);
+    assert!(strict >= 0.95, "strict agreement {strict:.4} below 0.95");
+    // Crop-aware: the files as they are; everything else must agree.
+    let crop_aware = agreement.rate(agreement.crop_aware);
+    assert!(
+        crop_aware >= 0.99,
+        "crop-aware agreement {crop_aware:.4} below 0.99"
+    );
+}
+
+/// YFCC100M lines built from the dumps parse back to the dumps' tag maps (only IFD0 and
+/// SubIFD kept, names without the directory), and read_jpeg on the photo agrees with the
+/// line on the same pairs as with the dump.
+#[test]
+fn yfcc_lines_give_the_same_maps_as_the_dumps_and_as_read_jpeg() {
+    let Some(cameras) = support::cameras_dir() else {
+        return;
+    };
+    let dumps = dumps(&cameras);
+    assert!(!dumps.is_empty());
+    let (mut vs_dump, mut vs_line) = (Agreement::default(), Agreement::default());
+    for (n, (image, dump)) in dumps.iter().enumerate() {
+        let id = format!("{}", 1_000_000 + n);
+        let (got_id, from_line) = parse_yfcc_line(&yfcc_line(&id, dump))
+            .unwrap_or_else(|e| panic!("{}: {e}", image.display()));
+        assert_eq!(got_id, id);
+        let expected = dump_tag_map(dump);
+        let pairs = |m: &TagMap| {
+            m.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&from_line), pairs(&expected), "{}", image.display());
+
+        let bytes = std::fs::read(image).expect("read image");
+        let ours = read_jpeg(&bytes).expect("read_jpeg");
+        let crop = jpeg_size(&bytes);
+        let expected_entries: Vec<DumpTag> = expected
+            .iter()
+            .map(|(k, v)| DumpTag {
+                directory: "Exif".into(),
+                name: k.into(),
+                value: v.into(),
+            })
+            .collect();
+        vs_dump.add(
+            image,
+            &expected_entries.iter().collect::<Vec<_>>(),
+            &ours,
+            crop,
+        );
+        let line_entries: Vec<DumpTag> = from_line
+            .iter()
+            .map(|(k, v)| DumpTag {
+                directory: "Exif".into(),
+                name: k.into(),
+                value: v.into(),
+            })
+            .collect();
+        vs_line.add(image, &line_entries.iter().collect::<Vec<_>>(), &ours, crop);
+    }
+    vs_line.print("read_jpeg vs YFCC lines");
+    assert_eq!(
+        (vs_line.total, vs_line.strict),
+        (vs_dump.total, vs_dump.strict)
+    );
+    assert_eq!(vs_line.crop_aware, vs_dump.crop_aware);
+    assert!(vs_line.rate(vs_line.strict) >= 0.95);
+    // A photo without EXIF has an empty line.
+    let (id, empty) = parse_yfcc_line("123\t").expect("empty line");
+    assert!(id == "123" && empty.is_empty());
 }

@@ -12,6 +12,7 @@
 mod describe;
 pub mod frequency;
 mod javafmt;
+mod makernote;
 mod names;
 mod raw;
 pub mod text;
@@ -40,9 +41,13 @@ pub enum ExifError {
 /// IFD0 / sub-IFD tags.
 const NOT_LISTED: &[u16] = &[0x014a, 0x02bc, 0x8649, 0x8773, 0xc4a5];
 
-/// The maker-note tag: a vendor blob, left out of the map (its content belongs to the
-/// vendor's own directories, which this reader does not decode).
+/// The maker-note tag: a vendor blob. Listed (as an opaque value) only where the reference
+/// lists it, when it does not decode the vendor's format; vendor directories themselves are
+/// not decoded here.
 const MAKERNOTE: u16 = 0x927c;
+
+/// How many bytes of a maker note the vendor recognition looks at.
+const MAKERNOTE_HEAD: usize = 14;
 
 /// Embedded IPTC (read as its own directory when it starts with an IPTC marker).
 const IPTC: u16 = 0x83bb;
@@ -50,9 +55,9 @@ const IPTC: u16 = 0x83bb;
 /// Reads the EXIF of a JPEG file's bytes as a tag map (IFD0 and Exif sub-IFD tags with
 /// metadata-extractor names and descriptions).
 ///
-/// Tags unknown to metadata-extractor (`Unknown tag (0x....)`) and maker notes are left
-/// out. A tag whose value has no description (wrong type, for instance) maps to an empty
-/// string, as the reference prints it. IFD0 tags come first, then the sub-IFD's; a name
+/// Tags unknown to metadata-extractor (`Unknown tag (0x....)`) are left out, and so is
+/// a maker note that metadata-extractor decodes into a vendor directory (see `makernote`). A tag whose value has no description (wrong type,
+/// for instance) maps to an empty string, as the reference prints it. IFD0 tags come first, then the sub-IFD's; a name
 /// present in both keeps its IFD0 position and the sub-IFD value.
 pub fn read_jpeg(bytes: &[u8]) -> Result<TagMap, ExifError> {
     let exif = parse(bytes)?;
@@ -62,24 +67,52 @@ pub fn read_jpeg(bytes: &[u8]) -> Result<TagMap, ExifError> {
         if field.ifd_num != exif::In::PRIMARY {
             continue;
         }
-        let target = match field.tag.context() {
-            exif::Context::Tiff => &mut ifd0,
-            exif::Context::Exif => &mut sub,
+        let in_sub = match field.tag.context() {
+            exif::Context::Tiff => false,
+            exif::Context::Exif => true,
             _ => continue,
         };
         let id = field.tag.number();
-        if NOT_LISTED.contains(&id) || id == MAKERNOTE {
+        if NOT_LISTED.contains(&id) {
             continue;
         }
         let Some(raw) = Raw::from_exif(&field.value) else {
             continue;
         };
-        if id == IPTC && raw.byte_array().and_then(|b| b.first().copied()) == Some(0x1c) {
+        if id == IPTC && !in_sub && raw.byte_array().and_then(|b| b.first().copied()) == Some(0x1c)
+        {
             continue;
         }
-        target.push((id, raw));
+        if id == MAKERNOTE && in_sub && makernote_decoded(&exif, &ifd0, &field.value) {
+            continue;
+        }
+        if in_sub {
+            sub.push((id, raw));
+        } else {
+            ifd0.push((id, raw));
+        }
     }
     Ok(to_tag_map(&[&ifd0, &sub]))
+}
+
+/// Whether the reference decodes this maker note (and so does not list it).
+fn makernote_decoded(exif: &exif::Exif, ifd0: &[(u16, Raw)], value: &exif::Value) -> bool {
+    let make = ifd0
+        .iter()
+        .find(|(id, _)| *id == 0x010f)
+        .map(|(_, v)| v.string());
+    let head: Vec<u8> = match value {
+        // The reference reads the header from the EXIF block, past the note's own end if short.
+        exif::Value::Undefined(_, offset) => {
+            let buf = exif.buf();
+            let start = (*offset as usize).min(buf.len());
+            buf[start..(start + MAKERNOTE_HEAD).min(buf.len())].to_vec()
+        }
+        other => Raw::from_exif(other)
+            .and_then(|r| r.byte_array())
+            .unwrap_or_default(),
+    };
+    makernote::reference_decodes(make.as_deref(), &head, exif.little_endian())
 }
 
 /// Names and describes the tags of each directory, in order.

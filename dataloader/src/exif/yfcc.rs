@@ -4,7 +4,7 @@
 //! the metadata-extractor directory and tag, `Exif+SubIFD.Focal+Length`; only the
 //! `Exif IFD0` and `Exif SubIFD` directories are kept, under the bare tag name, so that a
 //! line gives the same [`TagMap`] as [`super::read_jpeg`] on the original file (unknown
-//! tags and maker notes are dropped on both paths).
+//! tags are dropped on both paths).
 
 use super::ExifError;
 use crate::TagMap;
@@ -54,10 +54,7 @@ pub fn parse_yfcc_line(line: &str) -> Result<(String, TagMap), ExifError> {
                 n + 1
             )));
         };
-        if !KEPT_DIRECTORIES.contains(&directory)
-            || name.starts_with("Unknown tag (")
-            || name == "Makernote"
-        {
+        if !KEPT_DIRECTORIES.contains(&directory) || name.starts_with("Unknown tag (") {
             continue;
         }
         let value = decode(value).map_err(|e| bad(format!("photo {id}: value of `{key}`: {e}")))?;
