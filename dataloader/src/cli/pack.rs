@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use dataloader::exif::TagList;
 use dataloader::pack::{self, Input, PackOptions, TagSource};
 use dataloader::shard::{Compression, WriterOptions};
 use dataloader::store::{RetryPolicy, StoreOptions};
@@ -60,6 +61,10 @@ pub struct Args {
     /// without extension) instead of the files' own EXIF.
     #[arg(long, value_name = "FILE")]
     pub yfcc: Option<PathBuf>,
+    /// Tag list to record in the manifest (TOML with `tags = [...]`, as `dataloader tags`
+    /// writes). Default: computed from the packed photos.
+    #[arg(long, value_name = "FILE")]
+    pub tags: Option<PathBuf>,
     /// Photos prepared at once. Default: the number of cores.
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -85,6 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     opts.min_tags = args.min_tags;
     if let Some(y) = &args.yfcc {
         opts.tags = TagSource::Yfcc(y.clone());
+    }
+    if let Some(t) = &args.tags {
+        opts.tag_list = Some(TagList::load(t)?);
     }
     if let Some(j) = args.jobs {
         opts.parallelism = j.max(1);
@@ -135,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.without_index
         );
     }
-    println!("{} distinct tags", m.tags.len());
+    println!("tag list: {} tags", m.tags.len());
     Ok(())
 }
 

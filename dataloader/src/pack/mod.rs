@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
+use crate::exif::frequency::{FrequencyCounter, DEFAULT_THRESHOLD};
+use crate::exif::TagList;
 use crate::shard::writer::DatasetInfo;
 use crate::shard::{DatasetWriter, Manifest, ShardError, WriterOptions};
 use crate::store::StoreOptions;
@@ -47,6 +49,9 @@ pub struct PackOptions {
     pub tags: TagSource,
     /// Photos prepared at once (each holds its file in memory). Default: the number of cores.
     pub parallelism: usize,
+    /// The tag list recorded in the manifest. Default: computed from the packed photos,
+    /// the tags with a value in more than half of them (as `dataloader tags` does).
+    pub tag_list: Option<TagList>,
 }
 
 impl PackOptions {
@@ -59,6 +64,7 @@ impl PackOptions {
             min_tags: 10,
             tags: TagSource::Exif,
             parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            tag_list: None,
         }
     }
 }
@@ -168,7 +174,7 @@ pub async fn pack(
         })
         .buffered(opts.parallelism.max(1));
 
-    let mut state = RunState::default();
+    let mut state = RunState::new(opts.min_tags);
     let mut done = 0u64;
     while let Some((key, result)) = prepared.next().await {
         done += 1;
@@ -203,8 +209,12 @@ pub async fn pack(
             skipped: state.skipped,
         });
     }
+    let tags = match &opts.tag_list {
+        Some(list) => list.names().to_vec(),
+        None => state.frequencies.report(DEFAULT_THRESHOLD).tags,
+    };
     let info = DatasetInfo {
-        tags: state.tag_list(),
+        tags,
         skipped: state.skipped,
         source,
     };
@@ -224,23 +234,30 @@ fn worker_error(key: &str, e: tokio::task::JoinError) -> PackError {
 }
 
 /// Counters of a run.
-#[derive(Default)]
 struct RunState {
     packed: u64,
     bytes: u64,
     without_index: u64,
     skipped: BTreeMap<String, u64>,
-    tag_counts: HashMap<String, u64>,
+    frequencies: FrequencyCounter,
 }
 
 impl RunState {
+    fn new(min_tags: usize) -> Self {
+        Self {
+            packed: 0,
+            bytes: 0,
+            without_index: 0,
+            skipped: BTreeMap::new(),
+            frequencies: FrequencyCounter::new(min_tags),
+        }
+    }
+
     fn record(&mut self, p: &photo::Prepared) {
         self.packed += 1;
         self.bytes += p.encoded.bytes.len() as u64;
         self.without_index += u64::from(!p.has_index);
-        for name in &p.tag_names {
-            *self.tag_counts.entry(name.clone()).or_default() += 1;
-        }
+        self.frequencies.add(&p.tags);
     }
 
     fn skip(&mut self, key: &str, s: photo::Skip) {
@@ -257,12 +274,5 @@ impl RunState {
             );
         }
         *count += 1;
-    }
-
-    /// Tag names seen, most frequent first (ties by name).
-    fn tag_list(&self) -> Vec<String> {
-        let mut tags: Vec<(&String, &u64)> = self.tag_counts.iter().collect();
-        tags.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-        tags.into_iter().map(|(k, _)| k.clone()).collect()
     }
 }

@@ -88,11 +88,12 @@ pub struct Prepared {
     pub encoded: EncodedSample,
     /// Whether a JPEG scan index was stored with it.
     pub has_index: bool,
-    /// Names of its tags (for the manifest's tag list).
-    pub tag_names: Vec<String>,
+    /// Its tags (counted for the manifest's tag list).
+    pub tags: TagMap,
 }
 
-/// Reads and checks one photo and encodes it as a sample.
+/// Reads and checks one photo and encodes it as a sample. `min_tags` counts tags with a
+/// non-empty value, as the tag-frequency count does.
 pub fn prepare(
     path: &Path,
     key: &str,
@@ -124,10 +125,11 @@ pub fn prepare(
             })?
         }
     };
-    if tags.len() < min_tags {
+    let present = tags.iter().filter(|(_, v)| !v.trim().is_empty()).count();
+    if present < min_tags {
         return Err(skip(
             SkipReason::FewTags,
-            format!("{} tags, fewer than {min_tags}", tags.len()),
+            format!("{present} tags with a value, fewer than {min_tags}"),
         ));
     }
     let jpeg_index = match crate::jpeg::build_index(&jpeg) {
@@ -138,11 +140,10 @@ pub fn prepare(
         }
     };
     let has_index = jpeg_index.is_some();
-    let tag_names = tags.iter().map(|(k, _)| k.to_string()).collect();
     let input = SampleInput {
         key: key.to_string(),
         jpeg: Bytes::from(jpeg),
-        tags,
+        tags: tags.clone(),
         jpeg_index,
         width,
         height,
@@ -152,7 +153,7 @@ pub fn prepare(
     Ok(Prepared {
         encoded,
         has_index,
-        tag_names,
+        tags,
     })
 }
 
