@@ -110,11 +110,22 @@ impl DatasetWriter {
         if self.old_manifest_gone {
             return Ok(());
         }
+        // HEAD first: S3 reports success when deleting a key that does not exist.
         let path = self.store.child(MANIFEST_NAME);
-        let what = format!("DELETE {}", self.store.display(MANIFEST_NAME));
-        match retry(&self.retry, &what, || self.store.store.delete(&path)).await {
-            Ok(()) => {
-                tracing::warn!(url = %self.store.url, "replacing the dataset already at this URL")
+        let url = self.store.display(MANIFEST_NAME);
+        match retry(&self.retry, &format!("HEAD {url}"), || {
+            self.store.store.head(&path)
+        })
+        .await
+        {
+            Ok(_) => {
+                tracing::warn!(url = %self.store.url, "replacing the dataset already at this URL");
+                let what = format!("DELETE {url}");
+                match retry(&self.retry, &what, || self.store.store.delete(&path)).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),

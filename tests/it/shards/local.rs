@@ -222,3 +222,44 @@ async fn manifest_is_written_last_and_an_unfinished_dataset_has_none() {
         );
     }
 }
+
+#[tokio::test]
+async fn repacking_replaces_the_dataset_and_a_failed_repack_keeps_it() {
+    let Some(photos) = camera_photos(3) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let tags = photo_folder(&tmp.path().join("photos"), &photos);
+    let out = tmp.path().join("ds");
+    let url = out.to_str().unwrap();
+    let opts = test_options(url, tags.clone(), Compression::Zstd, 1 << 30);
+    pack::pack(&Input::Folder(tmp.path().join("photos")), &opts, &|_| {})
+        .await
+        .unwrap();
+
+    // Nothing packable: an error, and the dataset already there is left alone.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("broken.jpg"), b"not a photo").unwrap();
+    let err = pack::pack(&Input::Folder(empty), &opts, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("corrupt_jpeg"), "{err}");
+    let ds = Dataset::open(url, &opts.store).await.unwrap();
+    assert_round_trip(&ds, &photos, &tags).await;
+
+    // Two of the photos: the new manifest describes only them.
+    std::fs::remove_file(
+        tmp.path()
+            .join("photos")
+            .join(photos[0].file_name().unwrap()),
+    )
+    .unwrap();
+    let m = pack::pack(&Input::Folder(tmp.path().join("photos")), &opts, &|_| {})
+        .await
+        .unwrap()
+        .manifest;
+    assert_eq!(m.samples, 2);
+    let ds = Dataset::open(url, &opts.store).await.unwrap();
+    assert_round_trip(&ds, &photos[1..], &tags).await;
+}
