@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use dataloader::exif::{read_jpeg, render_text, TagList, TextFormat};
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `dataloader exif`.
@@ -22,7 +23,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let list = TagList::bundled();
     let format = TextFormat::default();
     let mut failed = 0usize;
-    for (i, path) in args.files.iter().enumerate() {
+    let mut out = std::io::stdout().lock();
+    let mut first = true;
+    for path in &args.files {
         let result = std::fs::read(path)
             .with_context(|| format!("cannot read {}", path.display()))
             .and_then(|bytes| {
@@ -32,28 +35,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let map = match result {
             Ok(map) => map,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                tracing::error!(file = %path.display(), "{e:#}");
                 failed += 1;
                 continue;
             }
         };
-        if i > 0 {
-            println!();
+        if !first {
+            writeln!(out)?;
         }
-        println!("== {}", path.display());
+        first = false;
+        writeln!(out, "== {}", path.display())?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&map)?);
+            writeln!(out, "{}", serde_json::to_string_pretty(&map)?)?;
         } else {
             for (name, value) in map.iter() {
-                println!("{name}: {value}");
+                writeln!(out, "{name}: {value}")?;
             }
         }
-        println!(
+        writeln!(
+            out,
             "-- text ({} of {} listed tags):",
             count_rendered(&map, &list),
             list.len()
-        );
-        println!("{}", render_text(&map, &list, &format));
+        )?;
+        writeln!(out, "{}", render_text(&map, &list, &format))?;
     }
     if failed > 0 {
         anyhow::bail!("{failed} of {} files could not be read", args.files.len());
