@@ -173,6 +173,8 @@ struct Agreement {
     /// Also counting `Exif Image Width/Height` equal to the crop's real size: the photos
     /// are crops of the dumped originals, and the cropping rewrote those two tags.
     crop_aware: usize,
+    /// Pairs that differ only because the cropping rewrote the image size.
+    crop_rewritten: usize,
     /// Disagreements (crop-aware) per tag: count and the first example.
     diffs: BTreeMap<String, (usize, String)>,
 }
@@ -195,6 +197,7 @@ impl Agreement {
             };
             if crop_value.is_some() && got == crop_value.as_deref() {
                 self.crop_aware += 1;
+                self.crop_rewritten += 1;
                 continue;
             }
             let e = self
@@ -222,6 +225,10 @@ impl Agreement {
             self.crop_aware,
             self.total,
             self.rate(self.crop_aware)
+        );
+        eprintln!(
+            "  {:4}  Exif Image Width/Height: the crop's own size, not the original's",
+            self.crop_rewritten
         );
         let mut sorted: Vec<_> = self.diffs.iter().collect();
         sorted.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
