@@ -2,7 +2,8 @@
 //! photos, and YFCC100M-style lines built from those dumps.
 
 use crate::support;
-use dataloader::exif::{parse_yfcc_line, read_jpeg};
+use dataloader::exif::frequency::FrequencyCounter;
+use dataloader::exif::{parse_yfcc_line, read_jpeg, TagList};
 use dataloader::TagMap;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -172,6 +173,8 @@ struct Agreement {
     /// Also counting `Exif Image Width/Height` equal to the crop's real size: the photos
     /// are crops of the dumped originals, and the cropping rewrote those two tags.
     crop_aware: usize,
+    /// Pairs that differ only because the cropping rewrote the image size.
+    crop_rewritten: usize,
     /// Disagreements (crop-aware) per tag: count and the first example.
     diffs: BTreeMap<String, (usize, String)>,
 }
@@ -194,6 +197,7 @@ impl Agreement {
             };
             if crop_value.is_some() && got == crop_value.as_deref() {
                 self.crop_aware += 1;
+                self.crop_rewritten += 1;
                 continue;
             }
             let e = self
@@ -221,6 +225,10 @@ impl Agreement {
             self.crop_aware,
             self.total,
             self.rate(self.crop_aware)
+        );
+        eprintln!(
+            "  {:4}  Exif Image Width/Height: the crop's own size, not the original's",
+            self.crop_rewritten
         );
         let mut sorted: Vec<_> = self.diffs.iter().collect();
         sorted.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
@@ -322,4 +330,44 @@ fn yfcc_lines_give_the_same_maps_as_the_dumps_and_as_read_jpeg() {
     // A photo without EXIF has an empty line.
     let (id, empty) = parse_yfcc_line("123\t").expect("empty line");
     assert!(id == "123" && empty.is_empty());
+}
+
+/// The shipped tag list (`configs/exif-tags.toml`) is the one the camera photos give with
+/// the paper's rule: tags in more than half of the images with at least 10 tags.
+#[test]
+fn bundled_tag_list_is_what_the_camera_photos_give() {
+    let Some(cameras) = support::cameras_dir() else {
+        return;
+    };
+    let mut counter = FrequencyCounter::new(10);
+    let mut images: Vec<PathBuf> = std::fs::read_dir(cameras.join("images"))
+        .expect("images folder")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    images.sort();
+    for image in &images {
+        let map = read_jpeg(&std::fs::read(image).expect("read image")).expect("EXIF");
+        counter.add(&map);
+    }
+    let report = counter.report(0.5);
+    assert_eq!(
+        report.tags,
+        TagList::bundled().names(),
+        "configs/exif-tags.toml is stale: regenerate it with `dataloader tags <cameras>/images --out configs/exif-tags.toml`"
+    );
+    // The camera-identifying tags the method relies on are in it.
+    for tag in [
+        "Make",
+        "Model",
+        "Exposure Time",
+        "F-Number",
+        "Focal Length",
+        "ISO Speed Ratings",
+    ] {
+        assert!(
+            report.tags.iter().any(|t| t == tag),
+            "{tag} missing from the list"
+        );
+    }
 }

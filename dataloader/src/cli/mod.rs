@@ -11,5 +11,7 @@ pub mod tags;
 
 /// A multi-threaded tokio runtime for the commands that talk to object storage.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

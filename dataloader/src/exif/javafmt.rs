@@ -47,6 +47,12 @@ pub(crate) fn decimal(x: f64, min_frac: usize, max_frac: usize, rounding: Roundi
 /// Whether the exact decimal expansion of `a` has a 5 at fraction digit `digits + 1`
 /// followed only by zeros.
 fn is_exact_tie(a: f64, digits: usize) -> bool {
+    // Cheap filter first: a tie is (close to) an odd multiple of 5 at the next digit.
+    let scaled = a * 10f64.powi(digits as i32 + 1);
+    let nearest = scaled.round();
+    if (scaled - nearest).abs() > 1e-6 * scaled.max(1.0) || nearest % 10.0 != 5.0 {
+        return false;
+    }
     // Any finite double's exact expansion ends within 1100 fraction digits.
     let exact = format!("{a:.1100}");
     let Some(dot) = exact.find('.') else {

@@ -60,6 +60,11 @@ const IPTC: u16 = 0x83bb;
 /// for instance) maps to an empty string, as the reference prints it. IFD0 tags come first, then the sub-IFD's; a name
 /// present in both keeps its IFD0 position and the sub-IFD value.
 pub fn read_jpeg(bytes: &[u8]) -> Result<TagMap, ExifError> {
+    if !bytes.starts_with(&[0xff, 0xd8]) {
+        return Err(ExifError::Malformed(
+            "not a JPEG file (it does not start with the FF D8 start-of-image marker)".into(),
+        ));
+    }
     let exif = parse(bytes)?;
     let mut ifd0: Vec<(u16, Raw)> = Vec::new();
     let mut sub: Vec<(u16, Raw)> = Vec::new();
@@ -146,3 +151,6 @@ fn parse(bytes: &[u8]) -> Result<exif::Exif, ExifError> {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,11 @@ pub enum JpegError {
     Corrupt(String),
     /// The crop does not fit inside the image.
     #[error("crop {crop:?} does not fit in a {width}x{height} image")]
-    CropOutside { crop: CropRect, width: u32, height: u32 },
+    CropOutside {
+        crop: CropRect,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// A rectangle in image pixels (top-left corner and size).
@@ -43,6 +47,10 @@ pub fn build_index(_jpeg: &[u8]) -> Result<Vec<u8>, JpegError> {
 }
 
 /// Decodes `rect` of the photo at full resolution; uses `index` when given and valid.
-pub fn decode_crop(_jpeg: &[u8], _index: Option<&[u8]>, _rect: CropRect) -> Result<RgbImage, JpegError> {
+pub fn decode_crop(
+    _jpeg: &[u8],
+    _index: Option<&[u8]>,
+    _rect: CropRect,
+) -> Result<RgbImage, JpegError> {
     Err(JpegError::Corrupt("not implemented yet".into()))
 }
