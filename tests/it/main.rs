@@ -1,6 +1,6 @@
 //! Integration tests: one binary, a module per area, shared helpers in `support`.
 
 mod exif;
-mod support;
 mod s3;
 mod shards;
+mod support;
