@@ -13,5 +13,7 @@ struct Cli {}
 
 fn main() -> anyhow::Result<()> {
     let _cli = Cli::parse();
-    anyhow::bail!("the coordinator service is not implemented yet; use `dataloader` for the data pipeline")
+    anyhow::bail!(
+        "the coordinator service is not implemented yet; use `dataloader` for the data pipeline"
+    )
 }

@@ -20,6 +20,7 @@ pub mod bench;
 pub mod exif;
 pub mod jpeg;
 pub mod order;
+pub mod pack;
 pub mod shard;
 pub mod store;
 pub mod stream;

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The real camera photos (`images/`, `exif_dumps/`, `manifest.csv`), if present.
@@ -22,9 +25,15 @@ pub fn cameras_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("real camera photos not found at {} (set CAMERAS_DIR); CI requires them", dir.display());
+        panic!(
+            "real camera photos not found at {} (set CAMERAS_DIR); CI requires them",
+            dir.display()
+        );
     }
-    eprintln!("skipping: real camera photos not found at {}", dir.display());
+    eprintln!(
+        "skipping: real camera photos not found at {}",
+        dir.display()
+    );
     None
 }
 

@@ -332,3 +332,16 @@ fn parse_manifest(bytes: &[u8], url: &str) -> Result<Manifest, ShardError> {
     }
     Ok(m)
 }
+
+/// Compile-time check: the stream spawns reads on a multi-threaded runtime, so the
+/// dataset must be shareable and its futures `Send`.
+#[allow(dead_code)]
+fn reads_can_run_on_spawned_tasks(ds: &Dataset, opts: &StoreOptions) {
+    fn send<T: Send>(_: &T) {}
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Dataset>();
+    send(&Dataset::open("", opts));
+    send(&ds.shard_index(0));
+    send(&ds.fetch_sample(0, 0));
+    send(&ds.verify_shard(0));
+}

@@ -61,6 +61,7 @@ pub struct DatasetWriter {
     opts: WriterOptions,
     shards: Vec<ShardEntry>,
     current: Option<OpenShard>,
+    old_manifest_gone: bool,
 }
 
 struct OpenShard {
@@ -72,8 +73,9 @@ struct OpenShard {
 }
 
 impl DatasetWriter {
-    /// Starts a dataset at `url`. An existing `manifest.json` there is deleted first, so
-    /// that no reader sees an old manifest next to half-rewritten shards.
+    /// Starts a dataset at `url` (a local directory is created). An existing
+    /// `manifest.json` there is deleted before the first shard is written, so that no
+    /// reader sees an old manifest next to half-rewritten shards.
     pub async fn create(
         url: &str,
         store_opts: &StoreOptions,
@@ -92,20 +94,44 @@ impl DatasetWriter {
                 reason: format!("cannot create directory {}: {e}", dir.display()),
             })?;
         }
-        let path = store.child(MANIFEST_NAME);
-        let what = format!("DELETE {}", store.display(MANIFEST_NAME));
-        match retry(&store_opts.retry, &what, || store.store.delete(&path)).await {
-            Ok(()) => tracing::warn!(url, "replacing the dataset already at this URL"),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
         Ok(Self {
             store,
             retry: store_opts.retry.clone(),
             opts,
             shards: Vec::new(),
             current: None,
+            old_manifest_gone: false,
         })
+    }
+
+    /// Deletes a manifest left by an earlier dataset at the URL, before the first object
+    /// of this one is written.
+    async fn remove_old_manifest(&mut self) -> Result<(), ShardError> {
+        if self.old_manifest_gone {
+            return Ok(());
+        }
+        // HEAD first: S3 reports success when deleting a key that does not exist.
+        let path = self.store.child(MANIFEST_NAME);
+        let url = self.store.display(MANIFEST_NAME);
+        match retry(&self.retry, &format!("HEAD {url}"), || {
+            self.store.store.head(&path)
+        })
+        .await
+        {
+            Ok(_) => {
+                tracing::warn!(url = %self.store.url, "replacing the dataset already at this URL");
+                let what = format!("DELETE {url}");
+                match retry(&self.retry, &what, || self.store.store.delete(&path)).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.old_manifest_gone = true;
+        Ok(())
     }
 
     /// Encodes and appends a sample (encoding runs on the calling task; see
@@ -124,6 +150,7 @@ impl DatasetWriter {
             }
         }
         if self.current.is_none() {
+            self.remove_old_manifest().await?;
             self.current = Some(self.open_shard().await?);
         }
         let cur = self.current.as_mut().expect("opened above");
@@ -144,15 +171,17 @@ impl DatasetWriter {
         cur.hasher.update(&s.bytes);
         cur.bytes += len;
         cur.upload.put(s.bytes);
-        let what = format!(
-            "upload {}",
-            self.store
-                .display(&shard_name(self.shards.len(), self.opts.compression))
-        );
-        cur.upload
+        if let Err(source) = cur
+            .upload
             .wait_for_capacity(self.opts.upload_concurrency)
             .await
-            .map_err(|source| upload_error(what, source))?;
+        {
+            let name = shard_name(self.shards.len(), self.opts.compression);
+            return Err(upload_error(
+                format!("upload {}", self.store.display(&name)),
+                source,
+            ));
+        }
         Ok(())
     }
 
@@ -181,7 +210,11 @@ impl DatasetWriter {
         };
         let n = self.shards.len();
         let name = shard_name(n, self.opts.compression);
-        let trailer = sample::end_of_archive(self.opts.compression);
+        let trailer =
+            sample::end_of_archive(self.opts.compression).map_err(|e| ShardError::Write {
+                url: self.store.url.clone(),
+                reason: format!("cannot compress the end of {name}: {e}"),
+            })?;
         cur.hasher.update(&trailer);
         cur.bytes += trailer.len() as u64;
         cur.upload.write(&trailer);
@@ -226,6 +259,7 @@ impl DatasetWriter {
     /// Closes the last shard and writes `manifest.json`; returns the manifest.
     pub async fn finish(mut self, info: DatasetInfo) -> Result<Manifest, ShardError> {
         self.close_current().await?;
+        self.remove_old_manifest().await?;
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             compression: self.opts.compression,

@@ -35,8 +35,12 @@ pub struct StoreOptions {
     pub s3_credentials: Option<(String, String)>,
     /// Retries of whole operations (and, per HTTP request, inside the cloud clients).
     pub retry: RetryPolicy,
-    /// Timeout of one HTTP request. Default: 60 s.
+    /// Longest time one HTTP request may take, body included (whole-shard reads and
+    /// uploads are long requests). Default: 10 min.
     pub request_timeout: Option<Duration>,
+    /// Longest wait for the next bytes of a response, so a stalled connection fails
+    /// (and is retried) instead of hanging. Default: 30 s.
+    pub read_timeout: Option<Duration>,
 }
 
 /// Why a URL could not be turned into an object store.
@@ -229,7 +233,8 @@ fn client_retry(policy: &RetryPolicy) -> RetryConfig {
 
 fn client_options(opts: &StoreOptions) -> ClientOptions {
     ClientOptions::new()
-        .with_timeout(opts.request_timeout.unwrap_or(Duration::from_secs(60)))
+        .with_timeout(opts.request_timeout.unwrap_or(Duration::from_secs(600)))
+        .with_read_timeout(opts.read_timeout.unwrap_or(Duration::from_secs(30)))
         .with_connect_timeout(Duration::from_secs(5))
 }
 

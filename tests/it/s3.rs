@@ -1,0 +1,191 @@
+//! The S3 path against a real S3-compatible server (moto, from the project's Python
+//! environment) started by the test on a free port and killed when the test ends: pack to
+//! `s3://` with an endpoint override, read back byte-exact, verify, and get storage errors
+//! (not hangs) for missing objects and unreachable endpoints.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dataloader::pack::{self, Input};
+use dataloader::shard::{Compression, Dataset, ShardError};
+use dataloader::store::{RetryPolicy, StoreOptions};
+
+use crate::shards::{assert_round_trip, camera_photos, photo_folder, test_options};
+use crate::support;
+
+/// A moto S3 server process; killed (and reaped) on drop.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3Server {
+    /// Starts moto on a free port; `None` (skip) when it cannot start, except under
+    /// `CI=true`, where that fails the test.
+    fn start() -> Option<S3Server> {
+        match Self::try_start() {
+            Ok(s) => Some(s),
+            Err(why) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("cannot start the S3 test server: {why}; CI requires it (run scripts/setup.sh)");
+                }
+                eprintln!("skipping: cannot start the S3 test server: {why}");
+                None
+            }
+        }
+    }
+
+    fn try_start() -> Result<S3Server, String> {
+        let py = support::venv_python();
+        if !py.exists() {
+            return Err(format!("{} not found", py.display()));
+        }
+        let mut child = Command::new(&py)
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", py.display()))?;
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Read the port from the banner, then keep draining the log so the server never
+        // blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("Running on http://").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(rest.trim().to_string());
+                    }
+                }
+            }
+        });
+        let mut server = S3Server {
+            child,
+            endpoint: String::new(),
+        };
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "moto did not report its address within 60 s".to_string())?;
+        server.endpoint = format!("http://{addr}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&addr).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("moto at {addr} does not accept connections"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+
+    /// Creates a bucket with a plain `PUT /bucket` (moto does not check signatures).
+    fn create_bucket(&self, bucket: &str) {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(
+            resp.starts_with("HTTP/1.1 200"),
+            "creating bucket {bucket}: {resp}"
+        );
+    }
+
+    fn options(&self) -> StoreOptions {
+        StoreOptions {
+            s3_endpoint: Some(self.endpoint.clone()),
+            s3_credentials: Some(("testing".into(), "testing".into())),
+            region: Some("us-east-1".into()),
+            retry: RetryPolicy::fast(3),
+            ..StoreOptions::default()
+        }
+    }
+}
+
+#[tokio::test]
+async fn pack_to_s3_and_read_back() {
+    let Some(photos) = camera_photos(40) else {
+        return;
+    };
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    server.create_bucket("datasets");
+    let tmp = tempfile::tempdir().unwrap();
+    let tags = photo_folder(&tmp.path().join("photos"), &photos);
+    let total: u64 = photos.iter().map(|p| p.metadata().unwrap().len()).sum();
+    let url = "s3://datasets/cams/v1";
+    // Shards larger than one 8 MiB upload part, so multipart uploads have several parts.
+    let shard_bytes = (total * 3 / 4).max(9 << 20);
+    let mut opts = test_options(url, tags.clone(), Compression::Zstd, shard_bytes);
+    opts.store = server.options();
+    let m = pack::pack(&Input::Folder(tmp.path().join("photos")), &opts, &|_| {})
+        .await
+        .unwrap()
+        .manifest;
+    assert_eq!(m.samples, 40);
+    assert!(m.shards.len() >= 2, "{} shards", m.shards.len());
+
+    let ds = Dataset::open(url, &server.options()).await.unwrap();
+    assert_eq!(ds.manifest(), &m);
+    assert_round_trip(&ds, &photos, &tags).await;
+    for shard in 0..m.shards.len() {
+        let check = ds.verify_shard(shard).await.unwrap();
+        assert!(check.is_ok(), "{check:?}");
+    }
+
+    // No manifest under another prefix; a missing shard object is a storage error.
+    let err = Dataset::open("s3://datasets/cams/none", &server.options())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ShardError::NoManifest { .. }), "{err}");
+    let (store, prefix) = dataloader::store::open_url(url, &server.options()).unwrap();
+    use object_store::ObjectStoreExt;
+    store
+        .delete(&prefix.clone().join(m.shards[1].name.as_str()))
+        .await
+        .unwrap();
+    let ds = Dataset::open(url, &server.options()).await.unwrap();
+    let err = ds.fetch_sample(1, 0).await.unwrap_err();
+    assert!(!err.is_sample_error(), "{err}");
+    assert!(
+        matches!(&err, ShardError::Storage(e) if e.is_not_found()),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_fails_after_bounded_retries() {
+    // A port nothing listens on: connections are refused, which is transient.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let opts = StoreOptions {
+        s3_endpoint: Some(format!("http://127.0.0.1:{port}")),
+        s3_credentials: Some(("k".into(), "s".into())),
+        retry: RetryPolicy::fast(3),
+        ..StoreOptions::default()
+    };
+    let err = Dataset::open("s3://bucket/data", &opts).await.unwrap_err();
+    match &err {
+        ShardError::Storage(e) => assert_eq!(e.attempts, 3, "{err}"),
+        other => panic!("expected a storage error, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("s3://bucket/data/manifest.json"),
+        "{err}"
+    );
+}
