@@ -1,6 +1,6 @@
 //! Measuring the read path (shard ranges, decode, crop, tokenise, batch) in patches per
-//! second and per CPU-second, and writing datasets to measure it on: large synthetic
-//! photos, or a folder of real ones.
+//! second and per CPU-second, and writing large synthetic photos to measure it on (real
+//! photos are packed with `dataloader pack`).
 
 use crate::order::Position;
 use crate::shard::Dataset;
@@ -9,7 +9,6 @@ use crate::store::StoreOptions;
 use crate::stream::{BatchStream, CounterSnapshot, StreamError, StreamOptions};
 use crate::tokenize::TextTokenizer;
 use crate::TagMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,14 +126,6 @@ pub enum BenchDataError {
     /// Encoding a synthetic photo failed.
     #[error("cannot encode a synthetic photo: {0}")]
     Encode(String),
-    /// Reading the photo folder failed.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: std::path::PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
 }
 
 /// Tags of a made-up camera photo (enough text to tokenise like real EXIF).
@@ -197,112 +188,9 @@ pub async fn write_synthetic(
     Ok(out.finish(info).await?)
 }
 
-/// Writes the JPEG files of `dir` (sorted by name) as a dataset at `url`. Each photo's
-/// tags come from its metadata-extractor dump `<dumps>/<file name>.txt` when `dumps` is
-/// given and exists (IFD0 and Exif sub-IFD lines), else from the file's EXIF (an empty map where it
-/// cannot be read). The manifest's tag list holds the tags present in more than half of
-/// the photos, most frequent first.
-pub async fn write_folder(
-    url: &str,
-    store: &StoreOptions,
-    writer: WriterOptions,
-    dir: &Path,
-    dumps: Option<&Path>,
-) -> Result<Manifest, BenchDataError> {
-    let io = |path: &Path, source| BenchDataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| io(dir, e))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
-        })
-        .collect();
-    files.sort();
-    let mut out = DatasetWriter::create(url, store, writer).await?;
-    let mut freq: indexmap::IndexMap<String, usize> = indexmap::IndexMap::new();
-    let (mut unreadable, mut written) = (0u64, 0usize);
-    for (i, path) in files.iter().enumerate() {
-        let jpeg = std::fs::read(path).map_err(|e| io(path, e))?;
-        let Ok((width, height)) =
-            image::ImageReader::with_format(std::io::Cursor::new(&jpeg), image::ImageFormat::Jpeg)
-                .into_dimensions()
-        else {
-            unreadable += 1;
-            continue;
-        };
-        let dump = dumps
-            .zip(path.file_name())
-            .map(|(d, n)| d.join(format!("{}.txt", n.to_string_lossy())));
-        let tags = match dump.filter(|d| d.is_file()) {
-            Some(d) => parse_dump(&std::fs::read(&d).map_err(|e| io(&d, e))?),
-            None => crate::exif::read_jpeg(&jpeg).unwrap_or_default(),
-        };
-        for (k, _) in tags.iter() {
-            *freq.entry(k.to_string()).or_default() += 1;
-        }
-        let jpeg_index = crate::jpeg::build_index(&jpeg).ok().map(Into::into);
-        let sample = SampleInput {
-            key: format!("photo{i:06}"),
-            jpeg: jpeg.into(),
-            tags,
-            jpeg_index,
-            width,
-            height,
-        };
-        out.append(&sample).await?;
-        written += 1;
-    }
-    freq.sort_by(|_, a, _, b| b.cmp(a));
-    let tags = freq
-        .into_iter()
-        .filter(|&(_, n)| n * 2 > written)
-        .map(|(k, _)| k)
-        .collect();
-    let mut info = DatasetInfo {
-        tags,
-        source: dir.display().to_string(),
-        ..Default::default()
-    };
-    if unreadable > 0 {
-        info.skipped.insert("unreadable".into(), unreadable);
-    }
-    Ok(out.finish(info).await?)
-}
-
-/// The IFD0 and Exif sub-IFD tags of a metadata-extractor text dump
-/// (`[Exif IFD0 - 0x010f] Make = Apple`), in dump order.
-pub fn parse_dump(dump: &[u8]) -> TagMap {
-    String::from_utf8_lossy(dump)
-        .lines()
-        .filter_map(|line| {
-            let rest = line
-                .strip_prefix("[Exif IFD0 - ")
-                .or_else(|| line.strip_prefix("[Exif SubIFD - "))?;
-            let (name, value) = rest.split_once("] ")?.1.split_once(" = ")?;
-            Some((name.trim().to_string(), value.trim().to_string()))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dump_lines_of_ifd0_and_exif_subifd_become_tags() {
-        let dump = b"[JPEG - 0x0001] Image Height = 3024 pixels\n[Exif IFD0 - 0x010f] Make = Apple\n\
-                     [Exif SubIFD - 0x829a] Exposure Time = 1/134 sec\n[GPS - 0x0001] GPS Latitude Ref = N\n";
-        let tags = parse_dump(dump);
-        assert_eq!(
-            tags.iter().collect::<Vec<_>>(),
-            vec![("Make", "Apple"), ("Exposure Time", "1/134 sec")]
-        );
-    }
 
     #[test]
     fn cpu_time_grows_with_work() {

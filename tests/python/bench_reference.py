@@ -4,8 +4,8 @@
 Reads the shards of a packed dataset (a local folder with manifest.json; `.tar` directly,
 `.tar.zst` through `zstandard`), and for every sample: PIL `Image.open` + a random 124x124
 crop at full resolution (PIL decodes the whole photo) + `numpy` array; renders the EXIF text
-(`Name: value` joined by ", ", in the manifest's tag order, the same rule as the Rust
-stream); tokenises each batch with the bert-base-uncased WordPiece tokenizer of HF
+(`Name: value` joined by a space, in the manifest's tag order: the paper's format, which
+the Rust stream uses by default); tokenises each batch with the bert-base-uncased WordPiece tokenizer of HF
 `tokenizers`, padded to 512 tokens as the reference does; stacks the batch.
 
 It times each stage and prints one JSON object:
@@ -61,11 +61,23 @@ def samples_of_shard(path):
         yield current, parts["jpg"], json.loads(parts.get("exif.json", b"{}"))
 
 
+PRIVATE_EXACT = {"artist", "copyright", "camera owner name", "owner name", "user comment",
+                 "unique image id", "windows xp author", "windows xp title",
+                 "windows xp comment", "windows xp keywords", "windows xp subject"}
+
+
+def is_private(name):
+    n = name.lower()
+    return (n.startswith("gps") or "serial" in n or "makernote" in n or "maker note" in n
+            or n in PRIVATE_EXACT
+            or ("thumbnail" in n and ("offset" in n or "length" in n or "data" in n)))
+
+
 def render_text(tags, tag_list):
-    names = tag_list if tag_list else list(tags)
-    parts = [f"{n}: {tags[n]}" for n in names if n in tags
-             and not n.lower().startswith("gps") and "serial number" not in n.lower()]
-    return ", ".join(parts)
+    """The paper's format, as `exif::render_text` writes it by default: `Name: value` for
+    the listed tags present with a value, in the list's order, joined by a space."""
+    return " ".join(f"{n}: {tags[n]}" for n in tag_list
+                    if tags.get(n, "").strip() and not is_private(n))
 
 
 def main():

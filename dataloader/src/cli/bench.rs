@@ -5,7 +5,6 @@ use anyhow::{bail, Context};
 use dataloader::bench::{self, Measurement};
 use dataloader::order::RankPlan;
 use dataloader::shard::{Compression, Dataset, WriterOptions};
-use dataloader::store::StoreOptions;
 use dataloader::stream::StreamOptions;
 use dataloader::tokenize::TextTokenizer;
 use std::path::{Path, PathBuf};
@@ -32,20 +31,14 @@ pub struct Args {
     /// Seed of the order and the crops.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Write N synthetic photos of --size as the dataset at URL first.
-    #[arg(long, conflicts_with = "make_from")]
+    /// Write N synthetic photos of --size as the dataset at URL first (real photos:
+    /// `dataloader pack`).
+    #[arg(long)]
     pub make_synthetic: Option<usize>,
     /// Size of the synthetic photos, WIDTHxHEIGHT.
     #[arg(long, default_value = "4000x3000", value_parser = parse_size)]
     pub size: (u16, u16),
-    /// Write the JPEG files of this folder as the dataset at URL first.
-    #[arg(long)]
-    pub make_from: Option<PathBuf>,
-    /// With --make-from: take each photo's tags from the metadata-extractor dump
-    /// `<DIR>/<file name>.txt` instead of the file's EXIF.
-    #[arg(long, requires = "make_from")]
-    pub exif_dumps: Option<PathBuf>,
-    /// Compress the shards of a dataset written with --make-* (zstd, one frame per sample).
+    /// Compress the shards of a dataset written with --make-synthetic.
     #[arg(long)]
     pub zstd: bool,
     /// Also run tests/python/bench_reference.py on the same (local) dataset and print the
@@ -58,9 +51,8 @@ pub struct Args {
     /// The bert-base-uncased vocab.txt (default: $EXIFLANG_VOCAB or the project's .venv).
     #[arg(long)]
     pub vocab: Option<PathBuf>,
-    /// S3 endpoint of an S3-compatible server.
-    #[arg(long, env = "AWS_ENDPOINT_URL")]
-    pub s3_endpoint: Option<String>,
+    #[command(flatten)]
+    pub store: super::pack::StoreArgs,
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -78,10 +70,7 @@ fn parse_size(s: &str) -> Result<(u16, u16), String> {
 /// Runs `dataloader bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
-    let store = StoreOptions {
-        s3_endpoint: args.s3_endpoint.clone(),
-        ..Default::default()
-    };
+    let store = args.store.options();
     let compression = if args.zstd {
         Compression::Zstd
     } else {
@@ -102,15 +91,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             writer.clone(),
             n,
             args.size,
-        ))?;
-    } else if let Some(dir) = &args.make_from {
-        eprintln!("writing the photos of {} to {}", dir.display(), args.url);
-        rt.block_on(bench::write_folder(
-            &args.url,
-            &store,
-            writer.clone(),
-            dir,
-            args.exif_dumps.as_deref(),
         ))?;
     }
     let dataset = rt

@@ -3,7 +3,6 @@
 use anyhow::Context;
 use dataloader::order::{RankPlan, TailPolicy};
 use dataloader::shard::Dataset;
-use dataloader::store::StoreOptions;
 use dataloader::stream::{Batch, BatchStream, CounterSnapshot, StreamOptions};
 use dataloader::tokenize::TextTokenizer;
 use std::io::IsTerminal;
@@ -36,9 +35,8 @@ pub struct Args {
     /// Stop after this many batches.
     #[arg(long)]
     pub max_batches: Option<u64>,
-    /// S3 endpoint of an S3-compatible server.
-    #[arg(long, env = "AWS_ENDPOINT_URL")]
-    pub s3_endpoint: Option<String>,
+    #[command(flatten)]
+    pub store: super::pack::StoreArgs,
     /// The bert-base-uncased vocab.txt (default: $EXIFLANG_VOCAB or the project's .venv).
     #[arg(long)]
     pub vocab: Option<PathBuf>,
@@ -59,10 +57,7 @@ pub struct Args {
 /// Runs `dataloader stream`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
-    let store = StoreOptions {
-        s3_endpoint: args.s3_endpoint.clone(),
-        ..Default::default()
-    };
+    let store = args.store.options();
     let dataset = rt
         .block_on(Dataset::open(&args.url, &store))
         .with_context(|| format!("opening {}", args.url))?;

@@ -25,12 +25,11 @@ pub mod batch;
 pub mod counters;
 mod pipeline;
 pub(crate) mod sample;
-pub mod text;
 
 pub use batch::Batch;
 pub use counters::{CounterSnapshot, Counters, SkipReason};
-pub use text::TextFormat;
 
+use crate::exif::{TagList, TextFormat};
 use crate::order::{EpochOrder, OrderError, Position, RankPlan, Schedule, TailPolicy};
 use crate::shard::{Dataset, ShardError};
 use crate::tokenize::TextTokenizer;
@@ -65,8 +64,11 @@ pub struct StreamOptions {
     pub patch: u32,
     /// The last incomplete global batch of the epoch. Default: dropped.
     pub tail: TailPolicy,
-    /// How the tag map becomes text. Default: [`TextFormat::default`].
+    /// How the tag map becomes text. Default: [`TextFormat::default`] (the paper's).
     pub text: TextFormat,
+    /// Which tags the text holds. Default: the dataset manifest's list, or
+    /// [`TagList::bundled`] when the manifest has none.
+    pub tags: Option<TagList>,
 }
 
 impl StreamOptions {
@@ -84,6 +86,7 @@ impl StreamOptions {
             patch: PATCH,
             tail: TailPolicy::Drop,
             text: TextFormat::default(),
+            tags: None,
         }
     }
 }

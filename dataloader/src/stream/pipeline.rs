@@ -5,6 +5,7 @@ use super::batch::{assemble, Batch};
 use super::counters::{Counters, SkipReason};
 use super::sample::{Input, Prepared, Preparer};
 use super::{resume_after, StreamError, StreamOptions};
+use crate::exif::TagList;
 use crate::order::{EpochOrder, OrderCursor, SampleRef, Schedule};
 use crate::shard::{sample, Compression, Dataset, SampleError, ShardError};
 use crate::tokenize::TextTokenizer;
@@ -44,7 +45,14 @@ impl Reader {
             seed: opts.seed,
             epoch: opts.epoch,
             patch: opts.patch,
-            tag_list: Arc::from(dataset.manifest().tags.clone()),
+            tag_list: Arc::new(opts.tags.clone().unwrap_or_else(|| {
+                let listed = &dataset.manifest().tags;
+                if listed.is_empty() {
+                    TagList::bundled()
+                } else {
+                    TagList::new(listed.iter().cloned())
+                }
+            })),
             format: opts.text.clone(),
             tokenizer,
         };

@@ -2,7 +2,7 @@
 //! part of the JPEG at full resolution, render and tokenise its EXIF text.
 
 use super::counters::SkipReason;
-use super::text::{render_text, TextFormat};
+use crate::exif::{render_text, TagList, TextFormat};
 use crate::jpeg::{self, CropRect, JpegError};
 use crate::order::crop_origin;
 use crate::tokenize::TextTokenizer;
@@ -29,7 +29,7 @@ pub(crate) struct Preparer {
     pub seed: u64,
     pub epoch: u64,
     pub patch: u32,
-    pub tag_list: Arc<[String]>,
+    pub tag_list: Arc<TagList>,
     pub format: TextFormat,
     pub tokenizer: Arc<TextTokenizer>,
 }
@@ -187,7 +187,7 @@ pub(crate) mod tests {
             seed: 3,
             epoch: 1,
             patch: 124,
-            tag_list: Arc::from(vec!["Make".to_string()]),
+            tag_list: Arc::new(TagList::new(["Make"])),
             format: TextFormat::default(),
             tokenizer: Arc::new(TextTokenizer::from_vocab(vocab).unwrap()),
         }
