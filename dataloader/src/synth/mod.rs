@@ -12,6 +12,7 @@
 //! ChaCha8 seeded with a hash of the seed and the photo index.
 
 mod cameras;
+mod catalogue;
 mod demosaic;
 mod develop;
 mod encode;
@@ -356,6 +357,26 @@ mod tests {
         let cam = &cameras()[1];
         assert_eq!(file_name(cam, 7, 10), "simcam_sc-5-pocket_0007.jpg");
         assert_eq!(file_name(cam, 7, 123_456), "simcam_sc-5-pocket_000007.jpg");
+    }
+
+    #[test]
+    fn thread_count_does_not_change_the_bytes() {
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for i in 0..3 {
+            let a = one.install(|| render(i, &small())).unwrap();
+            let b = three.install(|| render(i, &small())).unwrap();
+            assert!(
+                a.jpeg == b.jpeg,
+                "photo {i} differs between 1 and 3 threads"
+            );
+        }
     }
 
     #[test]
