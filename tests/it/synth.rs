@@ -77,7 +77,7 @@ fn same_seed_gives_identical_files_other_seed_different_ones() {
 fn photos_decode_at_the_requested_size_and_exif_names_their_camera() {
     let o = SynthOptions {
         count: 8,
-        width: 300,
+        width: 301,
         height: 124,
         ..opts(3)
     };
@@ -89,7 +89,7 @@ fn photos_decode_at_the_requested_size_and_exif_names_their_camera() {
         let img = image::load_from_memory(&bytes).expect("decodes");
         assert_eq!(
             (img.width(), img.height()),
-            (300, 124),
+            (301, 124),
             "{}",
             path.display()
         );
@@ -112,7 +112,7 @@ fn photos_decode_at_the_requested_size_and_exif_names_their_camera() {
             (camera_of(path).make, camera_of(path).model),
             (make.as_str(), model.as_str())
         );
-        assert_eq!(text(exif::Tag::PixelXDimension).as_deref(), Some("300"));
+        assert_eq!(text(exif::Tag::PixelXDimension).as_deref(), Some("301"));
         assert_eq!(text(exif::Tag::PixelYDimension).as_deref(), Some("124"));
         // Tags of the Exif sub-IFD must be there, not only IFD0.
         for tag in [
@@ -342,5 +342,46 @@ fn noise_residuals_of_one_camera_correlate_more_than_across_cameras() {
             mean > 4.0 * rms_cross && mean > max_cross,
             "{cam}: mean same-camera correlation {mean} vs cross-camera rms {rms_cross}, max {max_cross}"
         );
+    }
+}
+
+/// EXIF agrees with the pixels: photos the EXIF says were shot at four times the lowest
+/// ISO or more are noisier than every photo at the lowest ISO.
+#[test]
+fn higher_iso_photos_are_noisier() {
+    let o = SynthOptions {
+        count: 12,
+        width: 256,
+        height: 192,
+        cameras: vec!["simtron-st-action-2".into()],
+        scene: SceneStyle::Flat,
+        ..opts(4)
+    };
+    let (_dir, paths) = generate(&o);
+    let shots: Vec<(u32, f32)> = paths
+        .iter()
+        .map(|p| {
+            let r = residual(p);
+            (
+                iso(p),
+                (r.iter().map(|v| v * v).sum::<f32>() / r.len() as f32).sqrt(),
+            )
+        })
+        .collect();
+    let min_iso = shots.iter().map(|s| s.0).min().unwrap();
+    let base: Vec<f32> = shots
+        .iter()
+        .filter(|s| s.0 == min_iso)
+        .map(|s| s.1)
+        .collect();
+    let high: Vec<f32> = shots
+        .iter()
+        .filter(|s| s.0 >= 4 * min_iso)
+        .map(|s| s.1)
+        .collect();
+    assert!(!high.is_empty(), "no photo at 4x the lowest ISO: {shots:?}");
+    let noisiest_base = base.iter().fold(0.0f32, |m, &v| m.max(v));
+    for v in high {
+        assert!(v > noisiest_base, "noise does not follow ISO: {shots:?}");
     }
 }
