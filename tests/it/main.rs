@@ -4,3 +4,4 @@ mod exif;
 mod s3;
 mod shards;
 mod support;
+mod synth;
