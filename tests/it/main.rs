@@ -5,3 +5,4 @@ mod s3;
 mod shards;
 mod stream;
 mod support;
+mod synth;
