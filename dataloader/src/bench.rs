@@ -1,14 +1,11 @@
 //! Measuring the read path (shard ranges, decode, crop, tokenise, batch) in patches per
-//! second and per CPU-second, and writing large synthetic photos to measure it on (real
-//! photos are packed with `dataloader pack`).
+//! second and per CPU-second. Datasets to measure on come from `dataloader pack` (real
+//! photos, or full-resolution ones from `dataloader generate`).
 
 use crate::order::Position;
 use crate::shard::Dataset;
-use crate::shard::{DatasetInfo, DatasetWriter, Manifest, SampleInput, ShardError, WriterOptions};
-use crate::store::StoreOptions;
 use crate::stream::{BatchStream, CounterSnapshot, StreamError, StreamOptions};
 use crate::tokenize::TextTokenizer;
-use crate::TagMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,7 +88,7 @@ pub fn process_cpu_time() -> Option<Duration> {
 }
 
 /// A `width x height` JPEG (4:2:0, quality 92) of a gradient with sensor-like noise, so it
-/// compresses about as a camera photo does.
+/// compresses about as a camera photo does; any size, also below the patch size (tests).
 pub fn noisy_jpeg(
     width: u16,
     height: u16,
@@ -115,77 +112,6 @@ pub fn noisy_jpeg(
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
     enc.encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)?;
     Ok(out)
-}
-
-/// Why a bench dataset could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchDataError {
-    /// Writing the dataset failed.
-    #[error(transparent)]
-    Shard(#[from] ShardError),
-    /// Encoding a synthetic photo failed.
-    #[error("cannot encode a synthetic photo: {0}")]
-    Encode(String),
-}
-
-/// Tags of a made-up camera photo (enough text to tokenise like real EXIF).
-fn synthetic_tags(i: usize) -> TagMap {
-    let model = ["EOS 5D Mark III", "D7000", "ILCE-7M3", "X-T2"][i % 4];
-    [
-        (
-            "Make",
-            ["Canon", "NIKON CORPORATION", "SONY", "FUJIFILM"][i % 4].to_string(),
-        ),
-        ("Model", model.to_string()),
-        ("Exposure Time", format!("1/{} sec", 30 + 10 * (i % 20))),
-        ("F-Number", format!("f/{:.1}", 1.8 + (i % 7) as f64)),
-        ("ISO Speed Ratings", (100 << (i % 5)).to_string()),
-        ("Focal Length", format!("{}.0 mm", 18 + i % 50)),
-        ("Exposure Program", "Aperture priority".to_string()),
-        ("White Balance Mode", "Auto white balance".to_string()),
-        ("Software", format!("Ver.{}.0{}", 1 + i % 3, i % 10)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// Writes `count` synthetic `width x height` photos as a dataset at `url`.
-pub async fn write_synthetic(
-    url: &str,
-    store: &StoreOptions,
-    writer: WriterOptions,
-    count: usize,
-    (width, height): (u16, u16),
-) -> Result<Manifest, BenchDataError> {
-    let mut out = DatasetWriter::create(url, store, writer).await?;
-    let mut tags_used: Vec<String> = Vec::new();
-    for i in 0..count {
-        let jpeg = tokio::task::spawn_blocking(move || noisy_jpeg(width, height, i as u64))
-            .await
-            .map_err(|e| BenchDataError::Encode(e.to_string()))?
-            .map_err(|e| BenchDataError::Encode(e.to_string()))?;
-        let tags = synthetic_tags(i);
-        if tags_used.is_empty() {
-            tags_used = tags.iter().map(|(k, _)| k.to_string()).collect();
-        }
-        let jpeg_index = crate::jpeg::build_index(&jpeg).ok().map(Into::into);
-        let sample = SampleInput {
-            key: format!("synthetic{i:06}"),
-            jpeg: jpeg.into(),
-            tags,
-            jpeg_index,
-            width: u32::from(width),
-            height: u32::from(height),
-        };
-        out.append(&sample).await?;
-    }
-    let info = DatasetInfo {
-        tags: tags_used,
-        source: format!("{count} synthetic {width}x{height} photos"),
-        ..Default::default()
-    };
-    Ok(out.finish(info).await?)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use dataloader::bench::{self, Measurement};
 use dataloader::order::RankPlan;
-use dataloader::shard::{Compression, Dataset, WriterOptions};
+use dataloader::shard::Dataset;
 use dataloader::stream::StreamOptions;
 use dataloader::tokenize::TextTokenizer;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// Arguments of `dataloader bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// URL of a packed dataset (written first with --make-synthetic or --make-from).
+    /// URL of a packed dataset (`dataloader pack`).
     pub url: String,
     /// Batches to time, from the start of the stream.
     #[arg(long, default_value_t = 20)]
@@ -31,16 +31,6 @@ pub struct Args {
     /// Seed of the order and the crops.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Write N synthetic photos of --size as the dataset at URL first (real photos:
-    /// `dataloader pack`).
-    #[arg(long)]
-    pub make_synthetic: Option<usize>,
-    /// Size of the synthetic photos, WIDTHxHEIGHT.
-    #[arg(long, default_value = "4000x3000", value_parser = parse_size)]
-    pub size: (u16, u16),
-    /// Compress the shards of a dataset written with --make-synthetic.
-    #[arg(long)]
-    pub zstd: bool,
     /// Also run tests/python/bench_reference.py on the same (local) dataset and print the
     /// ratio.
     #[arg(long)]
@@ -55,44 +45,10 @@ pub struct Args {
     pub store: super::pack::StoreArgs,
 }
 
-fn parse_size(s: &str) -> Result<(u16, u16), String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or("expected WIDTHxHEIGHT, e.g. 4000x3000")?;
-    let p = |v: &str| {
-        v.trim()
-            .parse::<u16>()
-            .map_err(|e| format!("bad size '{s}': {e}"))
-    };
-    Ok((p(w)?, p(h)?))
-}
-
 /// Runs `dataloader bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let store = args.store.options();
-    let compression = if args.zstd {
-        Compression::Zstd
-    } else {
-        Compression::None
-    };
-    let writer = WriterOptions {
-        compression,
-        ..Default::default()
-    };
-    if let Some(n) = args.make_synthetic {
-        eprintln!(
-            "writing {n} synthetic {}x{} photos to {}",
-            args.size.0, args.size.1, args.url
-        );
-        rt.block_on(bench::write_synthetic(
-            &args.url,
-            &store,
-            writer.clone(),
-            n,
-            args.size,
-        ))?;
-    }
     let dataset = rt
         .block_on(Dataset::open(&args.url, &store))
         .with_context(|| format!("opening {}", args.url))?;
