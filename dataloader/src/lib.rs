@@ -11,7 +11,8 @@
 //! - `store` turns URLs into object stores; `shard` writes and reads webdataset-style
 //!   tar shards and their manifest; `pack` and `inspect` are the commands on top.
 //! - `order` fixes the global sample order of an epoch; `stream` reads this rank's part of
-//!   it with bounded prefetch, decodes and tokenises on a thread pool, and yields batches.
+//!   it with bounded prefetch, decodes and tokenises on a thread pool, and yields batches;
+//!   `tokenize` is the BERT uncased WordPiece tokenizer; `bench` measures the read path.
 
 pub mod tagmap;
 
