@@ -364,7 +364,7 @@ fn resuming_from_a_position_yields_the_tail_of_the_stream() {
         let per_rank: Vec<Vec<Batch>> = (0..world)
             .map(|r| {
                 let mut o = opts(4, world, r);
-                o.start = resume.consumed;
+                o.resume_from(resume);
                 f.batches(o)
             })
             .collect();

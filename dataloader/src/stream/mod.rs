@@ -72,6 +72,13 @@ pub struct StreamOptions {
 }
 
 impl StreamOptions {
+    /// Sets the epoch and start position to resume from a saved [`Position`].
+    pub fn resume_from(&mut self, position: Position) -> &mut Self {
+        self.epoch = position.epoch;
+        self.start = position.consumed;
+        self
+    }
+
     /// Default settings for `plan`.
     pub fn new(plan: RankPlan) -> Self {
         Self {
@@ -117,8 +124,8 @@ pub enum StreamError {
         #[source]
         source: Box<ShardError>,
     },
-    /// A decode thread went away without an answer (the pool was shut down).
-    #[error("decode thread pool stopped unexpectedly")]
+    /// A decode thread job ended without an answer (it panicked; see the log).
+    #[error("a decode thread failed without an answer; see the log")]
     PoolGone,
 }
 
@@ -176,6 +183,9 @@ impl BatchStream {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.decode_threads)
             .thread_name(|i| format!("decode-{i}"))
+            // A job that panics anyway drops its answer: the stream ends with PoolGone
+            // instead of the process aborting.
+            .panic_handler(|_| tracing::error!("a decode thread job panicked"))
             .build()
             .map_err(|e| StreamError::ThreadPool(e.to_string()))?;
         let counters = Arc::new(Counters::default());

@@ -167,26 +167,24 @@ async fn fetch_and_prepare(
     let (tx, rx) = oneshot::channel();
     let job_ctx = Arc::clone(&ctx);
     ctx.pool.spawn(move || {
-        let result = match sample::decode(&key, bytes, job_ctx.compression) {
+        // A panic on hostile bytes (unpacking or decoding) skips the sample, never more.
+        let work = || match sample::decode(&key, bytes, job_ctx.compression) {
             Err(e) => Err((skip_reason(&e), e.to_string())),
-            Ok(raw) => {
-                let input = Input {
-                    key: &raw.key,
-                    position,
-                    jpeg: &raw.jpeg,
-                    jpeg_index: raw.jpeg_index.as_deref(),
-                    tags: &raw.tags,
-                    size,
-                };
-                std::panic::catch_unwind(AssertUnwindSafe(|| job_ctx.preparer.prepare(input)))
-                    .unwrap_or_else(|_| {
-                        Err((
-                            SkipReason::CorruptJpeg,
-                            "the decoder panicked on this photo".into(),
-                        ))
-                    })
-            }
+            Ok(raw) => job_ctx.preparer.prepare(Input {
+                key: &raw.key,
+                position,
+                jpeg: &raw.jpeg,
+                jpeg_index: raw.jpeg_index.as_deref(),
+                tags: &raw.tags,
+                size,
+            }),
         };
+        let result = std::panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| {
+            Err((
+                SkipReason::CorruptJpeg,
+                "decoding panicked on this sample".into(),
+            ))
+        });
         if let Err((reason, detail)) = &result {
             job_ctx.counters.skip(*reason, &key, detail);
         }
