@@ -15,12 +15,32 @@ pub(crate) const ZIGZAG: [usize; 64] = [
 ];
 
 const LUT_BITS: u32 = 9;
+const SKIP_EOB: u16 = 1 << 15;
+const SKIP_ZRL: u16 = 1 << 14;
+
+/// The value of an `s`-bit magnitude category with raw bits `v` (JPEG "EXTEND").
+#[inline(always)]
+fn extend(v: u32, s: u32) -> i32 {
+    if s == 0 {
+        0
+    } else if v < 1 << (s - 1) {
+        v as i32 - (1 << s) + 1
+    } else {
+        v as i32
+    }
+}
 
 /// A Huffman table ready for decoding: a lookup table for short codes, canonical code
 /// ranges for the long ones.
 pub(crate) struct HuffTable {
     /// `(length << 8) | symbol` for each `LUT_BITS`-bit prefix; 0 when the code is longer.
     lut: Vec<u16>,
+    /// AC tables: per prefix, `value << 16 | run << 8 | bits` for a whole coefficient
+    /// (code and magnitude) that fits the prefix; 0 otherwise.
+    fast_ac: Vec<i32>,
+    /// AC tables: per prefix whose code fits, the bits to skip for the whole coefficient
+    /// (`& 31`), zig-zag positions it advances (`>> 5 & 31`), `SKIP_EOB` / `SKIP_ZRL`.
+    skip_ac: Vec<u16>,
     /// Largest code of each length (-1 when none), index 1..=16.
     maxcode: [i32; 17],
     /// `values` index of a code of length l is `code + valoffset[l]`.
@@ -30,7 +50,8 @@ pub(crate) struct HuffTable {
 
 impl HuffTable {
     /// Builds the decoding tables; rejects specifications whose codes overflow.
-    pub fn new(spec: &HuffSpec) -> Result<Self, JpegError> {
+    /// `ac` adds the whole-coefficient tables used for AC coefficients.
+    pub fn new(spec: &HuffSpec, ac: bool) -> Result<Self, JpegError> {
         let mut lut = vec![0u16; 1 << LUT_BITS];
         let mut maxcode = [-1i32; 17];
         let mut valoffset = [0i32; 17];
@@ -59,8 +80,30 @@ impl HuffTable {
             }
             code <<= 1;
         }
+        let (mut fast_ac, mut skip_ac) = (Vec::new(), Vec::new());
+        if ac {
+            fast_ac = vec![0; 1 << LUT_BITS];
+            skip_ac = vec![0; 1 << LUT_BITS];
+            for (p, &e) in lut.iter().enumerate() {
+                if e == 0 {
+                    continue;
+                }
+                let (len, r, s) = ((e >> 8) as u32, (e as u32 >> 4) & 15, e as u32 & 15);
+                skip_ac[p] = match (r, s) {
+                    (15, 0) => len as u16 | SKIP_ZRL,
+                    (_, 0) => len as u16 | SKIP_EOB,
+                    _ => (len + s) as u16 | ((r + 1) << 5) as u16,
+                };
+                if s > 0 && len + s <= LUT_BITS {
+                    let bits = (p as u32 >> (LUT_BITS - len - s)) & ((1 << s) - 1);
+                    fast_ac[p] = (extend(bits, s) << 16) | (r << 8) as i32 | (len + s) as i32;
+                }
+            }
+        }
         Ok(Self {
             lut,
+            fast_ac,
+            skip_ac,
             maxcode,
             valoffset,
             values: spec.values.clone(),
@@ -256,12 +299,8 @@ impl<'a> BitReader<'a> {
         if s == 0 {
             return 0;
         }
-        let v = self.bits(s) as i32;
-        if v < 1 << (s - 1) {
-            v - (1 << s) + 1
-        } else {
-            v
-        }
+        let v = self.bits(s);
+        extend(v, s)
     }
 
     /// Decodes the DC difference of a block.
@@ -295,6 +334,18 @@ impl<'a> BitReader<'a> {
         let mut last = 0;
         while k < 64 {
             self.ensure();
+            let f = ac.fast_ac[(self.buf >> (64 - LUT_BITS)) as usize];
+            if f != 0 {
+                self.consume((f & 0xFF) as u32);
+                k += ((f >> 8) & 15) as usize;
+                if k > 63 {
+                    return Err(too_many_coefficients());
+                }
+                out[ZIGZAG[k]] = (f >> 16) * q[k] as i32;
+                last = k;
+                k += 1;
+                continue;
+            }
             let rs = self.symbol(ac)? as u32;
             let (r, s) = ((rs >> 4) as usize, rs & 15);
             if s == 0 {
@@ -327,6 +378,22 @@ impl<'a> BitReader<'a> {
         let mut k = 1;
         while k < 64 {
             self.ensure();
+            let e = ac.skip_ac[(self.buf >> (64 - LUT_BITS)) as usize];
+            if e != 0 {
+                self.consume((e & 31) as u32);
+                if e & SKIP_EOB != 0 {
+                    break;
+                }
+                if e & SKIP_ZRL != 0 {
+                    k += 16;
+                    continue;
+                }
+                k += ((e >> 5) & 31) as u32;
+                if k > 64 {
+                    return Err(too_many_coefficients());
+                }
+                continue;
+            }
             let rs = self.symbol(ac)? as u32;
             let (r, s) = (rs >> 4, rs & 15);
             if s == 0 {
@@ -364,10 +431,13 @@ mod tests {
         let mut counts = [0u8; 16];
         counts[1] = 1;
         counts[2] = 5;
-        HuffTable::new(&HuffSpec {
-            counts,
-            values: vec![0, 1, 2, 3, 4, 5],
-        })
+        HuffTable::new(
+            &HuffSpec {
+                counts,
+                values: vec![0, 1, 2, 3, 4, 5],
+            },
+            false,
+        )
         .unwrap()
     }
 
@@ -388,14 +458,67 @@ mod tests {
         assert_eq!(r.dc_diff(&t).unwrap(), -5);
     }
 
+    /// An AC table with all 162 baseline symbols, codes 2 to 16 bits long.
+    fn full_ac_table() -> HuffTable {
+        let mut values = vec![0x00, 0xF0];
+        for r in 0..16u8 {
+            values.extend((1..=10u8).map(|s| r << 4 | s));
+        }
+        let (mut counts, mut left, mut free) = ([0u8; 16], values.len(), 1usize);
+        for (i, c) in counts.iter_mut().enumerate() {
+            free *= 2;
+            let take = if i < 9 { free / 4 } else { free - 1 }.min(left);
+            *c = take as u8;
+            left -= take;
+            free -= take;
+        }
+        assert_eq!(left, 0);
+        HuffTable::new(&HuffSpec { counts, values }, true).unwrap()
+    }
+
+    #[test]
+    fn skipping_a_block_reads_exactly_what_decoding_reads() {
+        let (dc, ac) = (small_table(), full_ac_table());
+        let q = [1u16; 64];
+        let mut seed = 99u64;
+        let (mut agreed, mut decoded) = (0, 0);
+        for _ in 0..2000 {
+            let data: Vec<u8> = (0..64)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (seed >> 56) as u8
+                })
+                .filter(|&b| b != 0xFF)
+                .collect();
+            let (mut a, mut b) = (BitReader::start(&data), BitReader::start(&data));
+            let (mut pa, mut pb) = (5, 5);
+            let mut coef = [0i32; 64];
+            let ra = a.decode_block(&dc, &ac, &q, &mut pa, &mut coef).map(|_| ());
+            let rb = b.skip_block(&dc, &ac, &mut pb);
+            assert_eq!(ra.is_ok(), rb.is_ok());
+            if ra.is_ok() {
+                assert_eq!((a.position(), pa), (b.position(), pb));
+                decoded += 1;
+            }
+            agreed += 1;
+        }
+        assert!(
+            decoded > 100,
+            "only {decoded} of {agreed} random blocks decoded"
+        );
+    }
+
     #[test]
     fn overlong_table_is_rejected() {
         let mut counts = [0u8; 16];
         counts[0] = 3; // three 1-bit codes cannot exist
-        assert!(HuffTable::new(&HuffSpec {
-            counts,
-            values: vec![0, 1, 2]
-        })
+        assert!(HuffTable::new(
+            &HuffSpec {
+                counts,
+                values: vec![0, 1, 2]
+            },
+            false
+        )
         .is_err());
     }
 

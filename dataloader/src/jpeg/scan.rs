@@ -92,8 +92,8 @@ impl<'a> Scan<'a> {
             let (h, v) = (c.h as usize, c.v as usize);
             let missing = || JpegError::Corrupt(format!("component {} lacks its tables", c.id));
             let q = hdr.qt[c.tq as usize].ok_or_else(missing)?;
-            let dc = HuffTable::new(hdr.dc[c.td as usize].as_ref().ok_or_else(missing)?)?;
-            let ac = HuffTable::new(hdr.ac[c.ta as usize].as_ref().ok_or_else(missing)?)?;
+            let dc = HuffTable::new(hdr.dc[c.td as usize].as_ref().ok_or_else(missing)?, false)?;
+            let ac = HuffTable::new(hdr.ac[c.ta as usize].as_ref().ok_or_else(missing)?, true)?;
             comps.push(Comp {
                 h: if interleaved { h } else { 1 },
                 v: if interleaved { v } else { 1 },
