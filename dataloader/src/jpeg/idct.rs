@@ -3,119 +3,141 @@
 //! the "ISLOW" method of the IJG and libjpeg-turbo decoders. Using the same arithmetic
 //! keeps our samples equal to theirs on valid files.
 //!
-//! Intermediates are 64-bit so that no input, however corrupt, can overflow.
 
 const CONST_BITS: u32 = 13;
 const PASS1_BITS: u32 = 2;
 
 // Constants scaled by 2^13: round(x * 8192).
-const FIX_0_298631336: i64 = 2446;
-const FIX_0_390180644: i64 = 3196;
-const FIX_0_541196100: i64 = 4433;
-const FIX_0_765366865: i64 = 6270;
-const FIX_0_899976223: i64 = 7373;
-const FIX_1_175875602: i64 = 9633;
-const FIX_1_501321110: i64 = 12299;
-const FIX_1_847759065: i64 = 15137;
-const FIX_1_961570560: i64 = 16069;
-const FIX_2_053119869: i64 = 16819;
-const FIX_2_562915447: i64 = 20995;
-const FIX_3_072711026: i64 = 25172;
+const FIX_0_298631336: i32 = 2446;
+const FIX_0_390180644: i32 = 3196;
+const FIX_0_541196100: i32 = 4433;
+const FIX_0_765366865: i32 = 6270;
+const FIX_0_899976223: i32 = 7373;
+const FIX_1_175875602: i32 = 9633;
+const FIX_1_501321110: i32 = 12299;
+const FIX_1_847759065: i32 = 15137;
+const FIX_1_961570560: i32 = 16069;
+const FIX_2_053119869: i32 = 16819;
+const FIX_2_562915447: i32 = 20995;
+const FIX_3_072711026: i32 = 25172;
+
+/// Eight lanes processed together (one per column in pass 1, one per row in pass 2),
+/// which the compiler turns into vector instructions.
+type Lanes = [i32; 8];
 
 #[inline(always)]
-fn descale(x: i64, n: u32) -> i64 {
-    (x + (1 << (n - 1))) >> n
+fn map2(a: Lanes, b: Lanes, f: impl Fn(i32, i32) -> i32) -> Lanes {
+    std::array::from_fn(|i| f(a[i], b[i]))
 }
 
-/// One 1-D pass on eight values `v[0..8]` (already dequantised); returns the eight
-/// outputs before the final descale, as (tmp10, tmp11, tmp12, tmp13, tmp0..tmp3) sums.
 #[inline(always)]
-fn butterfly(v: [i64; 8]) -> [i64; 8] {
+fn add(a: Lanes, b: Lanes) -> Lanes {
+    map2(a, b, i32::wrapping_add)
+}
+
+#[inline(always)]
+fn sub(a: Lanes, b: Lanes) -> Lanes {
+    map2(a, b, i32::wrapping_sub)
+}
+
+#[inline(always)]
+fn mul(a: Lanes, k: i32) -> Lanes {
+    a.map(|x| x.wrapping_mul(k))
+}
+
+/// Adds half of `2^n` and shifts right by `n` (rounding).
+#[inline(always)]
+fn descale(a: Lanes, n: u32) -> Lanes {
+    a.map(|x| x.wrapping_add(1 << (n - 1)) >> n)
+}
+
+/// The 1-D transform of eight inputs `v[0..8]` in each lane; outputs before descaling.
+#[inline(always)]
+fn butterfly(v: [Lanes; 8]) -> [Lanes; 8] {
     // Even part.
-    let z1 = (v[2] + v[6]) * FIX_0_541196100;
-    let tmp2 = z1 - v[6] * FIX_1_847759065;
-    let tmp3 = z1 + v[2] * FIX_0_765366865;
-    let tmp0 = (v[0] + v[4]) << CONST_BITS;
-    let tmp1 = (v[0] - v[4]) << CONST_BITS;
-    let (tmp10, tmp13) = (tmp0 + tmp3, tmp0 - tmp3);
-    let (tmp11, tmp12) = (tmp1 + tmp2, tmp1 - tmp2);
+    let z1 = mul(add(v[2], v[6]), FIX_0_541196100);
+    let tmp2 = sub(z1, mul(v[6], FIX_1_847759065));
+    let tmp3 = add(z1, mul(v[2], FIX_0_765366865));
+    let tmp0 = mul(add(v[0], v[4]), 1 << CONST_BITS);
+    let tmp1 = mul(sub(v[0], v[4]), 1 << CONST_BITS);
+    let (tmp10, tmp13) = (add(tmp0, tmp3), sub(tmp0, tmp3));
+    let (tmp11, tmp12) = (add(tmp1, tmp2), sub(tmp1, tmp2));
     // Odd part.
     let (t0, t1, t2, t3) = (v[7], v[5], v[3], v[1]);
-    let z1 = t0 + t3;
-    let z2 = t1 + t2;
-    let z3 = t0 + t2;
-    let z4 = t1 + t3;
-    let z5 = (z3 + z4) * FIX_1_175875602;
-    let (t0, t1, t2, t3) = (
-        t0 * FIX_0_298631336,
-        t1 * FIX_2_053119869,
-        t2 * FIX_3_072711026,
-        t3 * FIX_1_501321110,
-    );
-    let z1 = -z1 * FIX_0_899976223;
-    let z2 = -z2 * FIX_2_562915447;
-    let z3 = -z3 * FIX_1_961570560 + z5;
-    let z4 = -z4 * FIX_0_390180644 + z5;
-    let t0 = t0 + z1 + z3;
-    let t1 = t1 + z2 + z4;
-    let t2 = t2 + z2 + z3;
-    let t3 = t3 + z1 + z4;
+    let z1 = add(t0, t3);
+    let z2 = add(t1, t2);
+    let z3 = add(t0, t2);
+    let z4 = add(t1, t3);
+    let z5 = mul(add(z3, z4), FIX_1_175875602);
+    let t0 = mul(t0, FIX_0_298631336);
+    let t1 = mul(t1, FIX_2_053119869);
+    let t2 = mul(t2, FIX_3_072711026);
+    let t3 = mul(t3, FIX_1_501321110);
+    let z1 = mul(z1, -FIX_0_899976223);
+    let z2 = mul(z2, -FIX_2_562915447);
+    let z3 = add(mul(z3, -FIX_1_961570560), z5);
+    let z4 = add(mul(z4, -FIX_0_390180644), z5);
+    let t0 = add(t0, add(z1, z3));
+    let t1 = add(t1, add(z2, z4));
+    let t2 = add(t2, add(z2, z3));
+    let t3 = add(t3, add(z1, z4));
     [
-        tmp10 + t3,
-        tmp11 + t2,
-        tmp12 + t1,
-        tmp13 + t0,
-        tmp13 - t0,
-        tmp12 - t1,
-        tmp11 - t2,
-        tmp10 - t3,
+        add(tmp10, t3),
+        add(tmp11, t2),
+        add(tmp12, t1),
+        add(tmp13, t0),
+        sub(tmp13, t0),
+        sub(tmp12, t1),
+        sub(tmp11, t2),
+        sub(tmp10, t3),
     ]
+}
+
+fn transpose(m: [Lanes; 8]) -> [Lanes; 8] {
+    std::array::from_fn(|i| std::array::from_fn(|j| m[j][i]))
 }
 
 /// Inverse DCT of dequantised coefficients (natural order) into 8x8 samples at `out`
 /// with row stride `stride`. `last` is the highest zig-zag index that may be non-zero
 /// (0: the block is flat and only the DC term is used).
+///
+/// Arithmetic is 32-bit and wrapping, like libjpeg-turbo's SIMD code: exact for valid
+/// data, and corrupt coefficients give garbage samples, never a panic.
 pub(crate) fn idct8x8(coef: &[i32; 64], last: usize, out: &mut [u8], stride: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if last != 0 && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        unsafe { idct_avx2(coef, last, out, stride) };
+        return;
+    }
+    idct_lanes(coef, last, out, stride);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn idct_avx2(coef: &[i32; 64], last: usize, out: &mut [u8], stride: usize) {
+    idct_lanes(coef, last, out, stride);
+}
+
+#[inline(always)]
+fn idct_lanes(coef: &[i32; 64], last: usize, out: &mut [u8], stride: usize) {
     if last == 0 {
         // Both passes of a DC-only block reduce to this value (same rounding).
-        let dc = descale(coef[0] as i64, 3);
+        let dc = (coef[0] as i64 + 4) >> 3;
         let v = (dc + 128).clamp(0, 255) as u8;
         for row in out.chunks_mut(stride).take(8) {
             row[..8].fill(v);
         }
         return;
     }
-    let mut ws = [0i64; 64];
-    // Pass 1: columns, keeping PASS1_BITS extra bits.
-    for c in 0..8 {
-        let col = |r: usize| coef[r * 8 + c] as i64;
-        if (1..8).all(|r| coef[r * 8 + c] == 0) {
-            let dc = col(0) << PASS1_BITS;
-            for r in 0..8 {
-                ws[r * 8 + c] = dc;
-            }
-            continue;
-        }
-        let o = butterfly([
-            col(0),
-            col(1),
-            col(2),
-            col(3),
-            col(4),
-            col(5),
-            col(6),
-            col(7),
-        ]);
-        for r in 0..8 {
-            ws[r * 8 + c] = descale(o[r], CONST_BITS - PASS1_BITS);
-        }
-    }
-    // Pass 2: rows, removing the extra bits and the 8x scale of the 2-D transform.
-    for (r, row) in out.chunks_mut(stride).take(8).enumerate() {
-        let w = &ws[r * 8..r * 8 + 8];
-        let o = butterfly([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        for (x, v) in row[..8].iter_mut().zip(o) {
-            *x = (descale(v, CONST_BITS + PASS1_BITS + 3) + 128).clamp(0, 255) as u8;
+    // Pass 1: columns (a lane per column), keeping PASS1_BITS extra bits.
+    let rows: [Lanes; 8] = std::array::from_fn(|r| std::array::from_fn(|c| coef[r * 8 + c]));
+    let ws = butterfly(rows).map(|o| descale(o, CONST_BITS - PASS1_BITS));
+    // Pass 2: rows (a lane per row), removing the extra bits and the 2-D scale of 8.
+    let o = butterfly(transpose(ws)).map(|o| descale(o, CONST_BITS + PASS1_BITS + 3));
+    for (y, row) in out.chunks_mut(stride).take(8).enumerate() {
+        for (x, px) in row[..8].iter_mut().enumerate() {
+            *px = (o[x][y].wrapping_add(128)).clamp(0, 255) as u8;
         }
     }
 }
@@ -178,6 +200,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn vector_and_portable_code_agree() {
+        let mut coef = [0i32; 64];
+        for (i, c) in coef.iter_mut().enumerate() {
+            *c = (i as i32 * 7919 % 601) - 300;
+        }
+        let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+        idct8x8(&coef, 63, &mut a, 8);
+        idct_lanes(&coef, 63, &mut b, 8);
+        assert_eq!(a, b);
     }
 
     #[test]
