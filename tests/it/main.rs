@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area, shared helpers in `support`.
 
 mod exif;
+mod jpeg;
 mod s3;
 mod shards;
 mod stream;

@@ -137,12 +137,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let reasons: Vec<String> = m.skipped.iter().map(|(r, n)| format!("{r} {n}")).collect();
         println!("skipped {skipped}: {}", reasons.join(", "));
     }
-    if summary.without_index > 0 {
-        println!(
-            "packed without a JPEG scan index (decoded whole when read): {}",
-            summary.without_index
-        );
-    }
     println!("tag list: {} tags", m.tags.len());
     Ok(())
 }

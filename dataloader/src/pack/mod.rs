@@ -87,8 +87,6 @@ pub struct PackProgress {
 pub struct PackSummary {
     /// The manifest written.
     pub manifest: Manifest,
-    /// Photos packed without a JPEG scan index.
-    pub without_index: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -221,7 +219,6 @@ pub async fn pack(
     let manifest = writer.finish(info).await?;
     Ok(PackSummary {
         manifest,
-        without_index: state.without_index,
         elapsed: started.elapsed(),
     })
 }
@@ -237,7 +234,6 @@ fn worker_error(key: &str, e: tokio::task::JoinError) -> PackError {
 struct RunState {
     packed: u64,
     bytes: u64,
-    without_index: u64,
     skipped: BTreeMap<String, u64>,
     frequencies: FrequencyCounter,
 }
@@ -247,7 +243,6 @@ impl RunState {
         Self {
             packed: 0,
             bytes: 0,
-            without_index: 0,
             skipped: BTreeMap::new(),
             frequencies: FrequencyCounter::new(min_tags),
         }
@@ -256,7 +251,6 @@ impl RunState {
     fn record(&mut self, p: &photo::Prepared) {
         self.packed += 1;
         self.bytes += p.encoded.bytes.len() as u64;
-        self.without_index += u64::from(!p.has_index);
         self.frequencies.add(&p.tags);
     }
 

@@ -86,8 +86,6 @@ pub enum TagLookup {
 pub struct Prepared {
     /// The encoded sample.
     pub encoded: EncodedSample,
-    /// Whether a JPEG scan index was stored with it.
-    pub has_index: bool,
     /// Its tags (counted for the manifest's tag list).
     pub tags: TagMap,
 }
@@ -132,19 +130,17 @@ pub fn prepare(
             format!("{present} tags with a value, fewer than {min_tags}"),
         ));
     }
-    let jpeg_index = match crate::jpeg::build_index(&jpeg) {
-        Ok(idx) => Some(Bytes::from(idx)),
-        Err(e) => {
-            tracing::debug!(key, error = %e, "no scan index for this photo; readers decode it whole");
-            None
-        }
-    };
-    let has_index = jpeg_index.is_some();
+    // A full entropy-decoding pass: it also catches damaged image data that the structural
+    // check cannot see. JPEG kinds the partial decoder does not handle get a short record
+    // telling readers to decode them whole.
+    let jpeg_index = crate::jpeg::build_index(&jpeg)
+        .map(Bytes::from)
+        .map_err(|e| skip(SkipReason::CorruptJpeg, e.to_string()))?;
     let input = SampleInput {
         key: key.to_string(),
         jpeg: Bytes::from(jpeg),
         tags: tags.clone(),
-        jpeg_index,
+        jpeg_index: Some(jpeg_index),
         width,
         height,
     };
@@ -152,24 +148,13 @@ pub fn prepare(
         .map_err(|e| skip(SkipReason::CorruptJpeg, e.to_string()))?;
     Ok(Prepared {
         encoded,
-        has_index,
         tags,
     })
 }
 
-/// Width and height from the frame header: `jpeg::dimensions`, else the `image` crate's
-/// header reader.
+/// Width and height from the frame header.
 fn dimensions(jpeg: &[u8]) -> Result<(u32, u32), String> {
-    if let Ok(d) = crate::jpeg::dimensions(jpeg) {
-        return Ok(d);
-    }
-    let reader = image::ImageReader::new(std::io::Cursor::new(jpeg))
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?;
-    if reader.format() != Some(image::ImageFormat::Jpeg) {
-        return Err("not a JPEG file".into());
-    }
-    reader.into_dimensions().map_err(|e| e.to_string())
+    crate::jpeg::dimensions(jpeg).map_err(|e| e.to_string())
 }
 
 /// Cheap structural check that catches truncated files without decoding: the marker

@@ -151,6 +151,12 @@ async fn shards_are_standard_tar_archives_with_webdataset_member_names() {
                 json.len() as u64,
                 sha256_hex(&json),
             ));
+            let index = dataloader::jpeg::build_index(&jpeg).unwrap();
+            expected.push((
+                format!("{}.jpgidx", stem(p)),
+                index.len() as u64,
+                sha256_hex(&index),
+            ));
         }
         assert_eq!(members, expected, "{compression:?}");
     }
