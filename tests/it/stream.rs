@@ -179,11 +179,13 @@ impl Fixture {
                 ]
                 .into_iter()
                 .collect();
+                // With the scan index, as `pack` writes it: crops decode partially.
+                let jpeg_index = dataloader::jpeg::build_index(&s.jpeg).ok().map(Into::into);
                 let input = SampleInput {
                     key: s.key,
                     jpeg: s.jpeg.into(),
                     tags,
-                    jpeg_index: None,
+                    jpeg_index,
                     width: s.size.0,
                     height: s.size.1,
                 };

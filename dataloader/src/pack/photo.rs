@@ -146,10 +146,7 @@ pub fn prepare(
     };
     let encoded = sample::encode(&input, compression)
         .map_err(|e| skip(SkipReason::CorruptJpeg, e.to_string()))?;
-    Ok(Prepared {
-        encoded,
-        tags,
-    })
+    Ok(Prepared { encoded, tags })
 }
 
 /// Width and height from the frame header.

@@ -50,7 +50,8 @@ impl Preparer {
     pub fn prepare(&self, input: Input<'_>) -> Result<Prepared, Skip> {
         let (width, height) = match input.size {
             Some(s) => s,
-            None => dimensions(input.jpeg).map_err(|e| (SkipReason::CorruptJpeg, e.to_string()))?,
+            None => jpeg::dimensions(input.jpeg)
+                .map_err(|e| (SkipReason::CorruptJpeg, e.to_string()))?,
         };
         let (x, y) = crop_origin(
             self.seed,
@@ -94,68 +95,21 @@ impl Preparer {
     }
 }
 
-/// Whether `e` is the placeholder error of a JPEG routine not written yet.
-fn not_implemented(e: &JpegError) -> bool {
-    matches!(e, JpegError::Corrupt(m) if m.contains("not implemented"))
-}
-
-/// Width and height of a JPEG from its header.
-fn dimensions(bytes: &[u8]) -> Result<(u32, u32), JpegError> {
-    match jpeg::dimensions(bytes) {
-        Err(e) if not_implemented(&e) => {
-            image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg)
-                .into_dimensions()
-                .map_err(|e| JpegError::Corrupt(e.to_string()))
-        }
-        other => other,
-    }
-}
-
 /// `rect` of the photo at full resolution, checked to have the requested size.
 fn decode_crop(
     bytes: &[u8],
     index: Option<&[u8]>,
     rect: CropRect,
 ) -> Result<jpeg::RgbImage, JpegError> {
-    let img = match jpeg::decode_crop(bytes, index, rect) {
-        Err(e) if not_implemented(&e) => full_decode_crop(bytes, rect)?,
-        other => other?,
-    };
-    if (img.width, img.height) != (rect.width, rect.height)
-        || img.data.len() != (rect.width * rect.height * 3) as usize
-    {
+    let img = jpeg::decode_crop(bytes, index, rect)?;
+    let expected = (rect.width * rect.height * 3) as usize;
+    if (img.width, img.height) != (rect.width, rect.height) || img.data.len() != expected {
         return Err(JpegError::Corrupt(format!(
             "decoder returned {}x{} for a {}x{} crop",
             img.width, img.height, rect.width, rect.height
         )));
     }
     Ok(img)
-}
-
-/// Decodes the whole photo with the `image` crate and cuts `rect` out of it.
-fn full_decode_crop(bytes: &[u8], rect: CropRect) -> Result<jpeg::RgbImage, JpegError> {
-    let full = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
-        .map_err(|e| JpegError::Corrupt(e.to_string()))?
-        .into_rgb8();
-    let (w, h) = full.dimensions();
-    if rect.x + rect.width > w || rect.y + rect.height > h {
-        return Err(JpegError::CropOutside {
-            crop: rect,
-            width: w,
-            height: h,
-        });
-    }
-    let row = (rect.width * 3) as usize;
-    let mut data = Vec::with_capacity(row * rect.height as usize);
-    for y in rect.y..rect.y + rect.height {
-        let start = ((y * w + rect.x) * 3) as usize;
-        data.extend_from_slice(&full.as_raw()[start..start + row]);
-    }
-    Ok(jpeg::RgbImage {
-        width: rect.width,
-        height: rect.height,
-        data,
-    })
 }
 
 #[cfg(test)]
@@ -219,15 +173,23 @@ pub(crate) mod tests {
             .into_iter()
             .collect();
         let got = p.prepare(input(&jpeg, &tags, None)).unwrap();
-        let full = image::load_from_memory(&jpeg).unwrap().into_rgb8();
+        // The same decoder's whole picture, cut at the origin the order module picks.
         let (x, y) = crop_origin(3, 1, 17, 300, 200, 124).unwrap();
-        let mut want = Vec::new();
-        for yy in y..y + 124 {
-            for xx in x..x + 124 {
-                want.extend(full.get_pixel(xx, yy).0);
-            }
-        }
-        assert_eq!(got.pixels, want);
+        let rect = CropRect {
+            x,
+            y,
+            width: 124,
+            height: 124,
+        };
+        let want = jpeg::decode_full(&jpeg).unwrap().crop(rect).unwrap();
+        assert!(
+            got.pixels == want.data,
+            "crop differs from the window at ({x}, {y})"
+        );
+        assert!(
+            (x, y) != (0, 0),
+            "the test should exercise a non-trivial origin"
+        );
         assert_eq!(got.text, "Make: NIKON");
         assert_eq!(got.ids, vec![2, 4, 5, 6, 3]);
     }
