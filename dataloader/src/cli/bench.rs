@@ -4,7 +4,6 @@
 use anyhow::{bail, Context};
 use dataloader::bench::{self, Measurement};
 use dataloader::order::RankPlan;
-use dataloader::shard::Dataset;
 use dataloader::stream::StreamOptions;
 use dataloader::tokenize::TextTokenizer;
 use std::path::{Path, PathBuf};
@@ -42,16 +41,13 @@ pub struct Args {
     #[arg(long)]
     pub vocab: Option<PathBuf>,
     #[command(flatten)]
-    pub store: super::pack::StoreArgs,
+    pub store: super::StoreArgs,
 }
 
 /// Runs `dataloader bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
-    let store = args.store.options();
-    let dataset = rt
-        .block_on(Dataset::open(&args.url, &store))
-        .with_context(|| format!("opening {}", args.url))?;
+    let dataset = args.store.open_dataset(&rt, &args.url)?;
     let tokenizer = TextTokenizer::discover(args.vocab.as_deref())?;
     let vocab = tokenizer.vocab_path().to_path_buf();
     let mut opts = StreamOptions::new(RankPlan::new(args.batch_size, 1, 0)?);

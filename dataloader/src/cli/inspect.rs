@@ -5,7 +5,8 @@ use anyhow::Context;
 
 use dataloader::shard::Dataset;
 
-use super::pack::{human_bytes, StoreArgs};
+use super::pack::human_bytes;
+use super::StoreArgs;
 
 /// Arguments of `dataloader inspect`.
 #[derive(Debug, clap::Args)]
@@ -25,11 +26,12 @@ pub struct Args {
 
 /// Runs `dataloader inspect`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    super::runtime()?.block_on(inspect(args))
+    let rt = super::runtime()?;
+    let ds = args.store.open_dataset(&rt, &args.url)?;
+    rt.block_on(inspect(&args, ds))
 }
 
-async fn inspect(args: Args) -> anyhow::Result<()> {
-    let ds = Dataset::open(&args.url, &args.store.options()).await?;
+async fn inspect(args: &Args, ds: Dataset) -> anyhow::Result<()> {
     let m = ds.manifest();
     println!("dataset     {}", args.url);
     println!(

@@ -9,35 +9,10 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use dataloader::exif::TagList;
-use dataloader::pack::{self, Input, PackOptions, TagSource};
+use dataloader::pack::{self, Input, PackOptions, TagListChoice, TagSource};
 use dataloader::shard::{Compression, WriterOptions};
-use dataloader::store::{RetryPolicy, StoreOptions};
 
-/// Object-storage settings shared by the commands that read or write datasets.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StoreArgs {
-    /// S3 endpoint of an S3-compatible server (MinIO, SeaweedFS, ...). Default:
-    /// AWS_ENDPOINT_URL, else AWS.
-    #[arg(long, value_name = "URL")]
-    pub s3_endpoint: Option<String>,
-    /// Attempts per storage operation before giving up on transient errors.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub attempts: u32,
-}
-
-impl StoreArgs {
-    /// The store options these arguments describe.
-    pub fn options(&self) -> StoreOptions {
-        StoreOptions {
-            s3_endpoint: self.s3_endpoint.clone(),
-            retry: RetryPolicy {
-                max_attempts: self.attempts.max(1),
-                ..RetryPolicy::default()
-            },
-            ..StoreOptions::default()
-        }
-    }
-}
+use super::StoreArgs;
 
 /// Arguments of `dataloader pack`.
 #[derive(Debug, clap::Args)]
@@ -61,10 +36,14 @@ pub struct Args {
     /// without extension) instead of the files' own EXIF.
     #[arg(long, value_name = "FILE")]
     pub yfcc: Option<PathBuf>,
-    /// Tag list to record in the manifest (TOML with `tags = [...]`, as `dataloader tags`
-    /// writes). Default: computed from the packed photos.
-    #[arg(long, value_name = "FILE")]
+    /// Tag list the training text uses, recorded in the manifest (TOML with `tags = [...]`,
+    /// as `dataloader tags` writes). Default: the shipped configs/exif-tags.toml.
+    #[arg(long, value_name = "FILE", conflicts_with = "tags_from_corpus")]
     pub tags: Option<PathBuf>,
+    /// Compute the tag list from the packed photos instead (tags with a value in more
+    /// than half of them).
+    #[arg(long)]
+    pub tags_from_corpus: bool,
     /// Photos prepared at once. Default: the number of cores.
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -92,7 +71,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         opts.tags = TagSource::Yfcc(y.clone());
     }
     if let Some(t) = &args.tags {
-        opts.tag_list = Some(TagList::load(t)?);
+        opts.tag_list = TagListChoice::Given(TagList::load(t)?);
+    } else if args.tags_from_corpus {
+        opts.tag_list = TagListChoice::FromCorpus;
     }
     if let Some(j) = args.jobs {
         opts.parallelism = j.max(1);

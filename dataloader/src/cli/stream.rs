@@ -1,8 +1,6 @@
 //! `dataloader stream`: stream one rank's batches of an epoch and print what was seen.
 
-use anyhow::Context;
 use dataloader::order::{RankPlan, TailPolicy};
-use dataloader::shard::Dataset;
 use dataloader::stream::{Batch, BatchStream, CounterSnapshot, StreamOptions};
 use dataloader::tokenize::TextTokenizer;
 use std::io::IsTerminal;
@@ -36,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     pub max_batches: Option<u64>,
     #[command(flatten)]
-    pub store: super::pack::StoreArgs,
+    pub store: super::StoreArgs,
     /// The bert-base-uncased vocab.txt (default: $EXIFLANG_VOCAB or the project's .venv).
     #[arg(long)]
     pub vocab: Option<PathBuf>,
@@ -57,10 +55,7 @@ pub struct Args {
 /// Runs `dataloader stream`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
-    let store = args.store.options();
-    let dataset = rt
-        .block_on(Dataset::open(&args.url, &store))
-        .with_context(|| format!("opening {}", args.url))?;
+    let dataset = args.store.open_dataset(&rt, &args.url)?;
     let tokenizer = TextTokenizer::discover(args.vocab.as_deref())?;
     let mut opts = StreamOptions::new(RankPlan::new(args.batch_size, args.world, args.rank)?);
     opts.seed = args.seed;

@@ -49,9 +49,22 @@ pub struct PackOptions {
     pub tags: TagSource,
     /// Photos prepared at once (each holds its file in memory). Default: the number of cores.
     pub parallelism: usize,
-    /// The tag list recorded in the manifest. Default: computed from the packed photos,
-    /// the tags with a value in more than half of them (as `dataloader tags` does).
-    pub tag_list: Option<TagList>,
+    /// The tag list recorded in the manifest (the tags the training text uses). Default:
+    /// the list the project ships, [`TagList::bundled`].
+    pub tag_list: TagListChoice,
+}
+
+/// Which tag list a packed dataset's text uses.
+#[derive(Debug, Clone, Default)]
+pub enum TagListChoice {
+    /// The list the project ships (`configs/exif-tags.toml`).
+    #[default]
+    Bundled,
+    /// A given list (e.g. one `dataloader tags` computed over a larger corpus).
+    Given(TagList),
+    /// Computed from the packed photos: the tags with a value in more than half of them,
+    /// as `dataloader tags` does.
+    FromCorpus,
 }
 
 impl PackOptions {
@@ -64,7 +77,7 @@ impl PackOptions {
             min_tags: 10,
             tags: TagSource::Exif,
             parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            tag_list: None,
+            tag_list: TagListChoice::Bundled,
         }
     }
 }
@@ -208,8 +221,9 @@ pub async fn pack(
         });
     }
     let tags = match &opts.tag_list {
-        Some(list) => list.names().to_vec(),
-        None => state.frequencies.report(DEFAULT_THRESHOLD).tags,
+        TagListChoice::Bundled => TagList::bundled().names().to_vec(),
+        TagListChoice::Given(list) => list.names().to_vec(),
+        TagListChoice::FromCorpus => state.frequencies.report(DEFAULT_THRESHOLD).tags,
     };
     let info = DatasetInfo {
         tags,

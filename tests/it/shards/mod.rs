@@ -10,7 +10,7 @@ mod packing;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use dataloader::pack::{PackOptions, TagSource};
+use dataloader::pack::{PackOptions, TagListChoice, TagSource};
 use dataloader::shard::{Compression, Dataset, WriterOptions};
 use dataloader::store::RetryPolicy;
 use dataloader::TagMap;
@@ -86,6 +86,7 @@ pub fn test_options(
 ) -> PackOptions {
     let mut o = PackOptions::new(out);
     o.tags = TagSource::Given(tags);
+    o.tag_list = TagListChoice::FromCorpus;
     o.writer = WriterOptions {
         compression,
         shard_size_bytes: shard_bytes,

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use dataloader::exif::{self, ExifError};
-use dataloader::pack::{self, Input, TagSource};
+use dataloader::pack::{self, Input, PackOptions, TagListChoice, TagSource};
 use dataloader::shard::{Compression, Dataset};
 use dataloader::TagMap;
 
@@ -210,4 +210,54 @@ async fn yfcc_metadata_supplies_the_tags_by_photo_id() {
         second.jpeg,
         std::fs::read::<PathBuf>(dir.join("sub/1004.jpg")).unwrap()
     );
+}
+
+#[tokio::test]
+async fn the_manifest_records_the_shipped_tag_list_unless_told_otherwise() {
+    let Some(photos) = camera_photos(2) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let tags = photo_folder(&tmp.path().join("photos"), &photos);
+    let input = Input::Folder(tmp.path().join("photos"));
+    let pack_with = |choice: TagListChoice, name: &str| {
+        let mut opts = test_options(
+            tmp.path().join(name).to_str().unwrap(),
+            tags.clone(),
+            Compression::None,
+            1 << 30,
+        );
+        opts.tag_list = choice;
+        opts
+    };
+    let shipped = exif::TagList::bundled().names().to_vec();
+    let defaults = PackOptions::new("unused");
+    let m = pack::pack(&input, &pack_with(defaults.tag_list, "default"), &|_| {})
+        .await
+        .unwrap()
+        .manifest;
+    assert_eq!(m.tags, shipped);
+    let given = exif::TagList::new(["Model", "Make"]);
+    let m = pack::pack(
+        &input,
+        &pack_with(TagListChoice::Given(given), "given"),
+        &|_| {},
+    )
+    .await
+    .unwrap()
+    .manifest;
+    assert_eq!(m.tags, ["Model", "Make"]);
+    let m = pack::pack(
+        &input,
+        &pack_with(TagListChoice::FromCorpus, "corpus"),
+        &|_| {},
+    )
+    .await
+    .unwrap()
+    .manifest;
+    assert_ne!(
+        m.tags, shipped,
+        "the two photos' own tags are not the shipped list"
+    );
+    assert!(m.tags.iter().any(|t| t == "Tag 11"), "{:?}", m.tags);
 }
