@@ -114,7 +114,7 @@ use dataloader::shard::{
     Compression, Dataset, DatasetInfo, DatasetWriter, SampleInput, WriterOptions,
 };
 use dataloader::store::{RetryPolicy, StoreOptions};
-use dataloader::stream::{Batch, BatchStream, SkipReason, StreamError, StreamOptions};
+use dataloader::stream::{Batch, BatchStream, CropDecode, SkipReason, StreamError, StreamOptions};
 use dataloader::TagMap;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -480,4 +480,24 @@ fn zstd_shards_stream_the_same_batches_as_plain_tar() {
     let (a, b) = (tar.batches(opts(4, 1, 0)), zst.batches(opts(4, 1, 0)));
     assert_eq!(a.len(), 2);
     assert!(a == b, "zstd batches differ from plain tar batches");
+}
+
+#[test]
+fn every_crop_decode_mode_gives_the_same_batches() {
+    let fx = Fixture::new((0..10).map(photo).collect(), 100);
+    let with = |decode: CropDecode| {
+        let mut o = opts(4, 1, 0);
+        o.decode = decode;
+        fx.batches(o)
+    };
+    let indexed = with(CropDecode::Indexed);
+    assert_eq!(indexed.len(), 2);
+    assert!(
+        indexed == with(CropDecode::Sequential),
+        "sequential decode differs"
+    );
+    assert!(
+        indexed == with(CropDecode::Whole),
+        "whole-photo decode differs"
+    );
 }

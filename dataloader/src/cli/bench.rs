@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use dataloader::bench::{self, Measurement};
 use dataloader::order::RankPlan;
-use dataloader::stream::StreamOptions;
+use dataloader::stream::{CropDecode, StreamOptions};
 use dataloader::tokenize::TextTokenizer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +30,10 @@ pub struct Args {
     /// Seed of the order and the crops.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// How crops are decoded; several modes (comma-separated) are measured one after the
+    /// other on the same samples.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "indexed")]
+    pub decode: Vec<CropDecode>,
     /// Also run tests/python/bench_reference.py on the same (local) dataset and print the
     /// ratio.
     #[arg(long)]
@@ -48,7 +52,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let dataset = args.store.open_dataset(&rt, &args.url)?;
-    let tokenizer = TextTokenizer::discover(args.vocab.as_deref())?;
+    let tokenizer = Arc::new(TextTokenizer::discover(args.vocab.as_deref())?);
     let vocab = tokenizer.vocab_path().to_path_buf();
     let mut opts = StreamOptions::new(RankPlan::new(args.batch_size, 1, 0)?);
     opts.seed = args.seed;
@@ -64,14 +68,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.batches * args.batch_size as u64
         );
     }
-    let m = bench::measure(
-        rt.handle(),
-        dataset,
-        Arc::new(tokenizer),
-        opts,
-        args.batches,
-    )?;
-    print_rust(&m, args.threads);
+    let mut per_core = Vec::new();
+    for &mode in &args.decode {
+        let mut opts = opts.clone();
+        opts.decode = mode;
+        let m = bench::measure(
+            rt.handle(),
+            dataset.clone(),
+            tokenizer.clone(),
+            opts,
+            args.batches,
+        )?;
+        print_rust(&m, mode, args.threads);
+        per_core.push((mode, m.patches_per_cpu_s()));
+    }
 
     if args.compare_python {
         let dir = local_dir(&args.url)?;
@@ -82,18 +92,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         println!("python reference (1 core): {py_512:.1} patches/s padded to 512, {py_longest:.1} patches/s padded to longest");
         println!("python stages (s): {}", py["seconds"]);
-        if let Some(per_core) = m.patches_per_cpu_s() {
-            println!(
-                "ratio per core (rust patches per CPU-second / python patches/s): {:.2}x vs padding to 512, {:.2}x vs padding to longest",
-                per_core / py_512.max(1e-9),
-                per_core / py_longest.max(1e-9)
-            );
+        for (mode, rust) in per_core {
+            if let Some(rust) = rust {
+                println!(
+                    "ratio per core, decode {mode:?} (rust patches per CPU-second / python patches/s): {:.2}x vs padding to 512, {:.2}x vs padding to longest",
+                    rust / py_512.max(1e-9),
+                    rust / py_longest.max(1e-9)
+                );
+            }
         }
     }
     Ok(())
 }
 
-fn print_rust(m: &Measurement, threads: usize) {
+fn print_rust(m: &Measurement, mode: CropDecode, threads: usize) {
+    println!("rust, decode {mode:?}:");
     println!(
         "rust: {} patches in {} batches, {:.2} s wall",
         m.samples,

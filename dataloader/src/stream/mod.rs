@@ -27,6 +27,19 @@ mod pipeline;
 pub(crate) mod sample;
 
 pub use batch::Batch;
+
+/// How the stream decodes a sample's crop. Every mode gives the same pixels; they differ
+/// only in the work done, which is what `dataloader bench --decode` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CropDecode {
+    /// Jump to the crop through the sample's scan index (sequential when it has none).
+    #[default]
+    Indexed,
+    /// Ignore the scan index: entropy-decode from the start of the scan down to the crop.
+    Sequential,
+    /// Decode every pixel of the photo, then cut the crop out.
+    Whole,
+}
 pub use counters::{CounterSnapshot, Counters, SkipReason};
 
 use crate::exif::{TagList, TextFormat};
@@ -66,6 +79,8 @@ pub struct StreamOptions {
     pub tail: TailPolicy,
     /// How the tag map becomes text. Default: [`TextFormat::default`] (the paper's).
     pub text: TextFormat,
+    /// How crops are decoded. Default: [`CropDecode::Indexed`].
+    pub decode: CropDecode,
     /// Which tags the text holds. Default: the dataset manifest's list, or
     /// [`TagList::bundled`] when the manifest has none.
     pub tags: Option<TagList>,
@@ -93,6 +108,7 @@ impl StreamOptions {
             patch: PATCH,
             tail: TailPolicy::Drop,
             text: TextFormat::default(),
+            decode: CropDecode::Indexed,
             tags: None,
         }
     }

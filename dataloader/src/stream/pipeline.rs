@@ -55,6 +55,7 @@ impl Reader {
             })),
             format: opts.text.clone(),
             tokenizer,
+            decode: opts.decode,
         };
         let compression = dataset.manifest().compression;
         Self {

@@ -6,6 +6,8 @@ use crate::exif::{render_text, TagList, TextFormat};
 use crate::jpeg::{self, CropRect, JpegError};
 use crate::order::crop_origin;
 use crate::tokenize::TextTokenizer;
+
+use super::CropDecode;
 use crate::TagMap;
 use std::sync::Arc;
 
@@ -32,6 +34,7 @@ pub(crate) struct Preparer {
     pub tag_list: Arc<TagList>,
     pub format: TextFormat,
     pub tokenizer: Arc<TextTokenizer>,
+    pub decode: CropDecode,
 }
 
 /// The parts of a fetched sample the CPU work reads.
@@ -73,13 +76,14 @@ impl Preparer {
             width: self.patch,
             height: self.patch,
         };
-        let crop = decode_crop(input.jpeg, input.jpeg_index, rect).map_err(|e| match e {
-            JpegError::CropOutside { .. } => (
-                SkipReason::CorruptJpeg,
-                format!("index size {width}x{height} disagrees with the JPEG: {e}"),
-            ),
-            e => (SkipReason::CorruptJpeg, e.to_string()),
-        })?;
+        let crop =
+            decode_crop(self.decode, input.jpeg, input.jpeg_index, rect).map_err(|e| match e {
+                JpegError::CropOutside { .. } => (
+                    SkipReason::CorruptJpeg,
+                    format!("index size {width}x{height} disagrees with the JPEG: {e}"),
+                ),
+                e => (SkipReason::CorruptJpeg, e.to_string()),
+            })?;
         let text = render_text(input.tags, &self.tag_list, &self.format);
         let ids = self
             .tokenizer
@@ -97,11 +101,16 @@ impl Preparer {
 
 /// `rect` of the photo at full resolution, checked to have the requested size.
 fn decode_crop(
+    how: CropDecode,
     bytes: &[u8],
     index: Option<&[u8]>,
     rect: CropRect,
 ) -> Result<jpeg::RgbImage, JpegError> {
-    let img = jpeg::decode_crop(bytes, index, rect)?;
+    let img = match how {
+        CropDecode::Indexed => jpeg::decode_crop(bytes, index, rect)?,
+        CropDecode::Sequential => jpeg::decode_crop(bytes, None, rect)?,
+        CropDecode::Whole => jpeg::decode_full(bytes)?.crop(rect)?,
+    };
     let expected = (rect.width * rect.height * 3) as usize;
     if (img.width, img.height) != (rect.width, rect.height) || img.data.len() != expected {
         return Err(JpegError::Corrupt(format!(
@@ -144,6 +153,7 @@ pub(crate) mod tests {
             tag_list: Arc::new(TagList::new(["Make"])),
             format: TextFormat::default(),
             tokenizer: Arc::new(TextTokenizer::from_vocab(vocab).unwrap()),
+            decode: CropDecode::Indexed,
         }
     }
 
