@@ -165,6 +165,13 @@ pub fn open(url: &str, opts: &StoreOptions) -> Result<StoreUrl, StoreError> {
             b = b.with_region(region.unwrap_or_else(|| "us-east-1".into()));
             if let Some((id, secret)) = &opts.s3_credentials {
                 b = b.with_access_key_id(id).with_secret_access_key(secret);
+            } else if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && endpoint.is_some() {
+                // Without keys the client asks the cloud instance-metadata service, which an
+                // S3-compatible server never backs: say so before its error does, obscurely.
+                tracing::warn!(
+                    url,
+                    "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the server at the endpoint"
+                );
             }
             Arc::new(b.build().map_err(client_err)?)
         }
