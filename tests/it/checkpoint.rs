@@ -104,6 +104,18 @@ async fn local_save_list_load_round_trip() {
 }
 
 #[tokio::test]
+async fn saving_a_step_again_replaces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = local_store(tmp.path());
+    store.save(&small(7)).await.unwrap();
+    let again = checkpoint(7, DIGEST, 10, 20);
+    store.save(&again).await.unwrap();
+    let r = store.latest().await.unwrap().unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 1);
+    assert_eq!(store.load(&r).await.unwrap(), again);
+}
+
+#[tokio::test]
 async fn retention_keeps_the_last_k_complete() {
     let tmp = tempfile::tempdir().unwrap();
     let store = local_store(tmp.path()).keep_last(2);

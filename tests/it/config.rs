@@ -178,6 +178,11 @@ fn unknown_and_missing_fields_are_rejected_with_their_names() {
     let err = Config::from_toml_str(&extra, "x").unwrap_err();
     assert!(err.to_string().contains("colour"), "{err}");
 
+    // The text format section is checked as strictly.
+    let nested = text.replace("with_names = true", "with_name = true");
+    let err = Config::from_toml_str(&nested, "x").unwrap_err();
+    assert!(err.to_string().contains("with_name"), "{err}");
+
     let invalid = text.replace("keep_last = 3", "keep_last = 0");
     let err = Config::from_toml_str(&invalid, "bad.toml").unwrap_err();
     assert!(
