@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 use dataloader::store::{self, retry, RetryPolicy, StoreOptions, StoreUrl};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -17,6 +17,8 @@ use super::{
 const MULTIPART_THRESHOLD_BYTES: usize = 64 << 20;
 /// Size of one uploaded part.
 const PART_BYTES: usize = 16 << 20;
+/// Parts uploaded at the same time.
+const PARTS_IN_FLIGHT: usize = 4;
 
 /// The checkpoints under one URL.
 #[derive(Debug, Clone)]
@@ -120,19 +122,26 @@ impl CheckpointStore {
             return Ok(());
         }
         retry(&self.retry, &what, || async {
-            let upload = store.put_multipart(&path).await?;
-            let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-            let mut off = 0;
-            while off < body.len() {
-                let end = (off + PART_BYTES).min(body.len());
-                if let Err(e) = w.wait_for_capacity(4).await {
-                    let _ = w.abort().await;
-                    return Err(e);
+            let mut upload = store.put_multipart(&path).await?;
+            let parts: Vec<_> = (0..body.len())
+                .step_by(PART_BYTES)
+                .map(|off| {
+                    let end = (off + PART_BYTES).min(body.len());
+                    upload.put_part(PutPayload::from(body.slice(off..end)))
+                })
+                .collect();
+            let sent: Result<Vec<()>, _> = futures::stream::iter(parts)
+                .buffer_unordered(PARTS_IN_FLIGHT)
+                .try_collect()
+                .await;
+            match sent {
+                Ok(_) => upload.complete().await.map(|_| ()),
+                Err(e) => {
+                    // Do not leave the parts behind (they cost storage until aborted).
+                    let _ = upload.abort().await;
+                    Err(e)
                 }
-                w.put(body.slice(off..end));
-                off = end;
             }
-            w.finish().await.map(|_| ())
         })
         .await?;
         Ok(())
