@@ -1,5 +1,7 @@
 //! Integration tests: one binary, a module per area, shared helpers in `support`.
 
+mod checkpoint;
+mod config;
 mod exif;
 mod jpeg;
 mod s3;

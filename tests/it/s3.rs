@@ -15,8 +15,9 @@ use dataloader::store::{RetryPolicy, StoreOptions};
 use crate::shards::{assert_round_trip, camera_photos, photo_folder, test_options};
 use crate::support;
 
-/// A moto S3 server process; killed (and reaped) on drop.
-struct S3Server {
+/// A moto S3 server process; killed (and reaped) on drop. Also used by the checkpoint
+/// tests.
+pub(crate) struct S3Server {
     child: Child,
     endpoint: String,
 }
@@ -31,7 +32,7 @@ impl Drop for S3Server {
 impl S3Server {
     /// Starts moto on a free port; `None` (skip) when it cannot start, except under
     /// `CI=true`, where that fails the test.
-    fn start() -> Option<S3Server> {
+    pub(crate) fn start() -> Option<S3Server> {
         match Self::try_start() {
             Ok(s) => Some(s),
             Err(why) => {
@@ -90,7 +91,7 @@ impl S3Server {
     }
 
     /// Creates a bucket with a plain `PUT /bucket` (moto does not check signatures).
-    fn create_bucket(&self, bucket: &str) {
+    pub(crate) fn create_bucket(&self, bucket: &str) {
         let addr = self.endpoint.trim_start_matches("http://");
         let mut s = TcpStream::connect(addr).unwrap();
         write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
@@ -102,7 +103,7 @@ impl S3Server {
         );
     }
 
-    fn options(&self) -> StoreOptions {
+    pub(crate) fn options(&self) -> StoreOptions {
         StoreOptions {
             s3_endpoint: Some(self.endpoint.clone()),
             s3_credentials: Some(("testing".into(), "testing".into())),
