@@ -2,6 +2,7 @@
 
 mod exif;
 mod jpeg;
+mod kernels;
 mod s3;
 mod shards;
 mod stream;
