@@ -152,7 +152,10 @@ pub fn tokens_to_tensors(
     attention_mask: &[u8],
     seq_len: usize,
 ) -> Result<(Tensor, Tensor), KernelsError> {
-    if seq_len == 0 || input_ids.len() % seq_len != 0 || attention_mask.len() != input_ids.len() {
+    if seq_len == 0
+        || !input_ids.len().is_multiple_of(seq_len)
+        || attention_mask.len() != input_ids.len()
+    {
         return Err(KernelsError::Input {
             what: "input_ids",
             reason: format!(

@@ -42,19 +42,25 @@ fn references() -> Option<&'static Path> {
             eprintln!("skipping: Python torch not usable at {} ({why}); run scripts/setup.sh", python.display());
             return None;
         }
-        let cameras = cameras_dir()?;
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kernels-parity");
         let _ = std::fs::remove_dir_all(&out);
-        let status = Command::new(&python)
-            .arg(repo_root().join("tests/python/parity_make.py"))
+        let mut cmd = Command::new(&python);
+        cmd.arg(repo_root().join("tests/python/parity_make.py"))
             .arg(&out)
-            .arg("--exif-dumps")
-            .arg(cameras.join("exif_dumps"))
             .env("HF_HUB_OFFLINE", "1")
             .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            .env("TRANSFORMERS_VERBOSITY", "error")
-            .status()
-            .expect("run parity_make.py");
+            .env("TRANSFORMERS_VERBOSITY", "error");
+        // The MiniLM case needs the real EXIF dumps; its test reports when they are missing.
+        let dumps = std::env::var_os("CAMERAS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("../shared/data/cameras"))
+            .join("exif_dumps");
+        if dumps.is_dir() {
+            cmd.arg("--exif-dumps").arg(dumps);
+        } else {
+            cmd.args(["--cases", "resnet50,resnet_basic,bert,distilbert,loss"]);
+        }
+        let status = cmd.status().expect("run parity_make.py");
         assert!(status.success(), "parity_make.py failed: {status}");
         Some(out)
     })
@@ -175,6 +181,9 @@ fn distilbert_matches_transformers_hidden_states_and_all_poolings() {
 #[test]
 fn pretrained_minilm_loads_and_embeds_exif_texts_as_transformers_does() {
     let Some(dir) = references() else { return };
+    if cameras_dir().is_none() {
+        return;
+    }
     let weights = PathBuf::from(std::fs::read_to_string(dir.join("minilm_weights.txt")).unwrap());
     let vs = VarStore::new(Device::Cpu);
     let tower = TextTower::new(

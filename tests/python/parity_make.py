@@ -38,14 +38,21 @@ def preprocess(pixels):
     return (x - mean) / std
 
 
-def randomise_batch_norms(model):
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            with torch.no_grad():
-                m.running_mean.normal_(0.0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.1)
+def randomise_batch_norms(model, side):
+    """Random affine batch-norm parameters and running statistics taken from a calibration
+    batch (momentum 1), so that activations stay O(1) through the 50 layers in eval mode
+    and eval differs from train mode on the test batch."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in bns:
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.normal_(0.0, 0.1)
+            m.momentum = 1.0
+        model.train()
+        model(torch.randn(4, 3, side, side))
+        for m in bns:
+            m.momentum = 0.1
+            m.num_batches_tracked.zero_()
 
 
 def resnet_case(out, name, model, embed_dim, batch, side):
@@ -53,7 +60,7 @@ def resnet_case(out, name, model, embed_dim, batch, side):
     feat = model.fc.in_features
     model.fc = torch.nn.Identity()
     proj = torch.nn.Linear(feat, embed_dim)
-    randomise_batch_norms(model)
+    randomise_batch_norms(model, side)
     weights = {k: v for k, v in model.state_dict().items()}
     weights.update({f"proj.{k}": v for k, v in proj.state_dict().items()})
     save(os.path.join(out, f"{name}.safetensors"), weights)
