@@ -58,7 +58,7 @@ fn references() -> Option<&'static Path> {
         if dumps.is_dir() {
             cmd.arg("--exif-dumps").arg(dumps);
         } else {
-            cmd.args(["--cases", "resnet50,resnet_basic,bert,distilbert,loss"]);
+            cmd.args(["--cases", "resnet50,resnet_basic,bert,distilbert,distilbert_base,loss"]);
         }
         let status = cmd.status().expect("run parity_make.py");
         assert!(status.success(), "parity_make.py failed: {status}");
@@ -145,6 +145,10 @@ fn small_text(kind: TextKind, pooling: Pooling) -> TextTowerConfig {
 }
 
 fn text_parity(case: &str, kind: TextKind) {
+    text_parity_with(case, |pooling| small_text(kind, pooling), 16);
+}
+
+fn text_parity_with(case: &str, cfg: impl Fn(Pooling) -> TextTowerConfig, embed_dim: i64) {
     let Some(dir) = references() else { return };
     let io = read_io(dir, case);
     let (ids, mask) = (&io["input_ids"], &io["attention_mask"]);
@@ -154,7 +158,7 @@ fn text_parity(case: &str, kind: TextKind) {
         (Pooling::MaskedMean, "mean"),
     ] {
         let vs = VarStore::new(Device::Cpu);
-        let tower = TextTower::new(&vs.root(), &small_text(kind, pooling), 16);
+        let tower = TextTower::new(&vs.root(), &cfg(pooling), embed_dim);
         load_safetensors(&vs, &dir.join(format!("{case}.safetensors")), "", &[]).unwrap();
         let (hidden, emb) = tch::no_grad(|| {
             (
@@ -176,6 +180,11 @@ fn bert_matches_transformers_hidden_states_and_all_poolings() {
 #[test]
 fn distilbert_matches_transformers_hidden_states_and_all_poolings() {
     text_parity("distilbert", TextKind::DistilBert);
+}
+
+#[test]
+fn full_size_distilbert_matches_transformers() {
+    text_parity_with("distilbert_base", TextTowerConfig::distilbert_base, 768);
 }
 
 #[test]

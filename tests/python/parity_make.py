@@ -2,7 +2,7 @@
 
 Builds the reference implementations with random weights -- torchvision ResNet-50 and a
 small BasicBlock ResNet (each with a projection `proj` replacing `fc`), Hugging Face BERT and
-DistilBERT (small configs, with a `pool_norm` + `proj` head), the pretrained
+DistilBERT (small configs and full-size DistilBERT, with a `pool_norm` + `proj` head), the pretrained
 all-MiniLM-L6-v2 BERT on real EXIF texts -- and the CLIP loss, and writes, per case,
 `<case>.safetensors` (weights, state-dict names) and `<case>_io.safetensors` (inputs and
 fp32 outputs) into the directory given as the only argument.
@@ -199,7 +199,7 @@ def loss_case(out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--cases", default="resnet50,resnet_basic,bert,distilbert,minilm,loss")
+    ap.add_argument("--cases", default="resnet50,resnet_basic,bert,distilbert,distilbert_base,minilm,loss")
     ap.add_argument("--exif-dumps", default=None)
     args = ap.parse_args()
     cases = set(args.cases.split(","))
@@ -222,6 +222,9 @@ def main():
             vocab_size=1000, dim=64, n_layers=2, n_heads=4, hidden_dim=128, max_position_embeddings=64,
         )
         text_case(args.out, "distilbert", transformers.DistilBertModel(cfg), 64, 16, 1000)
+    if "distilbert_base" in cases:
+        # Full size (distilbert-base-uncased shapes), random weights.
+        text_case(args.out, "distilbert_base", transformers.DistilBertModel(transformers.DistilBertConfig()), 768, 768, 30522)
     if "minilm" in cases:
         if not args.exif_dumps:
             sys.exit("--exif-dumps DIR is needed for the minilm case")
