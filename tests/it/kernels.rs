@@ -10,8 +10,8 @@
 use crate::support::{cameras_dir, repo_root, venv_python};
 use ::kernels::{
     load_safetensors, patches_to_tensor, preprocess, symmetric_infonce, Block, ImageTower,
-    ImageTowerConfig, KernelsError, LogitScale, Pooling, Temperature, TextKind, TextTower,
-    TextTowerConfig,
+    ImageTowerConfig, JointModel, KernelsError, LogitScale, ModelConfig, Objective, Pooling,
+    Temperature, TextKind, TextTower, TextTowerConfig,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ fn references() -> Option<&'static Path> {
         if dumps.is_dir() {
             cmd.arg("--exif-dumps").arg(dumps);
         } else {
-            cmd.args(["--cases", "resnet50,resnet_basic,bert,distilbert,distilbert_base,loss"]);
+            cmd.args(["--cases", "resnet50,resnet_basic,bert,distilbert,distilbert_base,loss,joint"]);
         }
         let status = cmd.status().expect("run parity_make.py");
         assert!(status.success(), "parity_make.py failed: {status}");
@@ -275,4 +275,52 @@ fn weights_of_another_tower_kind_are_refused_naming_the_missing_parameters() {
         }
         other => panic!("expected MissingWeights, got {other}"),
     }
+}
+
+#[test]
+fn joint_model_losses_match_python_for_crop_clr_and_image_text() {
+    let Some(dir) = references() else { return };
+    let io = read_io(dir, "joint");
+    let cfg = |objective, temperature| ModelConfig {
+        image: ImageTowerConfig {
+            block: Block::Basic,
+            layers: [1, 1, 1, 1],
+            width: 64,
+        },
+        text: small_text(TextKind::Bert, Pooling::EndToken),
+        embed_dim: 16,
+        temperature,
+        objective,
+    };
+    let build = |cfg: &ModelConfig| {
+        let vs = VarStore::new(Device::Cpu);
+        let model = JointModel::new(&vs.root(), cfg).unwrap();
+        load_safetensors(&vs, &dir.join("resnet_basic.safetensors"), "image", &[]).unwrap();
+        if model.text.is_some() {
+            load_safetensors(&vs, &dir.join("bert.safetensors"), "text", &[]).unwrap();
+        }
+        (vs, model)
+    };
+    let prep = |k: &str| preprocess(&io[k], Device::Cpu).unwrap();
+
+    let (_vs, model) = build(&cfg(Objective::CropClr, Temperature::default()));
+    let loss = tch::no_grad(|| {
+        model
+            .crop_clr_loss(&prep("view_a"), &prep("view_b"), true)
+            .unwrap()
+    });
+    assert_close("CropCLR loss", &loss, &io["crop_clr_loss"]);
+
+    let (vs, model) = build(&cfg(Objective::ImageText, Temperature::clip()));
+    let (ids, mask) = (&io["input_ids"], &io["attention_mask"]);
+    let loss = model
+        .image_text_loss(&prep("view_a"), ids, mask, true)
+        .unwrap();
+    loss.backward();
+    assert_close("image-text loss", &loss, &io["image_text_loss"]);
+    assert_close(
+        "image-text d/dlogit_scale",
+        &vs.variables()["logit_scale"].grad(),
+        &io["image_text_grad_scale"],
+    );
 }

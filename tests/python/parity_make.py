@@ -196,10 +196,68 @@ def loss_case(out):
     save(os.path.join(out, "loss_io.safetensors"), res)
 
 
+def joint_case(out):
+    """The joint model on the small ResNet and BERT weights saved above (train-mode batch
+    norm): CropCLR loss (two views, one batch through the tower, fixed scale 100) and the
+    image-text loss (end-token pooling, learnable scale at its CLIP init) with d/dlogit_scale."""
+    from safetensors.torch import load_file
+
+    def load(case):
+        return load_file(os.path.join(out, f"{case}.safetensors"))
+
+    def image_tower():
+        model = torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
+        model.fc = torch.nn.Identity()
+        proj = torch.nn.Linear(512, 16)
+        sd = load("resnet_basic")
+        model.load_state_dict({k: v for k, v in sd.items() if not k.startswith("proj.")})
+        proj.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("proj.")})
+        model.train()
+        return lambda x: proj(model(x))
+
+    def clip(a, b, scale):
+        labels = torch.arange(a.shape[0])
+        logits = scale * a @ b.t()
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+
+    view_a = torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
+    view_b = torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        emb = F.normalize(image_tower()(preprocess(torch.cat([view_a, view_b]))), dim=-1)
+        crop_loss = clip(emb[:4], emb[4:], 100.0)
+
+    cfg = transformers.BertConfig(
+        vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, max_position_embeddings=64,
+    )
+    bert = transformers.BertModel(cfg, add_pooling_layer=False).eval()
+    sd = load("bert")
+    bert.load_state_dict({k: v for k, v in sd.items() if not k.startswith(("pool_norm.", "proj."))})
+    norm, proj = torch.nn.LayerNorm(64), torch.nn.Linear(64, 16)
+    norm.load_state_dict({k[10:]: v for k, v in sd.items() if k.startswith("pool_norm.")})
+    proj.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("proj.")})
+    ids, mask = token_batch(1000, [10, 4, 7, 12], 12)
+    with torch.no_grad():
+        hidden = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        txt = F.normalize(pooled(hidden, mask, norm, proj)["end_token"], dim=-1)
+        img = F.normalize(image_tower()(preprocess(view_a)), dim=-1)
+    log_scale = torch.tensor(math.log(1 / 0.07), requires_grad=True)
+    it_loss = clip(img, txt, log_scale.exp().clamp(max=100.0))
+    it_loss.backward()
+    save(
+        os.path.join(out, "joint_io.safetensors"),
+        {
+            "view_a": view_a, "view_b": view_b, "crop_clr_loss": crop_loss,
+            "input_ids": ids, "attention_mask": mask,
+            "image_text_loss": it_loss, "image_text_grad_scale": log_scale.grad,
+        },
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--cases", default="resnet50,resnet_basic,bert,distilbert,distilbert_base,minilm,loss")
+    ap.add_argument("--cases", default="resnet50,resnet_basic,bert,distilbert,distilbert_base,minilm,loss,joint")
     ap.add_argument("--exif-dumps", default=None)
     args = ap.parse_args()
     cases = set(args.cases.split(","))
@@ -231,6 +289,8 @@ def main():
         minilm_case(args.out, args.exif_dumps)
     if "loss" in cases:
         loss_case(args.out)
+    if {"joint", "resnet_basic", "bert"} <= cases:
+        joint_case(args.out)
 
 
 if __name__ == "__main__":
