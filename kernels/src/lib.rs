@@ -10,6 +10,8 @@
 //! depend on this crate; `patches_to_tensor`/`preprocess` and `tokens_to_tensors` take its
 //! batch buffers.
 
+#![warn(missing_docs)]
+
 mod attention;
 pub mod bert;
 pub mod config;

@@ -33,7 +33,11 @@ fn references() -> Option<&'static Path> {
             .output();
         if !probe.as_ref().is_ok_and(|o| o.status.success()) {
             let why = match &probe {
-                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                Ok(o) => String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .to_string(),
                 Err(e) => e.to_string(),
             };
             if std::env::var("CI").is_ok_and(|v| v == "true") {
