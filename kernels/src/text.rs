@@ -114,7 +114,7 @@ impl TextTower {
         attention_mask: &Tensor,
     ) -> Result<Tensor, KernelsError> {
         let hidden = self.hidden_states(input_ids, attention_mask)?;
-        let pooled = pool(&hidden, attention_mask, self.pooling);
+        let pooled = pool(&hidden, attention_mask, self.pooling)?;
         Ok(match &self.head {
             Some((norm, proj)) => proj.forward(&norm.forward(&pooled)),
             None => pooled,
@@ -124,9 +124,37 @@ impl TextTower {
 
 /// Pools `[N, L, H]` states to `[N, H]`: the first token, the last real token (mask sum
 /// minus one), or the masked mean (sum over tokens / max(token count, 1e-9)).
-pub fn pool(hidden: &Tensor, attention_mask: &Tensor, pooling: Pooling) -> Tensor {
-    let (n, _, h) = hidden.size3().expect("[N, L, H] hidden states");
-    match pooling {
+pub fn pool(
+    hidden: &Tensor,
+    attention_mask: &Tensor,
+    pooling: Pooling,
+) -> Result<Tensor, KernelsError> {
+    let size = hidden.size();
+    let (n, l, h) = match size[..] {
+        [n, l, h] => (n, l, h),
+        _ => {
+            return Err(KernelsError::Input {
+                what: "hidden",
+                reason: format!("expected [N, L, H] states, got {size:?}"),
+            })
+        }
+    };
+    if l == 0 {
+        return Err(KernelsError::Input {
+            what: "input_ids",
+            reason: "empty token rows: every text has at least [CLS] and [SEP]".into(),
+        });
+    }
+    if attention_mask.size() != [n, l] {
+        return Err(KernelsError::Input {
+            what: "attention_mask",
+            reason: format!(
+                "shape {:?} does not match hidden states {size:?}",
+                attention_mask.size()
+            ),
+        });
+    }
+    Ok(match pooling {
         Pooling::Cls => hidden.select(1, 0),
         Pooling::EndToken => {
             let last = (attention_mask
@@ -142,7 +170,7 @@ pub fn pool(hidden: &Tensor, attention_mask: &Tensor, pooling: Pooling) -> Tenso
             let sum = (hidden * &m).sum_dim_intlist(1, false, hidden.kind());
             sum / m.sum_dim_intlist(1, false, hidden.kind()).clamp_min(1e-9)
         }
-    }
+    })
 }
 
 /// Wraps the data pipeline's padded token rows (`n x seq_len` ids and 0/1 mask) in int64
@@ -197,11 +225,11 @@ mod tests {
     fn end_token_is_the_last_real_token_and_cls_the_first() {
         let (h, m) = hidden_and_mask();
         assert_eq!(
-            rows(&pool(&h, &m, Pooling::EndToken)),
+            rows(&pool(&h, &m, Pooling::EndToken).unwrap()),
             [[2.0, -2.0], [11.0, -11.0]]
         );
         assert_eq!(
-            rows(&pool(&h, &m, Pooling::Cls)),
+            rows(&pool(&h, &m, Pooling::Cls).unwrap()),
             [[0.0, 0.0], [10.0, -10.0]]
         );
     }
@@ -210,7 +238,7 @@ mod tests {
     fn masked_mean_ignores_padding() {
         let (h, m) = hidden_and_mask();
         assert_eq!(
-            rows(&pool(&h, &m, Pooling::MaskedMean)),
+            rows(&pool(&h, &m, Pooling::MaskedMean).unwrap()),
             [[1.0, -1.0], [10.5, -10.5]]
         );
     }
