@@ -1,13 +1,14 @@
-//! Model configuration: serde structs (as read from a config file) and their validation.
+//! Model configuration: serde structs (read from and written to a config file; every serde
+//! attribute works both ways, so a config round-trips) and their validation.
 //!
 //! `ModelConfig::validate` checks every field before any tensor is allocated; an error names
 //! the field (`text.num_heads`, `image.layers`, ...) and says what would be accepted.
 
 use crate::error::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole model: image tower, text tower, joint space, temperature and objective.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The image tower.
@@ -25,7 +26,7 @@ pub struct ModelConfig {
 }
 
 /// Which ResNet block the image tower stacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Block {
     /// Two 3x3 convolutions (ResNet-18/34); expansion 1.
@@ -45,7 +46,7 @@ impl Block {
 }
 
 /// The ResNet image tower.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageTowerConfig {
     /// Block kind.
@@ -101,7 +102,7 @@ impl ImageTowerConfig {
 }
 
 /// Which transformer the text tower is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TextKind {
     /// BERT (Hugging Face `BertModel` names); also all-MiniLM-L6-v2.
@@ -111,7 +112,7 @@ pub enum TextKind {
 }
 
 /// How the text tower turns token states into one embedding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pooling {
     /// The paper: the last real token (`[SEP]`), then a layer norm and a linear projection.
@@ -131,7 +132,7 @@ impl Pooling {
 }
 
 /// The transformer text tower.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextTowerConfig {
     /// BERT or DistilBERT.
@@ -245,7 +246,7 @@ impl TextTowerConfig {
 }
 
 /// The contrastive temperature, as a logit scale `1 / tau`.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Temperature {
     /// A constant scale (the reference code: 100, i.e. tau = 0.01).
@@ -313,7 +314,7 @@ impl Temperature {
 }
 
 /// What the loss contrasts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Objective {
     /// Image patch vs. its photo's EXIF text (the paper).
@@ -424,6 +425,27 @@ mod tests {
             }),
             "embed_dim"
         );
+    }
+
+    #[test]
+    fn serialisation_round_trips_every_variant() {
+        let mut cfg = parse(BASE);
+        cfg.objective = Objective::CropClr;
+        cfg.text.pooling = Pooling::Cls;
+        for temperature in [Temperature::default(), Temperature::clip()] {
+            cfg.temperature = temperature;
+            let json = serde_json::to_string(&cfg).unwrap();
+            assert_eq!(
+                serde_json::from_str::<ModelConfig>(&json).unwrap(),
+                cfg,
+                "{json}"
+            );
+        }
+        // The written names are the ones a config file uses.
+        let v = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(v["objective"], "crop_clr");
+        assert_eq!(v["text"]["kind"], "distil_bert");
+        assert_eq!(v["temperature"]["mode"], "learnable");
     }
 
     #[test]

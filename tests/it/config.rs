@@ -3,9 +3,8 @@
 //! follows the fields that change training and ignores the ones that do not, and the
 //! learning-rate schedule resolves epochs to steps.
 
-use worker::config::{
-    Config, ConfigError, Device, FieldError, Precision, TextTowerKind, TrainConfig,
-};
+use kernels::config::{Block, ImageTowerConfig, Objective, Pooling, Temperature, TextKind};
+use worker::config::{Config, ConfigError, Device, FieldError, Precision, TrainConfig};
 
 use crate::support;
 
@@ -40,11 +39,18 @@ fn shipped_configs_validate_with_the_paper_settings() {
     let paper = shipped("paper.toml");
     assert_eq!(paper.device, Device::Cuda(0));
     let s = &paper.spec;
+    assert_eq!(s.model.image, ImageTowerConfig::resnet50());
+    assert_eq!((s.data.patch_px, s.train.batch_size), (124, 1024));
+    assert_eq!(s.model.text.kind, TextKind::DistilBert);
+    assert_eq!((s.model.text.hidden_size, s.model.embed_dim), (768, 768));
+    assert_eq!(s.model.text.pooling, Pooling::EndToken);
     assert_eq!(
-        (s.model.image.depth, s.data.patch_px, s.train.batch_size),
-        (50, 124, 1024)
+        s.model.temperature,
+        Temperature::Fixed { logit_scale: 100.0 }
     );
-    assert_eq!(s.model.text.kind, TextTowerKind::Distilbert);
+    assert_eq!(s.model.objective, Objective::ImageText);
+    assert_eq!(s.model_init.text_weights_path, None);
+    assert!(!s.model_init.freeze_text);
     assert_eq!((s.optim.lr, s.optim.weight_decay), (1e-4, 1e-3));
     assert_eq!(
         (s.optim.warmup_epochs, s.train.epochs),
@@ -56,7 +62,10 @@ fn shipped_configs_validate_with_the_paper_settings() {
     assert_eq!(small.device, Device::Cpu);
     assert_eq!(small.spec.train.precision, Precision::Fp32);
     assert!((64..=128).contains(&small.spec.train.batch_size));
-    assert!(small.spec.model.image.depth == 18);
+    assert_eq!(
+        (small.spec.model.image.block, small.spec.model.image.layers),
+        (Block::Basic, [2, 2, 2, 2])
+    );
     assert_ne!(small.digest, paper.digest);
 }
 
@@ -111,26 +120,43 @@ fn exclusive_pairs_need_exactly_one() {
 
 #[test]
 fn model_shapes_are_checked() {
-    refused("model.image.depth", "18, 34 or 50", |c| {
-        c.model.image.depth = 101
+    // The model code's validation, reported under `model.`.
+    refused("model.image.layers[2]", "at least 1", |c| {
+        c.model.image.layers[2] = 0
     });
-    refused("model.image.width_multiplier", "(0, 8]", |c| {
-        c.model.image.width_multiplier = 0.0
+    refused("model.image.width", "at least 1", |c| {
+        c.model.image.width = 0
     });
+    refused("model.text.num_heads", "must divide hidden_size 768", |c| {
+        c.model.text.num_heads = 7
+    });
+    refused("model.embed_dim", "masked_mean", |c| {
+        c.model.text.pooling = Pooling::MaskedMean;
+        c.model.embed_dim = 512;
+    });
+    refused("model.temperature.max", "at least init", |c| {
+        c.model.temperature = Temperature::Learnable {
+            init: 200.0,
+            max: 100.0,
+        }
+    });
+    // What the worker adds: the tokenised length fits the position table, and a frozen
+    // text tower is a pretrained one.
     refused(
-        "model.text.hidden_size",
-        "multiple of model.text.heads",
-        |c| c.model.text.heads = 7,
+        "data.max_text_tokens",
+        "2..=model.text.max_position_embeddings = 512",
+        |c| c.data.max_text_tokens = 1024,
     );
-    refused("model.text.max_tokens", "2..=512", |c| {
-        c.model.text.max_tokens = 1024
+    refused("model_init.text_weights_path", "freeze_text", |c| {
+        c.model_init.freeze_text = true
     });
-    refused("model.text.weights_path", "frozen_pretrained_bert", |c| {
-        c.model.text.kind = TextTowerKind::FrozenPretrainedBert
-    });
-    refused("model.temperature.logit_scale", "max_logit_scale", |c| {
-        c.model.temperature.logit_scale = 200.0
-    });
+    let mut c = paper_spec();
+    c.model_init.freeze_text = true;
+    c.model_init.text_weights_path = Some("distilbert.safetensors".into());
+    assert!(c.clone().validate().is_ok());
+    c.model.objective = Objective::CropClr;
+    let errs = c.validate().unwrap_err();
+    assert_eq!(errs[0].field, "model_init.freeze_text", "{errs:?}");
 }
 
 #[test]
@@ -182,6 +208,10 @@ fn unknown_and_missing_fields_are_rejected_with_their_names() {
     let nested = text.replace("with_names = true", "with_name = true");
     let err = Config::from_toml_str(&nested, "x").unwrap_err();
     assert!(err.to_string().contains("with_name"), "{err}");
+    // So is the model section, which the model code's types read.
+    let model = text.replace("num_heads = 12", "heads = 12");
+    let err = Config::from_toml_str(&model, "x").unwrap_err();
+    assert!(err.to_string().contains("`heads`"), "{err}");
 
     let invalid = text.replace("keep_last = 3", "keep_last = 0");
     let err = Config::from_toml_str(&invalid, "bad.toml").unwrap_err();
@@ -213,7 +243,17 @@ fn digest_follows_training_semantics_only() {
     // What it computes: changes.
     assert_ne!(digest(&|c| c.optim.lr = 2e-4), base);
     assert_ne!(digest(&|c| c.data.seed = 1), base);
-    assert_ne!(digest(&|c| c.model.image.depth = 34), base);
+    assert_ne!(digest(&|c| c.model.image.layers = [3, 4, 23, 3]), base);
+    assert_ne!(digest(&|c| c.model.text.pooling = Pooling::Cls), base);
+    assert_ne!(
+        digest(&|c| c.model.temperature = Temperature::Fixed { logit_scale: 50.0 }),
+        base
+    );
+    assert_ne!(digest(&|c| c.data.max_text_tokens = 128), base);
+    assert_ne!(
+        digest(&|c| c.model_init.text_weights_path = Some("w.safetensors".into())),
+        base
+    );
     assert_ne!(
         digest(&|c| c.data.text_format.separator = ", ".into()),
         base

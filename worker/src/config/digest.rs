@@ -7,7 +7,8 @@
 //! `data.decode_threads`, `train.micro_batch_size` (the feature cache method gives the
 //! same gradients for any split of the batch) and the index of a CUDA device
 //! (`train.device` enters only as `cpu` or `cuda`). Everything else enters, the dataset
-//! URL and file paths included. The serialisation is JSON with object keys sorted and
+//! URL, file paths and `[model_init]` included; `[model]` enters as the model code's
+//! configuration serialises (defaults written out). The serialisation is JSON with object keys sorted and
 //! numbers as serde_json writes them (shortest round-trip form), prefixed by a version
 //! line; changing it changes every digest.
 
@@ -17,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{Device, TrainConfig};
 
 /// Version line of the canonical serialisation.
-const CANONICAL_VERSION: &str = "exif-train-config-digest v1\n";
+const CANONICAL_VERSION: &str = "exif-train-config-digest v2\n";
 
 /// The digest of a configuration's training semantics, as lowercase hex.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -2,8 +2,9 @@
 //! rejected), checked by [`TrainConfig::validate`] into a [`Config`] whose errors name the
 //! offending field path and the reason.
 //!
-//! Sections: `[data]` (dataset and how it is read), `[model]` (towers, pooling,
-//! temperature, objective), `[optim]` (AdamW and the learning-rate schedule), `[train]`
+//! Sections: `[data]` (dataset, how it is read and tokenised), `[model]` (the model
+//! code's [`ModelConfig`]: towers, pooling, temperature, objective, checked by its own
+//! validation), `[model_init]` (pretrained weights, frozen text tower), `[optim]` (AdamW and the learning-rate schedule), `[train]`
 //! (batch, length, precision, device), `[checkpoint]` and `[logging]`. [`digest`] gives
 //! the stable digest of the fields that change what training computes; [`schedule`] the
 //! learning rate at each step. `configs/paper.toml` and `configs/cpu-small.toml` are the
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use dataloader::exif::TextFormat;
 use serde::{Deserialize, Serialize};
 
+pub use kernels::config::ModelConfig;
+
 pub use digest::ConfigDigest;
 pub use schedule::LrSchedule;
 pub use validate::{Device, FieldError};
@@ -28,8 +31,11 @@ pub use validate::{Device, FieldError};
 pub struct TrainConfig {
     /// The dataset and how it is read.
     pub data: DataConfig,
-    /// The two towers and the contrastive objective.
+    /// The two towers and the contrastive objective, as the model code reads them.
     pub model: ModelConfig,
+    /// Pretrained weights and frozen parts. Default: random initialisation, all trained.
+    #[serde(default)]
+    pub model_init: ModelInitConfig,
     /// The optimiser and its learning-rate schedule.
     pub optim: OptimConfig,
     /// Batch size, length of training, precision and device.
@@ -62,114 +68,26 @@ pub struct DataConfig {
     /// A tag list file (`dataloader tags` output); absent: the dataset manifest's list.
     #[serde(default)]
     pub tags_path: Option<PathBuf>,
-}
-
-/// `[model]`: the towers and the objective.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Dimension of the shared embedding both towers project into.
-    pub embed_dim: u32,
-    /// What is contrasted with what.
-    pub objective: Objective,
-    /// How a text's tokens become one vector.
-    pub pooling: Pooling,
-    /// The image tower.
-    pub image: ImageTowerConfig,
-    /// The text tower.
-    pub text: TextTowerConfig,
-    /// The logit scale (inverse temperature) of the contrastive loss.
-    pub temperature: TemperatureConfig,
-}
-
-/// The contrastive objective.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Objective {
-    /// Patches against their photo's EXIF text (the paper).
-    ExifText,
-    /// Two patches of the same photo against each other (the paper's CropCLR baseline).
-    Cropclr,
-}
-
-/// How the text tower's token states become one vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pooling {
-    /// The end token's state, layer norm, then a linear projection (the paper).
-    EndToken,
-    /// The mean over non-padding tokens (the reference code).
-    MaskedMean,
-}
-
-/// `[model.image]`: a ResNet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImageTowerConfig {
-    /// ResNet depth: 18, 34 or 50.
-    pub depth: u32,
-    /// Multiplier of every stage's channel count (1.0: the standard ResNet).
-    #[serde(default = "one")]
-    pub width_multiplier: f64,
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-/// Which text tower.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TextTowerKind {
-    /// DistilBERT, trained (the paper).
-    Distilbert,
-    /// BERT, trained.
-    Bert,
-    /// A pretrained BERT-style encoder loaded from `weights_path` and kept frozen; only
-    /// the projection trains.
-    FrozenPretrainedBert,
-}
-
-/// `[model.text]`: a BERT-style encoder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TextTowerConfig {
-    /// Which encoder.
-    pub kind: TextTowerKind,
-    /// Pretrained weights (safetensors); required for `frozen_pretrained_bert`, an
-    /// initialisation otherwise.
-    #[serde(default)]
-    pub weights_path: Option<PathBuf>,
+    /// Longest text in tokens (special tokens included); longer texts are cut. At most
+    /// `model.text.max_position_embeddings`.
+    pub max_text_tokens: u32,
     /// WordPiece vocabulary (`vocab.txt`); absent: the one bundled with the model code.
     #[serde(default)]
     pub vocab_path: Option<PathBuf>,
-    /// Transformer layers.
-    pub layers: u32,
-    /// Hidden size.
-    pub hidden_size: u32,
-    /// Attention heads (must divide `hidden_size`).
-    pub heads: u32,
-    /// Feed-forward inner size.
-    pub intermediate_size: u32,
-    /// Longest text in tokens (special tokens included); longer texts are cut.
-    pub max_tokens: u32,
 }
 
-/// `[model.temperature]`: the logit scale.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[model_init]`: how the model's weights start, and which stay fixed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TemperatureConfig {
-    /// Whether the logit scale is a trained parameter (else fixed at `logit_scale`).
-    pub learnable: bool,
-    /// The fixed logit scale, or the initial one when learnable.
-    pub logit_scale: f64,
-    /// Upper clamp of a learnable logit scale.
-    #[serde(default = "hundred")]
-    pub max_logit_scale: f64,
-}
-
-fn hundred() -> f64 {
-    100.0
+pub struct ModelInitConfig {
+    /// Pretrained text-tower weights (safetensors, Hugging Face names of `model.text.kind`);
+    /// absent: random initialisation.
+    #[serde(default)]
+    pub text_weights_path: Option<PathBuf>,
+    /// Keep the pretrained text tower fixed (only its pooling norm and projection train);
+    /// needs `text_weights_path`. Default false.
+    #[serde(default)]
+    pub freeze_text: bool,
 }
 
 /// `[optim]`: AdamW and the learning-rate schedule (linear warm-up, then cosine).
@@ -366,5 +284,52 @@ impl Config {
             source,
         })?;
         Self::from_toml_str(&text, &path.display().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernels::config::Temperature;
+
+    fn shipped(name: &str) -> TrainConfig {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../configs")
+            .join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        TrainConfig::from_toml_str(&text, name).unwrap()
+    }
+
+    #[test]
+    fn configs_round_trip_through_toml() {
+        for name in ["paper.toml", "cpu-small.toml"] {
+            let spec = shipped(name);
+            let text = toml::to_string(&spec).unwrap();
+            let back = TrainConfig::from_toml_str(&text, "round-trip")
+                .unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+            assert_eq!(back, spec, "{name}");
+        }
+        // The tagged temperature and a frozen pretrained text tower as well.
+        let mut spec = shipped("paper.toml");
+        spec.model.temperature = Temperature::clip();
+        spec.model_init = ModelInitConfig {
+            text_weights_path: Some("distilbert.safetensors".into()),
+            freeze_text: true,
+        };
+        let text = toml::to_string(&spec).unwrap();
+        assert!(text.contains("mode = \"learnable\""), "{text}");
+        assert_eq!(TrainConfig::from_toml_str(&text, "x").unwrap(), spec);
+    }
+
+    #[test]
+    fn model_errors_keep_the_full_field_path() {
+        let mut spec = shipped("paper.toml");
+        spec.model.text.num_heads = 7;
+        let errs = spec.validate().unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0].to_string(),
+            "model.text.num_heads: must divide hidden_size 768, got 7"
+        );
     }
 }

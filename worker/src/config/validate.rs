@@ -1,7 +1,9 @@
 //! Field-by-field validation of a [`TrainConfig`]: every rule lives here, and each
 //! failure names the field path (`train.batch_size`) and why.
 
-use super::{Precision, TextTowerKind, TrainConfig};
+use kernels::config::Objective;
+
+use super::{Precision, TrainConfig};
 
 /// One invalid field: its path in the TOML file and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,76 +88,34 @@ pub(super) fn check(c: &TrainConfig) -> Vec<FieldError> {
         );
     }
 
-    // [model]
+    // [model]: the model code's own rules, reported under `model.`.
     let m = &c.model;
-    if m.embed_dim == 0 {
-        err("model.embed_dim", "must be at least 1 (got 0)".into());
+    if let Err(e) = m.validate() {
+        err(&format!("model.{}", e.field), e.reason);
     }
-    if ![18, 34, 50].contains(&m.image.depth) {
+    if !(2..=m.text.max_position_embeddings).contains(&i64::from(d.max_text_tokens)) {
         err(
-            "model.image.depth",
-            format!("must be 18, 34 or 50 (got {})", m.image.depth),
-        );
-    }
-    let w = m.image.width_multiplier;
-    if !(w.is_finite() && w > 0.0 && w <= 8.0) {
-        err(
-            "model.image.width_multiplier",
-            format!("must be in (0, 8] (got {w})"),
-        );
-    }
-    let t = &m.text;
-    if t.kind == TextTowerKind::FrozenPretrainedBert && t.weights_path.is_none() {
-        err(
-            "model.text.weights_path",
-            "is required when model.text.kind is frozen_pretrained_bert".into(),
-        );
-    }
-    for (field, v) in [
-        ("model.text.layers", t.layers),
-        ("model.text.hidden_size", t.hidden_size),
-        ("model.text.heads", t.heads),
-        ("model.text.intermediate_size", t.intermediate_size),
-    ] {
-        if v == 0 {
-            err(field, "must be at least 1 (got 0)".into());
-        }
-    }
-    if t.heads > 0 && !t.hidden_size.is_multiple_of(t.heads) {
-        err(
-            "model.text.hidden_size",
+            "data.max_text_tokens",
             format!(
-                "must be a multiple of model.text.heads (got {} and {})",
-                t.hidden_size, t.heads
+                "must be in 2..=model.text.max_position_embeddings = {} (got {})",
+                m.text.max_position_embeddings, d.max_text_tokens
             ),
         );
     }
-    if !(2..=512).contains(&t.max_tokens) {
+
+    // [model_init]
+    let init = &c.model_init;
+    if init.freeze_text && init.text_weights_path.is_none() {
         err(
-            "model.text.max_tokens",
-            format!(
-                "must be in 2..=512, BERT's position table (got {})",
-                t.max_tokens
-            ),
+            "model_init.text_weights_path",
+            "is required when model_init.freeze_text is true (a frozen tower must be pretrained)"
+                .into(),
         );
     }
-    let temp = &m.temperature;
-    if !(temp.max_logit_scale.is_finite() && temp.max_logit_scale > 0.0) {
+    if init.freeze_text && m.objective == Objective::CropClr {
         err(
-            "model.temperature.max_logit_scale",
-            format!("must be positive (got {})", temp.max_logit_scale),
-        );
-    }
-    if !(temp.logit_scale.is_finite()
-        && temp.logit_scale > 0.0
-        && temp.logit_scale <= temp.max_logit_scale)
-    {
-        err(
-            "model.temperature.logit_scale",
-            format!(
-                "must be in (0, model.temperature.max_logit_scale = {}] (got {})",
-                temp.max_logit_scale, temp.logit_scale
-            ),
+            "model_init.freeze_text",
+            "has no effect with model.objective = crop_clr (no text tower); set it false".into(),
         );
     }
 
