@@ -1,4 +1,5 @@
-//! Puts libtorch's library directory on the rpath of the integration-test binary, so they
+//! Build script shared by the crates whose binaries link libtorch (`kernels`, `worker`,
+//! `tests`): puts libtorch's library directory on their rpath, so test binaries and tools
 //! run without `LD_LIBRARY_PATH`. `LIBTORCH` comes from `.cargo/config.toml` (the wheel in
 //! `.venv`) unless exported.
 
