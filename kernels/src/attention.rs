@@ -1,7 +1,77 @@
-//! Pieces the two transformer text towers share: Hugging Face's additive attention mask and
-//! scaled dot-product multi-head attention.
+//! Pieces the two transformer text towers share: Hugging Face's additive attention mask,
+//! scaled dot-product multi-head attention, and the post-norm layer both BERT and
+//! DistilBERT stack (they differ only in parameter names).
 
+use crate::config::TextTowerConfig;
+use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
+
+/// A linear layer with a bias, named `p`.
+pub(crate) fn linear(p: nn::Path, i: i64, o: i64) -> nn::Linear {
+    nn::linear(p, i, o, Default::default())
+}
+
+/// A layer norm over the last dimension `h`, named `p`.
+pub(crate) fn layer_norm(p: nn::Path, h: i64, eps: f64) -> nn::LayerNorm {
+    let cfg = nn::LayerNormConfig {
+        eps,
+        ..Default::default()
+    };
+    nn::layer_norm(p, vec![h], cfg)
+}
+
+/// Where a post-norm layer's parameters live below the layer's path, in the order
+/// query, key, value, attention output, attention layer norm, feed-forward in,
+/// feed-forward out, output layer norm.
+pub(crate) type LayerNames = [&'static str; 8];
+
+/// One post-norm transformer layer: `x = norm(x + attn(x))`, `x = norm(x + ffn(x))`, with
+/// exact (erf) GELU in the feed-forward.
+#[derive(Debug)]
+pub(crate) struct PostNormLayer {
+    query: nn::Linear,
+    key: nn::Linear,
+    value: nn::Linear,
+    attn_out: nn::Linear,
+    attn_norm: nn::LayerNorm,
+    ffn_in: nn::Linear,
+    ffn_out: nn::Linear,
+    out_norm: nn::LayerNorm,
+}
+
+impl PostNormLayer {
+    /// Builds the layer below `p` with the parameter `names` of the reference model.
+    pub fn new(p: &nn::Path, names: &LayerNames, cfg: &TextTowerConfig) -> Self {
+        let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
+        let at = |name: &str| name.split('.').fold(p.clone(), |q, part| q / part);
+        Self {
+            query: linear(at(names[0]), h, h),
+            key: linear(at(names[1]), h, h),
+            value: linear(at(names[2]), h, h),
+            attn_out: linear(at(names[3]), h, h),
+            attn_norm: layer_norm(at(names[4]), h, eps),
+            ffn_in: linear(at(names[5]), h, cfg.intermediate_size),
+            ffn_out: linear(at(names[6]), cfg.intermediate_size, h),
+            out_norm: layer_norm(at(names[7]), h, eps),
+        }
+    }
+
+    /// The layer applied to `xs` `[N, L, H]` with an additive `mask`.
+    pub fn forward(&self, xs: &Tensor, mask: &Tensor, heads: i64) -> Tensor {
+        let ctx = multi_head(
+            &self.query.forward(xs),
+            &self.key.forward(xs),
+            &self.value.forward(xs),
+            mask,
+            heads,
+        );
+        let attn = self.attn_norm.forward(&(self.attn_out.forward(&ctx) + xs));
+        let ff = self
+            .ffn_out
+            .forward(&self.ffn_in.forward(&attn).gelu("none"));
+        self.out_norm.forward(&(ff + attn))
+    }
+}
 
 /// `[N, L]` mask (1 = token, 0 = padding) -> additive `[N, 1, 1, L]` float mask, `0` for
 /// tokens and the lowest finite `f32` for padding, as Hugging Face's

@@ -7,69 +7,22 @@
 //! equal `BertModel`'s state-dict keys (`embeddings.word_embeddings`,
 //! `encoder.layer.N.attention.self.query`, `encoder.layer.N.output.LayerNorm`, ...).
 
-use crate::attention::{additive_mask, multi_head};
+use crate::attention::{additive_mask, layer_norm, LayerNames, PostNormLayer};
 use crate::config::TextTowerConfig;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-fn linear(p: nn::Path, i: i64, o: i64) -> nn::Linear {
-    nn::linear(p, i, o, Default::default())
-}
-
-fn layer_norm(p: nn::Path, h: i64, eps: f64) -> nn::LayerNorm {
-    let cfg = nn::LayerNormConfig {
-        eps,
-        ..Default::default()
-    };
-    nn::layer_norm(p, vec![h], cfg)
-}
-
-/// One post-norm transformer layer.
-#[derive(Debug)]
-struct BertLayer {
-    query: nn::Linear,
-    key: nn::Linear,
-    value: nn::Linear,
-    attn_out: nn::Linear,
-    attn_norm: nn::LayerNorm,
-    intermediate: nn::Linear,
-    output: nn::Linear,
-    out_norm: nn::LayerNorm,
-}
-
-impl BertLayer {
-    fn new(p: nn::Path, cfg: &TextTowerConfig) -> Self {
-        let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
-        let attn = &p / "attention";
-        let slf = &attn / "self";
-        let out = &attn / "output";
-        Self {
-            query: linear(&slf / "query", h, h),
-            key: linear(&slf / "key", h, h),
-            value: linear(&slf / "value", h, h),
-            attn_out: linear(&out / "dense", h, h),
-            attn_norm: layer_norm(&out / "LayerNorm", h, eps),
-            intermediate: linear(&p / "intermediate" / "dense", h, cfg.intermediate_size),
-            output: linear(&p / "output" / "dense", cfg.intermediate_size, h),
-            out_norm: layer_norm(&p / "output" / "LayerNorm", h, eps),
-        }
-    }
-
-    fn forward(&self, xs: &Tensor, mask: &Tensor, heads: i64) -> Tensor {
-        let ctx = multi_head(
-            &self.query.forward(xs),
-            &self.key.forward(xs),
-            &self.value.forward(xs),
-            mask,
-            heads,
-        );
-        let attn = self.attn_norm.forward(&(self.attn_out.forward(&ctx) + xs));
-        let ff = self
-            .output
-            .forward(&self.intermediate.forward(&attn).gelu("none"));
-        self.out_norm.forward(&(ff + attn))
-    }
-}
+/// `BertLayer` parameter names below `.../layer/N`.
+const LAYER_NAMES: LayerNames = [
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "attention.output.LayerNorm",
+    "intermediate.dense",
+    "output.dense",
+    "output.LayerNorm",
+];
 
 /// The BERT encoder: embeddings and the layer stack.
 #[derive(Debug)]
@@ -78,7 +31,7 @@ pub struct Bert {
     position: nn::Embedding,
     token_type: nn::Embedding,
     emb_norm: nn::LayerNorm,
-    layers: Vec<BertLayer>,
+    layers: Vec<PostNormLayer>,
     heads: i64,
 }
 
@@ -95,7 +48,7 @@ impl Bert {
             token_type: emb("token_type_embeddings", cfg.type_vocab_size),
             emb_norm: layer_norm(&e / "LayerNorm", h, cfg.layer_norm_eps),
             layers: (0..cfg.num_layers)
-                .map(|i| BertLayer::new(&enc / i, cfg))
+                .map(|i| PostNormLayer::new(&(&enc / i), &LAYER_NAMES, cfg))
                 .collect(),
             heads: cfg.num_heads,
         }

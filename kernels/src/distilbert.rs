@@ -8,68 +8,22 @@
 //! `transformer.layer.N.attention.q_lin`, `transformer.layer.N.sa_layer_norm`,
 //! `transformer.layer.N.ffn.lin1`, `transformer.layer.N.output_layer_norm`, ...).
 
-use crate::attention::{additive_mask, multi_head};
+use crate::attention::{additive_mask, layer_norm, LayerNames, PostNormLayer};
 use crate::config::TextTowerConfig;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-fn linear(p: nn::Path, i: i64, o: i64) -> nn::Linear {
-    nn::linear(p, i, o, Default::default())
-}
-
-fn layer_norm(p: nn::Path, h: i64, eps: f64) -> nn::LayerNorm {
-    let cfg = nn::LayerNormConfig {
-        eps,
-        ..Default::default()
-    };
-    nn::layer_norm(p, vec![h], cfg)
-}
-
-/// One transformer block.
-#[derive(Debug)]
-struct Block {
-    q_lin: nn::Linear,
-    k_lin: nn::Linear,
-    v_lin: nn::Linear,
-    out_lin: nn::Linear,
-    sa_layer_norm: nn::LayerNorm,
-    lin1: nn::Linear,
-    lin2: nn::Linear,
-    output_layer_norm: nn::LayerNorm,
-}
-
-impl Block {
-    fn new(p: nn::Path, cfg: &TextTowerConfig) -> Self {
-        let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
-        let a = &p / "attention";
-        let f = &p / "ffn";
-        Self {
-            q_lin: linear(&a / "q_lin", h, h),
-            k_lin: linear(&a / "k_lin", h, h),
-            v_lin: linear(&a / "v_lin", h, h),
-            out_lin: linear(&a / "out_lin", h, h),
-            sa_layer_norm: layer_norm(&p / "sa_layer_norm", h, eps),
-            lin1: linear(&f / "lin1", h, cfg.intermediate_size),
-            lin2: linear(&f / "lin2", cfg.intermediate_size, h),
-            output_layer_norm: layer_norm(&p / "output_layer_norm", h, eps),
-        }
-    }
-
-    fn forward(&self, xs: &Tensor, mask: &Tensor, heads: i64) -> Tensor {
-        let ctx = multi_head(
-            &self.q_lin.forward(xs),
-            &self.k_lin.forward(xs),
-            &self.v_lin.forward(xs),
-            mask,
-            heads,
-        );
-        let sa = self
-            .sa_layer_norm
-            .forward(&(self.out_lin.forward(&ctx) + xs));
-        let ff = self.lin2.forward(&self.lin1.forward(&sa).gelu("none"));
-        self.output_layer_norm.forward(&(ff + sa))
-    }
-}
+/// `TransformerBlock` parameter names below `.../layer/N`.
+const LAYER_NAMES: LayerNames = [
+    "attention.q_lin",
+    "attention.k_lin",
+    "attention.v_lin",
+    "attention.out_lin",
+    "sa_layer_norm",
+    "ffn.lin1",
+    "ffn.lin2",
+    "output_layer_norm",
+];
 
 /// The DistilBERT encoder: embeddings and the block stack.
 #[derive(Debug)]
@@ -77,7 +31,7 @@ pub struct DistilBert {
     word: nn::Embedding,
     position: nn::Embedding,
     emb_norm: nn::LayerNorm,
-    layers: Vec<Block>,
+    layers: Vec<PostNormLayer>,
     heads: i64,
 }
 
@@ -102,7 +56,7 @@ impl DistilBert {
             ),
             emb_norm: layer_norm(&e / "LayerNorm", h, cfg.layer_norm_eps),
             layers: (0..cfg.num_layers)
-                .map(|i| Block::new(&layers / i, cfg))
+                .map(|i| PostNormLayer::new(&(&layers / i), &LAYER_NAMES, cfg))
                 .collect(),
             heads: cfg.num_heads,
         }
