@@ -296,28 +296,14 @@ fn yfcc_lines_give_the_same_maps_as_the_dumps_and_as_read_jpeg() {
         let bytes = std::fs::read(image).expect("read image");
         let ours = read_jpeg(&bytes).expect("read_jpeg");
         let crop = jpeg_size(&bytes);
-        let expected_entries: Vec<DumpTag> = expected
-            .iter()
-            .map(|(k, v)| DumpTag {
-                directory: "Exif".into(),
-                name: k.into(),
-                value: v.into(),
-            })
-            .collect();
+        let expected_entries = dump_tags(&expected);
         vs_dump.add(
             image,
             &expected_entries.iter().collect::<Vec<_>>(),
             &ours,
             crop,
         );
-        let line_entries: Vec<DumpTag> = from_line
-            .iter()
-            .map(|(k, v)| DumpTag {
-                directory: "Exif".into(),
-                name: k.into(),
-                value: v.into(),
-            })
-            .collect();
+        let line_entries = dump_tags(&from_line);
         vs_line.add(image, &line_entries.iter().collect::<Vec<_>>(), &ours, crop);
     }
     vs_line.print("read_jpeg vs YFCC lines");
@@ -370,4 +356,15 @@ fn bundled_tag_list_is_what_the_camera_photos_give() {
             "{tag} missing from the list"
         );
     }
+}
+
+/// A tag map's entries as dump lines (directory `Exif`), for the agreement counter.
+fn dump_tags(map: &TagMap) -> Vec<DumpTag> {
+    map.iter()
+        .map(|(k, v)| DumpTag {
+            directory: "Exif".into(),
+            name: k.into(),
+            value: v.into(),
+        })
+        .collect()
 }
