@@ -37,11 +37,20 @@ pub(crate) struct PostNormLayer {
     ffn_in: nn::Linear,
     ffn_out: nn::Linear,
     out_norm: nn::LayerNorm,
+    dropout: f64,
+    dropout_after_attn_out: bool,
 }
 
 impl PostNormLayer {
-    /// Builds the layer below `p` with the parameter `names` of the reference model.
-    pub fn new(p: &nn::Path, names: &LayerNames, cfg: &TextTowerConfig) -> Self {
+    /// Builds the layer below `p` with the parameter `names` of the reference model;
+    /// `dropout_after_attn_out`: whether the attention output projection is followed by
+    /// dropout (BERT) or not (DistilBERT).
+    pub fn new(
+        p: &nn::Path,
+        names: &LayerNames,
+        cfg: &TextTowerConfig,
+        dropout_after_attn_out: bool,
+    ) -> Self {
         let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         let at = |name: &str| name.split('.').fold(p.clone(), |q, part| q / part);
         Self {
@@ -53,22 +62,31 @@ impl PostNormLayer {
             ffn_in: linear(at(names[5]), h, cfg.intermediate_size),
             ffn_out: linear(at(names[6]), cfg.intermediate_size, h),
             out_norm: layer_norm(at(names[7]), h, eps),
+            dropout: cfg.dropout,
+            dropout_after_attn_out,
         }
     }
 
-    /// The layer applied to `xs` `[N, L, H]` with an additive `mask`.
-    pub fn forward(&self, xs: &Tensor, mask: &Tensor, heads: i64) -> Tensor {
+    /// The layer applied to `xs` `[N, L, H]` with an additive `mask`; dropout only when
+    /// `train`.
+    pub fn forward_t(&self, xs: &Tensor, mask: &Tensor, heads: i64, train: bool) -> Tensor {
         let ctx = multi_head(
             &self.query.forward(xs),
             &self.key.forward(xs),
             &self.value.forward(xs),
             mask,
             heads,
+            self.dropout * f64::from(u8::from(train)),
         );
-        let attn = self.attn_norm.forward(&(self.attn_out.forward(&ctx) + xs));
+        let mut out = self.attn_out.forward(&ctx);
+        if self.dropout_after_attn_out {
+            out = out.dropout(self.dropout, train);
+        }
+        let attn = self.attn_norm.forward(&(out + xs));
         let ff = self
             .ffn_out
-            .forward(&self.ffn_in.forward(&attn).gelu("none"));
+            .forward(&self.ffn_in.forward(&attn).gelu("none"))
+            .dropout(self.dropout, train);
         self.out_norm.forward(&(ff + attn))
     }
 }
@@ -85,8 +103,15 @@ pub(crate) fn additive_mask(attention_mask: &Tensor) -> Tensor {
 }
 
 /// Multi-head attention of projected `q`, `k`, `v` (`[N, L, H]`) with `heads` heads:
-/// `softmax(q k^T / sqrt(d) + mask) v`, heads merged back to `[N, L, H]`.
-pub(crate) fn multi_head(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, heads: i64) -> Tensor {
+/// `dropout(softmax(q k^T / sqrt(d) + mask)) v`, heads merged back to `[N, L, H]`.
+pub(crate) fn multi_head(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: i64,
+    dropout: f64,
+) -> Tensor {
     let (n, l, h) = q.size3().expect("[N, L, H] projections");
     let d = h / heads;
     let split = |t: &Tensor| t.view([n, l, heads, d]).transpose(1, 2);
@@ -94,6 +119,7 @@ pub(crate) fn multi_head(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, head
     let scores = q.matmul(&k.transpose(-1, -2)) / (d as f64).sqrt() + mask;
     scores
         .softmax(-1, Kind::Float)
+        .dropout(dropout, dropout > 0.0)
         .matmul(&v)
         .transpose(1, 2)
         .contiguous()

@@ -159,6 +159,11 @@ pub struct TextTowerConfig {
     pub layer_norm_eps: f64,
     /// Pooling.
     pub pooling: Pooling,
+    /// Dropout probability in training, at Hugging Face's places (embeddings, attention
+    /// probabilities, attention output in BERT, feed-forward output). Default 0 (none);
+    /// DistilBERT and BERT were pre-trained with 0.1.
+    #[serde(default)]
+    pub dropout: f64,
 }
 
 fn default_vocab() -> i64 {
@@ -188,6 +193,7 @@ impl TextTowerConfig {
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             pooling,
+            dropout: 0.0,
         }
     }
 
@@ -204,6 +210,7 @@ impl TextTowerConfig {
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             pooling,
+            dropout: 0.0,
         }
     }
 
@@ -233,6 +240,12 @@ impl TextTowerConfig {
                     "must divide hidden_size {}, got {}",
                     self.hidden_size, self.num_heads
                 ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ConfigError::new(
+                "text.dropout",
+                format!("must be in [0, 1), got {}", self.dropout),
             ));
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {

@@ -33,6 +33,7 @@ pub struct DistilBert {
     emb_norm: nn::LayerNorm,
     layers: Vec<PostNormLayer>,
     heads: i64,
+    dropout: f64,
 }
 
 impl DistilBert {
@@ -56,22 +57,23 @@ impl DistilBert {
             ),
             emb_norm: layer_norm(&e / "LayerNorm", h, cfg.layer_norm_eps),
             layers: (0..cfg.num_layers)
-                .map(|i| PostNormLayer::new(&(&layers / i), &LAYER_NAMES, cfg))
+                .map(|i| PostNormLayer::new(&(&layers / i), &LAYER_NAMES, cfg, false))
                 .collect(),
             heads: cfg.num_heads,
+            dropout: cfg.dropout,
         }
     }
 
     /// Last hidden states `[N, L, H]` of `input_ids` `[N, L]` (int64) with
-    /// `attention_mask` `[N, L]` (1 = token, 0 = padding).
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
+    /// `attention_mask` `[N, L]` (1 = token, 0 = padding), with dropout when `train`.
+    pub fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
         let l = input_ids.size()[1];
         let positions = Tensor::arange(l, (Kind::Int64, input_ids.device())).unsqueeze(0);
         let xs = self.word.forward(input_ids) + self.position.forward(&positions);
-        let mut xs = self.emb_norm.forward(&xs);
+        let mut xs = self.emb_norm.forward(&xs).dropout(self.dropout, train);
         let mask = additive_mask(attention_mask);
         for layer in &self.layers {
-            xs = layer.forward(&xs, &mask, self.heads);
+            xs = layer.forward_t(&xs, &mask, self.heads, train);
         }
         xs
     }

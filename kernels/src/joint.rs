@@ -54,17 +54,18 @@ impl JointModel {
         l2_normalize(&self.image.forward_t(images, train))
     }
 
-    /// L2-normalised text embeddings `[N, D]`.
+    /// L2-normalised text embeddings `[N, D]` (dropout, if configured, when `train`).
     pub fn embed_texts(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
+        train: bool,
     ) -> Result<Tensor, KernelsError> {
         let text = self.text.as_ref().ok_or(KernelsError::Input {
             what: "input_ids",
             reason: "this model has no text tower (objective crop_clr)".into(),
         })?;
-        Ok(l2_normalize(&text.forward(input_ids, attention_mask)?))
+        Ok(l2_normalize(&text.forward(input_ids, attention_mask, train)?))
     }
 
     /// Image-text loss of a batch of patches and their EXIF texts (row i with row i).
@@ -76,7 +77,7 @@ impl JointModel {
         train: bool,
     ) -> Result<Tensor, KernelsError> {
         let img = self.embed_images(images, train);
-        let txt = self.embed_texts(input_ids, attention_mask)?;
+        let txt = self.embed_texts(input_ids, attention_mask, train)?;
         check_pairs(&img, &txt)?;
         Ok(symmetric_infonce(&img, &txt, &self.logit_scale.value()))
     }
@@ -193,7 +194,7 @@ mod tests {
             .crop_clr_loss(&pixels(4, 2), &pixels(3, 3), true)
             .is_err());
         let ids = Tensor::ones([1, 2], (Kind::Int64, Device::Cpu));
-        assert!(model.embed_texts(&ids, &ids).is_err());
+        assert!(model.embed_texts(&ids, &ids, false).is_err());
     }
 
     #[test]

@@ -59,11 +59,13 @@ impl TextTower {
     }
 
     /// Last hidden states `[N, L, H]` of token ids `[N, L]` (int64) and attention mask
-    /// `[N, L]` (1 = token, 0 = padding); checks ids and length before running.
+    /// `[N, L]` (1 = token, 0 = padding); checks ids and length before running. Dropout
+    /// (if configured) only when `train`.
     pub fn hidden_states(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
+        train: bool,
     ) -> Result<Tensor, KernelsError> {
         let size = input_ids.size();
         if size.len() != 2 || attention_mask.size() != size {
@@ -101,8 +103,8 @@ impl TextTower {
         }
         let ids = input_ids.to_kind(Kind::Int64);
         Ok(match &self.encoder {
-            Encoder::Bert(m) => m.forward(&ids, attention_mask),
-            Encoder::DistilBert(m) => m.forward(&ids, attention_mask),
+            Encoder::Bert(m) => m.forward_t(&ids, attention_mask, train),
+            Encoder::DistilBert(m) => m.forward_t(&ids, attention_mask, train),
         })
     }
 
@@ -112,8 +114,9 @@ impl TextTower {
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
+        train: bool,
     ) -> Result<Tensor, KernelsError> {
-        let hidden = self.hidden_states(input_ids, attention_mask)?;
+        let hidden = self.hidden_states(input_ids, attention_mask, train)?;
         let pooled = pool(&hidden, attention_mask, self.pooling)?;
         Ok(match &self.head {
             Some((norm, proj)) => proj.forward(&norm.forward(&pooled)),
@@ -256,9 +259,32 @@ mod tests {
         cfg.num_layers = 1;
         let vs = nn::VarStore::new(Device::Cpu);
         let tower = TextTower::new(&vs.root(), &cfg, 384);
-        let err = tower.forward(&ids, &mask).unwrap_err().to_string();
+        let err = tower.forward(&ids, &mask, false).unwrap_err().to_string();
         assert!(err.contains("input_ids") && err.contains("100"), "{err}");
         let long = Tensor::zeros([1, 513], (Kind::Int64, Device::Cpu));
-        assert!(tower.forward(&long, &long.ones_like()).is_err());
+        assert!(tower.forward(&long, &long.ones_like(), false).is_err());
+    }
+
+    #[test]
+    fn dropout_acts_only_in_training_and_only_when_configured() {
+        for kind in [TextKind::Bert, TextKind::DistilBert] {
+            let mut cfg = TextTowerConfig::minilm_l6(Pooling::MaskedMean);
+            (cfg.kind, cfg.vocab_size, cfg.hidden_size) = (kind, 50, 16);
+            (cfg.num_layers, cfg.num_heads, cfg.intermediate_size) = (2, 2, 32);
+            cfg.dropout = 0.5;
+            let vs = nn::VarStore::new(Device::Cpu);
+            let tower = TextTower::new(&vs.root(), &cfg, 16);
+            cfg.dropout = 0.0;
+            let mut same = nn::VarStore::new(Device::Cpu);
+            let plain = TextTower::new(&same.root(), &cfg, 16);
+            same.copy(&vs).unwrap();
+            let ids = Tensor::from_slice(&[1i64, 5, 7, 2, 1, 9, 2, 0]).view([2, 4]);
+            let mask = ids.ne(0).to_kind(Kind::Int64);
+            let run = |t: &TextTower, train: bool| t.forward(&ids, &mask, train).unwrap();
+            let diff = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap();
+            assert_eq!(diff(&run(&tower, false), &run(&plain, false)), 0.0, "{kind:?}");
+            assert_eq!(diff(&run(&plain, true), &run(&plain, false)), 0.0, "{kind:?}");
+            assert!(diff(&run(&tower, true), &run(&tower, false)) > 1e-3, "{kind:?}");
+        }
     }
 }

@@ -166,8 +166,8 @@ fn text_parity_with(case: &str, cfg: impl Fn(Pooling) -> TextTowerConfig, embed_
         load_safetensors(&vs, &dir.join(format!("{case}.safetensors")), "", &[]).unwrap();
         let (hidden, emb) = tch::no_grad(|| {
             (
-                tower.hidden_states(ids, mask).unwrap(),
-                tower.forward(ids, mask).unwrap(),
+                tower.hidden_states(ids, mask, false).unwrap(),
+                tower.forward(ids, mask, false).unwrap(),
             )
         });
         // Padding positions included: the reference computes them with the same mask.
@@ -210,8 +210,8 @@ fn pretrained_minilm_loads_and_embeds_exif_texts_as_transformers_does() {
     let (hidden, emb) = tch::no_grad(|| {
         let (ids, mask) = (&io["input_ids"], &io["attention_mask"]);
         (
-            tower.hidden_states(ids, mask).unwrap(),
-            tower.forward(ids, mask).unwrap(),
+            tower.hidden_states(ids, mask, false).unwrap(),
+            tower.forward(ids, mask, false).unwrap(),
         )
     });
     let mask = io["attention_mask"].unsqueeze(-1).to_kind(Kind::Float);
