@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Measurement {
     /// Samples in the measured batches.
     pub samples: u64,
+    /// Patches in the measured batches: samples times crops per sample.
+    pub patches: u64,
     /// Measured batches.
     pub batches: u64,
     /// Wall time of the measured batches.
@@ -30,13 +32,13 @@ pub struct Measurement {
 impl Measurement {
     /// Patches per second of wall time.
     pub fn patches_per_s(&self) -> f64 {
-        self.samples as f64 / self.wall.as_secs_f64().max(1e-9)
+        self.patches as f64 / self.wall.as_secs_f64().max(1e-9)
     }
 
     /// Patches per CPU-second over all threads: the per-core throughput.
     pub fn patches_per_cpu_s(&self) -> Option<f64> {
         self.cpu
-            .map(|c| self.samples as f64 / c.as_secs_f64().max(1e-9))
+            .map(|c| self.patches as f64 / c.as_secs_f64().max(1e-9))
     }
 }
 
@@ -52,13 +54,14 @@ pub fn measure(
 ) -> Result<Measurement, StreamError> {
     let (t0, cpu0) = (Instant::now(), process_cpu_time());
     let mut stream = BatchStream::start(runtime, dataset, tokenizer, opts)?;
-    let (mut samples, mut n, mut resume) = (0, 0, None);
+    let (mut samples, mut patches, mut n, mut resume) = (0, 0, 0, None);
     while n < batches {
         let Some(b) = stream.next_blocking() else {
             break;
         };
         let b = b?;
         samples += b.len() as u64;
+        patches += b.len() as u64 * u64::from(b.crops);
         n += 1;
         resume = Some(b.resume);
     }
@@ -68,6 +71,7 @@ pub fn measure(
         .map(|(a, b)| a.saturating_sub(b));
     Ok(Measurement {
         samples,
+        patches,
         batches: n,
         wall,
         cpu,

@@ -13,6 +13,7 @@
 //! - `order` fixes the global sample order of an epoch; `stream` reads this rank's part of
 //!   it with bounded prefetch, decodes and tokenises on a thread pool, and yields batches;
 //!   `tokenize` is the BERT uncased WordPiece tokenizer; `bench` measures the read path.
+//! - `split` divides photos by camera model into training and held-out file lists.
 
 pub mod tagmap;
 
@@ -23,6 +24,7 @@ pub mod jpeg;
 pub mod order;
 pub mod pack;
 pub mod shard;
+pub mod split;
 pub mod store;
 pub mod stream;
 pub mod synth;

@@ -36,6 +36,8 @@ enum Command {
     Pack(cli::pack::Args),
     /// Print a packed dataset's manifest summary and a few samples.
     Inspect(cli::inspect::Args),
+    /// Split photos by camera model into training and held-out file lists.
+    Split(cli::split::Args),
     /// Stream batches of one rank's part of an epoch and print what was seen.
     Stream(cli::stream::Args),
     /// Measure patches per second per core over the whole read path.
@@ -51,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(a) => cli::generate::run(a),
         Command::Pack(a) => cli::pack::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
+        Command::Split(a) => cli::split::run(a),
         Command::Stream(a) => cli::stream::run(a),
         Command::Bench(a) => cli::bench::run(a),
     }

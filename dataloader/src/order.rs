@@ -342,9 +342,39 @@ pub fn crop_origin(
     Some((x, y))
 }
 
+/// The seed crop `crop` of a sample is drawn with: `seed` itself for crop 0 (so one crop
+/// per sample is exactly [`crop_origin`] with the stream's seed), and for crop `k > 0`
+/// `splitmix(splitmix(DOMAIN_EXTRA_CROP ^ k) ^ seed)`, where `splitmix` is the SplitMix64
+/// finaliser (add `0x9e3779b97f4a7c15`, then xor-shift-multiply by `0xbf58476d1ce4e5b9` and
+/// `0x94d049bb133111eb`, xor-shift 31) and `DOMAIN_EXTRA_CROP = 0x4352_4f50_4b00_0004`.
+/// Deterministic in `(seed, crop)`; different crops of one sample get unrelated origins.
+pub fn crop_seed(seed: u64, crop: u32) -> u64 {
+    if crop == 0 {
+        seed
+    } else {
+        splitmix(splitmix(DOMAIN_EXTRA_CROP ^ u64::from(crop)) ^ seed)
+    }
+}
+
+/// The top-left corner of crop number `crop` (0-based) of the sample at global position
+/// `position` of `epoch`: [`crop_origin`] with the seed [`crop_seed`]`(seed, crop)`. Crop 0
+/// is [`crop_origin`] itself. `None` if the photo is smaller than the patch.
+pub fn nth_crop_origin(
+    seed: u64,
+    epoch: u64,
+    position: u64,
+    crop: u32,
+    width: u32,
+    height: u32,
+    patch: u32,
+) -> Option<(u32, u32)> {
+    crop_origin(crop_seed(seed, crop), epoch, position, width, height, patch)
+}
+
 const DOMAIN_SHARDS: u64 = 0x5348_4152_4453_0001;
 const DOMAIN_WINDOW: u64 = 0x5749_4e44_4f57_0002;
 const DOMAIN_CROP: u64 = 0x4352_4f50_0000_0003;
+const DOMAIN_EXTRA_CROP: u64 = 0x4352_4f50_4b00_0004;
 
 /// SplitMix64 finaliser: spreads the bits of `x`.
 fn splitmix(mut x: u64) -> u64 {
@@ -355,7 +385,7 @@ fn splitmix(mut x: u64) -> u64 {
 }
 
 /// A ChaCha8 generator keyed by a domain tag and a tuple of integers.
-fn rng(domain: u64, parts: &[u64]) -> ChaCha8Rng {
+pub(crate) fn rng(domain: u64, parts: &[u64]) -> ChaCha8Rng {
     let mut seed = [0u8; 32];
     let mut h = splitmix(domain);
     for &p in parts {
@@ -380,7 +410,7 @@ fn below(r: &mut ChaCha8Rng, n: u64) -> u64 {
 }
 
 /// Fisher-Yates shuffle.
-fn shuffle<T>(items: &mut [T], r: &mut ChaCha8Rng) {
+pub(crate) fn shuffle<T>(items: &mut [T], r: &mut ChaCha8Rng) {
     for i in (1..items.len()).rev() {
         let j = below(r, i as u64 + 1) as usize;
         items.swap(i, j);

@@ -108,7 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn print_rust(m: &Measurement, mode: CropDecode, threads: usize) {
     println!("rust, decode {mode:?}:");
     println!(
-        "rust: {} patches in {} batches, {:.2} s wall",
+        "rust: {} patches of {} samples in {} batches, {:.2} s wall",
+        m.patches,
         m.samples,
         m.batches,
         m.wall.as_secs_f64()

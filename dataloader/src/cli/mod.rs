@@ -6,6 +6,7 @@ pub mod exif;
 pub mod generate;
 pub mod inspect;
 pub mod pack;
+pub mod split;
 pub mod stream;
 pub mod tags;
 

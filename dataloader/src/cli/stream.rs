@@ -47,6 +47,9 @@ pub struct Args {
     /// Decode threads (default: the available cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Crops taken from each photo (2 for CropCLR's positive pairs).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub crops: u32,
     /// What to do with the last incomplete global batch.
     #[arg(long, value_enum, default_value_t = TailPolicy::Drop)]
     pub tail: TailPolicy,
@@ -64,6 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     opts.window_shards = args.window_shards;
     opts.prefetch = args.prefetch;
     opts.tail = args.tail;
+    opts.crops_per_sample = args.crops;
     if let Some(t) = args.threads {
         opts.decode_threads = t;
     }
@@ -126,9 +130,10 @@ pub fn describe(b: &Batch) -> String {
         .first()
         .map_or(String::new(), |t| t.chars().take(100).collect());
     format!(
-        "batch {}: pixels {}x{}x{}x3, ids {}x{}, keys {:?}{}, tokens min/mean/max {}/{:.1}/{}, text {:?}",
+        "batch {}: pixels {}x{}x{}x{}x3, ids {}x{}, keys {:?}{}, tokens min/mean/max {}/{:.1}/{}, text {:?}",
         b.index,
         b.len(),
+        b.crops,
         b.patch,
         b.patch,
         b.len(),

@@ -265,6 +265,34 @@ fn crops_are_uniform_in_bounds_and_deterministic() {
 }
 
 #[test]
+fn extra_crops_have_their_own_deterministic_origins() {
+    // Crop 0 is the one-crop origin; the others differ from it and from each other.
+    for pos in 0..20 {
+        assert_eq!(
+            nth_crop_origin(9, 1, pos, 0, 4000, 3000, 124),
+            crop_origin(9, 1, pos, 4000, 3000, 124)
+        );
+    }
+    assert_eq!(crop_seed(9, 0), 9);
+    let seeds: HashSet<u64> = (0..8).map(|k| crop_seed(9, k)).collect();
+    assert_eq!(seeds.len(), 8, "every crop gets its own seed");
+    assert_ne!(crop_seed(9, 1), crop_seed(10, 1));
+    let differ = (0..50)
+        .filter(|&p| {
+            nth_crop_origin(9, 1, p, 1, 4000, 3000, 124)
+                != nth_crop_origin(9, 1, p, 0, 4000, 3000, 124)
+        })
+        .count();
+    assert!(differ >= 49, "only {differ} of 50 second crops moved");
+    assert_eq!(
+        nth_crop_origin(9, 1, 3, 1, 4000, 3000, 124),
+        crop_origin(crop_seed(9, 1), 1, 3, 4000, 3000, 124)
+    );
+    assert_eq!(nth_crop_origin(9, 1, 3, 2, 124, 124, 124), Some((0, 0)));
+    assert_eq!(nth_crop_origin(9, 1, 3, 2, 100, 124, 124), None);
+}
+
+#[test]
 fn bounded_sampling_is_unbiased_enough() {
     let mut r = rng(1, &[2]);
     let mut hist = [0u32; 3];

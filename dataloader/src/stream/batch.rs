@@ -18,7 +18,10 @@ pub struct Batch {
     pub positions: Vec<u64>,
     /// Side of the square patches.
     pub patch: u32,
-    /// `len x patch x patch x 3` bytes: RGB patches, HWC, row-major.
+    /// Crops per sample (the stream's `crops_per_sample`).
+    pub crops: u32,
+    /// `len x crops x patch x patch x 3` bytes: RGB patches, HWC, row-major, sample-major
+    /// (every crop of sample 0, then every crop of sample 1, ...).
     pub pixels: Vec<u8>,
     /// The EXIF texts.
     pub texts: Vec<String>,
@@ -43,10 +46,29 @@ impl Batch {
         self.keys.is_empty()
     }
 
-    /// The pixels of sample `i` (`patch x patch x 3`).
+    /// Bytes of one crop (`patch x patch x 3`).
+    pub fn crop_len(&self) -> usize {
+        self.patch as usize * self.patch as usize * 3
+    }
+
+    /// The pixels of every crop of sample `i` (`crops x patch x patch x 3`). Panics if `i`
+    /// is not below [`len`](Self::len).
     pub fn patch_pixels(&self, i: usize) -> &[u8] {
-        let n = (self.patch * self.patch * 3) as usize;
+        let n = self.crop_len() * self.crops as usize;
         &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// The pixels of crop `k` of sample `i` (`patch x patch x 3`). Panics if `i` is not
+    /// below [`len`](Self::len) or `k` not below `crops`.
+    pub fn crop_pixels(&self, i: usize, k: usize) -> &[u8] {
+        assert!(
+            k < self.crops as usize,
+            "crop {k} of a batch with {} crops per sample",
+            self.crops
+        );
+        let n = self.crop_len();
+        let at = (i * self.crops as usize + k) * n;
+        &self.pixels[at..at + n]
     }
 }
 
@@ -54,6 +76,7 @@ impl Batch {
 pub(crate) fn assemble(
     index: u64,
     patch: u32,
+    crops: u32,
     resume: Position,
     mut samples: Vec<Prepared>,
     tok: &TextTokenizer,
@@ -63,7 +86,8 @@ pub(crate) fn assemble(
         .map(|s| std::mem::take(&mut s.ids))
         .collect();
     let enc = tok.pad(&ids);
-    let mut pixels = Vec::with_capacity(samples.len() * (patch * patch * 3) as usize);
+    let mut pixels =
+        Vec::with_capacity(samples.len() * crops as usize * (patch * patch * 3) as usize);
     let (mut keys, mut positions, mut texts) = (Vec::new(), Vec::new(), Vec::new());
     for s in samples {
         pixels.extend_from_slice(&s.pixels);
@@ -76,6 +100,7 @@ pub(crate) fn assemble(
         keys,
         positions,
         patch,
+        crops,
         pixels,
         texts,
         input_ids: enc.input_ids,

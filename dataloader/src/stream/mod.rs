@@ -11,8 +11,13 @@
 //!   `decode_threads` threads, never on the async runtime;
 //! - at most `ready_batches` finished batches wait for the consumer, so memory is bounded.
 //!
-//! Crops: one uniformly random `patch x patch` window per photo and epoch, at full
-//! resolution, from `(seed, epoch, global position)` ([`crate::order::crop_origin`]).
+//! Crops: `crops_per_sample` uniformly random `patch x patch` windows per photo and epoch,
+//! at full resolution. Crop 0 comes from `(seed, epoch, global position)`
+//! ([`crate::order::crop_origin`]); crop `k` from the same with the seed
+//! [`crate::order::crop_seed`]`(seed, k)` ([`crate::order::nth_crop_origin`]), so one crop
+//! per sample is exactly crop 0 of several. Two crops of one photo are the CropCLR
+//! baseline's positive pair. Every crop is decoded with the same [`CropDecode`] mode; a
+//! photo exactly patch-sized gives identical crops.
 //!
 //! Bad input (corrupt tar fragment or zstd frame, garbled EXIF JSON, a JPEG that does not
 //! decode, a photo smaller than the patch) is skipped and counted by reason, with the first
@@ -75,6 +80,8 @@ pub struct StreamOptions {
     pub decode_threads: usize,
     /// Side of the square crop. Default: [`PATCH`].
     pub patch: u32,
+    /// Crops taken from each sample (see the module documentation). Default: 1.
+    pub crops_per_sample: u32,
     /// The last incomplete global batch of the epoch. Default: dropped.
     pub tail: TailPolicy,
     /// How the tag map becomes text. Default: [`TextFormat::default`] (the paper's).
@@ -106,6 +113,7 @@ impl StreamOptions {
             ready_batches: 2,
             decode_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             patch: PATCH,
+            crops_per_sample: 1,
             tail: TailPolicy::Drop,
             text: TextFormat::default(),
             decode: CropDecode::Indexed,
@@ -177,11 +185,16 @@ impl BatchStream {
                 });
             }
         }
-        if opts.patch == 0 {
-            return Err(StreamError::Option {
-                name: "patch",
-                reason: "must be at least 1".into(),
-            });
+        for (name, value) in [
+            ("patch", opts.patch),
+            ("crops_per_sample", opts.crops_per_sample),
+        ] {
+            if value == 0 {
+                return Err(StreamError::Option {
+                    name,
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         let counts: Vec<usize> = dataset
             .manifest()

@@ -45,6 +45,7 @@ impl Reader {
             seed: opts.seed,
             epoch: opts.epoch,
             patch: opts.patch,
+            crops: opts.crops_per_sample,
             tag_list: Arc::new(opts.tags.clone().unwrap_or_else(|| {
                 let listed = &dataset.manifest().tags;
                 if listed.is_empty() {
@@ -205,11 +206,12 @@ async fn assemble_on_pool(
     let resume = resume_after(opts.epoch, opts.start, index, opts.plan.global_batch(), len);
     let (tx, rx) = oneshot::channel();
     let job_ctx = Arc::clone(ctx);
-    let patch = opts.patch;
+    let (patch, crops) = (opts.patch, opts.crops_per_sample);
     ctx.pool.spawn(move || {
         let _ = tx.send(assemble(
             index,
             patch,
+            crops,
             resume,
             samples,
             &job_ctx.preparer.tokenizer,

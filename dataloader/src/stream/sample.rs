@@ -1,10 +1,10 @@
-//! The CPU work for one sample, run on the decode threads: pick its crop, decode that
-//! part of the JPEG at full resolution, render and tokenise its EXIF text.
+//! The CPU work for one sample, run on the decode threads: pick its crops, decode those
+//! parts of the JPEG at full resolution, render and tokenise its EXIF text.
 
 use super::counters::SkipReason;
 use crate::exif::{render_text, TagList, TextFormat};
 use crate::jpeg::{self, CropRect, JpegError};
-use crate::order::crop_origin;
+use crate::order::nth_crop_origin;
 use crate::tokenize::TextTokenizer;
 
 use super::CropDecode;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub(crate) struct Prepared {
     pub key: String,
     pub position: u64,
-    /// `patch x patch x 3` bytes, HWC.
+    /// `crops x patch x patch x 3` bytes, HWC, crop after crop.
     pub pixels: Vec<u8>,
     pub text: String,
     pub ids: Vec<u32>,
@@ -31,6 +31,8 @@ pub(crate) struct Preparer {
     pub seed: u64,
     pub epoch: u64,
     pub patch: u32,
+    /// Crops per sample (at least 1).
+    pub crops: u32,
     pub tag_list: Arc<TagList>,
     pub format: TextFormat,
     pub tokenizer: Arc<TextTokenizer>,
@@ -56,34 +58,39 @@ impl Preparer {
             None => jpeg::dimensions(input.jpeg)
                 .map_err(|e| (SkipReason::CorruptJpeg, e.to_string()))?,
         };
-        let (x, y) = crop_origin(
-            self.seed,
-            self.epoch,
-            input.position,
-            width,
-            height,
-            self.patch,
-        )
-        .ok_or_else(|| {
-            (
-                SkipReason::TooSmall,
-                format!("{width}x{height} photo, patch {}", self.patch),
+        let mut rects = Vec::with_capacity(self.crops as usize);
+        for k in 0..self.crops {
+            let (x, y) = nth_crop_origin(
+                self.seed,
+                self.epoch,
+                input.position,
+                k,
+                width,
+                height,
+                self.patch,
             )
-        })?;
-        let rect = CropRect {
-            x,
-            y,
-            width: self.patch,
-            height: self.patch,
-        };
-        let crop =
-            decode_crop(self.decode, input.jpeg, input.jpeg_index, rect).map_err(|e| match e {
+            .ok_or_else(|| {
+                (
+                    SkipReason::TooSmall,
+                    format!("{width}x{height} photo, patch {}", self.patch),
+                )
+            })?;
+            rects.push(CropRect {
+                x,
+                y,
+                width: self.patch,
+                height: self.patch,
+            });
+        }
+        let pixels = decode_crops(self.decode, input.jpeg, input.jpeg_index, &rects).map_err(
+            |e| match e {
                 JpegError::CropOutside { .. } => (
                     SkipReason::CorruptJpeg,
                     format!("index size {width}x{height} disagrees with the JPEG: {e}"),
                 ),
                 e => (SkipReason::CorruptJpeg, e.to_string()),
-            })?;
+            },
+        )?;
         let text = render_text(input.tags, &self.tag_list, &self.format);
         let ids = self
             .tokenizer
@@ -92,25 +99,43 @@ impl Preparer {
         Ok(Prepared {
             key: input.key.to_string(),
             position: input.position,
-            pixels: crop.data,
+            pixels,
             text,
             ids,
         })
     }
 }
 
-/// `rect` of the photo at full resolution, checked to have the requested size.
-fn decode_crop(
+/// The pixels of every rect of the photo at full resolution, one after the other. The
+/// whole-photo mode decodes the photo once for all of them; the others decode each rect.
+fn decode_crops(
     how: CropDecode,
     bytes: &[u8],
     index: Option<&[u8]>,
-    rect: CropRect,
-) -> Result<jpeg::RgbImage, JpegError> {
-    let img = match how {
-        CropDecode::Indexed => jpeg::decode_crop(bytes, index, rect)?,
-        CropDecode::Sequential => jpeg::decode_crop(bytes, None, rect)?,
-        CropDecode::Whole => jpeg::decode_full(bytes)?.crop(rect)?,
+    rects: &[CropRect],
+) -> Result<Vec<u8>, JpegError> {
+    let full = match how {
+        CropDecode::Whole => Some(jpeg::decode_full(bytes)?),
+        _ => None,
     };
+    let mut out = Vec::new();
+    for &rect in rects {
+        let img = match (&full, how) {
+            (Some(full), _) => full.crop(rect)?,
+            (None, CropDecode::Sequential) => jpeg::decode_crop(bytes, None, rect)?,
+            (None, _) => jpeg::decode_crop(bytes, index, rect)?,
+        };
+        let img = checked(img, rect)?;
+        if out.is_empty() {
+            out.reserve(img.data.len() * rects.len());
+        }
+        out.extend_from_slice(&img.data);
+    }
+    Ok(out)
+}
+
+/// `img`, checked to have the size of `rect`.
+fn checked(img: jpeg::RgbImage, rect: CropRect) -> Result<jpeg::RgbImage, JpegError> {
     let expected = (rect.width * rect.height * 3) as usize;
     if (img.width, img.height) != (rect.width, rect.height) || img.data.len() != expected {
         return Err(JpegError::Corrupt(format!(
@@ -124,6 +149,7 @@ fn decode_crop(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::order::crop_origin;
     use std::io::Write;
 
     /// A `w x h` JPEG of a smooth colour gradient.
@@ -150,6 +176,7 @@ pub(crate) mod tests {
             seed: 3,
             epoch: 1,
             patch: 124,
+            crops: 1,
             tag_list: Arc::new(TagList::new(["Make"])),
             format: TextFormat::default(),
             tokenizer: Arc::new(TextTokenizer::from_vocab(vocab).unwrap()),
@@ -202,6 +229,54 @@ pub(crate) mod tests {
         );
         assert_eq!(got.text, "Make: NIKON");
         assert_eq!(got.ids, vec![2, 4, 5, 6, 3]);
+    }
+
+    #[test]
+    fn each_crop_is_the_window_at_its_own_origin_in_every_decode_mode() {
+        let v = vocab();
+        let mut p = preparer(v.path());
+        p.crops = 3;
+        let jpeg = gradient_jpeg(400, 260);
+        let index = jpeg::build_index(&jpeg).unwrap();
+        let tags = TagMap::new();
+        let full = jpeg::decode_full(&jpeg).unwrap();
+        let n = 124 * 124 * 3;
+        let mut origins = Vec::new();
+        for decode in [
+            CropDecode::Indexed,
+            CropDecode::Sequential,
+            CropDecode::Whole,
+        ] {
+            p.decode = decode;
+            let mut inp = input(&jpeg, &tags, None);
+            inp.jpeg_index = Some(&index);
+            let got = p.prepare(inp).unwrap();
+            assert_eq!(got.pixels.len(), 3 * n, "{decode:?}");
+            for k in 0..3u32 {
+                let (x, y) = nth_crop_origin(3, 1, 17, k, 400, 260, 124).unwrap();
+                let rect = CropRect {
+                    x,
+                    y,
+                    width: 124,
+                    height: 124,
+                };
+                let want = full.crop(rect).unwrap();
+                let at = k as usize * n;
+                assert!(
+                    got.pixels[at..at + n] == want.data[..],
+                    "{decode:?}: crop {k} differs from the window at ({x}, {y})"
+                );
+                origins.push((x, y));
+            }
+        }
+        origins.truncate(3);
+        origins.sort();
+        origins.dedup();
+        assert_eq!(
+            origins.len(),
+            3,
+            "the three crops should sit at different origins"
+        );
     }
 
     #[test]

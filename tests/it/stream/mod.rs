@@ -1,5 +1,8 @@
 //! The streaming reader: tokenizer against the Python reference, and streams over small
-//! packed datasets (order across ranks, crops, resume, bad samples, storage errors).
+//! packed datasets (order across ranks, crops, resume, bad samples, storage errors);
+//! several crops per sample in `crops`.
+
+mod crops;
 
 use crate::support;
 use dataloader::tokenize::{TextTokenizer, MAX_LEN};
