@@ -152,6 +152,15 @@ pub fn read_camera_models(paths: &[PathBuf]) -> ModelScan {
     scan
 }
 
+/// Checks that a held-out fraction lies strictly between 0 and 1.
+pub fn check_fraction(holdout_fraction: f64) -> Result<(), SplitError> {
+    if holdout_fraction > 0.0 && holdout_fraction < 1.0 {
+        Ok(())
+    } else {
+        Err(SplitError::BadFraction(holdout_fraction))
+    }
+}
+
 /// Splits `photos` (path, camera model) by model: the distinct models, sorted, are
 /// shuffled with `seed` (see the module documentation) and taken in that order onto the
 /// held-out side until it holds at least `holdout_fraction` of the photos; the rest are
@@ -161,9 +170,7 @@ pub fn assign(
     holdout_fraction: f64,
     seed: u64,
 ) -> Result<Split, SplitError> {
-    if !(holdout_fraction > 0.0 && holdout_fraction < 1.0) {
-        return Err(SplitError::BadFraction(holdout_fraction));
-    }
+    check_fraction(holdout_fraction)?;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, model) in photos {
         *counts.entry(model.as_str()).or_default() += 1;
@@ -209,18 +216,26 @@ pub fn assign(
     Ok(Split { train, holdout })
 }
 
-/// Writes `photos` as a file list `pack` reads: one absolute path per line. A path the
-/// list format cannot hold (a line break in it, white space at its end, not UTF-8) is an
-/// error naming it.
+/// Writes `photos` as a file list `pack` reads, one path per line: relative to the list's
+/// folder for photos under it (so sample keys stay short and the folder can move), absolute
+/// otherwise. A path the list format cannot hold (a line break in it, white space around
+/// it, not UTF-8) is an error naming it.
 pub fn write_list(path: &Path, photos: &[PathBuf]) -> Result<(), SplitError> {
     let fail = |reason: String| SplitError::WriteList {
         path: path.to_path_buf(),
         reason,
     };
+    let base = std::path::absolute(path)
+        .map_err(|e| fail(e.to_string()))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let mut text = String::new();
     for p in photos {
         let abs = std::path::absolute(p).map_err(|e| fail(format!("{}: {e}", p.display())))?;
         let line = abs
+            .strip_prefix(&base)
+            .unwrap_or(&abs)
             .to_str()
             .filter(|s| !s.contains(['\n', '\r']) && s.trim() == *s)
             .ok_or_else(|| {

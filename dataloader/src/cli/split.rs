@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use dataloader::pack::{list_photos, Input};
-use dataloader::split::{assign, read_camera_models, write_list};
+use dataloader::split::{assign, check_fraction, read_camera_models, write_list};
 
 /// Arguments of `dataloader split`.
 #[derive(Debug, clap::Args)]
@@ -20,16 +20,18 @@ pub struct Args {
     /// Seed of the shuffle of the camera models.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Where to write the training file list (one absolute path per line).
+    /// Where to write the training file list (one path per line, relative to the list's
+    /// folder for photos under it, else absolute).
     #[arg(long, value_name = "FILE")]
     pub train_list: PathBuf,
-    /// Where to write the held-out file list (one absolute path per line).
+    /// Where to write the held-out file list (same format).
     #[arg(long, value_name = "FILE")]
     pub holdout_list: PathBuf,
 }
 
 /// Runs `dataloader split`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_fraction(args.holdout_fraction).context("--holdout-fraction")?;
     let input = Input::from_path(&args.input)?;
     let paths: Vec<PathBuf> = list_photos(&input)?
         .into_iter()

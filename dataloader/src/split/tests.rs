@@ -184,14 +184,19 @@ fn unreadable_files_are_skipped_and_counted() {
 }
 
 #[test]
-fn lists_hold_absolute_paths_and_refuse_unlistable_names() {
+fn lists_hold_paths_pack_resolves_and_refuse_unlistable_names() {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("list.txt");
-    write_list(&list, &[PathBuf::from("/a/b.jpg"), PathBuf::from("c.jpg")]).unwrap();
+    let under = dir.path().join("images/d.jpg");
+    write_list(&list, &[PathBuf::from("/a/b.jpg"), under.clone()]).unwrap();
     let text = std::fs::read_to_string(&list).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "/a/b.jpg");
-    assert!(Path::new(lines[1]).is_absolute() && lines[1].ends_with("/c.jpg"));
+    assert_eq!(lines, ["/a/b.jpg", "images/d.jpg"]);
+    // `pack` reads them back as the same files.
+    let items = crate::pack::list_photos(&crate::pack::Input::FileList(list.clone())).unwrap();
+    let paths: Vec<PathBuf> = items.into_iter().map(|i| i.path).collect();
+    assert_eq!(paths, [PathBuf::from("/a/b.jpg"), under]);
+    assert_eq!(check_fraction(0.2), Ok(()));
     let err = write_list(&list, &[PathBuf::from("/a/b\n.jpg")]).unwrap_err();
     assert!(matches!(err, SplitError::WriteList { .. }));
 }

@@ -1,11 +1,13 @@
 //! Shards on the local file system (and, through the helpers here, on S3): real camera
 //! photos packed and read back byte-exact (`local`), inputs skipped and counted and tags
 //! from EXIF or YFCC metadata (`packing`), corrupt, truncated or missing shards and bad URLs
-//! reported as the right kind of error (`faults`).
+//! reported as the right kind of error (`faults`), photos split by camera model into
+//! training and held-out lists that pack (`split`).
 
 mod faults;
 mod local;
 mod packing;
+mod split;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
