@@ -14,6 +14,7 @@
 //!   it with bounded prefetch, decodes and tokenises on a thread pool, and yields batches;
 //!   `tokenize` is the BERT uncased WordPiece tokenizer; `bench` measures the read path.
 //! - `split` divides photos by camera model into training and held-out file lists.
+//! - `logging` sets up `tracing` output for the project's binaries.
 
 pub mod tagmap;
 
@@ -21,6 +22,7 @@ pub use tagmap::TagMap;
 pub mod bench;
 pub mod exif;
 pub mod jpeg;
+pub mod logging;
 pub mod order;
 pub mod pack;
 pub mod shard;

@@ -3,8 +3,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
-use tracing_subscriber::EnvFilter;
+use dataloader::logging::LogFormat;
 
 /// EXIF-as-text data pipeline: photos to webdataset shards in object storage to batches.
 #[derive(Parser)]
@@ -16,12 +15,6 @@ struct Cli {
     log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -46,7 +39,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    dataloader::logging::init(cli.log_format);
     match cli.command {
         Command::Exif(a) => cli::exif::run(a),
         Command::Tags(a) => cli::tags::run(a),
@@ -56,22 +49,5 @@ fn main() -> anyhow::Result<()> {
         Command::Split(a) => cli::split::run(a),
         Command::Stream(a) => cli::stream::run(a),
         Command::Bench(a) => cli::bench::run(a),
-    }
-}
-
-fn init_logging(format: Option<LogFormat>) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = match format {
-        Some(LogFormat::Json) => true,
-        Some(LogFormat::Text) => false,
-        None => !std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

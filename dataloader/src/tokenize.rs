@@ -134,6 +134,29 @@ impl TextTokenizer {
         &self.vocab
     }
 
+    /// The same tokenizer cutting texts to at most `max_len` tokens (special tokens
+    /// included; at least 2, at most [`MAX_LEN`]).
+    pub fn with_max_len(mut self, max_len: usize) -> Result<Self, TokenizeError> {
+        if !(2..=MAX_LEN).contains(&max_len) {
+            return Err(TokenizeError::BadVocab {
+                path: self.vocab.clone(),
+                reason: format!("max length {max_len} is outside 2..={MAX_LEN}"),
+            });
+        }
+        self.inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| TokenizeError::BadVocab {
+                path: self.vocab.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(self)
+    }
+
     /// Id of `token` in the vocabulary.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
@@ -294,11 +317,19 @@ mod tests {
     }
 
     #[test]
-    fn truncates_at_512_keeping_sep() {
+    fn truncates_at_512_or_the_set_length_keeping_sep() {
         let (_f, tok) = toy();
-        let ids = tok.encode(&"make ".repeat(600)).unwrap();
+        let long = "make ".repeat(600);
+        let ids = tok.encode(&long).unwrap();
         assert_eq!(ids.len(), MAX_LEN);
         assert_eq!((ids[0], ids[MAX_LEN - 1]), (2, 3));
+        let short = tok.clone().with_max_len(16).unwrap();
+        let cut = short.encode(&long).unwrap();
+        assert_eq!(cut.len(), 16);
+        assert_eq!(cut[..15], ids[..15]);
+        assert_eq!(cut[15], 3, "still ends with [SEP]");
+        assert!(tok.clone().with_max_len(1).is_err());
+        assert!(tok.clone().with_max_len(MAX_LEN + 1).is_err());
     }
 
     #[test]

@@ -65,7 +65,11 @@ impl JointModel {
             what: "input_ids",
             reason: "this model has no text tower (objective crop_clr)".into(),
         })?;
-        Ok(l2_normalize(&text.forward(input_ids, attention_mask, train)?))
+        Ok(l2_normalize(&text.forward(
+            input_ids,
+            attention_mask,
+            train,
+        )?))
     }
 
     /// Image-text loss of a batch of patches and their EXIF texts (row i with row i).

@@ -282,9 +282,20 @@ mod tests {
             let mask = ids.ne(0).to_kind(Kind::Int64);
             let run = |t: &TextTower, train: bool| t.forward(&ids, &mask, train).unwrap();
             let diff = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap();
-            assert_eq!(diff(&run(&tower, false), &run(&plain, false)), 0.0, "{kind:?}");
-            assert_eq!(diff(&run(&plain, true), &run(&plain, false)), 0.0, "{kind:?}");
-            assert!(diff(&run(&tower, true), &run(&tower, false)) > 1e-3, "{kind:?}");
+            assert_eq!(
+                diff(&run(&tower, false), &run(&plain, false)),
+                0.0,
+                "{kind:?}"
+            );
+            assert_eq!(
+                diff(&run(&plain, true), &run(&plain, false)),
+                0.0,
+                "{kind:?}"
+            );
+            assert!(
+                diff(&run(&tower, true), &run(&tower, false)) > 1e-3,
+                "{kind:?}"
+            );
         }
     }
 }

@@ -22,6 +22,18 @@ pub fn load_safetensors(
     under: &str,
     alt_prefixes: &[&str],
 ) -> Result<usize, KernelsError> {
+    load_safetensors_where(vs, path, under, alt_prefixes, |_| true)
+}
+
+/// [`load_safetensors`] for the variables whose full name `wanted` accepts; the others
+/// keep their values (e.g. a projection head a pretrained encoder file does not have).
+pub fn load_safetensors_where(
+    vs: &VarStore,
+    path: &Path,
+    under: &str,
+    alt_prefixes: &[&str],
+    wanted: impl Fn(&str) -> bool,
+) -> Result<usize, KernelsError> {
     let named = Tensor::read_safetensors(path).map_err(|source| KernelsError::ReadWeights {
         path: path.to_path_buf(),
         source,
@@ -32,6 +44,9 @@ pub fn load_safetensors(
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, var) in vars {
+        if !wanted(&name) {
+            continue;
+        }
         let key = if under.is_empty() {
             name.as_str()
         } else {

@@ -7,7 +7,7 @@
 //! name and must reproduce the outputs (fp32, eval mode unless stated) to `ATOL`. Without
 //! Python torch the tests skip with a message, except under `CI=true` where they fail.
 
-use crate::support::{cameras_dir, repo_root, venv_python};
+use crate::support::{self, cameras_dir, repo_root, venv_python};
 use ::kernels::{
     load_safetensors, patches_to_tensor, preprocess, symmetric_infonce, Block, ImageTower,
     ImageTowerConfig, JointModel, KernelsError, LogitScale, ModelConfig, Objective, Pooling,
@@ -120,11 +120,13 @@ fn resnet_parity(case: &str, cfg: ImageTowerConfig, embed_dim: i64) {
 
 #[test]
 fn resnet50_matches_torchvision_in_eval_and_train_mode() {
+    let _rng = support::torch_rng();
     resnet_parity("resnet50", ImageTowerConfig::resnet50(), 32);
 }
 
 #[test]
 fn basic_block_resnet_matches_torchvision() {
+    let _rng = support::torch_rng();
     let cfg = ImageTowerConfig {
         block: Block::Basic,
         layers: [1, 1, 1, 1],
@@ -145,6 +147,7 @@ fn small_text(kind: TextKind, pooling: Pooling) -> TextTowerConfig {
         type_vocab_size: 2,
         layer_norm_eps: 1e-12,
         pooling,
+        dropout: 0.0,
     }
 }
 
@@ -178,21 +181,25 @@ fn text_parity_with(case: &str, cfg: impl Fn(Pooling) -> TextTowerConfig, embed_
 
 #[test]
 fn bert_matches_transformers_hidden_states_and_all_poolings() {
+    let _rng = support::torch_rng();
     text_parity("bert", TextKind::Bert);
 }
 
 #[test]
 fn distilbert_matches_transformers_hidden_states_and_all_poolings() {
+    let _rng = support::torch_rng();
     text_parity("distilbert", TextKind::DistilBert);
 }
 
 #[test]
 fn full_size_distilbert_matches_transformers() {
+    let _rng = support::torch_rng();
     text_parity_with("distilbert_base", TextTowerConfig::distilbert_base, 768);
 }
 
 #[test]
 fn pretrained_minilm_loads_and_embeds_exif_texts_as_transformers_does() {
+    let _rng = support::torch_rng();
     let Some(dir) = references() else { return };
     if cameras_dir().is_none() {
         return;
@@ -225,6 +232,7 @@ fn pretrained_minilm_loads_and_embeds_exif_texts_as_transformers_does() {
 
 #[test]
 fn clip_loss_and_gradients_match_python_fixed_and_learnable_temperature() {
+    let _rng = support::torch_rng();
     let Some(dir) = references() else { return };
     let io = read_io(dir, "loss");
     let fixed = LogitScale::new(&VarStore::new(Device::Cpu).root(), Temperature::default());
@@ -260,6 +268,7 @@ fn clip_loss_and_gradients_match_python_fixed_and_learnable_temperature() {
 
 #[test]
 fn weights_of_another_tower_kind_are_refused_naming_the_missing_parameters() {
+    let _rng = support::torch_rng();
     let Some(dir) = references() else { return };
     let vs = VarStore::new(Device::Cpu);
     let _tower = TextTower::new(
@@ -283,6 +292,7 @@ fn weights_of_another_tower_kind_are_refused_naming_the_missing_parameters() {
 
 #[test]
 fn joint_model_losses_match_python_for_crop_clr_and_image_text() {
+    let _rng = support::torch_rng();
     let Some(dir) = references() else { return };
     let io = read_io(dir, "joint");
     let cfg = |objective, temperature| ModelConfig {

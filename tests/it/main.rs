@@ -10,3 +10,4 @@ mod shards;
 mod stream;
 mod support;
 mod synth;
+mod train;

@@ -41,3 +41,11 @@ pub fn cameras_dir() -> Option<PathBuf> {
 pub fn venv_python() -> PathBuf {
     repo_root().join(".venv/bin/python")
 }
+
+/// Holds libtorch's process-wide random generator for the caller: tests that build models
+/// (initialisation draws from it) or seed it take this first, so that a test relying on a
+/// seeded initialisation is not disturbed by another test thread drawing at the same time.
+pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

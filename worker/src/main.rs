@@ -1,15 +1,43 @@
-//! `worker`: one node's training processes. Joins the data pipeline (`dataloader`) and
-//! the model (`kernels`); registers with the coordinator, trains data-parallel, runs
-//! evaluation jobs. Its subcommands come with the training and orchestration work.
+//! `worker`: one node's training and evaluation processes. Joins the data pipeline
+//! (`dataloader`) and the model (`kernels`). `train` runs single-process training from a
+//! config; `eval retrieval` measures a checkpoint on held-out photos; `bench step` times
+//! the training step against PyTorch.
 
-use clap::Parser;
+mod cli;
 
-/// Training and evaluation worker (not yet implemented beyond its command line).
+use clap::{Parser, Subcommand};
+use dataloader::logging::LogFormat;
+
+/// Training and evaluation worker.
 #[derive(Parser)]
 #[command(version, about)]
-struct Cli {}
+struct Cli {
+    /// Log format: `text` for people, `json` for log collectors. Default: text on a
+    /// terminal, json otherwise.
+    #[arg(long, global = true, env = "LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one process (CPU or one GPU) as a config says; checkpoints to its URL.
+    Train(cli::train::Args),
+    /// Measure a checkpoint.
+    #[command(subcommand)]
+    Eval(cli::eval::EvalCommand),
+    /// Time parts of training.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    anyhow::bail!("training is not implemented yet; use `dataloader` for the data pipeline")
+    let cli = Cli::parse();
+    dataloader::logging::init(cli.log_format);
+    match cli.command {
+        Command::Train(a) => cli::train::run(a),
+        Command::Eval(c) => cli::eval::run(c),
+        Command::Bench(c) => cli::bench::run(c),
+    }
 }

@@ -1,0 +1,132 @@
+//! Training-step timing on synthetic inputs (`worker bench step`): the trainer's step
+//! (zero gradients, forward and backward of both towers, gradient clipping, AdamW) on a
+//! fixed batch of random patches and token ids, so the model's cost is measured apart from
+//! data loading. `tests/python/bench_train_step.py` builds the same model in PyTorch from
+//! the same config and times the same step; the command runs both in one go.
+
+use std::time::Instant;
+
+use kernels::config::Objective;
+use kernels::resnet::preprocess;
+use serde::Serialize;
+use tch::{Kind, Tensor};
+
+use crate::config::Config;
+use crate::train::model;
+use crate::train::optimizer::{AdamW, AdamWConfig};
+use crate::train::step::{forward_backward, split_variables, StepInputs};
+use crate::train::TrainError;
+
+/// Timings of one implementation.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepTimes {
+    /// Milliseconds of each timed step.
+    pub step_ms: Vec<f64>,
+    /// Their median.
+    pub median_ms: f64,
+    /// Trained parameters.
+    pub params: i64,
+    /// Loss of the first and the last timed step.
+    pub loss_first: f64,
+    /// See `loss_first`.
+    pub loss_last: f64,
+}
+
+/// The median of `xs` (0 for none).
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Times `steps` training steps (after `warmup` untimed ones) of `cfg`'s model on a batch
+/// of `batch` random patches and token rows of `seq_len` (lengths between 3/4 of it and
+/// all of it), on the config's device.
+pub fn time_steps(
+    cfg: &Config,
+    batch: i64,
+    seq_len: i64,
+    steps: usize,
+    warmup: usize,
+) -> Result<StepTimes, TrainError> {
+    let spec = &cfg.spec;
+    let device = model::torch_device(cfg.device)?;
+    let (vs, model) = model::build(cfg, device, 0)?;
+    let (trained, buffers) = split_variables(&vs);
+    let params = trained.iter().map(|(_, t)| t.numel() as i64).sum();
+    let mut opt = AdamW::new(
+        trained,
+        AdamWConfig {
+            betas: (spec.optim.betas[0], spec.optim.betas[1]),
+            eps: spec.optim.eps,
+            weight_decay: spec.optim.weight_decay,
+            exempt_vectors: spec.optim.no_decay_norm_bias_temperature,
+        },
+    );
+    let side = i64::from(spec.data.patch_px);
+    let crops = if spec.model.objective == Objective::CropClr {
+        2
+    } else {
+        1
+    };
+    let pixels = Tensor::randint(
+        256,
+        [batch * crops, side, side, 3],
+        (Kind::Uint8, tch::Device::Cpu),
+    );
+    let vocab = spec.model.text.vocab_size;
+    let ids = Tensor::randint_low(
+        1000.min(vocab - 1),
+        vocab,
+        [batch, seq_len],
+        (Kind::Int64, tch::Device::Cpu),
+    );
+    let lengths = Tensor::randint_low(
+        seq_len * 3 / 4,
+        seq_len + 1,
+        [batch, 1],
+        (Kind::Int64, tch::Device::Cpu),
+    );
+    let mask = Tensor::arange(seq_len, (Kind::Int64, tch::Device::Cpu))
+        .unsqueeze(0)
+        .lt_tensor(&lengths)
+        .to_kind(Kind::Int64);
+    let ids = &ids * &mask;
+    let mut times = Vec::with_capacity(steps);
+    let mut losses = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        // The u8 -> normalised float conversion is part of every real step.
+        let images = preprocess(&pixels, device)?;
+        let inputs = match spec.model.objective {
+            Objective::ImageText => StepInputs::ImageText {
+                images,
+                ids: ids.to_device(device),
+                mask: mask.to_device(device),
+            },
+            Objective::CropClr => StepInputs::CropPairs {
+                a: images.narrow(0, 0, batch),
+                b: images.narrow(0, batch, batch),
+            },
+        };
+        opt.zero_grad();
+        let out = forward_backward(&model, &buffers, &inputs, None, true, 0, i as u64)?;
+        opt.clip_grad_norm(spec.optim.grad_clip_norm);
+        opt.step(spec.optim.lr);
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+            losses.push(out.loss);
+        }
+    }
+    Ok(StepTimes {
+        median_ms: median(&times),
+        step_ms: times,
+        params,
+        loss_first: losses.first().copied().unwrap_or(f64::NAN),
+        loss_last: losses.last().copied().unwrap_or(f64::NAN),
+    })
+}

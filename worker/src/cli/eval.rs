@@ -1,0 +1,98 @@
+//! `worker eval retrieval`: zero-shot retrieval of a checkpoint on a packed dataset.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use worker::checkpoint::CheckpointStore;
+use worker::eval::retrieval::{evaluate, RetrievalOptions};
+use worker::train::data::DataSource;
+use worker::train::model;
+
+use super::{load_config, StoreArgs};
+
+/// Evaluation commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum EvalCommand {
+    /// Patch -> EXIF text and patch -> other-crop retrieval on held-out photos.
+    Retrieval(RetrievalArgs),
+}
+
+/// Arguments of `worker eval retrieval`.
+#[derive(Debug, clap::Args)]
+pub struct RetrievalArgs {
+    /// The training config the checkpoint was trained with (model shape, text settings).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Checkpoint directory URL (its newest complete checkpoint); default checkpoint.url.
+    #[arg(long, value_name = "URL")]
+    pub checkpoints: Option<String>,
+    /// The packed dataset to measure on (e.g. photos of held-out camera models).
+    #[arg(long, value_name = "URL")]
+    pub data: String,
+    /// Photos per batch: each query picks among this many candidates.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Passes over the data, each with other crops.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: u64,
+    /// Seed of the order and crops.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Runs an evaluation command.
+pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
+    match cmd {
+        EvalCommand::Retrieval(a) => retrieval(a),
+    }
+}
+
+fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
+    let cfg = load_config(&args.config)?;
+    let store_opts = args.store.options();
+    let url = args
+        .checkpoints
+        .unwrap_or_else(|| cfg.spec.checkpoint.url.clone());
+    let device = model::torch_device(cfg.device)?;
+    let data = DataSource::open(&cfg.spec, &args.data, args.batch.max(2), &store_opts)?;
+    let store = CheckpointStore::open(&url, &store_opts)?;
+    let newest = data.runtime.block_on(store.latest())?.with_context(|| {
+        format!("no complete checkpoint at {url}: train first, or point --checkpoints at one")
+    })?;
+    let ck = data.runtime.block_on(store.load(&newest))?;
+    let (vs, model) = model::build(&cfg, device, cfg.spec.data.seed)?;
+    model::weights_from_bytes(&vs, &ck.weights).with_context(|| {
+        format!(
+            "loading {} into the model of {}",
+            newest.url,
+            args.config.display()
+        )
+    })?;
+    let opts = RetrievalOptions {
+        batch: args.batch,
+        rounds: args.rounds,
+        seed: args.seed,
+    };
+    let report = evaluate(&model, device, &data, &opts)?;
+    let show = |name: &str, a: &worker::eval::retrieval::Accuracy| {
+        println!(
+            "{name:<15} top-1 {:.3}  chance {:.3}  ({} queries, batch {})",
+            a.top1, a.chance, a.queries, args.batch
+        )
+    };
+    println!("checkpoint {} (step {})", newest.url, newest.step);
+    if let Some(t) = &report.patch_to_text {
+        show("patch -> text", t);
+    }
+    show("patch -> patch", &report.patch_to_patch);
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! Single-process training (`worker train`): the data pipeline's batches, the contrastive
+//! step, AdamW with the warm-up + cosine schedule, checkpoints that resume exactly.
+//!
+//! A run is a loop over optimiser steps. Each step takes the next global batch of the
+//! stream ([`dataloader::stream::BatchStream`], restarted at each epoch), runs the
+//! forward/backward pass of [`step`] (micro-batched with the feature cache when
+//! `train.micro_batch_size` is set), clips the gradient norm, and applies [`optimizer`].
+//! Every `checkpoint.every_steps` steps, at the last step and at `stop_at_step`, the model
+//! weights, optimiser state and [`TrainState`] (step, data position, config digest) go to
+//! the [`CheckpointStore`].
+//!
+//! Resuming is exact: the data stream restarts at the saved position (its order and crops
+//! are functions of seed, epoch and position), weights and batch-norm statistics and the
+//! optimiser moments are restored, and the random draws of each step (dropout) are seeded
+//! from (seed, step), so no generator state needs saving. N steps straight and N/2 + N/2
+//! resumed give the same weights.
+
+pub mod data;
+pub mod model;
+pub mod optimizer;
+pub mod progress;
+pub mod step;
+
+use std::time::Instant;
+
+use dataloader::order::Position;
+use dataloader::store::StoreOptions;
+use kernels::KernelsError;
+
+use crate::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointRef, CheckpointStore, DataPosition, TrainState,
+    FORMAT_VERSION,
+};
+use crate::config::{Config, FieldError, Precision};
+use data::DataSource;
+use optimizer::{AdamW, AdamWConfig, OptimizerError};
+use progress::{Progress, StepReport};
+use step::{forward_backward, needs_two_crops, split_variables, StepInputs};
+
+/// Why training stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A config value that only the data can check (e.g. an epoch without steps).
+    #[error("invalid config: {0}")]
+    Config(FieldError),
+    /// The device is missing or unsupported by this build.
+    #[error("{0}")]
+    Device(String),
+    /// The dataset could not be opened.
+    #[error("cannot open the dataset: {0}")]
+    Dataset(#[from] dataloader::shard::ShardError),
+    /// The tokenizer or tag list could not be loaded.
+    #[error("{0}")]
+    Text(String),
+    /// The data stream failed.
+    #[error("data stream: {0}")]
+    Stream(#[from] dataloader::stream::StreamError),
+    /// The model could not be built, loaded or run.
+    #[error(transparent)]
+    Model(#[from] KernelsError),
+    /// Saving or loading a checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The optimiser state did not fit.
+    #[error(transparent)]
+    Optimizer(#[from] OptimizerError),
+    /// The loss is no longer a number.
+    #[error("the loss became {loss} at step {step}: lower optim.lr, set optim.grad_clip_norm, or check the data")]
+    Diverged {
+        /// The step.
+        step: u64,
+        /// The loss.
+        loss: f64,
+    },
+    /// A local temporary file failed.
+    #[error("temporary file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How to run, besides the config.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the newest checkpoint at `checkpoint.url` (fresh start if none).
+    pub resume: bool,
+    /// Save a checkpoint and stop after this many steps (the schedule still runs to the
+    /// config's length, so a later `resume` continues it).
+    pub stop_at_step: Option<u64>,
+    /// Object-store settings for the dataset and checkpoints.
+    pub store: StoreOptions,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainSummary {
+    /// The step the run started at (0, or the resumed checkpoint's).
+    pub start_step: u64,
+    /// The step it ended at.
+    pub end_step: u64,
+    /// Every step's loss, `(step, loss)`.
+    pub losses: Vec<(u64, f64)>,
+    /// The last checkpoint written.
+    #[serde(skip)]
+    pub checkpoint: Option<CheckpointRef>,
+    /// Pairs trained on.
+    pub samples: u64,
+    /// Samples the pipeline skipped for bad input.
+    pub skipped: u64,
+    /// Wall time in seconds.
+    pub elapsed_s: f64,
+    /// Seconds spent waiting for batches.
+    pub data_wait_s: f64,
+}
+
+/// Trains as `cfg` says; see the module documentation.
+pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
+    let spec = &cfg.spec;
+    if spec.train.precision == Precision::Bf16 {
+        return Err(TrainError::Device(
+            "train.precision = \"bf16\" needs the GPU build's autocast, which this build does not have; use \"fp32\"".into(),
+        ));
+    }
+    let device = model::torch_device(cfg.device)?;
+    let batch = spec.train.batch_size as usize;
+    let data = DataSource::open(spec, &spec.data.url, batch, &opts.store)?;
+    let epoch_len = data.epoch_len();
+    let steps_per_epoch = epoch_len / batch as u64;
+    let schedule = cfg
+        .lr_schedule(steps_per_epoch)
+        .map_err(TrainError::Config)?;
+    let end_step = opts
+        .stop_at_step
+        .map_or(schedule.total_steps, |s| s.min(schedule.total_steps));
+
+    let (vs, model) = model::build(cfg, device, spec.data.seed)?;
+    let (trained, buffers) = split_variables(&vs);
+    let mut opt = AdamW::new(
+        trained,
+        AdamWConfig {
+            betas: (spec.optim.betas[0], spec.optim.betas[1]),
+            eps: spec.optim.eps,
+            weight_decay: spec.optim.weight_decay,
+            exempt_vectors: spec.optim.no_decay_norm_bias_temperature,
+        },
+    );
+    let (decayed, exempt) = opt.groups();
+    tracing::info!(
+        decayed = decayed.len(),
+        exempt = exempt.len(),
+        steps = schedule.total_steps,
+        steps_per_epoch,
+        digest = cfg.digest.as_str(),
+        "model built"
+    );
+
+    let store = CheckpointStore::open(&spec.checkpoint.url, &opts.store)?
+        .keep_last(spec.checkpoint.keep_last);
+    let mut step = 0;
+    let mut position = Position {
+        epoch: 0,
+        consumed: 0,
+    };
+    if opts.resume {
+        match data
+            .runtime
+            .block_on(store.load_for_resume(cfg.digest.as_str()))?
+        {
+            Some(ck) => {
+                model::weights_from_bytes(&vs, &ck.weights)?;
+                opt.load_bytes(&ck.optimizer)?;
+                step = ck.state.step;
+                position = Position {
+                    epoch: ck.state.data.epoch,
+                    consumed: ck.state.data.consumed,
+                };
+                tracing::info!(
+                    step,
+                    epoch = position.epoch,
+                    consumed = position.consumed,
+                    "resumed"
+                );
+            }
+            None => tracing::info!(
+                url = store.url(),
+                "no checkpoint to resume from; starting fresh"
+            ),
+        }
+    }
+
+    let t0 = Instant::now();
+    let start_step = step;
+    let mut summary = TrainSummary {
+        start_step,
+        end_step: step,
+        losses: Vec::new(),
+        checkpoint: None,
+        samples: 0,
+        skipped: 0,
+        elapsed_s: 0.0,
+        data_wait_s: 0.0,
+    };
+    let mut progress = Progress::new(step, end_step, spec.logging.every_steps);
+    let micro = spec.train.micro_batch_size.map(i64::from);
+    let mut empty_epochs = 0;
+    while step < end_step {
+        let crops = if needs_two_crops(&spec.model) { 2 } else { 1 };
+        let mut stream = data.stream(position, crops, |_| ())?;
+        let mut stepped = false;
+        while step < end_step {
+            let waited_from = Instant::now();
+            let Some(item) = stream.next_blocking() else {
+                break;
+            };
+            let waited = waited_from.elapsed();
+            summary.data_wait_s += waited.as_secs_f64();
+            let batch = item?;
+            position = batch.resume;
+            if batch.len() < 2 {
+                tracing::warn!(
+                    batch = batch.index,
+                    samples = batch.len(),
+                    "batch too small for a contrastive step after skipped samples; skipping it"
+                );
+                continue;
+            }
+            let inputs = StepInputs::from_batch(&batch, spec.model.objective, device)?;
+            opt.zero_grad();
+            let out =
+                forward_backward(&model, &buffers, &inputs, micro, true, spec.data.seed, step)?;
+            if !out.loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    step,
+                    loss: out.loss,
+                });
+            }
+            let grad_norm = opt.clip_grad_norm(spec.optim.grad_clip_norm);
+            let lr = schedule.lr_at(step);
+            opt.step(lr);
+            step += 1;
+            stepped = true;
+            summary.samples += batch.len() as u64;
+            summary.losses.push((step, out.loss));
+            progress.step(StepReport {
+                step,
+                loss: out.loss,
+                lr,
+                logit_scale: out.logit_scale,
+                samples: batch.len() as u64,
+                waited,
+                grad_norm,
+            });
+            if step % spec.checkpoint.every_steps == 0 || step == end_step {
+                let state = train_state(cfg, step, position);
+                summary.checkpoint = Some(save(&data.runtime, &store, &vs, &opt, state)?);
+            }
+        }
+        summary.skipped += stream.counters().skipped_total();
+        if step < end_step {
+            // The epoch ended: the next one starts at its beginning.
+            position = Position {
+                epoch: position.epoch + 1,
+                consumed: 0,
+            };
+            empty_epochs = if stepped { 0 } else { empty_epochs + 1 };
+            if empty_epochs >= 2 {
+                return Err(TrainError::Config(FieldError::new(
+                    "train.batch_size",
+                    format!("two epochs in a row gave no full batch of {batch} usable samples (dataset of {epoch_len} samples, {} skipped)", summary.skipped),
+                )));
+            }
+        }
+    }
+    progress.finish();
+    summary.end_step = step;
+    summary.elapsed_s = t0.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn train_state(cfg: &Config, step: u64, position: Position) -> TrainState {
+    TrainState {
+        format_version: FORMAT_VERSION,
+        step,
+        epoch: position.epoch,
+        data: DataPosition {
+            epoch: position.epoch,
+            consumed: position.consumed,
+        },
+        // Random draws are seeded from (data.seed, step): the seed is the whole state.
+        rng_state: cfg.spec.data.seed.to_le_bytes().to_vec(),
+        config_digest: cfg.digest.as_str().to_string(),
+        saved_at_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    }
+}
+
+fn save(
+    runtime: &tokio::runtime::Runtime,
+    store: &CheckpointStore,
+    vs: &tch::nn::VarStore,
+    opt: &AdamW,
+    state: TrainState,
+) -> Result<CheckpointRef, TrainError> {
+    let ck = Checkpoint {
+        weights: model::weights_to_bytes(vs)?.into(),
+        optimizer: opt.to_bytes()?.into(),
+        state,
+    };
+    let saved = runtime.block_on(store.save(&ck))?;
+    tracing::info!(step = saved.step, url = %saved.url, "checkpoint saved");
+    Ok(saved)
+}

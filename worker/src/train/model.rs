@@ -1,0 +1,85 @@
+//! Building the model a config describes on its device, and moving its weights in and out
+//! of checkpoint bytes (safetensors).
+
+use kernels::joint::JointModel;
+use kernels::KernelsError;
+use tch::nn;
+
+use crate::config::{Config, Device};
+
+use super::TrainError;
+
+/// The libtorch device of a config's `train.device`, checked to exist.
+pub fn torch_device(device: Device) -> Result<tch::Device, TrainError> {
+    match device {
+        Device::Cpu => Ok(tch::Device::Cpu),
+        Device::Cuda(i) => {
+            let count = tch::Cuda::device_count();
+            if i64::from(i) >= count {
+                return Err(TrainError::Device(format!(
+                    "train.device asks for cuda:{i}, but libtorch sees {count} CUDA device(s); \
+                     this build uses the CPU libtorch (set train.device = \"cpu\", or use a GPU build)"
+                )));
+            }
+            Ok(tch::Device::Cuda(i as usize))
+        }
+    }
+}
+
+/// The model of `cfg` on `device`, initialised from `seed` (and the pretrained text weights
+/// of `model_init`, frozen if asked), with its variable store.
+pub fn build(
+    cfg: &Config,
+    device: tch::Device,
+    seed: u64,
+) -> Result<(nn::VarStore, JointModel), TrainError> {
+    tch::manual_seed(seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = JointModel::new(&vs.root(), &cfg.spec.model)?;
+    let init = &cfg.spec.model_init;
+    if let Some(path) = &init.text_weights_path {
+        // The pooling head is not part of a pretrained encoder: it keeps its initialisation.
+        let n = kernels::weights::load_safetensors_where(
+            &vs,
+            path,
+            "text",
+            &["bert.", "distilbert."],
+            |name| !is_text_head(name),
+        )?;
+        tracing::info!(path = %path.display(), tensors = n, "loaded pretrained text tower");
+    }
+    if init.freeze_text {
+        for (name, mut t) in vs.variables() {
+            if name.starts_with("text.") && !is_text_head(&name) {
+                let _ = t.requires_grad_(false);
+            }
+        }
+    }
+    Ok((vs, model))
+}
+
+fn is_text_head(name: &str) -> bool {
+    name.starts_with("text.pool_norm.") || name.starts_with("text.proj.")
+}
+
+/// The model's variables (parameters and batch-norm statistics) as safetensors bytes.
+pub fn weights_to_bytes(vs: &nn::VarStore) -> Result<Vec<u8>, TrainError> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("model.safetensors");
+    let mut named: Vec<(String, tch::Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_device(tch::Device::Cpu)))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::Tensor::write_safetensors(&named, &path).map_err(KernelsError::from)?;
+    Ok(std::fs::read(&path)?)
+}
+
+/// Copies every variable of `vs` from safetensors `bytes` (all must be present).
+pub fn weights_from_bytes(vs: &nn::VarStore, bytes: &[u8]) -> Result<usize, TrainError> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("model.safetensors");
+    std::fs::write(&path, bytes)?;
+    Ok(kernels::weights::load_safetensors(vs, &path, "", &[])?)
+}

@@ -1,0 +1,106 @@
+//! Progress of a training run: a progress bar on a terminal, structured log lines every
+//! `logging.every_steps` steps otherwise (and always), with step, loss, learning rate,
+//! temperature, samples per second and the fraction of time spent waiting for data.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// Accumulates the figures of the steps since the last report.
+#[derive(Debug)]
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+    every: u64,
+    since: Instant,
+    loss_sum: f64,
+    steps: u64,
+    samples: u64,
+    waited: Duration,
+}
+
+/// One step's figures.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    /// The step just taken (1-based count of optimiser steps).
+    pub step: u64,
+    /// Its loss.
+    pub loss: f64,
+    /// Its learning rate.
+    pub lr: f64,
+    /// The logit scale (1 / temperature).
+    pub logit_scale: f64,
+    /// Pairs in the batch.
+    pub samples: u64,
+    /// Time spent waiting for the batch.
+    pub waited: Duration,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+impl Progress {
+    /// Progress over a run ending at `total` steps, starting at `start`, reporting every
+    /// `every` steps.
+    pub fn new(start: u64, total: u64, every: u64) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            let pb = indicatif::ProgressBar::new(total);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len} eta {eta} {msg}")
+            {
+                pb.set_style(style);
+            }
+            pb.set_position(start);
+            pb
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Self {
+            bar,
+            every: every.max(1),
+            since: Instant::now(),
+            loss_sum: 0.0,
+            steps: 0,
+            samples: 0,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Records a step; logs (and updates the bar's message) at every reporting step.
+    pub fn step(&mut self, r: StepReport) {
+        self.loss_sum += r.loss;
+        self.steps += 1;
+        self.samples += r.samples;
+        self.waited += r.waited;
+        self.bar.set_position(r.step);
+        if r.step % self.every != 0 {
+            return;
+        }
+        let elapsed = self.since.elapsed().as_secs_f64().max(1e-9);
+        let loss = self.loss_sum / self.steps as f64;
+        let samples_per_s = self.samples as f64 / elapsed;
+        let data_wait = self.waited.as_secs_f64() / elapsed;
+        tracing::info!(
+            step = r.step,
+            loss = format_args!("{loss:.4}"),
+            lr = format_args!("{:.3e}", r.lr),
+            temperature = format_args!("{:.4}", 1.0 / r.logit_scale),
+            grad_norm = format_args!("{:.3}", r.grad_norm),
+            samples_per_s = format_args!("{samples_per_s:.1}"),
+            data_wait = format_args!("{data_wait:.2}"),
+            "train"
+        );
+        self.bar.set_message(format!(
+            "loss {loss:.3} lr {:.2e} {samples_per_s:.0} samples/s data wait {:.0}%",
+            r.lr,
+            data_wait * 100.0
+        ));
+        self.since = Instant::now();
+        self.loss_sum = 0.0;
+        self.steps = 0;
+        self.samples = 0;
+        self.waited = Duration::ZERO;
+    }
+
+    /// Ends the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

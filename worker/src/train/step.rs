@@ -1,0 +1,353 @@
+//! One optimiser step's forward and backward pass: a batch from the data pipeline becomes
+//! tensors, both sides are embedded, and the symmetric InfoNCE loss over the whole batch is
+//! back-propagated, optionally in micro-batches.
+//!
+//! Micro-batches follow OpenCLIP's gradient accumulation with a feature cache
+//! (`open_clip/training/train.py`, `accum_freq`): a first pass without gradients embeds
+//! every micro-batch; then each micro-batch is embedded again with gradients, put in place
+//! of its cached rows, and the loss over the full batch is back-propagated. The gradients
+//! of the passes add up to the full-batch gradient, so every sample still sees the whole
+//! batch's negatives. Two details make the sum exact: the logit scale keeps its gradient in
+//! the first pass only (OpenCLIP counts it once per micro-batch), and each micro-batch's
+//! dropout masks come from a seed fixed by (step, micro-batch), so both passes draw the
+//! same masks. Batch-norm running statistics are restored after the first pass, so they
+//! move once per micro-batch as without the cache.
+
+use dataloader::stream::Batch;
+use kernels::joint::JointModel;
+use kernels::loss::symmetric_infonce;
+use kernels::resnet::{patches_to_tensor, preprocess};
+use kernels::text::tokens_to_tensors;
+use kernels::KernelsError;
+use tch::{nn, Device, Tensor};
+
+use crate::config::ModelConfig;
+use kernels::config::Objective;
+
+/// A batch as tensors on the training device.
+#[derive(Debug)]
+pub enum StepInputs {
+    /// Patches `[N, 3, P, P]` (normalised) and token ids / mask `[N, L]`.
+    ImageText {
+        /// The patches.
+        images: Tensor,
+        /// Token ids.
+        ids: Tensor,
+        /// Attention mask.
+        mask: Tensor,
+    },
+    /// Two crops of each photo, `[N, 3, P, P]` each.
+    CropPairs {
+        /// First crops.
+        a: Tensor,
+        /// Second crops.
+        b: Tensor,
+    },
+}
+
+impl StepInputs {
+    /// Converts a pipeline batch for `objective` (CropCLR needs a stream with two crops
+    /// per sample).
+    pub fn from_batch(
+        batch: &Batch,
+        objective: Objective,
+        device: Device,
+    ) -> Result<Self, KernelsError> {
+        let (n, side) = (batch.len() as i64, i64::from(batch.patch));
+        let crops = i64::from(batch.crops);
+        let pixels = patches_to_tensor(&batch.pixels, (n * crops) as usize, side as usize)?;
+        // [N, crops, 3, P, P]: crop k of every sample.
+        let all = preprocess(&pixels, device)?.view([n, crops, 3, side, side]);
+        match objective {
+            Objective::ImageText => {
+                let (ids, mask) =
+                    tokens_to_tensors(&batch.input_ids, &batch.attention_mask, batch.seq_len)?;
+                Ok(StepInputs::ImageText {
+                    images: all.select(1, 0),
+                    ids: ids.to_device(device),
+                    mask: mask.to_device(device),
+                })
+            }
+            Objective::CropClr if crops >= 2 => Ok(StepInputs::CropPairs {
+                a: all.select(1, 0),
+                b: all.select(1, 1),
+            }),
+            Objective::CropClr => Err(KernelsError::Input {
+                what: "batch",
+                reason: "CropCLR needs two crops per sample (stream crops_per_sample = 2)".into(),
+            }),
+        }
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> i64 {
+        match self {
+            StepInputs::ImageText { images, .. } => images.size()[0],
+            StepInputs::CropPairs { a, .. } => a.size()[0],
+        }
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn slice(&self, start: i64, len: i64) -> StepInputs {
+        let s = |t: &Tensor| t.narrow(0, start, len);
+        match self {
+            StepInputs::ImageText { images, ids, mask } => StepInputs::ImageText {
+                images: s(images),
+                ids: s(ids),
+                mask: s(mask),
+            },
+            StepInputs::CropPairs { a, b } => StepInputs::CropPairs { a: s(a), b: s(b) },
+        }
+    }
+}
+
+/// The two sides' L2-normalised embeddings of `inputs`.
+pub fn embed_pair(
+    model: &JointModel,
+    inputs: &StepInputs,
+    train: bool,
+) -> Result<(Tensor, Tensor), KernelsError> {
+    match inputs {
+        StepInputs::ImageText { images, ids, mask } => Ok((
+            model.embed_images(images, train),
+            model.embed_texts(ids, mask, train)?,
+        )),
+        StepInputs::CropPairs { a, b } => {
+            // One pass over both views, so batch-norm statistics cover both.
+            let n = a.size()[0];
+            let both = model.embed_images(&Tensor::cat(&[a, b], 0), train);
+            Ok((both.narrow(0, 0, n), both.narrow(0, n, n)))
+        }
+    }
+}
+
+/// Seed of the random draws (dropout) of micro-batch `micro` of step `step`.
+pub fn draw_seed(base: u64, step: u64, micro: u64) -> i64 {
+    // SplitMix64 finaliser over the three numbers: distinct steps get unrelated seeds.
+    let mut z = base
+        .wrapping_add(step.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(micro.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as i64 & i64::MAX
+}
+
+/// What a step's forward/backward computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepLoss {
+    /// Loss over the whole batch.
+    pub loss: f64,
+    /// The logit scale used.
+    pub logit_scale: f64,
+}
+
+/// Runs forward and backward of `inputs` in micro-batches of at most `micro` pairs
+/// (`None`: all at once), leaving the full-batch gradient in the parameters' `.grad`.
+/// `buffers` are the model's non-trained variables (batch-norm statistics), restored after
+/// the cache pass. Dropout masks are drawn from [`draw_seed`]`(seed, step, j)`.
+pub fn forward_backward(
+    model: &JointModel,
+    buffers: &[Tensor],
+    inputs: &StepInputs,
+    micro: Option<i64>,
+    train: bool,
+    seed: u64,
+    step: u64,
+) -> Result<StepLoss, KernelsError> {
+    let n = inputs.len();
+    let scale = model.logit_scale.value();
+    let logit_scale = scale.double_value(&[]);
+    let micro = micro.unwrap_or(n).clamp(1, n.max(1));
+    let chunks: Vec<(i64, i64)> = (0..n)
+        .step_by(micro as usize)
+        .map(|s| (s, micro.min(n - s)))
+        .collect();
+    if chunks.len() <= 1 {
+        tch::manual_seed(draw_seed(seed, step, 0));
+        let (a, b) = embed_pair(model, inputs, train)?;
+        let loss = symmetric_infonce(&a, &b, &scale);
+        loss.backward();
+        return Ok(StepLoss {
+            loss: loss.double_value(&[]),
+            logit_scale,
+        });
+    }
+    // Pass 1: the feature cache.
+    let saved: Vec<Tensor> = buffers.iter().map(Tensor::copy).collect();
+    let mut cache_a = Vec::with_capacity(chunks.len());
+    let mut cache_b = Vec::with_capacity(chunks.len());
+    tch::no_grad(|| -> Result<(), KernelsError> {
+        for (j, &(start, len)) in chunks.iter().enumerate() {
+            tch::manual_seed(draw_seed(seed, step, j as u64));
+            let (a, b) = embed_pair(model, &inputs.slice(start, len), train)?;
+            cache_a.push(a);
+            cache_b.push(b);
+        }
+        for (dst, src) in buffers.iter().zip(&saved) {
+            dst.shallow_clone().copy_(src);
+        }
+        Ok(())
+    })?;
+    // Pass 2: each micro-batch with gradients against the cached rest.
+    let mut loss_value = 0.0;
+    for (j, &(start, len)) in chunks.iter().enumerate() {
+        tch::manual_seed(draw_seed(seed, step, j as u64));
+        let (a, b) = embed_pair(model, &inputs.slice(start, len), train)?;
+        let mut rows_a: Vec<Tensor> = cache_a.iter().map(Tensor::shallow_clone).collect();
+        let mut rows_b: Vec<Tensor> = cache_b.iter().map(Tensor::shallow_clone).collect();
+        rows_a[j] = a;
+        rows_b[j] = b;
+        let s = if j == 0 {
+            scale.shallow_clone()
+        } else {
+            scale.detach()
+        };
+        let loss = symmetric_infonce(&Tensor::cat(&rows_a, 0), &Tensor::cat(&rows_b, 0), &s);
+        loss.backward();
+        loss_value = loss.double_value(&[]);
+    }
+    Ok(StepLoss {
+        loss: loss_value,
+        logit_scale,
+    })
+}
+
+/// The model's parameters that train (name, tensor, sorted by name) and its batch-norm
+/// running statistics, from the store the model was built in. Frozen parameters are in
+/// neither list.
+pub fn split_variables(vs: &nn::VarStore) -> (Vec<(String, Tensor)>, Vec<Tensor>) {
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let buffers = named
+        .iter()
+        .filter(|(name, _)| name.contains("running_"))
+        .map(|(_, t)| t.shallow_clone())
+        .collect();
+    let trained = named
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    (trained, buffers)
+}
+
+/// Whether `cfg` needs two crops per sample from the data pipeline.
+pub fn needs_two_crops(cfg: &ModelConfig) -> bool {
+    cfg.objective == Objective::CropClr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernels::config::{Block, ImageTowerConfig, Pooling, Temperature, TextTowerConfig};
+    use tch::Kind;
+
+    fn tiny(objective: Objective) -> ModelConfig {
+        let mut text = TextTowerConfig::distilbert_base(Pooling::EndToken);
+        (text.vocab_size, text.hidden_size, text.num_layers) = (60, 16, 1);
+        (text.num_heads, text.intermediate_size) = (2, 32);
+        ModelConfig {
+            image: ImageTowerConfig {
+                block: Block::Basic,
+                layers: [1, 1, 1, 1],
+                width: 4,
+            },
+            text,
+            embed_dim: 8,
+            temperature: Temperature::clip(),
+            objective,
+        }
+    }
+
+    fn grads(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+        let mut g: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .map(|(k, t)| (k, t.grad().copy()))
+            .collect();
+        g.sort_by(|a, b| a.0.cmp(&b.0));
+        g
+    }
+
+    /// The same gradients whether the batch of 6 goes at once or in micro-batches of 4 + 2
+    /// (eval-mode batch norm, which does not depend on the batch, so the two must agree).
+    #[test]
+    fn the_feature_cache_gives_the_full_batch_gradient() {
+        for objective in [Objective::ImageText, Objective::CropClr] {
+            tch::manual_seed(3);
+            let pix = |seed| {
+                tch::manual_seed(seed);
+                preprocess(
+                    &Tensor::randint(256, [6, 32, 32, 3], (Kind::Uint8, Device::Cpu)),
+                    Device::Cpu,
+                )
+                .unwrap()
+            };
+            let inputs = match objective {
+                Objective::ImageText => {
+                    let ids = Tensor::randint_low(1, 60, [6, 5], (Kind::Int64, Device::Cpu));
+                    let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 0]).repeat([6, 1]);
+                    StepInputs::ImageText {
+                        images: pix(4),
+                        ids,
+                        mask,
+                    }
+                }
+                Objective::CropClr => StepInputs::CropPairs {
+                    a: pix(5),
+                    b: pix(6),
+                },
+            };
+            let vs = nn::VarStore::new(Device::Cpu);
+            let model = JointModel::new(&vs.root(), &tiny(objective)).unwrap();
+            let (_, buffers) = split_variables(&vs);
+            let full = forward_backward(&model, &buffers, &inputs, None, false, 0, 0).unwrap();
+            let g_full = grads(&vs);
+            for (_, t) in vs.variables() {
+                let mut g = t.grad();
+                if g.defined() {
+                    let _ = g.zero_();
+                }
+            }
+            let micro = forward_backward(&model, &buffers, &inputs, Some(4), false, 0, 0).unwrap();
+            assert!(
+                (full.loss - micro.loss).abs() < 1e-5,
+                "{objective:?}: {full:?} vs {micro:?}"
+            );
+            for ((name, a), (_, b)) in g_full.iter().zip(grads(&vs)) {
+                let diff = f64::try_from((a - &b).abs().max()).unwrap();
+                let scale = f64::try_from(a.abs().max()).unwrap();
+                assert!(
+                    diff <= 1e-5 * scale.max(1.0),
+                    "{objective:?} {name}: {diff} (max {scale})"
+                );
+            }
+            let logit = vs.variables()["logit_scale"].grad();
+            assert!(
+                logit.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+                "temperature trains"
+            );
+        }
+    }
+
+    #[test]
+    fn draw_seeds_differ_by_step_and_micro_batch_and_are_non_negative() {
+        let seeds = [
+            draw_seed(0, 0, 0),
+            draw_seed(0, 1, 0),
+            draw_seed(0, 0, 1),
+            draw_seed(1, 0, 0),
+        ];
+        for (i, a) in seeds.iter().enumerate() {
+            assert!(*a >= 0);
+            for b in &seeds[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(draw_seed(7, 8, 9), draw_seed(7, 8, 9));
+    }
+}
