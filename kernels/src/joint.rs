@@ -61,15 +61,24 @@ impl JointModel {
         attention_mask: &Tensor,
         train: bool,
     ) -> Result<Tensor, KernelsError> {
-        let text = self.text.as_ref().ok_or(KernelsError::Input {
-            what: "input_ids",
-            reason: "this model has no text tower (objective crop_clr)".into(),
-        })?;
-        Ok(l2_normalize(&text.forward(
+        Ok(l2_normalize(&self.text_tower()?.forward(
             input_ids,
             attention_mask,
             train,
         )?))
+    }
+
+    /// L2-normalised text embeddings `[N, D]` from pooled encoder states `[N, H]`
+    /// ([`TextTower::pooled`]): only the text head runs.
+    pub fn embed_pooled_texts(&self, pooled: &Tensor) -> Result<Tensor, KernelsError> {
+        Ok(l2_normalize(&self.text_tower()?.head(pooled)))
+    }
+
+    fn text_tower(&self) -> Result<&TextTower, KernelsError> {
+        self.text.as_ref().ok_or(KernelsError::Input {
+            what: "input_ids",
+            reason: "this model has no text tower (objective crop_clr)".into(),
+        })
     }
 
     /// Image-text loss of a batch of patches and their EXIF texts (row i with row i).

@@ -116,12 +116,28 @@ impl TextTower {
         attention_mask: &Tensor,
         train: bool,
     ) -> Result<Tensor, KernelsError> {
+        Ok(self.head(&self.pooled(input_ids, attention_mask, train)?))
+    }
+
+    /// The part after pooling: `pool_norm` + `proj` for token pooling, nothing for the
+    /// masked mean. With a frozen encoder, pooled states can be computed once per text and
+    /// only this part runs in training.
+    pub fn head(&self, pooled: &Tensor) -> Tensor {
+        match &self.head {
+            Some((norm, proj)) => proj.forward(&norm.forward(pooled)),
+            None => pooled.shallow_clone(),
+        }
+    }
+
+    /// Pooled encoder states `[N, H]` before the head.
+    pub fn pooled(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor, KernelsError> {
         let hidden = self.hidden_states(input_ids, attention_mask, train)?;
-        let pooled = pool(&hidden, attention_mask, self.pooling)?;
-        Ok(match &self.head {
-            Some((norm, proj)) => proj.forward(&norm.forward(&pooled)),
-            None => pooled,
-        })
+        pool(&hidden, attention_mask, self.pooling)
     }
 }
 

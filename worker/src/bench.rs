@@ -14,7 +14,7 @@ use tch::{Kind, Tensor};
 use crate::config::Config;
 use crate::train::model;
 use crate::train::optimizer::{AdamW, AdamWConfig};
-use crate::train::step::{forward_backward, split_variables, StepInputs};
+use crate::train::step::{forward_backward, split_variables, StepInputs, TextInput};
 use crate::train::TrainError;
 
 /// Timings of one implementation.
@@ -58,15 +58,7 @@ pub fn time_steps(
     let (vs, model) = model::build(cfg, device, 0)?;
     let (trained, buffers) = split_variables(&vs);
     let params = trained.iter().map(|(_, t)| t.numel() as i64).sum();
-    let mut opt = AdamW::new(
-        trained,
-        AdamWConfig {
-            betas: (spec.optim.betas[0], spec.optim.betas[1]),
-            eps: spec.optim.eps,
-            weight_decay: spec.optim.weight_decay,
-            exempt_vectors: spec.optim.no_decay_norm_bias_temperature,
-        },
-    );
+    let mut opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
     let side = i64::from(spec.data.patch_px);
     let crops = if spec.model.objective == Objective::CropClr {
         2
@@ -105,8 +97,10 @@ pub fn time_steps(
         let inputs = match spec.model.objective {
             Objective::ImageText => StepInputs::ImageText {
                 images,
-                ids: ids.to_device(device),
-                mask: mask.to_device(device),
+                text: TextInput::Tokens {
+                    ids: ids.to_device(device),
+                    mask: mask.to_device(device),
+                },
             },
             Objective::CropClr => StepInputs::CropPairs {
                 a: images.narrow(0, 0, batch),

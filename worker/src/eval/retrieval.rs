@@ -18,7 +18,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use crate::train::data::DataSource;
-use crate::train::step::StepInputs;
+use crate::train::step::{StepInputs, TextInput};
 use crate::train::TrainError;
 
 /// How to measure.
@@ -121,8 +121,12 @@ pub fn evaluate(
                         kernels::config::Objective::ImageText,
                         device,
                     )?;
-                    let StepInputs::ImageText { ids, mask, .. } = inputs else {
-                        unreachable!("ImageText inputs")
+                    let StepInputs::ImageText {
+                        text: TextInput::Tokens { ids, mask },
+                        ..
+                    } = inputs
+                    else {
+                        unreachable!("ImageText inputs from a batch carry tokens")
                     };
                     let et = model.embed_texts(&ids, &mask, false)?;
                     let picks = argmax_rows(&ea.matmul(&et.tr()));

@@ -20,11 +20,13 @@ pub mod model;
 pub mod optimizer;
 pub mod progress;
 pub mod step;
+pub mod text_cache;
 
 use std::time::Instant;
 
 use dataloader::order::Position;
 use dataloader::store::StoreOptions;
+use kernels::config::Objective;
 use kernels::KernelsError;
 
 use crate::checkpoint::{
@@ -36,6 +38,7 @@ use data::DataSource;
 use optimizer::{AdamW, AdamWConfig, OptimizerError};
 use progress::{Progress, StepReport};
 use step::{forward_backward, needs_two_crops, split_variables, StepInputs};
+use text_cache::TextCache;
 
 /// Why training stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,14 @@ pub enum TrainError {
         step: u64,
         /// The loss.
         loss: f64,
+    },
+    /// A fresh run would write over another run's checkpoints.
+    #[error("{url} already holds checkpoints (newest: step {step}): pass --resume to continue that run, or point checkpoint.url at a new location")]
+    ExistingRun {
+        /// The checkpoint URL.
+        url: String,
+        /// The newest step found.
+        step: u64,
     },
     /// A local temporary file failed.
     #[error("temporary file: {0}")]
@@ -133,15 +144,7 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
 
     let (vs, model) = model::build(cfg, device, spec.data.seed)?;
     let (trained, buffers) = split_variables(&vs);
-    let mut opt = AdamW::new(
-        trained,
-        AdamWConfig {
-            betas: (spec.optim.betas[0], spec.optim.betas[1]),
-            eps: spec.optim.eps,
-            weight_decay: spec.optim.weight_decay,
-            exempt_vectors: spec.optim.no_decay_norm_bias_temperature,
-        },
-    );
+    let mut opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
     let (decayed, exempt) = opt.groups();
     tracing::info!(
         decayed = decayed.len(),
@@ -184,6 +187,11 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
                 "no checkpoint to resume from; starting fresh"
             ),
         }
+    } else if let Some(newest) = data.runtime.block_on(store.latest())? {
+        return Err(TrainError::ExistingRun {
+            url: store.url().to_string(),
+            step: newest.step,
+        });
     }
 
     let t0 = Instant::now();
@@ -200,6 +208,9 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
     };
     let mut progress = Progress::new(step, end_step, spec.logging.every_steps);
     let micro = spec.train.micro_batch_size.map(i64::from);
+    // A frozen encoder's pooled states depend on the text alone: computed once per text.
+    let frozen_text = spec.model_init.freeze_text && spec.model.objective == Objective::ImageText;
+    let mut text_cache = frozen_text.then(TextCache::new);
     let mut empty_epochs = 0;
     while step < end_step {
         let crops = if needs_two_crops(&spec.model) { 2 } else { 1 };
@@ -222,7 +233,10 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
                 );
                 continue;
             }
-            let inputs = StepInputs::from_batch(&batch, spec.model.objective, device)?;
+            let mut inputs = StepInputs::from_batch(&batch, spec.model.objective, device)?;
+            if let Some(cache) = text_cache.as_mut() {
+                inputs.set_pooled_texts(cache.pooled(&model, &batch, device)?);
+            }
             opt.zero_grad();
             let out =
                 forward_backward(&model, &buffers, &inputs, micro, true, spec.data.seed, step)?;
@@ -270,6 +284,15 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
         }
     }
     progress.finish();
+    if let Some(cache) = &text_cache {
+        let (computed, hits) = cache.counts();
+        tracing::info!(
+            texts = cache.len(),
+            computed,
+            hits,
+            "frozen text tower: pooled states cached per text"
+        );
+    }
     summary.end_step = step;
     summary.elapsed_s = t0.elapsed().as_secs_f64();
     Ok(summary)

@@ -42,6 +42,18 @@ pub struct AdamWConfig {
     pub exempt_vectors: bool,
 }
 
+impl AdamWConfig {
+    /// The settings of a config's `[optim]` section.
+    pub fn from_optim(o: &crate::config::OptimConfig) -> Self {
+        Self {
+            betas: (o.betas[0], o.betas[1]),
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+            exempt_vectors: o.no_decay_norm_bias_temperature,
+        }
+    }
+}
+
 struct Slot {
     param: Tensor,
     exp_avg: Tensor,

@@ -24,17 +24,30 @@ use tch::{nn, Device, Tensor};
 use crate::config::ModelConfig;
 use kernels::config::Objective;
 
-/// A batch as tensors on the training device.
+/// The text side of an image-text batch.
 #[derive(Debug)]
-pub enum StepInputs {
-    /// Patches `[N, 3, P, P]` (normalised) and token ids / mask `[N, L]`.
-    ImageText {
-        /// The patches.
-        images: Tensor,
+pub enum TextInput {
+    /// Token ids and attention mask `[N, L]`: the whole text tower runs.
+    Tokens {
         /// Token ids.
         ids: Tensor,
         /// Attention mask.
         mask: Tensor,
+    },
+    /// Pooled states of a frozen encoder `[N, H]` ([`super::text_cache`]): only the
+    /// text head runs.
+    Pooled(Tensor),
+}
+
+/// A batch as tensors on the training device.
+#[derive(Debug)]
+pub enum StepInputs {
+    /// Patches `[N, 3, P, P]` (normalised) and their texts.
+    ImageText {
+        /// The patches.
+        images: Tensor,
+        /// The texts.
+        text: TextInput,
     },
     /// Two crops of each photo, `[N, 3, P, P]` each.
     CropPairs {
@@ -64,8 +77,10 @@ impl StepInputs {
                     tokens_to_tensors(&batch.input_ids, &batch.attention_mask, batch.seq_len)?;
                 Ok(StepInputs::ImageText {
                     images: all.select(1, 0),
-                    ids: ids.to_device(device),
-                    mask: mask.to_device(device),
+                    text: TextInput::Tokens {
+                        ids: ids.to_device(device),
+                        mask: mask.to_device(device),
+                    },
                 })
             }
             Objective::CropClr if crops >= 2 => Ok(StepInputs::CropPairs {
@@ -76,6 +91,14 @@ impl StepInputs {
                 what: "batch",
                 reason: "CropCLR needs two crops per sample (stream crops_per_sample = 2)".into(),
             }),
+        }
+    }
+
+    /// Replaces the texts' tokens by pooled states of a frozen encoder (no effect on crop
+    /// pairs).
+    pub fn set_pooled_texts(&mut self, pooled: Tensor) {
+        if let StepInputs::ImageText { text, .. } = self {
+            *text = TextInput::Pooled(pooled);
         }
     }
 
@@ -95,10 +118,15 @@ impl StepInputs {
     fn slice(&self, start: i64, len: i64) -> StepInputs {
         let s = |t: &Tensor| t.narrow(0, start, len);
         match self {
-            StepInputs::ImageText { images, ids, mask } => StepInputs::ImageText {
+            StepInputs::ImageText { images, text } => StepInputs::ImageText {
                 images: s(images),
-                ids: s(ids),
-                mask: s(mask),
+                text: match text {
+                    TextInput::Tokens { ids, mask } => TextInput::Tokens {
+                        ids: s(ids),
+                        mask: s(mask),
+                    },
+                    TextInput::Pooled(p) => TextInput::Pooled(s(p)),
+                },
             },
             StepInputs::CropPairs { a, b } => StepInputs::CropPairs { a: s(a), b: s(b) },
         }
@@ -112,9 +140,12 @@ pub fn embed_pair(
     train: bool,
 ) -> Result<(Tensor, Tensor), KernelsError> {
     match inputs {
-        StepInputs::ImageText { images, ids, mask } => Ok((
+        StepInputs::ImageText { images, text } => Ok((
             model.embed_images(images, train),
-            model.embed_texts(ids, mask, train)?,
+            match text {
+                TextInput::Tokens { ids, mask } => model.embed_texts(ids, mask, train)?,
+                TextInput::Pooled(p) => model.embed_pooled_texts(p)?,
+            },
         )),
         StepInputs::CropPairs { a, b } => {
             // One pass over both views, so batch-norm statistics cover both.
