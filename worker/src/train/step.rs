@@ -324,8 +324,7 @@ mod tests {
                     let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 0]).repeat([6, 1]);
                     StepInputs::ImageText {
                         images: pix(4),
-                        ids,
-                        mask,
+                        text: TextInput::Tokens { ids, mask },
                     }
                 }
                 Objective::CropClr => StepInputs::CropPairs {

@@ -85,3 +85,73 @@ impl TextCache {
         Ok(Tensor::stack(&rows, 0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataloader::order::Position;
+    use kernels::config::{
+        Block, ImageTowerConfig, ModelConfig, Objective, Pooling, Temperature, TextTowerConfig,
+    };
+    use tch::{nn, Device};
+
+    fn batch(texts: &[&str], rows: &[[u32; 4]]) -> Batch {
+        Batch {
+            index: 0,
+            keys: texts.iter().map(|t| t.to_string()).collect(),
+            positions: (0..texts.len() as u64).collect(),
+            patch: 1,
+            crops: 1,
+            pixels: vec![0; texts.len() * 3],
+            texts: texts.iter().map(|t| t.to_string()).collect(),
+            input_ids: rows.iter().flatten().copied().collect(),
+            attention_mask: rows.iter().flatten().map(|&i| u8::from(i != 0)).collect(),
+            seq_len: 4,
+            resume: Position {
+                epoch: 0,
+                consumed: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn each_distinct_text_is_encoded_once_and_rows_equal_a_direct_pass() {
+        let mut text = TextTowerConfig::minilm_l6(Pooling::EndToken);
+        (text.vocab_size, text.hidden_size, text.num_layers) = (40, 16, 1);
+        (text.num_heads, text.intermediate_size) = (2, 32);
+        let cfg = ModelConfig {
+            image: ImageTowerConfig {
+                block: Block::Basic,
+                layers: [1, 1, 1, 1],
+                width: 4,
+            },
+            text,
+            embed_dim: 8,
+            temperature: Temperature::clip(),
+            objective: Objective::ImageText,
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = JointModel::new(&vs.root(), &cfg).unwrap();
+        let a = [1, 5, 2, 0];
+        let b = [1, 7, 9, 2];
+        let first = batch(&["a", "b", "a"], &[a, b, a]);
+        let mut cache = TextCache::new();
+        let rows = cache.pooled(&model, &first, Device::Cpu).unwrap();
+        assert_eq!(cache.counts(), (2, 1));
+        let second = batch(&["b", "a"], &[b, a]);
+        let again = cache.pooled(&model, &second, Device::Cpu).unwrap();
+        assert_eq!(cache.counts(), (2, 3), "nothing new encoded");
+
+        let (ids, mask) = tokens_to_tensors(&first.input_ids, &first.attention_mask, 4).unwrap();
+        let direct = model
+            .text
+            .as_ref()
+            .unwrap()
+            .pooled(&ids, &mask, false)
+            .unwrap();
+        let diff = |x: &Tensor, y: &Tensor| f64::try_from((x - y).abs().max()).unwrap();
+        assert!(diff(&rows, &direct) < 1e-6);
+        assert!(diff(&again.get(0), &direct.get(1)) < 1e-6);
+        assert!(diff(&again.get(1), &direct.get(0)) < 1e-6);
+    }
+}
