@@ -116,11 +116,8 @@ pub(crate) fn multi_head(
     let d = h / heads;
     let split = |t: &Tensor| t.view([n, l, heads, d]).transpose(1, 2);
     let (q, k, v) = (split(q), split(k), split(v));
-    let scores = q.matmul(&k.transpose(-1, -2)) / (d as f64).sqrt() + mask;
-    scores
-        .softmax(-1, Kind::Float)
-        .dropout(dropout, dropout > 0.0)
-        .matmul(&v)
+    // libtorch's fused kernel (what Hugging Face's default "sdpa" attention calls).
+    Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), dropout, false, None, false)
         .transpose(1, 2)
         .contiguous()
         .view([n, l, h])
