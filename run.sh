@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# The main job. Today: pack a photo folder into webdataset shards and stream training
-# batches from them, printing what was seen.
+# The main job: split a photo folder by camera model, pack both sides into webdataset
+# shards, train configs/cpu-small.toml on the training side (one CPU process), and measure
+# zero-shot retrieval on the camera models training never saw.
 #
 #   ./run.sh [PHOTO_DIR]
 #
-# Without PHOTO_DIR it generates photos from simulated cameras first. Outputs go under
-# $WORK_DIR (default ./work). Set OUT_URL to pack into object storage instead
-# (s3://bucket/prefix with AWS_* variables and, for S3-compatible servers, AWS_ENDPOINT_URL).
+# PHOTO_DIR defaults to the real camera photos in ../shared/data/cameras/images when they
+# are there, else photos from simulated cameras are generated first. Outputs go under
+# $WORK_DIR (default ./work). Set OUT_URL to put datasets and checkpoints in object storage
+# instead (s3://bucket/prefix with AWS_* variables and, for S3-compatible servers,
+# AWS_ENDPOINT_URL). Running it again continues (or just re-measures) the same run; delete
+# the checkpoints to start over. CONFIG picks another training config.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 scripts/setup.sh
-cargo build --release -p dataloader
+cargo build --release -p dataloader -p worker
 dl=target/release/dataloader
+wk=target/release/worker
 work=${WORK_DIR:-work}
+config=${CONFIG:-configs/cpu-small.toml}
 mkdir -p "$work"
 
 if [[ $# -ge 1 ]]; then
   photos=$1
   [[ -d $photos ]] || { echo "run.sh: photo folder '$photos' does not exist" >&2; exit 2; }
+elif [[ -d ../shared/data/cameras/images ]]; then
+  photos=../shared/data/cameras/images
 else
   photos=$work/synth
   if [[ ! -f $photos/cameras.csv ]]; then
@@ -26,10 +34,16 @@ else
   fi
 fi
 
-out=${OUT_URL:-$work/dataset}
-if [[ $out != *://* ]]; then rm -rf "$out"; fi
-"$dl" pack "$photos" --out "$out" --zstd --shard-size-mb 32
-"$dl" inspect "$out" --samples 2
-for rank in 0 1; do
-  "$dl" stream "$out" --batch-size 16 --world 2 --rank "$rank" --seed 0 --epoch 0 --max-batches 2
+out=${OUT_URL:-$work}
+"$dl" split "$photos" --holdout-fraction 0.2 --seed 0 \
+  --train-list "$work/train.txt" --holdout-list "$work/holdout.txt"
+for side in train holdout; do
+  if [[ $out != *://* ]]; then rm -rf "$out/$side-packed"; fi
+  "$dl" pack "$work/$side.txt" --out "$out/$side-packed" --zstd --shard-size-mb 32
 done
+
+run=$out/runs/$(basename "$config" .toml)
+"$wk" train --config "$config" --data "$out/train-packed" --checkpoints "$run/checkpoints" \
+  --resume --summary "$work/$(basename "$config" .toml)-summary.json"
+"$wk" eval retrieval --config "$config" --checkpoints "$run/checkpoints" \
+  --data "$out/holdout-packed" --batch 32 --rounds 8

@@ -17,6 +17,13 @@ pub struct Progress {
     waited: Duration,
 }
 
+/// `x` to `digits` decimals: numbers in the logs stay numbers (for log collectors) and
+/// short (for people).
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
 /// One step's figures.
 #[derive(Debug, Clone, Copy)]
 pub struct StepReport {
@@ -70,7 +77,7 @@ impl Progress {
         self.samples += r.samples;
         self.waited += r.waited;
         self.bar.set_position(r.step);
-        if r.step % self.every != 0 {
+        if !r.step.is_multiple_of(self.every) {
             return;
         }
         let elapsed = self.since.elapsed().as_secs_f64().max(1e-9);
@@ -79,12 +86,12 @@ impl Progress {
         let data_wait = self.waited.as_secs_f64() / elapsed;
         tracing::info!(
             step = r.step,
-            loss = format_args!("{loss:.4}"),
-            lr = format_args!("{:.3e}", r.lr),
-            temperature = format_args!("{:.4}", 1.0 / r.logit_scale),
-            grad_norm = format_args!("{:.3}", r.grad_norm),
-            samples_per_s = format_args!("{samples_per_s:.1}"),
-            data_wait = format_args!("{data_wait:.2}"),
+            loss = round(loss, 4),
+            lr = r.lr as f32,
+            temperature = round(1.0 / r.logit_scale, 4),
+            grad_norm = round(r.grad_norm, 3),
+            samples_per_s = round(samples_per_s, 1),
+            data_wait = round(data_wait, 3),
             "train"
         );
         self.bar.set_message(format!(
