@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use dataloader::pack::{pack, Input, PackOptions};
 use dataloader::shard::{Compression, WriterOptions};
 use worker::checkpoint::CheckpointStore;
+use worker::collective::Solo;
 use worker::config::{Config, TrainConfig};
 use worker::eval::retrieval::{evaluate, RetrievalOptions};
 use worker::train::data::DataSource;
@@ -138,6 +139,7 @@ fn resuming_from_the_middle_gives_the_same_weights_as_training_straight_through(
     let straight = train(
         &config(&data, &straight_url, |_| ()),
         &TrainOptions::default(),
+        &mut Solo,
     )
     .unwrap();
     assert_eq!((straight.start_step, straight.end_step), (0, 6));
@@ -145,6 +147,7 @@ fn resuming_from_the_middle_gives_the_same_weights_as_training_straight_through(
     let again = train(
         &config(&data, &straight_url, |_| ()),
         &TrainOptions::default(),
+        &mut Solo,
     );
     assert!(
         matches!(again, Err(TrainError::ExistingRun { step: 6, .. })),
@@ -156,14 +159,14 @@ fn resuming_from_the_middle_gives_the_same_weights_as_training_straight_through(
         stop_at_step: Some(3),
         ..TrainOptions::default()
     };
-    let half = train(&cfg, &first).unwrap();
+    let half = train(&cfg, &first, &mut Solo).unwrap();
     assert_eq!(half.end_step, 3);
     assert_eq!(half.losses, straight.losses[..3], "same first half");
     let resume = TrainOptions {
         resume: true,
         ..TrainOptions::default()
     };
-    let rest = train(&cfg, &resume).unwrap();
+    let rest = train(&cfg, &resume, &mut Solo).unwrap();
     assert_eq!((rest.start_step, rest.end_step), (3, 6));
     for (a, b) in rest.losses.iter().zip(&straight.losses[3..]) {
         assert_eq!(a.0, b.0);
@@ -195,7 +198,7 @@ fn resuming_from_the_middle_gives_the_same_weights_as_training_straight_through(
 
     // A checkpoint written under another config is refused, naming both digests.
     let other = config(&data, &split_url, |c| c.optim.lr = 1e-3);
-    let err = train(&other, &resume).unwrap_err();
+    let err = train(&other, &resume, &mut Solo).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, TrainError::Checkpoint(_)), "{msg}");
     assert!(
@@ -217,7 +220,7 @@ fn a_short_run_learns_camera_metadata_from_patches() {
         (c.train.max_steps, c.checkpoint.every_steps) = (Some(300), 300);
         (c.model.text.dropout, c.optim.warmup_steps) = (0.0, Some(5));
     });
-    let s = train(&cfg, &TrainOptions::default()).unwrap();
+    let s = train(&cfg, &TrainOptions::default(), &mut Solo).unwrap();
     let mean = |xs: &[(u64, f64)]| xs.iter().map(|x| x.1).sum::<f64>() / xs.len() as f64;
     let (first, last) = (mean(&s.losses[..10]), mean(&s.losses[290..]));
     let ln_b = 16f64.ln();
@@ -232,7 +235,13 @@ fn a_short_run_learns_camera_metadata_from_patches() {
 
     // Retrieval with crops training never drew (another seed) beats chance clearly.
     let device = model::torch_device(cfg.device).unwrap();
-    let data = DataSource::open(&cfg.spec, &cfg.spec.data.url, 16, &Default::default()).unwrap();
+    let data = DataSource::open(
+        &cfg.spec,
+        &cfg.spec.data.url,
+        dataloader::order::RankPlan::new(16, 1, 0).unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
     let rt = &data.runtime;
     let store = CheckpointStore::open(&ckpt.display().to_string(), &Default::default()).unwrap();
     let ck = rt
@@ -260,13 +269,19 @@ fn configs_this_build_cannot_run_fail_with_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("ckpt");
     let missing = dir.path().join("no-such-dataset").display().to_string();
-    let err = train(&config(&missing, &ckpt, |_| ()), &TrainOptions::default()).unwrap_err();
+    let err = train(
+        &config(&missing, &ckpt, |_| ()),
+        &TrainOptions::default(),
+        &mut Solo,
+    )
+    .unwrap_err();
     assert!(matches!(err, TrainError::Dataset(_)), "{err}");
     assert!(err.to_string().contains("no-such-dataset"), "{err}");
 
     let err = train(
         &config(&missing, &ckpt, |c| c.train.device = "cuda:0".into()),
         &TrainOptions::default(),
+        &mut Solo,
     )
     .unwrap_err()
     .to_string();

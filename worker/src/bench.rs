@@ -11,10 +11,11 @@ use kernels::resnet::preprocess;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
+use crate::collective::Solo;
 use crate::config::Config;
 use crate::train::model;
 use crate::train::optimizer::{AdamW, AdamWConfig};
-use crate::train::step::{forward_backward, split_variables, StepInputs, TextInput};
+use crate::train::step::{forward_backward, split_variables, StepInputs, StepSettings, TextInput};
 use crate::train::TrainError;
 
 /// Timings of one implementation.
@@ -108,7 +109,15 @@ pub fn time_steps(
             },
         };
         opt.zero_grad();
-        let out = forward_backward(&model, &buffers, &inputs, None, true, 0, i as u64)?;
+        let settings = StepSettings {
+            buffers: &buffers,
+            micro: None,
+            train: true,
+            seed: 0,
+            step: i as u64,
+            embed_dim: spec.model.embed_dim,
+        };
+        let out = forward_backward(&model, &inputs, &settings, &mut Solo)?;
         opt.clip_grad_norm(spec.optim.grad_clip_norm);
         opt.step(spec.optim.lr);
         if i >= warmup {

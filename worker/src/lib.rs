@@ -5,11 +5,12 @@
 //! digest and the learning-rate schedule; [`checkpoint`] saves and loads training
 //! checkpoints in object storage, each committed by a marker written last, so a crash
 //! while writing never leaves a checkpoint that looks complete; [`train`] is the
-//! single-process training loop; [`eval`] measures a trained model; [`bench`] times the
+//! training loop (one process, or one rank of a data-parallel group through [`collective`]); [`eval`] measures a trained model; [`bench`] times the
 //! training step.
 
 pub mod bench;
 pub mod checkpoint;
+pub mod collective;
 pub mod config;
 pub mod eval;
 pub mod train;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use dataloader::order::RankPlan;
 use worker::checkpoint::CheckpointStore;
 use worker::eval::retrieval::{evaluate, RetrievalOptions};
 use worker::train::data::DataSource;
@@ -59,7 +60,8 @@ fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
         .checkpoints
         .unwrap_or_else(|| cfg.spec.checkpoint.url.clone());
     let device = model::torch_device(cfg.device)?;
-    let data = DataSource::open(&cfg.spec, &args.data, args.batch.max(2), &store_opts)?;
+    let plan = RankPlan::new(args.batch.max(2), 1, 0)?;
+    let data = DataSource::open(&cfg.spec, &args.data, plan, &store_opts)?;
     let store = CheckpointStore::open(&url, &store_opts)?;
     let newest = data.runtime.block_on(store.latest())?.with_context(|| {
         format!("no complete checkpoint at {url}: train first, or point --checkpoints at one")

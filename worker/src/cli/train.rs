@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use worker::collective::tcp::TcpCollective;
+use worker::collective::{Collective, Solo};
 use worker::train::{train, TrainOptions};
 
 use super::{load_config, StoreArgs};
@@ -26,6 +28,19 @@ pub struct Args {
     /// Override checkpoint.url.
     #[arg(long, value_name = "URL")]
     pub checkpoints: Option<String>,
+    /// This process's rank in a data-parallel group of `--world` processes (static group:
+    /// rank 0 listens on `--master`, the others connect to it).
+    #[arg(long, default_value_t = 0, requires = "master")]
+    pub rank: usize,
+    /// Processes in the group; each reads its share of every global batch.
+    #[arg(long, default_value_t = 1)]
+    pub world: usize,
+    /// Address of rank 0's collective endpoint (HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub master: Option<String>,
+    /// Seconds to wait for the group to form, and for any peer in a collective call.
+    #[arg(long, default_value_t = 120)]
+    pub group_timeout_s: u64,
     /// Write the run's summary (losses per step, timings) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
@@ -36,10 +51,10 @@ pub struct Args {
 /// Runs `worker train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = load_config(&args.config)?;
-    if let Some(url) = args.data {
+    if let Some(url) = args.data.clone() {
         cfg.spec.data.url = url;
     }
-    if let Some(url) = args.checkpoints {
+    if let Some(url) = args.checkpoints.clone() {
         cfg.spec.checkpoint.url = url;
     }
     let opts = TrainOptions {
@@ -47,8 +62,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop_at_step: args.stop_at_step,
         store: args.store.options(),
     };
-    let s =
-        train(&cfg, &opts).with_context(|| format!("training with {}", args.config.display()))?;
+    let mut group = group(&args)?;
+    let s = train(&cfg, &opts, group.as_mut())
+        .with_context(|| format!("training with {}", args.config.display()))?;
     let tail = &s.losses[s.losses.len().saturating_sub(10)..];
     let final_loss = tail.iter().map(|(_, l)| l).sum::<f64>() / tail.len().max(1) as f64;
     tracing::info!(
@@ -67,4 +83,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The data-parallel group the arguments describe.
+fn group(args: &Args) -> anyhow::Result<Box<dyn Collective>> {
+    anyhow::ensure!(args.world >= 1, "--world must be at least 1");
+    anyhow::ensure!(
+        args.rank < args.world,
+        "--rank {} is not below --world {}",
+        args.rank,
+        args.world
+    );
+    if args.world == 1 {
+        return Ok(Box::new(Solo));
+    }
+    let master = args
+        .master
+        .as_deref()
+        .context("--world above 1 needs --master HOST:PORT (rank 0's address)")?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(master)
+        .with_context(|| format!("resolving --master {master}"))?
+        .next()
+        .with_context(|| format!("--master {master} resolves to no address"))?;
+    let timeout = std::time::Duration::from_secs(args.group_timeout_s);
+    tracing::info!(rank = args.rank, world = args.world, %addr, "forming the data-parallel group");
+    let coll = if args.rank == 0 {
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("rank 0 cannot listen on {addr}"))?;
+        TcpCollective::root(listener, args.world, timeout)?
+    } else {
+        TcpCollective::join(addr, args.rank, args.world, timeout)?
+    };
+    Ok(Box::new(coll))
 }

@@ -7,7 +7,7 @@ use dataloader::exif::TagList;
 use dataloader::order::{Position, RankPlan, TailPolicy};
 use dataloader::shard::Dataset;
 use dataloader::store::StoreOptions;
-use dataloader::stream::{BatchStream, StreamError, StreamOptions};
+use dataloader::stream::{BatchStream, StreamOptions};
 use dataloader::tokenize::TextTokenizer;
 
 use crate::config::TrainConfig;
@@ -23,17 +23,17 @@ pub struct DataSource {
     pub dataset: Arc<Dataset>,
     /// The tokenizer, cutting at `data.max_text_tokens`.
     pub tokenizer: Arc<TextTokenizer>,
-    /// Stream settings from the config (batch of 1 rank, epoch 0, start 0, one crop).
+    /// Stream settings from the config (the rank plan, epoch 0, start 0, one crop).
     pub base: StreamOptions,
 }
 
 impl DataSource {
-    /// Opens the dataset at `url` (usually `data.url`) with the `[data]` settings of `spec`
-    /// and global batches of `batch` samples.
+    /// Opens the dataset at `url` (usually `data.url`) with the `[data]` settings of `spec`,
+    /// for one rank's share (`plan`) of each global batch.
     pub fn open(
         spec: &TrainConfig,
         url: &str,
-        batch: usize,
+        plan: RankPlan,
         store: &StoreOptions,
     ) -> Result<Self, TrainError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -49,7 +49,8 @@ impl DataSource {
             Some(p) => Some(TagList::load(p).map_err(|e| TrainError::Text(e.to_string()))?),
             None => None,
         };
-        let mut base = StreamOptions::new(RankPlan::new(batch, 1, 0).map_err(StreamError::from)?);
+        let batch = plan.global_batch();
+        let mut base = StreamOptions::new(plan);
         base.seed = data.seed;
         base.patch = data.patch_px;
         base.ready_batches = data.prefetch_batches.max(1) as usize;

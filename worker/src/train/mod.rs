@@ -24,8 +24,9 @@ pub mod text_cache;
 
 use std::time::Instant;
 
-use dataloader::order::Position;
+use dataloader::order::{Position, RankPlan};
 use dataloader::store::StoreOptions;
+use dataloader::stream::StreamError;
 use kernels::config::Objective;
 use kernels::KernelsError;
 
@@ -33,11 +34,12 @@ use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointRef, CheckpointStore, DataPosition, TrainState,
     FORMAT_VERSION,
 };
+use crate::collective::{all_reduce_gradients, broadcast_variables, Collective};
 use crate::config::{Config, FieldError, Precision};
 use data::DataSource;
 use optimizer::{AdamW, AdamWConfig, OptimizerError};
 use progress::{Progress, StepReport};
-use step::{forward_backward, needs_two_crops, split_variables, StepInputs};
+use step::{forward_backward, needs_two_crops, split_variables, StepInputs, StepSettings};
 use text_cache::TextCache;
 
 /// Why training stopped with an error.
@@ -64,6 +66,9 @@ pub enum TrainError {
     /// Saving or loading a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A collective operation with the other ranks failed (a peer died or hung).
+    #[error("data-parallel group: {0}")]
+    Collective(#[from] crate::collective::CollectiveError),
     /// The optimiser state did not fit.
     #[error(transparent)]
     Optimizer(#[from] OptimizerError),
@@ -122,8 +127,17 @@ pub struct TrainSummary {
     pub data_wait_s: f64,
 }
 
-/// Trains as `cfg` says; see the module documentation.
-pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
+/// Gradient all-reduce bucket size.
+const BUCKET_BYTES: usize = 16 << 20;
+
+/// Trains as `cfg` says, as rank `coll.rank()` of `coll.world()` ([`Solo`] for one
+/// process); see the module documentation. `train.batch_size` is the global batch; each
+/// rank reads its share of every global batch, and rank 0 writes the checkpoints.
+pub fn train(
+    cfg: &Config,
+    opts: &TrainOptions,
+    coll: &mut dyn Collective,
+) -> Result<TrainSummary, TrainError> {
     let spec = &cfg.spec;
     if spec.train.precision == Precision::Bf16 {
         return Err(TrainError::Device(
@@ -132,7 +146,8 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
     }
     let device = model::torch_device(cfg.device)?;
     let batch = spec.train.batch_size as usize;
-    let data = DataSource::open(spec, &spec.data.url, batch, &opts.store)?;
+    let plan = RankPlan::new(batch, coll.world(), coll.rank()).map_err(StreamError::from)?;
+    let data = DataSource::open(spec, &spec.data.url, plan, &opts.store)?;
     let epoch_len = data.epoch_len();
     let steps_per_epoch = epoch_len / batch as u64;
     let schedule = cfg
@@ -144,6 +159,7 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
 
     let (vs, model) = model::build(cfg, device, spec.data.seed)?;
     let (trained, buffers) = split_variables(&vs);
+    let params: Vec<tch::Tensor> = trained.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
     let (decayed, exempt) = opt.groups();
     tracing::info!(
@@ -194,6 +210,9 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
         });
     }
 
+    // Every rank starts from rank 0's weights (and, resumed, the same checkpoint).
+    broadcast_variables(coll, &vs)?;
+    let leader = coll.rank() == 0;
     let t0 = Instant::now();
     let start_step = step;
     let mut summary = TrainSummary {
@@ -206,7 +225,7 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
         elapsed_s: 0.0,
         data_wait_s: 0.0,
     };
-    let mut progress = Progress::new(step, end_step, spec.logging.every_steps);
+    let mut progress = Progress::new(step, end_step, spec.logging.every_steps, leader);
     let micro = spec.train.micro_batch_size.map(i64::from);
     // A frozen encoder's pooled states depend on the text alone: computed once per text.
     let frozen_text = spec.model_init.freeze_text && spec.model.objective == Objective::ImageText;
@@ -225,11 +244,14 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
             summary.data_wait_s += waited.as_secs_f64();
             let batch = item?;
             position = batch.resume;
-            if batch.len() < 2 {
+            let mut count = tch::Tensor::from_slice(&[batch.len() as i64]);
+            coll.all_reduce_sum(&mut count)?;
+            let global = count.int64_value(&[0]);
+            if global < 2 {
                 tracing::warn!(
                     batch = batch.index,
-                    samples = batch.len(),
-                    "batch too small for a contrastive step after skipped samples; skipping it"
+                    samples = global,
+                    "global batch too small for a contrastive step after skipped samples; skipping it"
                 );
                 continue;
             }
@@ -238,8 +260,16 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
                 inputs.set_pooled_texts(cache.pooled(&model, &batch, device)?);
             }
             opt.zero_grad();
-            let out =
-                forward_backward(&model, &buffers, &inputs, micro, true, spec.data.seed, step)?;
+            let settings = StepSettings {
+                buffers: &buffers,
+                micro,
+                train: true,
+                seed: spec.data.seed,
+                step,
+                embed_dim: spec.model.embed_dim,
+            };
+            let out = forward_backward(&model, &inputs, &settings, coll)?;
+            all_reduce_gradients(coll, &params, BUCKET_BYTES)?;
             if !out.loss.is_finite() {
                 return Err(TrainError::Diverged {
                     step,
@@ -251,18 +281,18 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<TrainSummary, TrainErr
             opt.step(lr);
             step += 1;
             stepped = true;
-            summary.samples += batch.len() as u64;
+            summary.samples += global as u64;
             summary.losses.push((step, out.loss));
             progress.step(StepReport {
                 step,
                 loss: out.loss,
                 lr,
                 logit_scale: out.logit_scale,
-                samples: batch.len() as u64,
+                samples: global as u64,
                 waited,
                 grad_norm,
             });
-            if step % spec.checkpoint.every_steps == 0 || step == end_step {
+            if leader && (step % spec.checkpoint.every_steps == 0 || step == end_step) {
                 let state = train_state(cfg, step, position);
                 summary.checkpoint = Some(save(&data.runtime, &store, &vs, &opt, state)?);
             }

@@ -45,9 +45,9 @@ pub struct StepReport {
 
 impl Progress {
     /// Progress over a run ending at `total` steps, starting at `start`, reporting every
-    /// `every` steps.
-    pub fn new(start: u64, total: u64, every: u64) -> Self {
-        let bar = if std::io::stderr().is_terminal() {
+    /// `every` steps; the bar only when `show_bar` (one rank of a group shows it).
+    pub fn new(start: u64, total: u64, every: u64, show_bar: bool) -> Self {
+        let bar = if show_bar && std::io::stderr().is_terminal() {
             let pb = indicatif::ProgressBar::new(total);
             if let Ok(style) =
                 indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len} eta {eta} {msg}")

@@ -19,10 +19,13 @@ use kernels::loss::symmetric_infonce;
 use kernels::resnet::{patches_to_tensor, preprocess};
 use kernels::text::tokens_to_tensors;
 use kernels::KernelsError;
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::ModelConfig;
 use kernels::config::Objective;
+
+use super::TrainError;
+use crate::collective::Collective;
 
 /// The text side of an image-text batch.
 #[derive(Debug)]
@@ -102,6 +105,14 @@ impl StepInputs {
         }
     }
 
+    /// The device the tensors are on.
+    pub fn device(&self) -> Device {
+        match self {
+            StepInputs::ImageText { images, .. } => images.device(),
+            StepInputs::CropPairs { a, .. } => a.device(),
+        }
+    }
+
     /// Number of pairs.
     pub fn len(&self) -> i64 {
         match self {
@@ -176,30 +187,52 @@ pub struct StepLoss {
     pub logit_scale: f64,
 }
 
-/// Runs forward and backward of `inputs` in micro-batches of at most `micro` pairs
-/// (`None`: all at once), leaving the full-batch gradient in the parameters' `.grad`.
-/// `buffers` are the model's non-trained variables (batch-norm statistics), restored after
-/// the cache pass. Dropout masks are drawn from [`draw_seed`]`(seed, step, j)`.
+/// How a step runs, besides its inputs.
+#[derive(Debug)]
+pub struct StepSettings<'a> {
+    /// The model's batch-norm statistics, restored after the cache pass.
+    pub buffers: &'a [Tensor],
+    /// Pairs per forward/backward pass (`None`: the whole local batch at once).
+    pub micro: Option<i64>,
+    /// Training mode (batch statistics, dropout).
+    pub train: bool,
+    /// Base seed of the random draws.
+    pub seed: u64,
+    /// The optimiser step (0-based), for the draws.
+    pub step: u64,
+    /// Width of the embeddings (for ranks whose local batch is empty).
+    pub embed_dim: i64,
+}
+
+/// Runs forward and backward of this rank's `inputs` over the global batch of every rank
+/// of `coll`, leaving in the parameters' `.grad` this rank's part of the full-batch
+/// gradient: summed over ranks ([`crate::collective::all_reduce_gradients`]) it is the
+/// gradient of the loss over the whole global batch.
+///
+/// The other ranks' embeddings come from an all-gather (without gradient), this rank's
+/// keep theirs, and the loss is the full global-batch loss on every rank. Locally the
+/// batch runs in micro-batches of at most `micro` pairs with the feature cache (see the
+/// module documentation). The logit scale keeps its gradient on rank 0's first pass only,
+/// so the sum counts it once. Dropout masks are drawn from [`draw_seed`].
 pub fn forward_backward(
     model: &JointModel,
-    buffers: &[Tensor],
     inputs: &StepInputs,
-    micro: Option<i64>,
-    train: bool,
-    seed: u64,
-    step: u64,
-) -> Result<StepLoss, KernelsError> {
+    s: &StepSettings<'_>,
+    coll: &mut dyn Collective,
+) -> Result<StepLoss, TrainError> {
     let n = inputs.len();
+    let (rank, world) = (coll.rank(), coll.world());
     let scale = model.logit_scale.value();
     let logit_scale = scale.double_value(&[]);
-    let micro = micro.unwrap_or(n).clamp(1, n.max(1));
+    let micro = s.micro.unwrap_or(n).clamp(1, n.max(1));
     let chunks: Vec<(i64, i64)> = (0..n)
         .step_by(micro as usize)
-        .map(|s| (s, micro.min(n - s)))
+        .map(|c| (c, micro.min(n - c)))
         .collect();
-    if chunks.len() <= 1 {
-        tch::manual_seed(draw_seed(seed, step, 0));
-        let (a, b) = embed_pair(model, inputs, train)?;
+    let seed_of = |j: usize| draw_seed(s.seed, s.step, ((rank as u64) << 32) | j as u64);
+    if world == 1 && chunks.len() <= 1 {
+        tch::manual_seed(seed_of(0));
+        let (a, b) = embed_pair(model, inputs, s.train)?;
         let loss = symmetric_infonce(&a, &b, &scale);
         loss.backward();
         return Ok(StepLoss {
@@ -207,38 +240,75 @@ pub fn forward_backward(
             logit_scale,
         });
     }
-    // Pass 1: the feature cache.
-    let saved: Vec<Tensor> = buffers.iter().map(Tensor::copy).collect();
+    // Pass 1: this rank's embeddings without gradient (the feature cache), unless the
+    // local batch is one pass anyway, then everyone else's.
+    let one_pass = chunks.len() == 1;
+    let mut first_pass = None;
     let mut cache_a = Vec::with_capacity(chunks.len());
     let mut cache_b = Vec::with_capacity(chunks.len());
-    tch::no_grad(|| -> Result<(), KernelsError> {
-        for (j, &(start, len)) in chunks.iter().enumerate() {
-            tch::manual_seed(draw_seed(seed, step, j as u64));
-            let (a, b) = embed_pair(model, &inputs.slice(start, len), train)?;
-            cache_a.push(a);
-            cache_b.push(b);
+    if one_pass {
+        tch::manual_seed(seed_of(0));
+        let (a, b) = embed_pair(model, inputs, s.train)?;
+        cache_a.push(a.detach());
+        cache_b.push(b.detach());
+        first_pass = Some((a, b));
+    } else if !chunks.is_empty() {
+        let saved: Vec<Tensor> = s.buffers.iter().map(Tensor::copy).collect();
+        tch::no_grad(|| -> Result<(), KernelsError> {
+            for (j, &(start, len)) in chunks.iter().enumerate() {
+                tch::manual_seed(seed_of(j));
+                let (a, b) = embed_pair(model, &inputs.slice(start, len), s.train)?;
+                cache_a.push(a);
+                cache_b.push(b);
+            }
+            for (dst, src) in s.buffers.iter().zip(&saved) {
+                let _ = dst.shallow_clone().copy_(src);
+            }
+            Ok(())
+        })?;
+    }
+    let local = |cache: &[Tensor]| -> Tensor {
+        if cache.is_empty() {
+            Tensor::zeros([0, s.embed_dim], (Kind::Float, inputs.device()))
+        } else {
+            Tensor::cat(cache, 0)
         }
-        for (dst, src) in buffers.iter().zip(&saved) {
-            dst.shallow_clone().copy_(src);
-        }
-        Ok(())
-    })?;
-    // Pass 2: each micro-batch with gradients against the cached rest.
-    let mut loss_value = 0.0;
-    for (j, &(start, len)) in chunks.iter().enumerate() {
-        tch::manual_seed(draw_seed(seed, step, j as u64));
-        let (a, b) = embed_pair(model, &inputs.slice(start, len), train)?;
-        let mut rows_a: Vec<Tensor> = cache_a.iter().map(Tensor::shallow_clone).collect();
-        let mut rows_b: Vec<Tensor> = cache_b.iter().map(Tensor::shallow_clone).collect();
-        rows_a[j] = a;
-        rows_b[j] = b;
-        let s = if j == 0 {
+    };
+    let all_a = coll.all_gather(&local(&cache_a))?;
+    let all_b = coll.all_gather(&local(&cache_b))?;
+    // Pass 2: each local micro-batch with gradients against everything else.
+    let mut loss_value = f64::NAN;
+    let passes = chunks.len().max(1);
+    for j in 0..passes {
+        let (a, b) = match first_pass.take() {
+            Some(pair) => pair,
+            None if chunks.is_empty() => (local(&[]), local(&[])),
+            None => {
+                let (start, len) = chunks[j];
+                tch::manual_seed(seed_of(j));
+                embed_pair(model, &inputs.slice(start, len), s.train)?
+            }
+        };
+        let rows = |all: &[Tensor], cache: &[Tensor], mine: Tensor| -> Tensor {
+            let mut rows: Vec<Tensor> = Vec::with_capacity(world + cache.len());
+            rows.extend(all[..rank].iter().map(Tensor::shallow_clone));
+            rows.extend(cache.iter().map(Tensor::shallow_clone));
+            if !cache.is_empty() {
+                rows[rank + j] = mine;
+            }
+            rows.extend(all[rank + 1..].iter().map(Tensor::shallow_clone));
+            Tensor::cat(&rows, 0)
+        };
+        let keep_scale = rank == 0 && j == 0;
+        let sc = if keep_scale {
             scale.shallow_clone()
         } else {
             scale.detach()
         };
-        let loss = symmetric_infonce(&Tensor::cat(&rows_a, 0), &Tensor::cat(&rows_b, 0), &s);
-        loss.backward();
+        let loss = symmetric_infonce(&rows(&all_a, &cache_a, a), &rows(&all_b, &cache_b, b), &sc);
+        if loss.requires_grad() {
+            loss.backward();
+        }
         loss_value = loss.double_value(&[]);
     }
     Ok(StepLoss {
@@ -273,6 +343,7 @@ pub fn needs_two_crops(cfg: &ModelConfig) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collective::Solo;
     use kernels::config::{Block, ImageTowerConfig, Pooling, Temperature, TextTowerConfig};
     use tch::Kind;
 
@@ -335,7 +406,15 @@ mod tests {
             let vs = nn::VarStore::new(Device::Cpu);
             let model = JointModel::new(&vs.root(), &tiny(objective)).unwrap();
             let (_, buffers) = split_variables(&vs);
-            let full = forward_backward(&model, &buffers, &inputs, None, false, 0, 0).unwrap();
+            let settings = |micro| StepSettings {
+                buffers: &buffers,
+                micro,
+                train: false,
+                seed: 0,
+                step: 0,
+                embed_dim: 8,
+            };
+            let full = forward_backward(&model, &inputs, &settings(None), &mut Solo).unwrap();
             let g_full = grads(&vs);
             for (_, t) in vs.variables() {
                 let mut g = t.grad();
@@ -343,7 +422,7 @@ mod tests {
                     let _ = g.zero_();
                 }
             }
-            let micro = forward_backward(&model, &buffers, &inputs, Some(4), false, 0, 0).unwrap();
+            let micro = forward_backward(&model, &inputs, &settings(Some(4)), &mut Solo).unwrap();
             assert!(
                 (full.loss - micro.loss).abs() < 1e-5,
                 "{objective:?}: {full:?} vs {micro:?}"

@@ -1,0 +1,159 @@
+//! Collective communication between the ranks of a data-parallel job: all-reduce (sum),
+//! all-gather, broadcast and barrier over tensors.
+//!
+//! [`Collective`] is the interface the training step uses; [`Solo`] is the one-rank case
+//! and [`tcp::TcpCollective`] the CPU backend, over TCP between processes (addresses come
+//! from the rendezvous). A GPU backend (NCCL) implements the same trait on device tensors
+//! and libtorch's stream; the trait passes tensors, never host buffers, so it can.
+//!
+//! Every call is collective: all ranks make the same calls in the same order. A peer that
+//! dies or stops answering makes the call fail with [`CollectiveError`] after the
+//! backend's timeout instead of hanging, so the caller can hand the failure to recovery.
+
+pub mod tcp;
+
+use tch::{Kind, Tensor};
+
+/// Why a collective call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectiveError {
+    /// A peer closed its connection or could not be reached.
+    #[error("rank {rank} is gone: {reason}")]
+    PeerGone {
+        /// The peer's rank.
+        rank: usize,
+        /// What happened.
+        reason: String,
+    },
+    /// A peer did not answer within the timeout.
+    #[error("rank {rank} did not answer within {seconds} s")]
+    Timeout {
+        /// The peer's rank.
+        rank: usize,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// Ranks disagree on the call (different operation, sequence or tensor shape): a bug,
+    /// or ranks running different code or configs.
+    #[error("collective mismatch: {0}")]
+    Mismatch(String),
+    /// Setting up the group failed (bind, connect, handshake).
+    #[error("cannot form the group: {0}")]
+    Setup(String),
+    /// The tensor cannot be sent (kind or device unsupported by this backend).
+    #[error("unsupported tensor: {0}")]
+    Unsupported(String),
+}
+
+/// The collective operations of one rank.
+pub trait Collective: Send {
+    /// This rank, in `0..world`.
+    fn rank(&self) -> usize;
+    /// Number of ranks.
+    fn world(&self) -> usize;
+    /// Replaces `t` by the sum of every rank's `t` (identical on every rank: summed in
+    /// rank order).
+    fn all_reduce_sum(&mut self, t: &mut Tensor) -> Result<(), CollectiveError>;
+    /// Every rank's `t`, in rank order (shapes may differ in the first dimension).
+    fn all_gather(&mut self, t: &Tensor) -> Result<Vec<Tensor>, CollectiveError>;
+    /// Replaces `t` by rank `root`'s `t` (same shape on every rank).
+    fn broadcast(&mut self, t: &mut Tensor, root: usize) -> Result<(), CollectiveError>;
+    /// Returns once every rank has called it.
+    fn barrier(&mut self) -> Result<(), CollectiveError>;
+}
+
+/// The group of one: every operation is the identity.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Solo;
+
+impl Collective for Solo {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world(&self) -> usize {
+        1
+    }
+    fn all_reduce_sum(&mut self, _t: &mut Tensor) -> Result<(), CollectiveError> {
+        Ok(())
+    }
+    fn all_gather(&mut self, t: &Tensor) -> Result<Vec<Tensor>, CollectiveError> {
+        Ok(vec![t.shallow_clone()])
+    }
+    fn broadcast(&mut self, _t: &mut Tensor, _root: usize) -> Result<(), CollectiveError> {
+        Ok(())
+    }
+    fn barrier(&mut self) -> Result<(), CollectiveError> {
+        Ok(())
+    }
+}
+
+/// Sums the gradients of `params` over all ranks, in buckets of about `bucket_bytes`
+/// (one call per bucket instead of one per tensor). A parameter without a gradient on this
+/// rank (the logit scale off rank 0, everything on a rank whose local batch was empty)
+/// gets a zero one first, so every rank sends the same buckets.
+pub fn all_reduce_gradients(
+    coll: &mut dyn Collective,
+    params: &[Tensor],
+    bucket_bytes: usize,
+) -> Result<(), CollectiveError> {
+    if coll.world() == 1 {
+        return Ok(());
+    }
+    for p in params {
+        if !p.grad().defined() {
+            (p.sum(p.kind()) * 0.0).backward();
+        }
+    }
+    let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+    let mut start = 0;
+    while start < grads.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < grads.len() && (end == start || bytes < bucket_bytes) {
+            bytes += grads[end].numel() * 4;
+            end += 1;
+        }
+        let bucket = &grads[start..end];
+        let flat: Vec<Tensor> = bucket.iter().map(|g| g.reshape([-1])).collect();
+        let mut joined = Tensor::cat(&flat, 0);
+        coll.all_reduce_sum(&mut joined)?;
+        let mut offset = 0;
+        tch::no_grad(|| {
+            for g in bucket {
+                let n = g.numel() as i64;
+                g.shallow_clone()
+                    .copy_(&joined.narrow(0, offset, n).view_as(g));
+                offset += n;
+            }
+        });
+        start = end;
+    }
+    Ok(())
+}
+
+/// Makes every rank's variables (parameters and batch-norm statistics) equal rank 0's,
+/// in name order; the start of data-parallel training.
+pub fn broadcast_variables(
+    coll: &mut dyn Collective,
+    vs: &tch::nn::VarStore,
+) -> Result<(), CollectiveError> {
+    if coll.world() == 1 {
+        return Ok(());
+    }
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, t) in named {
+        let mut value = t.detach().copy();
+        coll.broadcast(&mut value, 0)?;
+        tch::no_grad(|| t.shallow_clone().copy_(&value));
+    }
+    Ok(())
+}
+
+/// Kinds the CPU backend sends.
+pub(crate) fn check_kind(t: &Tensor) -> Result<Kind, CollectiveError> {
+    match t.kind() {
+        k @ (Kind::Float | Kind::Double | Kind::Int64) => Ok(k),
+        k => Err(CollectiveError::Unsupported(format!("{k:?} tensors"))),
+    }
+}

@@ -1,0 +1,463 @@
+//! The CPU collective backend: TCP between the ranks' processes, in a star around rank 0.
+//!
+//! Rank 0 listens; every other rank connects to it and introduces itself (magic, rank,
+//! world). An operation sends each rank's tensor to rank 0, which combines them in rank
+//! order (so every rank gets bit-identical results) and sends the result back. Frames:
+//! `op u8, seq u64, kind u8, ndim u8, dims i64 x ndim, bytes u64`, then the raw
+//! little-endian elements; every rank numbers its operations, and a frame of another
+//! operation or number is a [`CollectiveError::Mismatch`]. Reads time out, so a dead or
+//! stuck peer becomes [`CollectiveError::Timeout`] or [`CollectiveError::PeerGone`].
+//!
+//! Traffic through rank 0 grows with the world size: fine for CPU training of small
+//! models and for tests, which is what this backend is for.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use tch::{Kind, Tensor};
+
+use super::{check_kind, Collective, CollectiveError};
+
+const MAGIC: u32 = 0x4558_4c43; // "EXLC"
+const OP_REDUCE: u8 = 1;
+const OP_GATHER: u8 = 2;
+const OP_BROADCAST: u8 = 3;
+
+/// One rank's end of the star.
+#[derive(Debug)]
+pub struct TcpCollective {
+    rank: usize,
+    world: usize,
+    /// Rank 0: a stream per rank (index 0 unused). Others: the stream to rank 0 at index 0.
+    links: Vec<Option<TcpStream>>,
+    seq: u64,
+    timeout: Duration,
+}
+
+impl TcpCollective {
+    /// Rank 0: accepts the `world - 1` other ranks on `listener` within `timeout`.
+    pub fn root(
+        listener: TcpListener,
+        world: usize,
+        timeout: Duration,
+    ) -> Result<Self, CollectiveError> {
+        let setup = |e: std::io::Error| CollectiveError::Setup(e.to_string());
+        let mut links: Vec<Option<TcpStream>> = (0..world).map(|_| None).collect();
+        listener.set_nonblocking(true).map_err(setup)?;
+        let deadline = Instant::now() + timeout;
+        let mut joined = 1;
+        while joined < world {
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    stream.set_nonblocking(false).map_err(setup)?;
+                    configure(&stream, timeout).map_err(setup)?;
+                    let mut hello = [0u8; 12];
+                    stream.read_exact(&mut hello).map_err(setup)?;
+                    let word = |i: usize| u32::from_le_bytes(hello[i..i + 4].try_into().unwrap());
+                    let (magic, rank, their_world) = (word(0), word(4) as usize, word(8) as usize);
+                    if magic != MAGIC || their_world != world || rank == 0 || rank >= world {
+                        return Err(CollectiveError::Setup(format!(
+                            "{peer} introduced itself as rank {rank} of {their_world} (magic {magic:#x}); this group has {world} ranks"
+                        )));
+                    }
+                    if links[rank].is_some() {
+                        return Err(CollectiveError::Setup(format!("rank {rank} joined twice")));
+                    }
+                    links[rank] = Some(stream);
+                    joined += 1;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        let missing: Vec<usize> =
+                            (1..world).filter(|&r| links[r].is_none()).collect();
+                        return Err(CollectiveError::Setup(format!(
+                            "ranks {missing:?} did not connect within {} s",
+                            timeout.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(setup(e)),
+            }
+        }
+        Ok(Self {
+            rank: 0,
+            world,
+            links,
+            seq: 0,
+            timeout,
+        })
+    }
+
+    /// Rank `rank` (> 0): connects to rank 0 at `root`, retrying until `timeout`.
+    pub fn join(
+        root: SocketAddr,
+        rank: usize,
+        world: usize,
+        timeout: Duration,
+    ) -> Result<Self, CollectiveError> {
+        if rank == 0 || rank >= world {
+            return Err(CollectiveError::Setup(format!(
+                "join needs a rank in 1..{world}, got {rank}"
+            )));
+        }
+        let deadline = Instant::now() + timeout;
+        let mut stream = loop {
+            match TcpStream::connect_timeout(&root, Duration::from_secs(2)) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(%root, error = %e, "rank 0 not reachable yet");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(CollectiveError::Setup(format!(
+                        "cannot reach rank 0 at {root} within {} s: {e}",
+                        timeout.as_secs()
+                    )))
+                }
+            }
+        };
+        let setup = |e: std::io::Error| CollectiveError::Setup(e.to_string());
+        configure(&stream, timeout).map_err(setup)?;
+        let mut hello = Vec::with_capacity(12);
+        for w in [MAGIC, rank as u32, world as u32] {
+            hello.extend_from_slice(&w.to_le_bytes());
+        }
+        stream.write_all(&hello).map_err(setup)?;
+        Ok(Self {
+            rank,
+            world,
+            links: vec![Some(stream)],
+            seq: 0,
+            timeout,
+        })
+    }
+
+    fn link(&mut self, peer: usize) -> &mut TcpStream {
+        let at = if self.rank == 0 { peer } else { 0 };
+        self.links[at]
+            .as_mut()
+            .expect("a link to every peer after set-up")
+    }
+
+    fn send(&mut self, peer: usize, op: u8, t: &Tensor) -> Result<(), CollectiveError> {
+        let kind = check_kind(t)?;
+        let t = t.to_device(tch::Device::Cpu).contiguous();
+        let dims = t.size();
+        let numel = t.numel();
+        let mut frame = Vec::with_capacity(32 + dims.len() * 8 + numel * kind.elt_size_in_bytes());
+        frame.push(op);
+        frame.extend_from_slice(&self.seq.to_le_bytes());
+        frame.push(kind_code(kind));
+        frame.push(dims.len() as u8);
+        for d in &dims {
+            frame.extend_from_slice(&d.to_le_bytes());
+        }
+        let bytes = numel * kind.elt_size_in_bytes();
+        frame.extend_from_slice(&(bytes as u64).to_le_bytes());
+        let at = frame.len();
+        frame.resize(at + bytes, 0);
+        t.f_copy_data_u8(&mut frame[at..], numel)
+            .map_err(|e| CollectiveError::Unsupported(e.to_string()))?;
+        let timeout = self.timeout;
+        self.link(peer)
+            .write_all(&frame)
+            .map_err(|e| io_error(e, peer, timeout))
+    }
+
+    fn recv(&mut self, peer: usize, op: u8) -> Result<Tensor, CollectiveError> {
+        let (seq, timeout) = (self.seq, self.timeout);
+        let stream = self.link(peer);
+        let io = |e| io_error(e, peer, timeout);
+        let mut head = [0u8; 11];
+        stream.read_exact(&mut head).map_err(io)?;
+        let their_seq = u64::from_le_bytes(head[1..9].try_into().unwrap());
+        if head[0] != op || their_seq != seq {
+            return Err(CollectiveError::Mismatch(format!(
+                "rank {peer} sent operation {} #{their_seq}, expected operation {op} #{seq}",
+                head[0]
+            )));
+        }
+        let kind = kind_of(head[9]).ok_or_else(|| {
+            CollectiveError::Mismatch(format!("rank {peer} sent kind code {}", head[9]))
+        })?;
+        let mut dims = vec![0i64; head[10] as usize];
+        for d in dims.iter_mut() {
+            let mut b = [0u8; 8];
+            stream.read_exact(&mut b).map_err(io)?;
+            *d = i64::from_le_bytes(b);
+        }
+        let mut b = [0u8; 8];
+        stream.read_exact(&mut b).map_err(io)?;
+        let bytes = u64::from_le_bytes(b) as usize;
+        let numel: i64 = dims.iter().product();
+        if dims.iter().any(|&d| d < 0) || numel as usize * kind.elt_size_in_bytes() != bytes {
+            return Err(CollectiveError::Mismatch(format!(
+                "rank {peer} sent {bytes} bytes for a {kind:?} tensor of shape {dims:?}"
+            )));
+        }
+        let mut data = vec![0u8; bytes];
+        stream.read_exact(&mut data).map_err(io)?;
+        Tensor::f_from_data_size(&data, &dims, kind)
+            .map_err(|e| CollectiveError::Mismatch(e.to_string()))
+    }
+
+    fn peers(&self) -> std::ops::Range<usize> {
+        1..self.world
+    }
+}
+
+impl Collective for TcpCollective {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world(&self) -> usize {
+        self.world
+    }
+
+    fn all_reduce_sum(&mut self, t: &mut Tensor) -> Result<(), CollectiveError> {
+        self.seq += 1;
+        if self.rank == 0 {
+            let mut acc = t.to_device(tch::Device::Cpu).copy();
+            for peer in self.peers() {
+                let x = self.recv(peer, OP_REDUCE)?;
+                if x.size() != acc.size() || x.kind() != acc.kind() {
+                    return Err(CollectiveError::Mismatch(format!(
+                        "all-reduce of {:?} {:?} on rank 0, {:?} {:?} on rank {peer}",
+                        acc.kind(),
+                        acc.size(),
+                        x.kind(),
+                        x.size()
+                    )));
+                }
+                acc += x;
+            }
+            for peer in self.peers() {
+                self.send(peer, OP_REDUCE, &acc)?;
+            }
+            tch::no_grad(|| t.copy_(&acc));
+        } else {
+            self.send(0, OP_REDUCE, t)?;
+            let sum = self.recv(0, OP_REDUCE)?;
+            tch::no_grad(|| t.copy_(&sum));
+        }
+        Ok(())
+    }
+
+    fn all_gather(&mut self, t: &Tensor) -> Result<Vec<Tensor>, CollectiveError> {
+        self.seq += 1;
+        let device = t.device();
+        let parts = if self.rank == 0 {
+            let mut parts = vec![t.to_device(tch::Device::Cpu)];
+            for peer in self.peers() {
+                parts.push(self.recv(peer, OP_GATHER)?);
+            }
+            for peer in self.peers() {
+                for part in &parts {
+                    self.send(peer, OP_GATHER, part)?;
+                }
+            }
+            parts
+        } else {
+            self.send(0, OP_GATHER, t)?;
+            (0..self.world)
+                .map(|_| self.recv(0, OP_GATHER))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(parts.into_iter().map(|p| p.to_device(device)).collect())
+    }
+
+    fn broadcast(&mut self, t: &mut Tensor, root: usize) -> Result<(), CollectiveError> {
+        if root >= self.world {
+            return Err(CollectiveError::Mismatch(format!(
+                "broadcast from rank {root} in a group of {}",
+                self.world
+            )));
+        }
+        self.seq += 1;
+        let value = if self.rank == 0 {
+            let value = if root == 0 {
+                t.shallow_clone()
+            } else {
+                self.recv(root, OP_BROADCAST)?
+            };
+            for peer in self.peers().filter(|&p| p != root) {
+                self.send(peer, OP_BROADCAST, &value)?;
+            }
+            value
+        } else if self.rank == root {
+            self.send(0, OP_BROADCAST, t)?;
+            return Ok(());
+        } else {
+            self.recv(0, OP_BROADCAST)?
+        };
+        if value.size() != t.size() {
+            return Err(CollectiveError::Mismatch(format!(
+                "broadcast of shape {:?} into {:?}",
+                value.size(),
+                t.size()
+            )));
+        }
+        tch::no_grad(|| t.copy_(&value));
+        Ok(())
+    }
+
+    fn barrier(&mut self) -> Result<(), CollectiveError> {
+        let mut token = Tensor::zeros([1], (Kind::Float, tch::Device::Cpu));
+        self.all_reduce_sum(&mut token)
+    }
+}
+
+fn configure(stream: &TcpStream, timeout: Duration) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))
+}
+
+fn io_error(e: std::io::Error, peer: usize, timeout: Duration) -> CollectiveError {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => CollectiveError::Timeout {
+            rank: peer,
+            seconds: timeout.as_secs(),
+        },
+        _ => CollectiveError::PeerGone {
+            rank: peer,
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn kind_code(k: Kind) -> u8 {
+    match k {
+        Kind::Float => 1,
+        Kind::Double => 2,
+        _ => 3, // Int64; check_kind admits nothing else
+    }
+}
+
+fn kind_of(code: u8) -> Option<Kind> {
+    match code {
+        1 => Some(Kind::Float),
+        2 => Some(Kind::Double),
+        3 => Some(Kind::Int64),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f(rank, group)` on `world` threads joined through a loopback star.
+    fn on_group<T: Send + 'static>(
+        world: usize,
+        f: impl Fn(usize, &mut TcpCollective) -> T + Send + Sync + 'static,
+    ) -> Vec<T> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let f = std::sync::Arc::new(f);
+        let timeout = Duration::from_secs(20);
+        let mut handles = Vec::new();
+        let g = f.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut c = TcpCollective::root(listener, world, timeout).unwrap();
+            g(0, &mut c)
+        }));
+        for rank in 1..world {
+            let g = f.clone();
+            handles.push(std::thread::spawn(move || {
+                let mut c = TcpCollective::join(addr, rank, world, timeout).unwrap();
+                g(rank, &mut c)
+            }));
+        }
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.reshape([-1])).unwrap()
+    }
+
+    #[test]
+    fn reduce_gather_broadcast_and_barrier_agree_on_every_rank() {
+        let out = on_group(3, |rank, c| {
+            let r = rank as f32;
+            let mut sum = Tensor::from_slice(&[r, 10.0 * r]);
+            c.all_reduce_sum(&mut sum).unwrap();
+            // Rank r contributes r rows: shapes differ in the first dimension.
+            let mine = Tensor::full(
+                [rank as i64, 2],
+                f64::from(r),
+                (Kind::Float, tch::Device::Cpu),
+            );
+            let parts = c.all_gather(&mine).unwrap();
+            let mut b = Tensor::from_slice(&[r; 3]);
+            c.broadcast(&mut b, 2).unwrap();
+            c.barrier().unwrap();
+            let ids = Tensor::from_slice(&[rank as i64]);
+            let all_ids = c.all_gather(&ids).unwrap();
+            (
+                values(&sum),
+                parts
+                    .iter()
+                    .map(|p| (p.size(), values(p)))
+                    .collect::<Vec<_>>(),
+                values(&b),
+                all_ids
+                    .iter()
+                    .map(|t| t.int64_value(&[0]))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        for (sum, parts, b, ids) in out {
+            assert_eq!(sum, [3.0, 30.0]);
+            assert_eq!(parts.len(), 3);
+            for (r, (size, v)) in parts.iter().enumerate() {
+                assert_eq!(size, &[r as i64, 2]);
+                assert!(v.iter().all(|&x| x == r as f32));
+            }
+            assert_eq!(b, [2.0; 3]);
+            assert_eq!(ids, [0, 1, 2]);
+        }
+    }
+
+    #[test]
+    fn a_dead_peer_is_an_error_not_a_hang() {
+        let out = on_group(2, |rank, c| {
+            if rank == 1 {
+                return None; // leaves: its end of the connection closes
+            }
+            let mut t = Tensor::from_slice(&[1f32]);
+            Some(c.all_reduce_sum(&mut t).unwrap_err())
+        });
+        let err = out[0].as_ref().unwrap();
+        assert!(
+            matches!(err, CollectiveError::PeerGone { rank: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mismatched_calls_and_bad_set_up_are_reported() {
+        let out = on_group(2, |rank, c| {
+            let t = Tensor::from_slice(&[1f32, 2.0]);
+            if rank == 0 {
+                c.all_gather(&t).err().map(|e| e.to_string())
+            } else {
+                let mut t = t;
+                c.all_reduce_sum(&mut t).err().map(|e| e.to_string())
+            }
+        });
+        assert!(
+            out[0].as_deref().unwrap_or("").contains("mismatch"),
+            "{out:?}"
+        );
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let err = TcpCollective::join(addr, 3, 2, Duration::from_millis(200)).unwrap_err();
+        assert!(err.to_string().contains("rank in 1..2"), "{err}");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let err = TcpCollective::root(listener, 2, Duration::from_millis(200)).unwrap_err();
+        assert!(err.to_string().contains("did not connect"), "{err}");
+    }
+}
