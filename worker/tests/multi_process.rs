@@ -1,0 +1,247 @@
+//! Real `worker train` processes forming a data-parallel group over TCP on loopback: two
+//! ranks finish together, agree on every step's loss, and leave a checkpoint at the same
+//! data position as one process would; a rank killed with SIGKILL makes the other stop with
+//! an error naming it instead of hanging.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dataloader::pack::{pack, Input, PackOptions};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+
+/// Every 12th camera photo packed into `dir/data`; `None` (skip) when the photos are absent
+/// outside CI.
+fn packed_photos(dir: &Path) -> Option<String> {
+    let cameras = std::env::var_os("CAMERAS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cameras"));
+    let images = cameras.join("images");
+    if !images.is_dir() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "camera photos missing at {} (set CAMERAS_DIR)",
+            images.display()
+        );
+        eprintln!("skipping: no camera photos at {}", images.display());
+        return None;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    files.sort();
+    let list = dir.join("photos.txt");
+    let lines: Vec<String> = files
+        .iter()
+        .step_by(12)
+        .map(|p| p.display().to_string())
+        .collect();
+    std::fs::write(&list, lines.join("\n")).unwrap();
+    let out = dir.join("data").display().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(pack(
+        &Input::FileList(list),
+        &PackOptions::new(&out),
+        &|_| (),
+    ))
+    .unwrap();
+    Some(out)
+}
+
+/// A small config over `data`, `steps` steps of global batch 8, checkpoints every 2.
+fn write_config(dir: &Path, data: &str, steps: u64) -> PathBuf {
+    let text = format!(
+        r#"
+[data]
+url = "{data}"
+seed = 3
+patch_px = 64
+prefetch_batches = 2
+decode_threads = 1
+max_text_tokens = 64
+[model]
+embed_dim = 16
+objective = "image_text"
+[model.image]
+block = "basic"
+layers = [1, 1, 1, 1]
+width = 4
+[model.text]
+kind = "distil_bert"
+hidden_size = 16
+num_layers = 1
+num_heads = 2
+intermediate_size = 32
+pooling = "masked_mean"
+[model.temperature]
+mode = "learnable"
+init = 14.285714
+max = 100.0
+[optim]
+lr = 1e-3
+betas = [0.9, 0.999]
+eps = 1e-8
+weight_decay = 0.0
+warmup_steps = 1
+[train]
+batch_size = 8
+max_steps = {steps}
+precision = "fp32"
+device = "cpu"
+[checkpoint]
+url = "{ckpt}"
+every_steps = 2
+keep_last = 3
+"#,
+        ckpt = dir.join("ckpt").display()
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(config: &Path, summary: &Path, rank: usize, world: usize, port: u16) -> Child {
+    Command::new(WORKER)
+        .args(["--log-format", "json", "train", "--config"])
+        .arg(config)
+        .arg("--summary")
+        .arg(summary)
+        .args(["--rank", &rank.to_string(), "--world", &world.to_string()])
+        .args([
+            "--master",
+            &format!("127.0.0.1:{port}"),
+            "--group-timeout-s",
+            "20",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn summary_losses(path: &Path) -> Vec<f64> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    v["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect()
+}
+
+/// The data position recorded in the newest checkpoint under `dir/ckpt`.
+fn checkpoint_position(dir: &Path) -> (u64, u64, u64) {
+    let mut steps: Vec<PathBuf> = std::fs::read_dir(dir.join("ckpt"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("COMPLETE.json").exists())
+        .collect();
+    steps.sort();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(steps.last().unwrap().join("train_state.json")).unwrap(),
+    )
+    .unwrap();
+    (
+        state["step"].as_u64().unwrap(),
+        state["data"]["epoch"].as_u64().unwrap(),
+        state["data"]["consumed"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn two_processes_train_one_model_and_checkpoint_where_one_process_would() {
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(one.path()) else {
+        return;
+    };
+    let steps = 6;
+    let cfg1 = write_config(one.path(), &data, steps);
+    let cfg2 = write_config(two.path(), &data, steps);
+
+    let solo = spawn(&cfg1, &one.path().join("s.json"), 0, 1, free_port());
+    let out = solo.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = free_port();
+    let ranks: Vec<Child> = (0..2)
+        .map(|r| spawn(&cfg2, &two.path().join(format!("s{r}.json")), r, 2, port))
+        .collect();
+    for (r, child) in ranks.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "rank {r}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (l0, l1) = (
+        summary_losses(&two.path().join("s0.json")),
+        summary_losses(&two.path().join("s1.json")),
+    );
+    assert_eq!(l0.len(), steps as usize);
+    assert_eq!(l0, l1, "both ranks compute the same global-batch loss");
+    assert!(l0.iter().all(|l| l.is_finite()));
+    // Rank 0 wrote the checkpoints, at the data position a single process reaches.
+    let (step, epoch, consumed) = checkpoint_position(two.path());
+    assert_eq!(step, steps);
+    assert_eq!((step, epoch, consumed), checkpoint_position(one.path()));
+}
+
+#[test]
+fn a_rank_killed_mid_run_makes_the_other_fail_with_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let cfg = write_config(dir.path(), &data, 100_000);
+    let port = free_port();
+    let mut root = spawn(&cfg, &dir.path().join("s0.json"), 0, 2, port);
+    let mut other = spawn(&cfg, &dir.path().join("s1.json"), 1, 2, port);
+    // Wait until training is under way (the first checkpoint is committed).
+    let start = Instant::now();
+    while !dir
+        .path()
+        .join("ckpt/step-000000002/COMPLETE.json")
+        .exists()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "training never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    other.kill().unwrap(); // SIGKILL
+    other.wait().unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = root.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "rank 0 hangs after its peer died"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(root.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("rank 1"), "{err}");
+}
