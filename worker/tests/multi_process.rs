@@ -1,7 +1,8 @@
 //! Real `worker train` processes forming a data-parallel group over TCP on loopback: two
 //! ranks finish together, agree on every step's loss, and leave a checkpoint at the same
 //! data position as one process would; a rank killed with SIGKILL makes the other stop with
-//! an error naming it instead of hanging.
+//! an error naming it instead of hanging; SIGTERM makes a process checkpoint and leave, and
+//! `--resume` finishes the run where an uninterrupted one ends.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -244,4 +245,72 @@ fn a_rank_killed_mid_run_makes_the_other_fail_with_an_error_naming_it() {
     std::io::Read::read_to_string(root.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(!status.success());
     assert!(err.contains("rank 1"), "{err}");
+}
+
+#[test]
+fn sigterm_checkpoints_and_leaves_and_resume_finishes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let steps = 400;
+    let cfg = write_config(dir.path(), &data, steps);
+    let summary = dir.path().join("s.json");
+    let child = spawn(&cfg, &summary, 0, 1, free_port());
+    let start = Instant::now();
+    while !dir
+        .path()
+        .join("ckpt/step-000000004/COMPLETE.json")
+        .exists()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "training never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    let (stopped_at, ..) = checkpoint_position(dir.path());
+    assert_eq!(
+        stopped_at,
+        v["end_step"].as_u64().unwrap(),
+        "checkpoint at the last step"
+    );
+    assert!(stopped_at < steps, "stopped early, at {stopped_at}");
+
+    let resumed = Command::new(WORKER)
+        .args(["--log-format", "json", "train", "--resume", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    // Steps of 8 from a 33-photo epoch: 4 steps per epoch, the last photo dropped; the
+    // final checkpoint sits after the last batch of epoch (steps - 1) / 4.
+    let per_epoch = 33 / 8;
+    assert_eq!(
+        checkpoint_position(dir.path()),
+        (
+            steps,
+            (steps - 1) / per_epoch,
+            ((steps - 1) % per_epoch + 1) * 8
+        ),
+        "the resumed run ends where an uninterrupted one would"
+    );
 }

@@ -76,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seconds = format_args!("{:.1}", s.elapsed_s),
         data_wait = format_args!("{:.2}", s.data_wait_s / s.elapsed_s.max(1e-9)),
         checkpoint = s.checkpoint.as_ref().map(|c| c.url.as_str()).unwrap_or("-"),
+        interrupted = s.interrupted,
         "training done"
     );
     if let Some(path) = args.summary {

@@ -22,6 +22,8 @@ pub mod progress;
 pub mod step;
 pub mod text_cache;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use dataloader::order::{Position, RankPlan};
@@ -125,6 +127,8 @@ pub struct TrainSummary {
     pub elapsed_s: f64,
     /// Seconds spent waiting for batches.
     pub data_wait_s: f64,
+    /// Whether a signal (SIGTERM, SIGINT) stopped the run early, after a checkpoint.
+    pub interrupted: bool,
 }
 
 /// Gradient all-reduce bucket size.
@@ -224,6 +228,7 @@ pub fn train(
         skipped: 0,
         elapsed_s: 0.0,
         data_wait_s: 0.0,
+        interrupted: false,
     };
     let mut progress = Progress::new(step, end_step, spec.logging.every_steps, leader);
     let micro = spec.train.micro_batch_size.map(i64::from);
@@ -231,7 +236,8 @@ pub fn train(
     let frozen_text = spec.model_init.freeze_text && spec.model.objective == Objective::ImageText;
     let mut text_cache = frozen_text.then(TextCache::new);
     let mut empty_epochs = 0;
-    while step < end_step {
+    let stop = stop_on_signals(&data.runtime);
+    'epochs: while step < end_step {
         let crops = if needs_two_crops(&spec.model) { 2 } else { 1 };
         let mut stream = data.stream(position, crops, |_| ())?;
         let mut stepped = false;
@@ -243,10 +249,26 @@ pub fn train(
             let waited = waited_from.elapsed();
             summary.data_wait_s += waited.as_secs_f64();
             let batch = item?;
+            // One exchange per step: the global batch size, and whether any rank was told
+            // to stop (SIGTERM/SIGINT), so all ranks stop at the same step.
+            let stopping = i64::from(stop.load(Ordering::Relaxed));
+            let mut flags = tch::Tensor::from_slice(&[batch.len() as i64, stopping]);
+            coll.all_reduce_sum(&mut flags)?;
+            if flags.int64_value(&[1]) > 0 {
+                // This batch is not trained: the checkpoint resumes right before it.
+                if leader && summary.checkpoint.as_ref().map(|c| c.step) != Some(step) {
+                    let state = train_state(cfg, step, position);
+                    summary.checkpoint = Some(save(&data.runtime, &store, &vs, &opt, state)?);
+                }
+                tracing::warn!(
+                    step,
+                    "stopping on a signal after the last complete step; --resume continues"
+                );
+                summary.interrupted = true;
+                break 'epochs;
+            }
             position = batch.resume;
-            let mut count = tch::Tensor::from_slice(&[batch.len() as i64]);
-            coll.all_reduce_sum(&mut count)?;
-            let global = count.int64_value(&[0]);
+            let global = flags.int64_value(&[0]);
             if global < 2 {
                 tracing::warn!(
                     batch = batch.index,
@@ -361,4 +383,29 @@ fn save(
     let saved = runtime.block_on(store.save(&ck))?;
     tracing::info!(step = saved.step, url = %saved.url, "checkpoint saved");
     Ok(saved)
+}
+
+/// A flag raised by SIGTERM (what Kubernetes and Slurm send before stopping a job) or
+/// SIGINT; the loop checkpoints and leaves at the next step.
+fn stop_on_signals(runtime: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let flag = Arc::new(AtomicBool::new(false));
+    for kind in [SignalKind::terminate(), SignalKind::interrupt()] {
+        let flag = Arc::clone(&flag);
+        let _guard = runtime.enter();
+        match signal(kind) {
+            Ok(mut s) => {
+                runtime.spawn(async move {
+                    if s.recv().await.is_some() {
+                        tracing::warn!(signal = ?kind, "signal received: checkpointing and stopping after this step");
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch for signals; a signal will end the process without a checkpoint")
+            }
+        }
+    }
+    flag
 }
