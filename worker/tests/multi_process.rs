@@ -112,9 +112,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn(config: &Path, summary: &Path, rank: usize, world: usize, port: u16) -> Child {
-    Command::new(WORKER)
-        .args(["--log-format", "json", "train", "--config"])
+/// `worker train` as rank `rank` of `world`; with `events`, its JSON event lines on a
+/// piped stdout (read it, or the process blocks once the pipe is full).
+fn spawn_with(
+    config: &Path,
+    summary: &Path,
+    rank: usize,
+    world: usize,
+    port: u16,
+    events: bool,
+) -> Child {
+    let mut cmd = Command::new(WORKER);
+    cmd.args(["--log-format", "json", "train", "--config"])
         .arg(config)
         .arg("--summary")
         .arg(summary)
@@ -126,10 +135,17 @@ fn spawn(config: &Path, summary: &Path, rank: usize, world: usize, port: u16) ->
             "20",
         ])
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    if events {
+        cmd.arg("--events-stdout").stdout(Stdio::piped());
+    } else {
+        cmd.stdout(Stdio::null());
+    }
+    cmd.spawn().unwrap()
+}
+
+fn spawn(config: &Path, summary: &Path, rank: usize, world: usize, port: u16) -> Child {
+    spawn_with(config, summary, rank, world, port, false)
 }
 
 fn summary_losses(path: &Path) -> Vec<f64> {

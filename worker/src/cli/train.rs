@@ -41,6 +41,9 @@ pub struct Args {
     /// Seconds to wait for the group to form, and for any peer in a collective call.
     #[arg(long, default_value_t = 120)]
     pub group_timeout_s: u64,
+    /// Print progress and checkpoint events as JSON lines on stdout (for a supervisor).
+    #[arg(long)]
+    pub events_stdout: bool,
     /// Write the run's summary (losses per step, timings) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
@@ -61,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         resume: args.resume,
         stop_at_step: args.stop_at_step,
         store: args.store.options(),
+        events: args.events_stdout.then(print_events),
     };
     let mut group = group(&args)?;
     let s = train(&cfg, &opts, group.as_mut())
@@ -116,4 +120,20 @@ fn group(args: &Args) -> anyhow::Result<Box<dyn Collective>> {
         TcpCollective::join(addr, args.rank, args.world, timeout)?
     };
     Ok(Box::new(coll))
+}
+
+/// A sender whose events a thread prints as JSON lines on stdout.
+fn print_events() -> std::sync::mpsc::Sender<worker::train::TrainEvent> {
+    let (tx, rx) = std::sync::mpsc::channel::<worker::train::TrainEvent>();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for event in rx {
+            if let Ok(line) = serde_json::to_string(&event) {
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
+    });
+    tx
 }

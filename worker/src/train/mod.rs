@@ -105,6 +105,42 @@ pub struct TrainOptions {
     pub stop_at_step: Option<u64>,
     /// Object-store settings for the dataset and checkpoints.
     pub store: StoreOptions,
+    /// Where to send progress and checkpoint events (a supervising process forwards them
+    /// to the coordinator); `None`: logs only.
+    pub events: Option<std::sync::mpsc::Sender<TrainEvent>>,
+}
+
+/// What a run reports as it goes, for a supervisor (`worker train --events-stdout` writes
+/// them as JSON lines).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TrainEvent {
+    /// An optimiser step was taken.
+    Step {
+        /// Steps taken.
+        step: u64,
+        /// Data position after it.
+        epoch: u64,
+        /// See `epoch`.
+        consumed: u64,
+        /// Its loss.
+        loss: f64,
+        /// Pairs in the global batch.
+        samples: u64,
+    },
+    /// A checkpoint was committed (rank 0 only).
+    Checkpoint {
+        /// Its step.
+        step: u64,
+        /// Its URL.
+        url: String,
+        /// Data position it resumes from.
+        epoch: u64,
+        /// See `epoch`.
+        consumed: u64,
+        /// Config digest it was written under.
+        config_digest: String,
+    },
 }
 
 /// What a run did.
@@ -258,7 +294,8 @@ pub fn train(
                 // This batch is not trained: the checkpoint resumes right before it.
                 if leader && summary.checkpoint.as_ref().map(|c| c.step) != Some(step) {
                     let state = train_state(cfg, step, position);
-                    summary.checkpoint = Some(save(&data.runtime, &store, &vs, &opt, state)?);
+                    summary.checkpoint =
+                        Some(save(&data.runtime, &store, &vs, &opt, state, &opts.events)?);
                 }
                 tracing::warn!(
                     step,
@@ -305,6 +342,16 @@ pub fn train(
             stepped = true;
             summary.samples += global as u64;
             summary.losses.push((step, out.loss));
+            emit(
+                &opts.events,
+                TrainEvent::Step {
+                    step,
+                    epoch: position.epoch,
+                    consumed: position.consumed,
+                    loss: out.loss,
+                    samples: global as u64,
+                },
+            );
             progress.step(StepReport {
                 step,
                 loss: out.loss,
@@ -316,7 +363,8 @@ pub fn train(
             });
             if leader && (step % spec.checkpoint.every_steps == 0 || step == end_step) {
                 let state = train_state(cfg, step, position);
-                summary.checkpoint = Some(save(&data.runtime, &store, &vs, &opt, state)?);
+                summary.checkpoint =
+                    Some(save(&data.runtime, &store, &vs, &opt, state, &opts.events)?);
             }
         }
         summary.skipped += stream.counters().skipped_total();
@@ -374,6 +422,7 @@ fn save(
     vs: &tch::nn::VarStore,
     opt: &AdamW,
     state: TrainState,
+    events: &Option<std::sync::mpsc::Sender<TrainEvent>>,
 ) -> Result<CheckpointRef, TrainError> {
     let ck = Checkpoint {
         weights: model::weights_to_bytes(vs)?.into(),
@@ -382,7 +431,24 @@ fn save(
     };
     let saved = runtime.block_on(store.save(&ck))?;
     tracing::info!(step = saved.step, url = %saved.url, "checkpoint saved");
+    emit(
+        events,
+        TrainEvent::Checkpoint {
+            step: saved.step,
+            url: saved.url.clone(),
+            epoch: ck.state.data.epoch,
+            consumed: ck.state.data.consumed,
+            config_digest: ck.state.config_digest.clone(),
+        },
+    );
     Ok(saved)
+}
+
+fn emit(events: &Option<std::sync::mpsc::Sender<TrainEvent>>, event: TrainEvent) {
+    if let Some(tx) = events {
+        // A supervisor that stopped listening does not stop training.
+        let _ = tx.send(event);
+    }
 }
 
 /// A flag raised by SIGTERM (what Kubernetes and Slurm send before stopping a job) or
