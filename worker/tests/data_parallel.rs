@@ -64,7 +64,7 @@ fn run(
     micro: Option<i64>,
     coll: &mut dyn Collective,
     init_seed: i64,
-) -> (Vec<f64>, Vec<(String, Tensor)>) {
+) -> RunResult {
     tch::manual_seed(init_seed);
     let vs = nn::VarStore::new(Device::Cpu);
     let cfg = model_config(objective);
@@ -127,7 +127,10 @@ fn run(
     (losses, named)
 }
 
-fn two_ranks(objective: Objective, micro: Option<i64>) -> Vec<(Vec<f64>, Vec<(String, Tensor)>)> {
+/// One rank's losses and final variables by name.
+type RunResult = (Vec<f64>, Vec<(String, Tensor)>);
+
+fn two_ranks(objective: Objective, micro: Option<i64>) -> Vec<RunResult> {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let timeout = Duration::from_secs(30);

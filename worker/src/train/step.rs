@@ -262,7 +262,7 @@ pub fn forward_backward(
                 cache_b.push(b);
             }
             for (dst, src) in s.buffers.iter().zip(&saved) {
-                let _ = dst.shallow_clone().copy_(src);
+                dst.shallow_clone().copy_(src);
             }
             Ok(())
         })?;
