@@ -10,3 +10,4 @@
 //!   failure-detection timer; [`status`] maps every library error to a gRPC status.
 
 pub mod state;
+pub mod store;

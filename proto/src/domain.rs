@@ -28,7 +28,7 @@ impl fmt::Display for JobId {
 }
 
 /// What a node says about itself when it registers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeSpec {
     /// Stable node name; global ranks are ordered by it.
     pub name: String,

@@ -34,7 +34,7 @@ impl CheckpointRegistry {
     /// Every checkpoint, newest step first.
     pub fn newest_first(&self) -> Vec<CheckpointInfo> {
         let mut all = self.entries.clone();
-        all.sort_by(|a, b| (b.step, b.registered_unix_ms).cmp(&(a.step, a.registered_unix_ms)));
+        all.sort_by_key(|c| std::cmp::Reverse((c.step, c.registered_unix_ms)));
         all
     }
 
