@@ -11,3 +11,7 @@
 
 pub mod state;
 pub mod store;
+pub mod client;
+pub mod config;
+pub mod server;
+pub mod status;

@@ -1,3 +1,39 @@
-//! `coordinator` command line.
+//! `coordinator` command line: `serve` runs the coordinator, `status` and `stop` talk to
+//! a running one.
 
-fn main() {}
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+/// Distributed training coordinator: rendezvous, failure detection, checkpoint registry.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the coordinator service.
+    Serve(cli::serve::ServeArgs),
+    /// Print the job, members, round, progress, throughput and checkpoints.
+    Status(cli::status::StatusArgs),
+    /// End the job (members drain with --drain, stop otherwise).
+    Stop(cli::stop::StopArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Status(args) => cli::status::run(args),
+        Command::Stop(args) => cli::stop::run(args),
+    }
+}

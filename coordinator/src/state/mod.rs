@@ -332,4 +332,4 @@ impl fmt::Display for Action {
 }
 
 #[cfg(test)]
-pub(crate) mod testing;
+pub mod testing;
