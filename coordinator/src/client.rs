@@ -31,12 +31,18 @@ pub enum ConnectError {
 
 /// Connects to `url` (e.g. `http://127.0.0.1:50051`) with `token`.
 pub async fn connect(url: &str, token: &str) -> Result<Client, ConnectError> {
-    let invalid = |reason: String| ConnectError::Url { url: url.to_string(), reason };
+    let invalid = |reason: String| ConnectError::Url {
+        url: url.to_string(),
+        reason,
+    };
     let bearer = BearerToken::new(token).map_err(|s| invalid(s.message().to_string()))?;
     let endpoint = Channel::from_shared(url.to_string()).map_err(|e| invalid(e.to_string()))?;
     let channel = endpoint
         .connect()
         .await
-        .map_err(|source| ConnectError::Connect { url: url.to_string(), source })?;
+        .map_err(|source| ConnectError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
     Ok(CoordinatorClient::with_interceptor(channel, bearer))
 }

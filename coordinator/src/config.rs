@@ -56,7 +56,9 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// Neither a token file nor the environment gives a token.
-    #[error("no shared token: set `token_file` in the config or the environment variable {TOKEN_ENV}")]
+    #[error(
+        "no shared token: set `token_file` in the config or the environment variable {TOKEN_ENV}"
+    )]
     NoToken,
 }
 
@@ -90,28 +92,48 @@ impl ServeConfig {
     /// Reads and validates the file at `path`; `env_token` is the value of
     /// [`TOKEN_ENV`], used when the file names no token file.
     pub fn load(path: &Path, env_token: Option<String>) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let raw: RawConfig = toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::validate(raw, base, env_token)
     }
 
-    fn validate(raw: RawConfig, base: &Path, env_token: Option<String>) -> Result<Self, ConfigError> {
-        let invalid = |field, reason: &str| ConfigError::Invalid { field, reason: reason.to_string() };
+    fn validate(
+        raw: RawConfig,
+        base: &Path,
+        env_token: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_string(),
+        };
         let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:50051".into());
-        let listen = listen_text
-            .parse()
-            .map_err(|_| invalid("listen", &format!("{listen_text:?} is not an address such as 127.0.0.1:50051")))?;
-        let db_path = base.join(raw.db_path.ok_or_else(|| invalid("db_path", "missing: name the state database file"))?);
+        let listen = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                &format!("{listen_text:?} is not an address such as 127.0.0.1:50051"),
+            )
+        })?;
+        let db_path = base.join(
+            raw.db_path
+                .ok_or_else(|| invalid("db_path", "missing: name the state database file"))?,
+        );
         let min_nodes = raw.min_nodes.unwrap_or(1);
         let max_nodes = raw.max_nodes.unwrap_or(min_nodes);
         if min_nodes == 0 {
             return Err(invalid("min_nodes", "must be at least 1"));
         }
         if max_nodes < min_nodes {
-            return Err(invalid("max_nodes", &format!("{max_nodes} is below min_nodes {min_nodes}")));
+            return Err(invalid(
+                "max_nodes",
+                &format!("{max_nodes} is below min_nodes {min_nodes}"),
+            ));
         }
         let heartbeat_interval_ms = raw.heartbeat_interval_ms.unwrap_or(2_000);
         let heartbeat_timeout_ms = raw.heartbeat_timeout_ms.unwrap_or(10_000);
@@ -128,8 +150,10 @@ impl ServeConfig {
         let token = match raw.token_file {
             Some(file) => {
                 let path = base.join(file);
-                std::fs::read_to_string(&path)
-                    .map_err(|source| ConfigError::TokenFile { path: path.clone(), source })?
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::TokenFile {
+                    path: path.clone(),
+                    source,
+                })?
             }
             None => env_token.ok_or(ConfigError::NoToken)?,
         };
@@ -172,7 +196,11 @@ mod tests {
         let config = load("db_path = \"state.db\"", Some("env-token")).unwrap();
         assert!(config.listen.ip().is_loopback());
         assert_eq!(config.token, "env-token");
-        assert_eq!(config.db_path, PathBuf::from("state.db"), "relative to the config folder");
+        assert_eq!(
+            config.db_path,
+            PathBuf::from("state.db"),
+            "relative to the config folder"
+        );
         assert_eq!((config.policy.min_nodes, config.policy.max_nodes), (1, 1));
     }
 
@@ -185,8 +213,14 @@ mod tests {
     #[test]
     fn invalid_fields_are_named() {
         let cases = [
-            ("db_path = \"s.db\"\nmin_nodes = 3\nmax_nodes = 2", "max_nodes"),
-            ("db_path = \"s.db\"\nheartbeat_interval_ms = 500\nheartbeat_timeout_ms = 500", "heartbeat_timeout_ms"),
+            (
+                "db_path = \"s.db\"\nmin_nodes = 3\nmax_nodes = 2",
+                "max_nodes",
+            ),
+            (
+                "db_path = \"s.db\"\nheartbeat_interval_ms = 500\nheartbeat_timeout_ms = 500",
+                "heartbeat_timeout_ms",
+            ),
             ("db_path = \"s.db\"\nlisten = \"nowhere\"", "listen"),
             ("min_nodes = 1", "db_path"),
         ];
@@ -196,7 +230,13 @@ mod tests {
                 other => panic!("{text}: expected an invalid {field}, got {other:?}"),
             }
         }
-        assert!(matches!(load("db_path = \"s.db\"", None), Err(ConfigError::NoToken)));
-        assert!(matches!(load("db_path = \"s.db\"\nport = 1", Some("t")), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            load("db_path = \"s.db\"", None),
+            Err(ConfigError::NoToken)
+        ));
+        assert!(matches!(
+            load("db_path = \"s.db\"\nport = 1", Some("t")),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

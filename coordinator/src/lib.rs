@@ -9,9 +9,9 @@
 //! - [`server`]: the tonic service over `state` and `store`, the token check and the
 //!   failure-detection timer; [`status`] maps every library error to a gRPC status.
 
-pub mod state;
-pub mod store;
 pub mod client;
 pub mod config;
 pub mod server;
+pub mod state;
 pub mod status;
+pub mod store;

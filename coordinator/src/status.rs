@@ -56,12 +56,33 @@ mod tests {
     #[test]
     fn codes_tell_the_client_what_to_do() {
         let code = |e: ServiceError| Status::from(e).code();
-        assert_eq!(code(DecisionError::UnknownNode(NodeId(3)).into()), Code::NotFound);
-        assert_eq!(code(DecisionError::JobOver(JobPhase::Stopped).into()), Code::FailedPrecondition);
-        assert_eq!(code(DecisionError::NotInRound { node: NodeId(1), round: 2 }.into()), Code::Aborted);
-        assert_eq!(code(DecisionError::RoundFull { max_nodes: 2 }.into()), Code::ResourceExhausted);
+        assert_eq!(
+            code(DecisionError::UnknownNode(NodeId(3)).into()),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(DecisionError::JobOver(JobPhase::Stopped).into()),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(
+                DecisionError::NotInRound {
+                    node: NodeId(1),
+                    round: 2
+                }
+                .into()
+            ),
+            Code::Aborted
+        );
+        assert_eq!(
+            code(DecisionError::RoundFull { max_nodes: 2 }.into()),
+            Code::ResourceExhausted
+        );
         assert_eq!(code(ServiceError::ShuttingDown), Code::Unavailable);
-        let missing = ConvertError::MissingField { message: "M", field: "f" };
+        let missing = ConvertError::MissingField {
+            message: "M",
+            field: "f",
+        };
         assert_eq!(code(missing.into()), Code::InvalidArgument);
     }
 }

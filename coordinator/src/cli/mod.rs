@@ -26,7 +26,10 @@ impl Connection {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the token file {}", path.display()))?,
             None => std::env::var(coordinator::config::TOKEN_ENV).with_context(|| {
-                format!("no token: pass --token-file or set {}", coordinator::config::TOKEN_ENV)
+                format!(
+                    "no token: pass --token-file or set {}",
+                    coordinator::config::TOKEN_ENV
+                )
             })?,
         };
         Ok(coordinator::client::connect(&self.coordinator, token.trim()).await?)

@@ -37,10 +37,18 @@ pub fn render(s: &JobStatus) -> String {
         s.round,
         s.world_size,
         s.samples_per_sec,
-        if s.config_digest.is_empty() { "-" } else { &s.config_digest }
+        if s.config_digest.is_empty() {
+            "-"
+        } else {
+            &s.config_digest
+        }
     );
     if s.joined_nodes > 0 {
-        let _ = writeln!(out, "  {} node(s) joined round {} so far", s.joined_nodes, s.round);
+        let _ = writeln!(
+            out,
+            "  {} node(s) joined round {} so far",
+            s.joined_nodes, s.round
+        );
     }
     let _ = writeln!(out, "members:");
     for m in &s.members {

@@ -23,7 +23,10 @@ pub struct StopArgs {
 pub fn run(args: StopArgs) -> anyhow::Result<()> {
     let phase = super::runtime()?.block_on(async {
         let mut client = args.connection.connect().await?;
-        let request = StopJobRequest::from(StopRequest { drain: args.drain, reason: args.reason });
+        let request = StopJobRequest::from(StopRequest {
+            drain: args.drain,
+            reason: args.reason,
+        });
         let reply = client.stop_job(request).await?.into_inner();
         anyhow::Ok(JobPhase::try_from(reply)?)
     })?;

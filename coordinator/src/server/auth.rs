@@ -13,7 +13,9 @@ pub(crate) struct TokenCheck {
 
 impl TokenCheck {
     pub(crate) fn new(token: &str) -> Self {
-        Self { token: token.into() }
+        Self {
+            token: token.into(),
+        }
     }
 }
 
@@ -23,9 +25,17 @@ impl Interceptor for TokenCheck {
         if token_matches(header, &self.token) {
             return Ok(request);
         }
-        let peer = request.remote_addr().map_or("unknown".to_string(), |a| a.to_string());
-        let why = if header.is_none() { "no token" } else { "a wrong token" };
+        let peer = request
+            .remote_addr()
+            .map_or("unknown".to_string(), |a| a.to_string());
+        let why = if header.is_none() {
+            "no token"
+        } else {
+            "a wrong token"
+        };
         tracing::warn!(%peer, "refused a call with {why}");
-        Err(Status::unauthenticated("missing or wrong coordinator token"))
+        Err(Status::unauthenticated(
+            "missing or wrong coordinator token",
+        ))
     }
 }

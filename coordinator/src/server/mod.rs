@@ -43,7 +43,9 @@ pub enum ServeError {
 
 /// Milliseconds since the UNIX epoch: the only clock the coordinator reads.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct Inner {
@@ -118,7 +120,10 @@ fn open_state(config: &ServeConfig) -> Result<Inner, StoreError> {
 
 /// How often the timer runs: a quarter of the shortest deadline, 20 ms to 1 s.
 fn tick_period(policy: &Policy) -> Duration {
-    let shortest = policy.heartbeat_timeout_ms.min(policy.rendezvous_settle_ms).max(1);
+    let shortest = policy
+        .heartbeat_timeout_ms
+        .min(policy.rendezvous_settle_ms)
+        .max(1);
     Duration::from_millis((shortest / 4).clamp(20, 1_000))
 }
 
@@ -190,8 +195,11 @@ impl RunningServer {
     /// Binds `config.listen` and serves in a task.
     pub async fn start(config: ServeConfig) -> Result<Self, ServeError> {
         let addr = config.listen;
-        let incoming = TcpIncoming::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
-        let addr = incoming.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+        let incoming =
+            TcpIncoming::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+        let addr = incoming
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr, source })?;
         // Load the state before returning so that a bad database is reported at start.
         let inner = open_state(&config)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -19,12 +19,18 @@ impl CoordinatorService {
         Self { shared }
     }
 
-    async fn wait_for_round(&self, request: &JoinRequest) -> Result<wire::JoinRendezvousResponse, ServiceError> {
+    async fn wait_for_round(
+        &self,
+        request: &JoinRequest,
+    ) -> Result<wire::JoinRendezvousResponse, ServiceError> {
         let mut changed = self.shared.changed.subscribe();
         let mut stopping = self.shared.stopping.clone();
         loop {
             changed.borrow_and_update();
-            if let Some(assignment) = self.shared.read(|s, _| state::join_outcome(s, request.node))? {
+            if let Some(assignment) = self
+                .shared
+                .read(|s, _| state::join_outcome(s, request.node))?
+            {
                 return Ok(assignment.into());
             }
             tokio::select! {
@@ -60,7 +66,9 @@ impl Coordinator for CoordinatorService {
         request: Request<wire::HeartbeatRequest>,
     ) -> Result<Response<wire::HeartbeatResponse>, Status> {
         let report = request.into_inner().into();
-        let directive = self.shared.apply(|s, now, policy| state::heartbeat(s, report, now, policy))?;
+        let directive = self
+            .shared
+            .apply(|s, now, policy| state::heartbeat(s, report, now, policy))?;
         Ok(Response::new(directive.into()))
     }
 
@@ -69,7 +77,8 @@ impl Coordinator for CoordinatorService {
         request: Request<wire::JoinRendezvousRequest>,
     ) -> Result<Response<wire::JoinRendezvousResponse>, Status> {
         let request = JoinRequest::from(request.into_inner());
-        self.shared.apply(|s, now, policy| Ok(((), state::join(s, &request, now, policy)?)))?;
+        self.shared
+            .apply(|s, now, policy| Ok(((), state::join(s, &request, now, policy)?)))?;
         Ok(Response::new(self.wait_for_round(&request).await?))
     }
 
@@ -77,8 +86,11 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<wire::ReportCheckpointRequest>,
     ) -> Result<Response<wire::ReportCheckpointResponse>, Status> {
-        let report = CheckpointReport::try_from(request.into_inner()).map_err(ServiceError::from)?;
-        let newest = self.shared.apply(|s, now, _| checkpoints::report(s, report, now))?;
+        let report =
+            CheckpointReport::try_from(request.into_inner()).map_err(ServiceError::from)?;
+        let newest = self
+            .shared
+            .apply(|s, now, _| checkpoints::report(s, report, now))?;
         Ok(Response::new(wire::ReportCheckpointResponse { newest }))
     }
 
@@ -98,6 +110,8 @@ impl Coordinator for CoordinatorService {
             let actions = state::stop(s, stop);
             Ok((s.phase, actions))
         })?;
-        Ok(Response::new(wire::StopJobResponse { state: wire::JobState::from(phase) as i32 }))
+        Ok(Response::new(wire::StopJobResponse {
+            state: wire::JobState::from(phase) as i32,
+        }))
     }
 }
