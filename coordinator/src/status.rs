@@ -1,7 +1,8 @@
 //! The one place where library errors become gRPC statuses. Handlers return
 //! [`ServiceError`]; its `From` impl picks the code a client acts on:
-//! `NOT_FOUND` / `FAILED_PRECONDITION` mean register again or give up, `ABORTED` means
-//! follow the latest directive, `UNAVAILABLE` means retry, `INTERNAL` is logged here.
+//! `NOT_FOUND` means register again, `FAILED_PRECONDITION` give up, `ABORTED` follow
+//! the next directive, `UNAVAILABLE` retry (the list is in `coordinator.proto`);
+//! `INTERNAL` is logged here.
 
 use crate::state::DecisionError;
 use crate::store::StoreError;
@@ -29,10 +30,10 @@ impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         let code = match &error {
             ServiceError::Decision(d) => match d {
-                DecisionError::UnknownNode(_) => Code::NotFound,
-                DecisionError::NodeGone(_)
-                | DecisionError::JobOver(_)
-                | DecisionError::ConfigMismatch { .. } => Code::FailedPrecondition,
+                DecisionError::UnknownNode(_) | DecisionError::NodeGone(_) => Code::NotFound,
+                DecisionError::JobOver(_) | DecisionError::ConfigMismatch { .. } => {
+                    Code::FailedPrecondition
+                }
                 DecisionError::RoundFull { .. } => Code::ResourceExhausted,
                 DecisionError::NotInRound { .. } => Code::Aborted,
                 DecisionError::Invalid(_) => Code::InvalidArgument,
