@@ -99,6 +99,26 @@ async fn beat_until_told(client: &mut Client, node: u64) -> Directive {
     }
 }
 
+/// Starts a join of `node` alone (min_nodes is 2, so it waits) and returns once the
+/// coordinator has recorded it.
+async fn lone_join(
+    client: &mut Client,
+    node: u64,
+) -> tokio::task::JoinHandle<Result<tonic::Response<wire::JoinRendezvousResponse>, tonic::Status>> {
+    let mut joiner = client.clone();
+    let request = wire::JoinRendezvousRequest {
+        node_id: node,
+        addresses: vec!["10.0.0.1:7000".into()],
+        ..Default::default()
+    };
+    let waiting = tokio::spawn(async move { joiner.join_rendezvous(request).await });
+    let cap = Instant::now() + Duration::from_secs(10);
+    while status(client).await.joined_nodes == 0 && Instant::now() < cap {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    waiting
+}
+
 /// Registers `a` and `b` and lets both join round 1.
 async fn two_node_round(client: &mut Client) -> (u64, u64, [wire::JoinRendezvousResponse; 2]) {
     let a = register(client, "a").await;
@@ -273,4 +293,33 @@ async fn an_unreadable_database_stops_the_server_from_starting() {
         .err()
         .expect("must refuse");
     assert!(err.to_string().contains("c.db"), "{err}");
+}
+
+#[tokio::test]
+async fn stop_with_drain_tells_members_to_drain_and_fails_a_waiting_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut client) = start(&dir.path().join("c.db"), LONG_TIMEOUT_MS).await;
+    let a = register(&mut client, "a").await;
+    let waiting = lone_join(&mut client, a).await;
+    let stop = wire::StopJobRequest {
+        drain: true,
+        reason: "test".into(),
+    };
+    let phase = client.stop_job(stop).await.unwrap().into_inner().state;
+    assert_eq!(phase, wire::JobState::Stopped as i32);
+    let err = waiting.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(beat(&mut client, a).await, Directive::Drain);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_answers_a_waiting_join_with_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut client) = start(&dir.path().join("c.db"), LONG_TIMEOUT_MS).await;
+    let a = register(&mut client, "a").await;
+    let waiting = lone_join(&mut client, a).await;
+    server.shutdown().await.unwrap();
+    let err = waiting.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
 }

@@ -84,3 +84,64 @@ pub fn render(s: &JobStatus) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::domain::*;
+
+    #[test]
+    fn render_shows_phase_members_progress_and_checkpoints() {
+        let status = JobStatus {
+            job_id: JobId(1),
+            phase: JobPhase::Running,
+            round: 3,
+            world_size: 2,
+            members: vec![MemberStatus {
+                node_id: NodeId(2),
+                spec: NodeSpec {
+                    name: "gpu-07".into(),
+                    procs: 2,
+                    ..Default::default()
+                },
+                alive: false,
+                heartbeat_age_ms: 12_000,
+                global_ranks: vec![0, 1],
+                progress: vec![RankProgress {
+                    global_rank: 1,
+                    step: 77,
+                    ..Default::default()
+                }],
+                finished: false,
+            }],
+            samples_per_sec: 99.5,
+            checkpoints: vec![CheckpointInfo {
+                step: 70,
+                url: "s3://b/run/step-70".into(),
+                position: DataPosition {
+                    epoch: 1,
+                    samples_consumed: 4480,
+                },
+                config_digest: "d".into(),
+                round: 3,
+                registered_unix_ms: 0,
+            }],
+            config_digest: "d".into(),
+            joined_nodes: 0,
+        };
+        let text = render(&status);
+        assert!(
+            text.starts_with("job 1: running, round 3, world size 2, 99.5 samples/s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gpu-07") && text.contains("DEAD") && text.contains("ranks [0, 1]"),
+            "{text}"
+        );
+        assert!(text.contains("rank 1: step 77"), "{text}");
+        assert!(
+            text.contains("step 70 epoch 1 sample 4480 round 3: s3://b/run/step-70"),
+            "{text}"
+        );
+    }
+}
