@@ -1,19 +1,39 @@
-//! `coordinator`: the gRPC service that shards the dataset to workers, runs rendezvous,
-//! detects failures, keeps the checkpoint registry and schedules evaluation jobs.
-//!
-//! Never depends on libtorch. Its subcommands (`serve`, `launch`, `status`, `stop`) come
-//! with the orchestration work; today it only answers `--help`.
+//! `coordinator` command line: `serve` runs the coordinator, `status` and `stop` talk to
+//! a running one.
 
-use clap::Parser;
+mod cli;
 
-/// Distributed training coordinator (not yet implemented beyond its command line).
+use clap::{Parser, Subcommand};
+
+/// Distributed training coordinator: rendezvous, failure detection, checkpoint registry.
 #[derive(Parser)]
 #[command(version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the coordinator service.
+    Serve(cli::serve::ServeArgs),
+    /// Print the job, members, round, progress, throughput and checkpoints.
+    Status(cli::status::StatusArgs),
+    /// End the job (members drain with --drain, stop otherwise).
+    Stop(cli::stop::StopArgs),
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    anyhow::bail!(
-        "the coordinator service is not implemented yet; use `dataloader` for the data pipeline"
-    )
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Status(args) => cli::status::run(args),
+        Command::Stop(args) => cli::stop::run(args),
+    }
 }

@@ -1,6 +1,19 @@
 //! Wire types of the coordinator service (gRPC, tonic + prost).
 //!
-//! This crate stays thin: generated message and service types plus the one module that
-//! converts between wire and domain types. The service itself (registration, heartbeat,
-//! rendezvous, data assignment, checkpoint registry, evaluation jobs) is defined by the
-//! orchestration work; until then the crate only reserves its place in the workspace.
+//! This crate stays thin: [`wire`] holds the message and service types generated from
+//! `coordinator.proto` (package `exiflang.coordinator.v1`, where the call sequence a
+//! worker follows is documented), [`domain`] the plain types the coordinator and the
+//! workers reason with, [`convert`] the one place that maps between the two (a missing
+//! field is a [`convert::ConvertError`], never a panic), and [`auth`] the shared-token
+//! metadata both sides agree on.
+
+pub mod auth;
+pub mod convert;
+pub mod domain;
+
+/// Generated prost messages, the `Coordinator` client and server of
+/// `exiflang.coordinator.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod wire {
+    tonic::include_proto!("exiflang.coordinator.v1");
+}

@@ -1,0 +1,242 @@
+//! The `coordinator serve` configuration: a TOML file, parsed into a raw serde struct,
+//! then validated into [`ServeConfig`]. Relative paths are relative to the file's folder.
+//!
+//! ```toml
+//! listen = "127.0.0.1:50051"      # default; loopback unless told otherwise
+//! db_path = "coordinator.db"      # required
+//! token_file = "token"            # else the environment variable COORDINATOR_TOKEN
+//! min_nodes = 1                   # default 1
+//! max_nodes = 2                   # default min_nodes
+//! heartbeat_interval_ms = 2000    # default
+//! heartbeat_timeout_ms = 10000    # default; more than the interval
+//! rendezvous_settle_ms = 3000     # default
+//! ```
+
+use crate::state::Policy;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The environment variable holding the token when no `token_file` is configured.
+pub const TOKEN_ENV: &str = "COORDINATOR_TOKEN";
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read the coordinator config {path}: {source}")]
+    Read {
+        /// Config path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this config.
+    #[error("the coordinator config {path} does not parse: {source}")]
+    Parse {
+        /// Config path.
+        path: PathBuf,
+        /// The TOML error.
+        source: toml::de::Error,
+    },
+    /// A field holds an unusable value.
+    #[error("coordinator config field `{field}`: {reason}")]
+    Invalid {
+        /// Field name.
+        field: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The token file cannot be read.
+    #[error("cannot read the token file {path}: {source}")]
+    TokenFile {
+        /// Token file path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Neither a token file nor the environment gives a token.
+    #[error(
+        "no shared token: set `token_file` in the config or the environment variable {TOKEN_ENV}"
+    )]
+    NoToken,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    db_path: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    min_nodes: Option<u32>,
+    max_nodes: Option<u32>,
+    heartbeat_interval_ms: Option<u64>,
+    heartbeat_timeout_ms: Option<u64>,
+    rendezvous_settle_ms: Option<u64>,
+}
+
+/// A validated `serve` configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on (default `127.0.0.1:50051`).
+    pub listen: SocketAddr,
+    /// The shared token every call must carry.
+    pub token: String,
+    /// The state database.
+    pub db_path: PathBuf,
+    /// Scheduling policy.
+    pub policy: Policy,
+}
+
+impl ServeConfig {
+    /// Reads and validates the file at `path`; `env_token` is the value of
+    /// [`TOKEN_ENV`], used when the file names no token file.
+    pub fn load(path: &Path, env_token: Option<String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::validate(raw, base, env_token)
+    }
+
+    fn validate(
+        raw: RawConfig,
+        base: &Path,
+        env_token: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_string(),
+        };
+        let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:50051".into());
+        let listen = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                &format!("{listen_text:?} is not an address such as 127.0.0.1:50051"),
+            )
+        })?;
+        let db_path = base.join(
+            raw.db_path
+                .ok_or_else(|| invalid("db_path", "missing: name the state database file"))?,
+        );
+        let min_nodes = raw.min_nodes.unwrap_or(1);
+        let max_nodes = raw.max_nodes.unwrap_or(min_nodes);
+        if min_nodes == 0 {
+            return Err(invalid("min_nodes", "must be at least 1"));
+        }
+        if max_nodes < min_nodes {
+            return Err(invalid(
+                "max_nodes",
+                &format!("{max_nodes} is below min_nodes {min_nodes}"),
+            ));
+        }
+        let heartbeat_interval_ms = raw.heartbeat_interval_ms.unwrap_or(2_000);
+        let heartbeat_timeout_ms = raw.heartbeat_timeout_ms.unwrap_or(10_000);
+        let rendezvous_settle_ms = raw.rendezvous_settle_ms.unwrap_or(3_000);
+        if heartbeat_interval_ms == 0 {
+            return Err(invalid("heartbeat_interval_ms", "must be above 0"));
+        }
+        if heartbeat_timeout_ms <= heartbeat_interval_ms {
+            return Err(invalid(
+                "heartbeat_timeout_ms",
+                &format!("{heartbeat_timeout_ms} must exceed heartbeat_interval_ms {heartbeat_interval_ms} (a few intervals is usual)"),
+            ));
+        }
+        let token = match raw.token_file {
+            Some(file) => {
+                let path = base.join(file);
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::TokenFile {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => env_token.ok_or(ConfigError::NoToken)?,
+        };
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err(ConfigError::NoToken);
+        }
+        Ok(Self {
+            listen,
+            token,
+            db_path,
+            policy: Policy {
+                min_nodes,
+                max_nodes,
+                heartbeat_interval_ms,
+                heartbeat_timeout_ms,
+                rendezvous_settle_ms,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: Option<&str>) -> Result<ServeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "from-file\n").unwrap();
+        let path = dir.path().join("coordinator.toml");
+        std::fs::write(&path, text).unwrap();
+        ServeConfig::load(&path, env.map(String::from)).map(|mut c| {
+            c.db_path = c.db_path.strip_prefix(dir.path()).unwrap().to_path_buf();
+            c
+        })
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_and_take_the_token_from_the_environment() {
+        let config = load("db_path = \"state.db\"", Some("env-token")).unwrap();
+        assert!(config.listen.ip().is_loopback());
+        assert_eq!(config.token, "env-token");
+        assert_eq!(
+            config.db_path,
+            PathBuf::from("state.db"),
+            "relative to the config folder"
+        );
+        assert_eq!((config.policy.min_nodes, config.policy.max_nodes), (1, 1));
+    }
+
+    #[test]
+    fn a_token_file_wins_over_the_environment_and_is_trimmed() {
+        let config = load("db_path = \"s.db\"\ntoken_file = \"token\"", Some("env")).unwrap();
+        assert_eq!(config.token, "from-file");
+    }
+
+    #[test]
+    fn invalid_fields_are_named() {
+        let cases = [
+            (
+                "db_path = \"s.db\"\nmin_nodes = 3\nmax_nodes = 2",
+                "max_nodes",
+            ),
+            (
+                "db_path = \"s.db\"\nheartbeat_interval_ms = 500\nheartbeat_timeout_ms = 500",
+                "heartbeat_timeout_ms",
+            ),
+            ("db_path = \"s.db\"\nlisten = \"nowhere\"", "listen"),
+            ("min_nodes = 1", "db_path"),
+        ];
+        for (text, field) in cases {
+            match load(text, Some("t")) {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: expected an invalid {field}, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            load("db_path = \"s.db\"", None),
+            Err(ConfigError::NoToken)
+        ));
+        assert!(matches!(
+            load("db_path = \"s.db\"\nport = 1", Some("t")),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

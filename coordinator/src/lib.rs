@@ -1,0 +1,17 @@
+//! `coordinator`: the gRPC service that runs rendezvous rounds for data-parallel
+//! training, detects failed nodes, keeps the checkpoint registry and decides where a
+//! restarted round resumes. Never depends on libtorch.
+//!
+//! - [`state`]: the job state and every scheduling decision as a pure function of
+//!   `(state, input, now, policy)`.
+//! - [`store`]: the whole state in an embedded SQLite database, reloaded on restart.
+//! - [`config`]: the `serve` configuration file, validated.
+//! - [`server`]: the tonic service over `state` and `store`, the token check and the
+//!   failure-detection timer; [`status`] maps every library error to a gRPC status.
+
+pub mod client;
+pub mod config;
+pub mod server;
+pub mod state;
+pub mod status;
+pub mod store;

@@ -1,0 +1,117 @@
+//! The `Coordinator` RPCs: convert the request, run one decision through
+//! [`Shared::apply`], convert the answer. `JoinRendezvous` then waits for the round to
+//! close, woken by every change of the state.
+
+use super::Shared;
+use crate::state::{self, checkpoints};
+use crate::status::ServiceError;
+use proto::domain::{CheckpointReport, JobPhase, JoinRequest, NodeSpec, Registration, StopRequest};
+use proto::wire::{self, coordinator_server::Coordinator};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub(crate) struct CoordinatorService {
+    shared: Arc<Shared>,
+}
+
+impl CoordinatorService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    async fn wait_for_round(
+        &self,
+        request: &JoinRequest,
+    ) -> Result<wire::JoinRendezvousResponse, ServiceError> {
+        let mut changed = self.shared.changed.subscribe();
+        let mut stopping = self.shared.stopping.clone();
+        loop {
+            changed.borrow_and_update();
+            if let Some(assignment) = self
+                .shared
+                .read(|s, _| state::join_outcome(s, request.node))?
+            {
+                return Ok(assignment.into());
+            }
+            tokio::select! {
+                _ = changed.changed() => {}
+                _ = stopping.wait_for(|stop| *stop) => return Err(ServiceError::ShuttingDown),
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Coordinator for CoordinatorService {
+    async fn register_node(
+        &self,
+        request: Request<wire::RegisterNodeRequest>,
+    ) -> Result<Response<wire::RegisterNodeResponse>, Status> {
+        let spec = NodeSpec::from(request.into_inner());
+        let registration = self.shared.apply(|s, now, policy| {
+            let (node_id, actions) = state::register(s, spec, now, policy)?;
+            let registration = Registration {
+                node_id,
+                job_id: s.job_id,
+                heartbeat_interval_ms: policy.heartbeat_interval_ms,
+                heartbeat_timeout_ms: policy.heartbeat_timeout_ms,
+            };
+            Ok((registration, actions))
+        })?;
+        Ok(Response::new(registration.into()))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<wire::HeartbeatRequest>,
+    ) -> Result<Response<wire::HeartbeatResponse>, Status> {
+        let report = request.into_inner().into();
+        let directive = self
+            .shared
+            .apply(|s, now, policy| state::heartbeat(s, report, now, policy))?;
+        Ok(Response::new(directive.into()))
+    }
+
+    async fn join_rendezvous(
+        &self,
+        request: Request<wire::JoinRendezvousRequest>,
+    ) -> Result<Response<wire::JoinRendezvousResponse>, Status> {
+        let request = JoinRequest::from(request.into_inner());
+        self.shared
+            .apply(|s, now, policy| Ok(((), state::join(s, &request, now, policy)?)))?;
+        Ok(Response::new(self.wait_for_round(&request).await?))
+    }
+
+    async fn report_checkpoint(
+        &self,
+        request: Request<wire::ReportCheckpointRequest>,
+    ) -> Result<Response<wire::ReportCheckpointResponse>, Status> {
+        let report =
+            CheckpointReport::try_from(request.into_inner()).map_err(ServiceError::from)?;
+        let newest = self
+            .shared
+            .apply(|s, now, _| checkpoints::report(s, report, now))?;
+        Ok(Response::new(wire::ReportCheckpointResponse { newest }))
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<wire::GetStatusRequest>,
+    ) -> Result<Response<wire::GetStatusResponse>, Status> {
+        Ok(Response::new(self.shared.read(state::status).into()))
+    }
+
+    async fn stop_job(
+        &self,
+        request: Request<wire::StopJobRequest>,
+    ) -> Result<Response<wire::StopJobResponse>, Status> {
+        let stop = StopRequest::from(request.into_inner());
+        let phase: JobPhase = self.shared.apply(|s, _, _| {
+            let actions = state::stop(s, stop);
+            Ok((s.phase, actions))
+        })?;
+        Ok(Response::new(wire::StopJobResponse {
+            state: wire::JobState::from(phase) as i32,
+        }))
+    }
+}

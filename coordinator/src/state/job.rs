@@ -1,0 +1,242 @@
+//! The job's course: directives, losing a node, the periodic tick (failure detection,
+//! closing rounds), stopping, and the status view.
+
+use super::membership::dead_members;
+use super::rendezvous::{close_if_ready, open_round};
+use super::{Action, Policy, State};
+use proto::domain::{Directive, JobPhase, JobStatus, MemberStatus, NodeId, StopRequest};
+
+/// What `node` must do now, given the job's phase and the rounds.
+pub fn directive_for(state: &State, node: NodeId) -> Directive {
+    match state.phase {
+        JobPhase::Stopped if state.drain => Directive::Drain,
+        JobPhase::Stopped | JobPhase::Finished => Directive::Stop,
+        JobPhase::WaitingForNodes | JobPhase::Restarting => {
+            let open = state
+                .open
+                .as_ref()
+                .expect("gathering jobs have an open round");
+            if open.joins.contains_key(&node) {
+                Directive::Continue
+            } else {
+                Directive::Rejoin { round: open.round }
+            }
+        }
+        JobPhase::Running if state.in_running_round(node) => Directive::Continue,
+        JobPhase::Running => Directive::Standby,
+    }
+}
+
+/// Takes `node` out of the rounds: out of the open round (whose number is bumped, so
+/// nobody mistakes it for the one the node was in), or, if it trains in the running
+/// round, the next round opens and every member must rejoin.
+pub(crate) fn lose_node(state: &mut State, node: NodeId, now_ms: u64, reason: &str) -> Vec<Action> {
+    if let Some(open) = &mut state.open {
+        if open.joins.remove(&node).is_some() {
+            return vec![open_round(state, now_ms, reason.to_string())];
+        }
+        return Vec::new();
+    }
+    if state.in_running_round(node) {
+        return vec![open_round(state, now_ms, reason.to_string())];
+    }
+    Vec::new()
+}
+
+/// The periodic decision: declares silent nodes dead (opening the next round when one
+/// of them was training) and closes an open round that is ready.
+pub fn tick(state: &mut State, now_ms: u64, policy: &Policy) -> Vec<Action> {
+    if state.phase.is_over() {
+        return Vec::new();
+    }
+    let mut actions = Vec::new();
+    for id in dead_members(state, now_ms, policy.heartbeat_timeout_ms) {
+        let node = state
+            .nodes
+            .get_mut(&id)
+            .expect("dead_members returns known nodes");
+        node.alive = false;
+        let silent_ms = now_ms.saturating_sub(node.last_heartbeat_ms);
+        actions.push(Action::NodeDeclaredDead {
+            node: id,
+            silent_ms,
+        });
+        let reason = format!("{id} missed its heartbeats for {silent_ms} ms");
+        actions.extend(lose_node(state, id, now_ms, &reason));
+    }
+    actions.extend(close_if_ready(state, now_ms, policy));
+    actions
+}
+
+/// Ends the job; members are told to drain or stop on their next heartbeat and
+/// waiting joins fail. Stopping a job that is over changes nothing.
+pub fn stop(state: &mut State, request: StopRequest) -> Vec<Action> {
+    if state.phase.is_over() {
+        return Vec::new();
+    }
+    state.phase = JobPhase::Stopped;
+    state.drain = request.drain;
+    state.open = None;
+    vec![Action::JobStopped {
+        drain: request.drain,
+        reason: request.reason,
+    }]
+}
+
+/// The job as an operator sees it at `now_ms`.
+pub fn status(state: &State, now_ms: u64) -> JobStatus {
+    let current = state.current.as_ref();
+    let ranks_of = |id: NodeId| {
+        current
+            .and_then(|c| c.member(id))
+            .map(|m| m.ranks.clone())
+            .unwrap_or_default()
+    };
+    let members = state
+        .nodes
+        .values()
+        .map(|n| MemberStatus {
+            node_id: n.id,
+            spec: n.spec.clone(),
+            alive: n.alive,
+            heartbeat_age_ms: now_ms.saturating_sub(n.last_heartbeat_ms),
+            global_ranks: ranks_of(n.id),
+            progress: n.progress.clone(),
+            finished: n.finished,
+        })
+        .collect();
+    let samples_per_sec = state
+        .nodes
+        .values()
+        .filter(|n| n.alive && state.in_running_round(n.id))
+        .flat_map(|n| n.progress.iter().map(|p| p.samples_per_sec))
+        .sum();
+    JobStatus {
+        job_id: state.job_id,
+        phase: state.phase,
+        round: state.round,
+        world_size: current.map_or(0, |c| c.world_size()),
+        members,
+        samples_per_sec,
+        checkpoints: state.checkpoints.newest_first(),
+        config_digest: state.config_digest.clone().unwrap_or_default(),
+        joined_nodes: state.open.as_ref().map_or(0, |o| o.joins.len() as u32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::*;
+    use proto::domain::{HeartbeatReport, RankProgress};
+
+    #[test]
+    fn a_silent_member_is_declared_dead_and_the_survivor_told_to_rejoin() {
+        let (mut state, ids) = running(&["a", "b"]);
+        heartbeat(
+            &mut state,
+            HeartbeatReport {
+                node: ids[0],
+                ..Default::default()
+            },
+            6_000,
+            &policy(),
+        )
+        .unwrap();
+        let actions = tick(&mut state, 6_000, &policy());
+        assert_eq!(
+            actions[0],
+            Action::NodeDeclaredDead {
+                node: ids[1],
+                silent_ms: 6_000
+            }
+        );
+        assert!(matches!(&actions[1], Action::RoundOpened { round: 2, .. }));
+        assert_eq!(state.phase, JobPhase::Restarting);
+        assert!(!state.nodes[&ids[1]].alive);
+        assert_eq!(
+            directive_for(&state, ids[0]),
+            Directive::Rejoin { round: 2 }
+        );
+    }
+
+    #[test]
+    fn a_dead_standby_node_does_not_restart_the_job() {
+        let (mut state, ids) = running(&["a", "b"]);
+        let c = add(&mut state, "c", 1, 2_000);
+        for id in &ids {
+            heartbeat(
+                &mut state,
+                HeartbeatReport {
+                    node: *id,
+                    ..Default::default()
+                },
+                8_000,
+                &policy(),
+            )
+            .unwrap();
+        }
+        let actions = tick(&mut state, 8_000, &policy());
+        assert_eq!(
+            actions,
+            vec![Action::NodeDeclaredDead {
+                node: c,
+                silent_ms: 6_000
+            }]
+        );
+        assert_eq!(state.phase, JobPhase::Running);
+    }
+
+    #[test]
+    fn stop_with_drain_tells_members_to_drain_and_fails_waiting_joins() {
+        let mut state = State::new(JobId(1), 0);
+        let a = add(&mut state, "a", 1, 0);
+        join_node(&mut state, a, 0);
+        stop(
+            &mut state,
+            StopRequest {
+                drain: true,
+                reason: "operator".into(),
+            },
+        );
+        assert_eq!(directive_for(&state, a), Directive::Drain);
+        assert_eq!(
+            join_outcome(&state, a),
+            Err(DecisionError::JobOver(JobPhase::Stopped))
+        );
+        assert!(
+            stop(&mut state, StopRequest::default()).is_empty(),
+            "stopping twice changes nothing"
+        );
+        assert!(state.drain);
+    }
+
+    #[test]
+    fn status_sums_throughput_of_the_running_round_and_lists_ranks() {
+        let (mut state, ids) = running(&["a", "b"]);
+        for (i, id) in ids.iter().enumerate() {
+            let progress = vec![RankProgress {
+                global_rank: i as u32,
+                samples_per_sec: 10.0 + i as f64,
+                ..Default::default()
+            }];
+            heartbeat(
+                &mut state,
+                HeartbeatReport {
+                    node: *id,
+                    progress,
+                    ..Default::default()
+                },
+                3_000,
+                &policy(),
+            )
+            .unwrap();
+        }
+        let view = status(&state, 4_000);
+        assert_eq!(view.phase, JobPhase::Running);
+        assert_eq!(view.world_size, 2);
+        assert_eq!(view.samples_per_sec, 21.0);
+        assert_eq!(view.members[1].global_ranks, vec![1]);
+        assert_eq!(view.members[0].heartbeat_age_ms, 1_000);
+    }
+}

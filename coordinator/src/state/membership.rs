@@ -1,0 +1,265 @@
+//! Registration, heartbeats and failure detection.
+//!
+//! A node is known by name: registering a known name again returns the same id and
+//! means the node's processes restarted, so a round it took part in cannot go on. A
+//! node that stays silent longer than the heartbeat timeout is dead
+//! ([`dead_members`]); losing a node of the running round opens the next round.
+
+use super::job::{directive_for, lose_node};
+use super::{Action, DecisionError, Node, Policy, State};
+use proto::domain::{Directive, HeartbeatReport, JobPhase, NodeId, NodeSpec};
+
+/// Registers `spec` (or refreshes the node of that name); returns its id.
+pub fn register(
+    state: &mut State,
+    spec: NodeSpec,
+    now_ms: u64,
+    _policy: &Policy,
+) -> Result<(NodeId, Vec<Action>), DecisionError> {
+    if spec.name.trim().is_empty() {
+        return Err(DecisionError::Invalid("node_name is empty".into()));
+    }
+    if spec.procs == 0 {
+        return Err(DecisionError::Invalid(format!(
+            "node {} registers 0 processes: procs must be at least 1",
+            spec.name
+        )));
+    }
+    if state.phase.is_over() {
+        return Err(DecisionError::JobOver(state.phase));
+    }
+    if let Some(expected) = &state.config_digest {
+        if *expected != spec.config_digest {
+            return Err(DecisionError::ConfigMismatch {
+                node: spec.name,
+                expected: expected.clone(),
+                got: spec.config_digest,
+            });
+        }
+    }
+    state.config_digest = Some(spec.config_digest.clone());
+    let known = state
+        .nodes
+        .values()
+        .find(|n| n.spec.name == spec.name)
+        .map(|n| n.id);
+    let mut actions = Vec::new();
+    let id = match known {
+        Some(id) => {
+            let reason = format!(
+                "node {} registered again: its processes restarted",
+                spec.name
+            );
+            actions.extend(lose_node(state, id, now_ms, &reason));
+            id
+        }
+        None => {
+            let id = NodeId(state.next_node_id);
+            state.next_node_id += 1;
+            id
+        }
+    };
+    actions.insert(
+        0,
+        Action::NodeRegistered {
+            node: id,
+            name: spec.name.clone(),
+            known: known.is_some(),
+        },
+    );
+    state.nodes.insert(
+        id,
+        Node {
+            id,
+            spec,
+            alive: true,
+            left: false,
+            last_heartbeat_ms: now_ms,
+            progress: Vec::new(),
+            finished: false,
+        },
+    );
+    Ok((id, actions))
+}
+
+/// Records a heartbeat and decides what the node does next.
+pub fn heartbeat(
+    state: &mut State,
+    report: HeartbeatReport,
+    now_ms: u64,
+    _policy: &Policy,
+) -> Result<(Directive, Vec<Action>), DecisionError> {
+    let id = report.node;
+    let node = state.node(id)?;
+    if node.left {
+        return Ok((Directive::Stop, Vec::new()));
+    }
+    let mut actions = Vec::new();
+    let node = state.nodes.get_mut(&id).expect("checked above");
+    node.last_heartbeat_ms = now_ms;
+    if !report.progress.is_empty() {
+        node.progress = report.progress;
+    }
+    if !node.alive {
+        node.alive = true;
+        actions.push(Action::NodeRevived { node: id });
+    }
+    if report.leaving {
+        node.alive = false;
+        node.left = true;
+        actions.push(Action::NodeLeft { node: id });
+        if !state.phase.is_over() {
+            let reason = format!("{id} left the job");
+            actions.extend(lose_node(state, id, now_ms, &reason));
+        }
+        return Ok((Directive::Stop, actions));
+    }
+    if report.finished && state.in_running_round(id) {
+        state.nodes.get_mut(&id).expect("checked above").finished = true;
+        let current = state.current.as_ref().expect("running round");
+        let all = current
+            .members
+            .iter()
+            .all(|m| state.nodes.get(&m.node).is_some_and(|n| n.finished));
+        if all {
+            state.phase = JobPhase::Finished;
+            actions.push(Action::JobFinished);
+        }
+    }
+    Ok((directive_for(state, id), actions))
+}
+
+/// Nodes considered alive whose last heartbeat is older than `timeout_ms` at `now_ms`,
+/// by id.
+pub fn dead_members(state: &State, now_ms: u64, timeout_ms: u64) -> Vec<NodeId> {
+    state
+        .nodes
+        .values()
+        .filter(|n| n.alive && now_ms.saturating_sub(n.last_heartbeat_ms) > timeout_ms)
+        .map(|n| n.id)
+        .collect()
+}
+
+/// After a coordinator restart: every live node gets a full timeout from `now_ms`, and
+/// an open round a full settle time, so the coordinator's own downtime kills nobody.
+pub fn resume_after_restart(state: &mut State, now_ms: u64) {
+    for node in state.nodes.values_mut().filter(|n| n.alive) {
+        node.last_heartbeat_ms = node.last_heartbeat_ms.max(now_ms);
+    }
+    if let Some(open) = &mut state.open {
+        open.last_join_ms = open.last_join_ms.max(now_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::*;
+    use proto::domain::{Directive, HeartbeatReport, JobId, JobPhase};
+
+    fn beat(state: &mut State, node: NodeId, now: u64) -> Directive {
+        let report = HeartbeatReport {
+            node,
+            ..Default::default()
+        };
+        heartbeat(state, report, now, &policy()).unwrap().0
+    }
+
+    #[test]
+    fn same_name_gets_same_id_and_new_names_new_ids() {
+        let mut state = State::new(JobId(1), 0);
+        let a = add(&mut state, "a", 1, 0);
+        let b = add(&mut state, "b", 1, 0);
+        assert_ne!(a, b);
+        assert_eq!(add(&mut state, "a", 2, 5), a);
+        assert_eq!(state.nodes[&a].spec.procs, 2);
+        assert_eq!(state.nodes.len(), 2);
+    }
+
+    #[test]
+    fn registration_refuses_bad_specs_and_other_configs() {
+        let mut state = State::new(JobId(1), 0);
+        assert!(matches!(
+            register(&mut state, spec("", 1), 0, &policy()),
+            Err(DecisionError::Invalid(_))
+        ));
+        assert!(matches!(
+            register(&mut state, spec("a", 0), 0, &policy()),
+            Err(DecisionError::Invalid(_))
+        ));
+        add(&mut state, "a", 1, 0);
+        let mut other = spec("b", 1);
+        other.config_digest = "other".into();
+        let err = register(&mut state, other, 0, &policy()).unwrap_err();
+        assert!(matches!(err, DecisionError::ConfigMismatch { .. }), "{err}");
+        assert_eq!(state.nodes.len(), 1);
+    }
+
+    #[test]
+    fn dead_members_are_those_silent_past_the_timeout() {
+        let mut state = State::new(JobId(1), 0);
+        let a = add(&mut state, "a", 1, 0);
+        let b = add(&mut state, "b", 1, 0);
+        beat(&mut state, b, 4_000);
+        assert!(
+            dead_members(&state, 5_000, 5_000).is_empty(),
+            "exactly the timeout is not dead yet"
+        );
+        assert_eq!(dead_members(&state, 5_001, 5_000), vec![a]);
+        assert_eq!(dead_members(&state, 9_001, 5_000), vec![a, b]);
+    }
+
+    #[test]
+    fn registering_again_mid_round_restarts_the_job() {
+        let (mut state, ids) = running(&["a", "b"]);
+        add(&mut state, "b", 1, 20_000);
+        assert_eq!(state.phase, JobPhase::Restarting);
+        assert_eq!(state.open.as_ref().unwrap().round, 2);
+        assert_eq!(
+            beat(&mut state, ids[0], 20_001),
+            Directive::Rejoin { round: 2 }
+        );
+    }
+
+    #[test]
+    fn a_leaving_node_is_told_to_stop_and_the_others_to_rejoin() {
+        let (mut state, ids) = running(&["a", "b"]);
+        let report = HeartbeatReport {
+            node: ids[1],
+            leaving: true,
+            ..Default::default()
+        };
+        let (directive, actions) = heartbeat(&mut state, report, 11_000, &policy()).unwrap();
+        assert_eq!(directive, Directive::Stop);
+        assert!(actions.contains(&Action::NodeLeft { node: ids[1] }));
+        assert_eq!(
+            beat(&mut state, ids[0], 11_001),
+            Directive::Rejoin { round: 2 }
+        );
+        assert_eq!(beat(&mut state, ids[1], 11_002), Directive::Stop);
+    }
+
+    #[test]
+    fn job_finishes_when_every_member_reports_finished() {
+        let (mut state, ids) = running(&["a", "b"]);
+        let done = |node| HeartbeatReport {
+            node,
+            finished: true,
+            ..Default::default()
+        };
+        heartbeat(&mut state, done(ids[0]), 11_000, &policy()).unwrap();
+        assert_eq!(state.phase, JobPhase::Running);
+        let (directive, actions) = heartbeat(&mut state, done(ids[1]), 11_000, &policy()).unwrap();
+        assert_eq!(state.phase, JobPhase::Finished);
+        assert_eq!(directive, Directive::Stop);
+        assert_eq!(actions, vec![Action::JobFinished]);
+    }
+
+    #[test]
+    fn restart_grace_keeps_nodes_alive_for_a_full_timeout() {
+        let (mut state, _) = running(&["a", "b"]);
+        resume_after_restart(&mut state, 60_000);
+        assert!(dead_members(&state, 64_000, 5_000).is_empty());
+        assert_eq!(dead_members(&state, 65_001, 5_000).len(), 2);
+    }
+}

@@ -1,0 +1,335 @@
+//! The coordinator's state and the pure decisions over it.
+//!
+//! Every decision is a function of `(state, input, now_ms, policy)`: no network, no
+//! clock, no storage. The gRPC layer locks the state, clones it, calls one decision,
+//! persists the result and only then makes it current, so a failed write or a rejected
+//! request leaves the state untouched. Decisions return [`Action`]s that say what
+//! changed and why, for the log.
+//!
+//! - [`membership`]: registration, heartbeats, failure detection ([`dead_members`]).
+//! - [`rendezvous`]: joining rounds, closing them, deterministic rank assignment.
+//! - [`checkpoints`]: the checkpoint registry and the resume position.
+//! - [`job`]: the job's phase, directives, the periodic tick, stop and status.
+
+pub mod checkpoints;
+pub mod job;
+pub mod membership;
+pub mod rendezvous;
+
+use proto::domain::{
+    CheckpointInfo, DataPosition, JobId, JobPhase, NodeId, NodeSpec, Peer, RankProgress,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use checkpoints::CheckpointRegistry;
+pub use job::{directive_for, status, stop, tick};
+pub use membership::{dead_members, heartbeat, register, resume_after_restart};
+pub use rendezvous::{join, join_outcome};
+
+/// The scheduling policy: the numbers the decisions depend on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// A round may close once this many nodes have joined (and the settle time passed).
+    pub min_nodes: u32,
+    /// A round closes at once when this many nodes have joined.
+    pub max_nodes: u32,
+    /// How often nodes heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// Silence after which a node is declared dead.
+    pub heartbeat_timeout_ms: u64,
+    /// A round with enough nodes closes after no new join arrived for this long.
+    pub rendezvous_settle_ms: u64,
+}
+
+/// One registered node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Its id.
+    pub id: NodeId,
+    /// What it registered with.
+    pub spec: NodeSpec,
+    /// Not declared dead and not gone.
+    pub alive: bool,
+    /// Left on its own (a `leaving` heartbeat); only a new registration brings it back.
+    pub left: bool,
+    /// When its last heartbeat (or registration) arrived.
+    pub last_heartbeat_ms: u64,
+    /// Latest progress of its processes.
+    pub progress: Vec<RankProgress>,
+    /// Reported that every local process completed the job.
+    pub finished: bool,
+}
+
+/// A node's request in an open round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    /// One collective address per local process.
+    pub addresses: Vec<String>,
+    /// Collective bootstrap offered by the node.
+    pub bootstrap_offer: Vec<u8>,
+    /// When it joined.
+    pub joined_ms: u64,
+}
+
+/// A rendezvous round that is gathering nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRound {
+    /// Round number.
+    pub round: u64,
+    /// When the round opened.
+    pub opened_ms: u64,
+    /// When the latest join arrived (the opening time before any).
+    pub last_join_ms: u64,
+    /// Joined nodes.
+    pub joins: BTreeMap<NodeId, Join>,
+}
+
+/// A node's place in a closed round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundMember {
+    /// The node.
+    pub node: NodeId,
+    /// Its name (the rank order key).
+    pub name: String,
+    /// Its global ranks, in local-rank order.
+    pub ranks: Vec<u32>,
+}
+
+/// A closed round: who trains with which ranks, from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedRound {
+    /// Round number.
+    pub round: u64,
+    /// When it closed.
+    pub closed_ms: u64,
+    /// Members sorted by node name.
+    pub members: Vec<RoundMember>,
+    /// Every rank, sorted by rank.
+    pub peers: Vec<Peer>,
+    /// Collective bootstrap (the offer of the node holding rank 0).
+    pub bootstrap: Vec<u8>,
+    /// Where the data order starts.
+    pub start: DataPosition,
+    /// Checkpoint to load first.
+    pub resume_from: Option<CheckpointInfo>,
+}
+
+impl ClosedRound {
+    /// The member entry of `node`, if it is part of the round.
+    pub fn member(&self, node: NodeId) -> Option<&RoundMember> {
+        self.members.iter().find(|m| m.node == node)
+    }
+
+    /// Processes in the round.
+    pub fn world_size(&self) -> u32 {
+        self.peers.len() as u32
+    }
+}
+
+/// The whole coordinator state of one job; persisted after every change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// The job.
+    pub job_id: JobId,
+    /// Its phase; `open` is set exactly while waiting for nodes or restarting.
+    pub phase: JobPhase,
+    /// Whether a stop asked members to drain.
+    pub drain: bool,
+    /// The latest round number (open or closed).
+    pub round: u64,
+    /// The configuration digest of the job, fixed by the first registration.
+    pub config_digest: Option<String>,
+    /// Next node id to hand out.
+    pub next_node_id: u64,
+    /// Every registered node.
+    pub nodes: BTreeMap<NodeId, Node>,
+    /// The round that is gathering nodes.
+    pub open: Option<OpenRound>,
+    /// The latest closed round.
+    pub current: Option<ClosedRound>,
+    /// Registered checkpoints.
+    pub checkpoints: CheckpointRegistry,
+}
+
+impl State {
+    /// A new job waiting for the nodes of its first round.
+    pub fn new(job_id: JobId, now_ms: u64) -> Self {
+        Self {
+            job_id,
+            phase: JobPhase::WaitingForNodes,
+            drain: false,
+            round: 1,
+            config_digest: None,
+            next_node_id: 1,
+            nodes: BTreeMap::new(),
+            open: Some(OpenRound {
+                round: 1,
+                opened_ms: now_ms,
+                last_join_ms: now_ms,
+                joins: BTreeMap::new(),
+            }),
+            current: None,
+            checkpoints: CheckpointRegistry::default(),
+        }
+    }
+
+    /// The node with this id, or [`DecisionError::UnknownNode`].
+    pub fn node(&self, id: NodeId) -> Result<&Node, DecisionError> {
+        self.nodes.get(&id).ok_or(DecisionError::UnknownNode(id))
+    }
+
+    /// Whether `node` trains in the running round.
+    pub fn in_running_round(&self, node: NodeId) -> bool {
+        self.phase == JobPhase::Running
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.member(node).is_some())
+    }
+}
+
+/// A request the state refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecisionError {
+    /// No node has this id.
+    #[error("{0} is not registered with this job: register first")]
+    UnknownNode(NodeId),
+    /// The node was declared dead or left.
+    #[error("{0} was declared dead or left the job: register again")]
+    NodeGone(NodeId),
+    /// The job is over.
+    #[error("the job is {0}: nothing more can join or register")]
+    JobOver(JobPhase),
+    /// A node runs another training configuration than the job.
+    #[error("node {node} runs configuration {got:?} but the job runs {expected:?}: start it with the job's config")]
+    ConfigMismatch {
+        /// Node name.
+        node: String,
+        /// The job's digest.
+        expected: String,
+        /// The node's digest.
+        got: String,
+    },
+    /// The running round already has the maximum number of nodes.
+    #[error(
+        "the running round already has the maximum of {max_nodes} nodes: the node stays on standby"
+    )]
+    RoundFull {
+        /// The policy's maximum.
+        max_nodes: u32,
+    },
+    /// The node is not part of the round that closed or is gathering.
+    #[error("{node} is not part of round {round}: join that round")]
+    NotInRound {
+        /// The node.
+        node: NodeId,
+        /// The latest round.
+        round: u64,
+    },
+    /// A malformed request.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Something a decision changed, with the reason, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A node registered (again, when `known`).
+    NodeRegistered {
+        /// The node.
+        node: NodeId,
+        /// Its name.
+        name: String,
+        /// It was registered before.
+        known: bool,
+    },
+    /// A node missed its heartbeats.
+    NodeDeclaredDead {
+        /// The node.
+        node: NodeId,
+        /// How long it was silent.
+        silent_ms: u64,
+    },
+    /// A node declared dead heartbeats again.
+    NodeRevived {
+        /// The node.
+        node: NodeId,
+    },
+    /// A node left on its own.
+    NodeLeft {
+        /// The node.
+        node: NodeId,
+    },
+    /// A new round opened.
+    RoundOpened {
+        /// Its number.
+        round: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A round closed.
+    RoundClosed {
+        /// Its number.
+        round: u64,
+        /// Processes in it.
+        world_size: u32,
+        /// Nodes in it.
+        nodes: usize,
+        /// Where its data order starts.
+        start: DataPosition,
+    },
+    /// A checkpoint was registered.
+    CheckpointRegistered {
+        /// Its step.
+        step: u64,
+        /// Where it is.
+        url: String,
+        /// It is now the newest of its configuration.
+        newest: bool,
+    },
+    /// Every rank completed the job.
+    JobFinished,
+    /// An operator stopped the job.
+    JobStopped {
+        /// Members drain first.
+        drain: bool,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::NodeRegistered { node, name, known } => {
+                let again = if *known { " again" } else { "" };
+                write!(f, "{node} ({name}) registered{again}")
+            }
+            Action::NodeDeclaredDead { node, silent_ms } => {
+                write!(f, "{node} declared dead: no heartbeat for {silent_ms} ms")
+            }
+            Action::NodeRevived { node } => write!(f, "{node} heartbeats again"),
+            Action::NodeLeft { node } => write!(f, "{node} left the job"),
+            Action::RoundOpened { round, reason } => write!(f, "round {round} opened: {reason}"),
+            Action::RoundClosed { round, world_size, nodes, start } => write!(
+                f,
+                "round {round} closed with {nodes} nodes, world size {world_size}, starting at epoch {} sample {}",
+                start.epoch, start.samples_consumed
+            ),
+            Action::CheckpointRegistered { step, url, newest } => {
+                let tag = if *newest { " (newest)" } else { "" };
+                write!(f, "checkpoint of step {step} registered at {url}{tag}")
+            }
+            Action::JobFinished => write!(f, "job finished: every rank completed"),
+            Action::JobStopped { drain, reason } => {
+                let how = if *drain { "drain" } else { "stop" };
+                write!(f, "job stopped ({how}): {reason}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod testing;

@@ -1,0 +1,395 @@
+//! Rendezvous rounds: nodes join the open round; it closes when `max_nodes` have
+//! joined, or when at least `min_nodes` have and no join arrived for the settle time.
+//! Closing assigns global ranks deterministically (nodes sorted by name, then local
+//! index) and fixes where the round starts: the newest checkpoint of the job's
+//! configuration and its data position, so nothing is skipped or repeated whatever the
+//! new world size.
+
+use super::{Action, ClosedRound, DecisionError, Join, OpenRound, Policy, RoundMember, State};
+use proto::domain::{Assignment, DataPosition, JobPhase, JoinRequest, NodeId, Peer};
+
+/// Records a join. While a round runs, a node outside it that joins opens the next
+/// round (the job grows) unless the round already has `max_nodes`; a member of the
+/// running round joining again gets that round back.
+pub fn join(
+    state: &mut State,
+    request: &JoinRequest,
+    now_ms: u64,
+    policy: &Policy,
+) -> Result<Vec<Action>, DecisionError> {
+    if state.phase.is_over() {
+        return Err(DecisionError::JobOver(state.phase));
+    }
+    let node = state.node(request.node)?;
+    if !node.alive {
+        return Err(DecisionError::NodeGone(request.node));
+    }
+    if request.addresses.is_empty() || request.addresses.iter().any(|a| a.trim().is_empty()) {
+        return Err(DecisionError::Invalid(format!(
+            "{} joins without an address for each local process",
+            request.node
+        )));
+    }
+    let mut actions = Vec::new();
+    if state.phase == JobPhase::Running {
+        let current = state.current.as_ref().expect("a running job has a round");
+        if current.member(request.node).is_some() {
+            return Ok(actions);
+        }
+        if current.members.len() as u32 >= policy.max_nodes {
+            return Err(DecisionError::RoundFull {
+                max_nodes: policy.max_nodes,
+            });
+        }
+        let reason = format!("{} joined: the job grows", request.node);
+        actions.push(open_round(state, now_ms, reason));
+    }
+    let open = state
+        .open
+        .as_mut()
+        .expect("waiting or restarting jobs have an open round");
+    open.joins.insert(
+        request.node,
+        Join {
+            addresses: request.addresses.clone(),
+            bootstrap_offer: request.bootstrap_offer.clone(),
+            joined_ms: now_ms,
+        },
+    );
+    open.last_join_ms = now_ms;
+    actions.extend(close_if_ready(state, now_ms, policy));
+    Ok(actions)
+}
+
+/// What a node waiting in a join gets now: `Ok(None)` while its round gathers, the
+/// assignment once it closed, an error when the round went on without it.
+pub fn join_outcome(state: &State, node: NodeId) -> Result<Option<Assignment>, DecisionError> {
+    if state.phase.is_over() {
+        return Err(DecisionError::JobOver(state.phase));
+    }
+    if !state.node(node)?.alive {
+        return Err(DecisionError::NodeGone(node));
+    }
+    if let Some(open) = &state.open {
+        if open.joins.contains_key(&node) {
+            return Ok(None);
+        }
+        return Err(DecisionError::NotInRound {
+            node,
+            round: open.round,
+        });
+    }
+    let current = state.current.as_ref().expect("a running job has a round");
+    let member = current.member(node).ok_or(DecisionError::NotInRound {
+        node,
+        round: current.round,
+    })?;
+    Ok(Some(Assignment {
+        round: current.round,
+        world_size: current.world_size(),
+        global_ranks: member.ranks.clone(),
+        peers: current.peers.clone(),
+        bootstrap: current.bootstrap.clone(),
+        start: current.start,
+        resume_from: current.resume_from.clone(),
+    }))
+}
+
+/// Opens the next round (after a failure, a restart of a node or growth).
+pub(crate) fn open_round(state: &mut State, now_ms: u64, reason: String) -> Action {
+    state.round += 1;
+    let joins = state.open.take().map(|o| o.joins).unwrap_or_default();
+    state.open = Some(OpenRound {
+        round: state.round,
+        opened_ms: now_ms,
+        last_join_ms: now_ms,
+        joins,
+    });
+    state.phase = if state.current.is_some() {
+        JobPhase::Restarting
+    } else {
+        JobPhase::WaitingForNodes
+    };
+    Action::RoundOpened {
+        round: state.round,
+        reason,
+    }
+}
+
+/// Whether the open round may close at `now_ms`.
+pub fn ready_to_close(open: &OpenRound, now_ms: u64, policy: &Policy) -> bool {
+    let joined = open.joins.len() as u32;
+    joined >= policy.max_nodes
+        || (joined >= policy.min_nodes
+            && now_ms.saturating_sub(open.last_join_ms) >= policy.rendezvous_settle_ms)
+}
+
+/// Closes the open round if [`ready_to_close`] says so.
+pub(crate) fn close_if_ready(state: &mut State, now_ms: u64, policy: &Policy) -> Vec<Action> {
+    let Some(open) = state.open.as_ref() else {
+        return Vec::new();
+    };
+    if !ready_to_close(open, now_ms, policy) {
+        return Vec::new();
+    }
+    let open = state.open.take().expect("checked above");
+    let mut joined: Vec<(&str, NodeId, &Join)> = open
+        .joins
+        .iter()
+        .map(|(id, join)| (state.nodes[id].spec.name.as_str(), *id, join))
+        .collect();
+    joined.sort_by(|a, b| a.0.cmp(b.0));
+    let mut members = Vec::new();
+    let mut peers = Vec::new();
+    for (name, node, join) in &joined {
+        let first = peers.len() as u32;
+        for (i, address) in join.addresses.iter().enumerate() {
+            peers.push(Peer {
+                rank: first + i as u32,
+                address: address.clone(),
+                node_name: name.to_string(),
+            });
+        }
+        members.push(RoundMember {
+            node: *node,
+            name: name.to_string(),
+            ranks: (first..peers.len() as u32).collect(),
+        });
+    }
+    let bootstrap = joined
+        .first()
+        .map(|j| j.2.bootstrap_offer.clone())
+        .unwrap_or_default();
+    let digest = state.config_digest.clone().unwrap_or_default();
+    let resume_from = state.checkpoints.newest(&digest).cloned();
+    let start = resume_from
+        .as_ref()
+        .map_or(DataPosition::default(), |c| c.position);
+    let closed = ClosedRound {
+        round: open.round,
+        closed_ms: now_ms,
+        members,
+        peers,
+        bootstrap,
+        start,
+        resume_from,
+    };
+    for node in state.nodes.values_mut() {
+        node.finished = false;
+    }
+    let action = Action::RoundClosed {
+        round: closed.round,
+        world_size: closed.world_size(),
+        nodes: closed.members.len(),
+        start,
+    };
+    state.current = Some(closed);
+    state.phase = JobPhase::Running;
+    vec![action]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::*;
+    use super::*;
+    use proto::domain::{DataPosition, JobId};
+
+    #[test]
+    fn round_waits_for_min_nodes_then_the_settle_time() {
+        let mut state = State::new(JobId(1), 0);
+        let a = add(&mut state, "a", 1, 0);
+        join_node(&mut state, a, 0);
+        tick(&mut state, 3_000, &policy());
+        assert!(state.open.is_some(), "one node is below min_nodes");
+        heartbeat(
+            &mut state,
+            HeartbeatReport {
+                node: a,
+                ..Default::default()
+            },
+            3_000,
+            &policy(),
+        )
+        .unwrap();
+        let b = add(&mut state, "b", 1, 3_000);
+        join_node(&mut state, b, 3_000);
+        tick(&mut state, 4_999, &policy());
+        assert!(state.open.is_some(), "settle time not over");
+        tick(&mut state, 5_000, &policy());
+        assert_eq!(state.phase, JobPhase::Running);
+        assert_eq!(state.current.as_ref().unwrap().round, 1);
+    }
+
+    #[test]
+    fn round_closes_at_once_when_max_nodes_joined() {
+        let mut state = State::new(JobId(1), 0);
+        let ids: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|n| add(&mut state, n, 1, 0))
+            .collect();
+        join_node(&mut state, ids[0], 0);
+        join_node(&mut state, ids[1], 0);
+        let actions = join_node(&mut state, ids[2], 0);
+        assert!(matches!(
+            actions[..],
+            [Action::RoundClosed {
+                world_size: 3,
+                nodes: 3,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn ranks_follow_node_names_then_local_index_whatever_the_join_order() {
+        let mut state = State::new(JobId(1), 0);
+        let zed = add(&mut state, "zed", 2, 0);
+        let amy = add(&mut state, "amy", 3, 0);
+        join_node(&mut state, zed, 0);
+        join_node(&mut state, amy, 1);
+        tick(&mut state, 2_001, &policy());
+        let amy_ranks = join_outcome(&state, amy).unwrap().unwrap();
+        let zed_ranks = join_outcome(&state, zed).unwrap().unwrap();
+        assert_eq!(amy_ranks.global_ranks, vec![0, 1, 2]);
+        assert_eq!(zed_ranks.global_ranks, vec![3, 4]);
+        assert_eq!(amy_ranks.world_size, 5);
+        let addresses: Vec<_> = amy_ranks.peers.iter().map(|p| p.address.as_str()).collect();
+        assert_eq!(
+            addresses,
+            ["amy:7000", "amy:7001", "amy:7002", "zed:7000", "zed:7001"]
+        );
+        assert_eq!(
+            amy_ranks.bootstrap, b"amy",
+            "bootstrap comes from the rank-0 node"
+        );
+        assert_eq!(amy_ranks.peers, zed_ranks.peers);
+    }
+
+    #[test]
+    fn a_node_failing_while_the_round_gathers_bumps_the_round_and_keeps_the_others() {
+        let mut state = State::new(JobId(1), 0);
+        let a = add(&mut state, "a", 1, 0);
+        let b = add(&mut state, "b", 1, 0);
+        join_node(&mut state, a, 0);
+        join_node(&mut state, b, 4_000);
+        // a heartbeats at 5 s, b never: b is dead at 9 001 ms.
+        heartbeat(
+            &mut state,
+            HeartbeatReport {
+                node: a,
+                ..Default::default()
+            },
+            5_000,
+            &policy(),
+        )
+        .unwrap();
+        tick(&mut state, 9_001, &policy());
+        let open = state.open.as_ref().unwrap();
+        assert_eq!(open.round, 2);
+        assert_eq!(open.joins.keys().copied().collect::<Vec<_>>(), vec![a]);
+        assert!(matches!(
+            join_outcome(&state, b),
+            Err(DecisionError::NodeGone(_))
+        ));
+        assert_eq!(join_outcome(&state, a), Ok(None));
+    }
+
+    #[test]
+    fn next_round_resumes_from_the_newest_checkpoint_position() {
+        let (mut state, ids) = running(&["a", "b"]);
+        for (step, consumed) in [(10, 640), (20, 1280)] {
+            let report = CheckpointReport {
+                node: ids[0],
+                round: 1,
+                step,
+                url: format!("file:///ckpt/{step}"),
+                position: DataPosition {
+                    epoch: 0,
+                    samples_consumed: consumed,
+                },
+                config_digest: "cfg".into(),
+            };
+            checkpoints::report(&mut state, report, 11_000).unwrap();
+        }
+        // b dies; a alone is below min_nodes, so c replaces it.
+        heartbeat(
+            &mut state,
+            HeartbeatReport {
+                node: ids[0],
+                ..Default::default()
+            },
+            16_000,
+            &policy(),
+        )
+        .unwrap();
+        tick(&mut state, 16_000, &policy());
+        assert_eq!(state.phase, JobPhase::Restarting);
+        join_node(&mut state, ids[0], 16_000);
+        let c = add(&mut state, "c", 1, 16_000);
+        join_node(&mut state, c, 16_000);
+        tick(&mut state, 18_000, &policy());
+        let assignment = join_outcome(&state, c).unwrap().unwrap();
+        assert_eq!(assignment.round, 2);
+        assert_eq!(
+            assignment.start,
+            DataPosition {
+                epoch: 0,
+                samples_consumed: 1280
+            }
+        );
+        assert_eq!(assignment.resume_from.unwrap().step, 20);
+    }
+
+    #[test]
+    fn growing_past_max_nodes_is_refused_and_below_it_opens_a_round() {
+        let (mut state, _) = running(&["a", "b"]);
+        let c = add(&mut state, "c", 1, 11_000);
+        assert_eq!(directive_for(&state, c), Directive::Standby);
+        join_node(&mut state, c, 11_000);
+        assert_eq!(state.phase, JobPhase::Restarting);
+        assert_eq!(state.round, 2);
+
+        let mut full = running(&["a", "b", "c"]).0;
+        let d = add(&mut full, "d", 1, 11_000);
+        let request = JoinRequest {
+            node: d,
+            addresses: vec!["d:1".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            join(&mut full, &request, 11_000, &policy()),
+            Err(DecisionError::RoundFull { max_nodes: 3 })
+        );
+    }
+
+    #[test]
+    fn join_needs_an_address_per_process_and_a_live_job() {
+        let mut state = State::new(JobId(1), 0);
+        let a = add(&mut state, "a", 1, 0);
+        let empty = JoinRequest {
+            node: a,
+            ..Default::default()
+        };
+        assert!(matches!(
+            join(&mut state, &empty, 0, &policy()),
+            Err(DecisionError::Invalid(_))
+        ));
+        stop(
+            &mut state,
+            StopRequest {
+                drain: false,
+                reason: "test".into(),
+            },
+        );
+        let ok = JoinRequest {
+            node: a,
+            addresses: vec!["a:1".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            join(&mut state, &ok, 0, &policy()),
+            Err(DecisionError::JobOver(JobPhase::Stopped))
+        );
+    }
+}

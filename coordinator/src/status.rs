@@ -1,0 +1,89 @@
+//! The one place where library errors become gRPC statuses. Handlers return
+//! [`ServiceError`]; its `From` impl picks the code a client acts on:
+//! `NOT_FOUND` means register again, `FAILED_PRECONDITION` give up, `ABORTED` follow
+//! the next directive, `UNAVAILABLE` retry (the list is in `coordinator.proto`);
+//! `INTERNAL` is logged here.
+
+use crate::state::DecisionError;
+use crate::store::StoreError;
+use proto::convert::ConvertError;
+use tonic::{Code, Status};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The state refused the request.
+    #[error(transparent)]
+    Decision(#[from] DecisionError),
+    /// The state could not be persisted.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request message is malformed.
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    /// The coordinator is shutting down.
+    #[error("the coordinator is shutting down: retry against its next start")]
+    ShuttingDown,
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Self {
+        let code = match &error {
+            ServiceError::Decision(d) => match d {
+                DecisionError::UnknownNode(_) | DecisionError::NodeGone(_) => Code::NotFound,
+                DecisionError::JobOver(_) | DecisionError::ConfigMismatch { .. } => {
+                    Code::FailedPrecondition
+                }
+                DecisionError::RoundFull { .. } => Code::ResourceExhausted,
+                DecisionError::NotInRound { .. } => Code::Aborted,
+                DecisionError::Invalid(_) => Code::InvalidArgument,
+            },
+            ServiceError::Convert(_) => Code::InvalidArgument,
+            ServiceError::Store(e) => {
+                tracing::error!(error = %e, "state could not be persisted");
+                Code::Internal
+            }
+            ServiceError::ShuttingDown => Code::Unavailable,
+        };
+        Status::new(code, error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::domain::{JobPhase, NodeId};
+
+    #[test]
+    fn codes_tell_the_client_what_to_do() {
+        let code = |e: ServiceError| Status::from(e).code();
+        assert_eq!(
+            code(DecisionError::UnknownNode(NodeId(3)).into()),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(DecisionError::JobOver(JobPhase::Stopped).into()),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(
+                DecisionError::NotInRound {
+                    node: NodeId(1),
+                    round: 2
+                }
+                .into()
+            ),
+            Code::Aborted
+        );
+        assert_eq!(
+            code(DecisionError::RoundFull { max_nodes: 2 }.into()),
+            Code::ResourceExhausted
+        );
+        assert_eq!(code(ServiceError::ShuttingDown), Code::Unavailable);
+        let missing = ConvertError::MissingField {
+            message: "M",
+            field: "f",
+        };
+        assert_eq!(code(missing.into()), Code::InvalidArgument);
+    }
+}

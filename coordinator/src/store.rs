@@ -1,0 +1,426 @@
+//! The coordinator state in an embedded SQLite database, so a restarted coordinator
+//! continues the job: the job row (phase, round, open round), the nodes, every closed
+//! round (the highest is the current one) and the checkpoint registry.
+//!
+//! [`Store::save`] writes the whole state in one transaction after every change (the
+//! state is small: tens of nodes, hundreds of checkpoints); [`Store::load`] reads it
+//! back. A file that is not a coordinator database, or one with malformed rows, is a
+//! [`StoreError`] naming the file and what to do.
+
+use crate::state::{CheckpointRegistry, ClosedRound, Node, OpenRound, State};
+use proto::domain::{CheckpointInfo, DataPosition, JobId, JobPhase};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Version of the table layout below.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS job (
+    id INTEGER PRIMARY KEY, phase TEXT NOT NULL, drain INTEGER NOT NULL,
+    round INTEGER NOT NULL, config_digest TEXT, next_node_id INTEGER NOT NULL,
+    open_round TEXT);
+CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, name TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rounds (round INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    config_digest TEXT NOT NULL, step INTEGER NOT NULL, url TEXT NOT NULL,
+    epoch INTEGER NOT NULL, samples_consumed INTEGER NOT NULL, round INTEGER NOT NULL,
+    registered_unix_ms INTEGER NOT NULL, PRIMARY KEY (config_digest, step));
+";
+
+/// A database problem, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file cannot be opened or created.
+    #[error("cannot open the coordinator database {path}: {source}; check that its folder exists and is writable")]
+    Open {
+        /// Database path.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file is not a readable coordinator database.
+    #[error("the coordinator database {path} is unreadable ({source}): it is damaged or not a coordinator database; move it aside to start a new job, or restore a copy")]
+    Unreadable {
+        /// Database path.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// Written by another version of the coordinator.
+    #[error("the coordinator database {path} has schema version {found}, this coordinator reads version {expected}")]
+    Schema {
+        /// Database path.
+        path: PathBuf,
+        /// Version in the file.
+        found: i64,
+        /// Version this build reads.
+        expected: i64,
+    },
+    /// A row does not decode.
+    #[error("the coordinator database {path} holds a malformed {what}: {detail}; move it aside to start a new job, or restore a copy")]
+    Corrupt {
+        /// Database path.
+        path: PathBuf,
+        /// Which row.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// A write failed.
+    #[error("cannot write the coordinator database {path}: {source}")]
+    Write {
+        /// Database path.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+}
+
+/// An open coordinator database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and checks its schema version.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let unreadable = |source| StoreError::Unreadable {
+            path: path.clone(),
+            source,
+        };
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unreadable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unreadable)?;
+        conn.execute_batch(SCHEMA).map_err(unreadable)?;
+        let found: Option<i64> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unreadable)?;
+        match found {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(|source| StoreError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            Some(v) if v != SCHEMA_VERSION => {
+                return Err(StoreError::Schema {
+                    path,
+                    found: v,
+                    expected: SCHEMA_VERSION,
+                })
+            }
+            Some(_) => {}
+        }
+        Ok(Self { conn, path })
+    }
+
+    /// The database path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the whole state in one transaction.
+    pub fn save(&mut self, state: &State) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let write = |source| StoreError::Write {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(write)?;
+        tx.execute("DELETE FROM job", []).map_err(write)?;
+        tx.execute(
+            "INSERT INTO job (id, phase, drain, round, config_digest, next_node_id, open_round)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                state.job_id.0 as i64,
+                to_json(&state.phase),
+                state.drain,
+                state.round as i64,
+                state.config_digest,
+                state.next_node_id as i64,
+                state.open.as_ref().map(to_json),
+            ],
+        )
+        .map_err(write)?;
+        tx.execute("DELETE FROM nodes", []).map_err(write)?;
+        for node in state.nodes.values() {
+            tx.execute(
+                "INSERT INTO nodes (id, name, body) VALUES (?1, ?2, ?3)",
+                params![node.id.0 as i64, node.spec.name, to_json(node)],
+            )
+            .map_err(write)?;
+        }
+        if let Some(current) = &state.current {
+            tx.execute(
+                "INSERT OR REPLACE INTO rounds (round, body) VALUES (?1, ?2)",
+                params![current.round as i64, to_json(current)],
+            )
+            .map_err(write)?;
+        }
+        tx.execute("DELETE FROM checkpoints", []).map_err(write)?;
+        for c in state.checkpoints.entries() {
+            tx.execute(
+                "INSERT INTO checkpoints (config_digest, step, url, epoch, samples_consumed, round, registered_unix_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    c.config_digest,
+                    c.step as i64,
+                    c.url,
+                    c.position.epoch as i64,
+                    c.position.samples_consumed as i64,
+                    c.round as i64,
+                    c.registered_unix_ms as i64,
+                ],
+            )
+            .map_err(write)?;
+        }
+        tx.commit().map_err(write)
+    }
+
+    /// Reads the state back; `None` for a database that never held a job.
+    pub fn load(&self) -> Result<Option<State>, StoreError> {
+        let unreadable = |source| StoreError::Unreadable {
+            path: self.path.clone(),
+            source,
+        };
+        let job = self
+            .conn
+            .query_row(
+                "SELECT id, phase, drain, round, config_digest, next_node_id, open_round FROM job",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(unreadable)?;
+        let Some((job_id, phase, drain, round, config_digest, next_node_id, open)) = job else {
+            return Ok(None);
+        };
+        let phase: JobPhase = self.decode("job phase", &phase)?;
+        let open: Option<OpenRound> = open.map(|o| self.decode("open round", &o)).transpose()?;
+
+        let mut nodes = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT body FROM nodes ORDER BY id")
+            .map_err(unreadable)?;
+        let bodies = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(unreadable)?;
+        for body in bodies {
+            let node: Node = self.decode("node", &body)?;
+            nodes.insert(node.id, node);
+        }
+        let current: Option<ClosedRound> = self
+            .conn
+            .query_row(
+                "SELECT body FROM rounds ORDER BY round DESC LIMIT 1",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(unreadable)?
+            .map(|b| self.decode("round", &b))
+            .transpose()?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT config_digest, step, url, epoch, samples_consumed, round, registered_unix_ms
+                 FROM checkpoints ORDER BY registered_unix_ms, rowid",
+            )
+            .map_err(unreadable)?;
+        let checkpoints = stmt
+            .query_map([], |r| {
+                Ok(CheckpointInfo {
+                    config_digest: r.get(0)?,
+                    step: r.get::<_, i64>(1)? as u64,
+                    url: r.get(2)?,
+                    position: DataPosition {
+                        epoch: r.get::<_, i64>(3)? as u64,
+                        samples_consumed: r.get::<_, i64>(4)? as u64,
+                    },
+                    round: r.get::<_, i64>(5)? as u64,
+                    registered_unix_ms: r.get::<_, i64>(6)? as u64,
+                })
+            })
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(unreadable)?;
+        Ok(Some(State {
+            job_id: JobId(job_id as u64),
+            phase,
+            drain,
+            round: round as u64,
+            config_digest,
+            next_node_id: next_node_id as u64,
+            nodes,
+            open,
+            current,
+            checkpoints: CheckpointRegistry::from_entries(checkpoints),
+        }))
+    }
+
+    fn decode<T: DeserializeOwned>(&self, what: &str, json: &str) -> Result<T, StoreError> {
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.to_string(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("state types always serialise to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::testing::running;
+    use crate::state::{checkpoints, register};
+    use proto::domain::{CheckpointReport, NodeSpec};
+
+    fn busy_state() -> State {
+        let (mut state, ids) = running(&["a", "b"]);
+        let report = CheckpointReport {
+            node: ids[0],
+            round: 1,
+            step: 30,
+            url: "file:///ckpt/30".into(),
+            position: DataPosition {
+                epoch: 1,
+                samples_consumed: 96,
+            },
+            config_digest: "cfg".into(),
+        };
+        checkpoints::report(&mut state, report, 3_000).unwrap();
+        // A third node registering and joining opens round 2 next to the closed round 1.
+        let spec = NodeSpec {
+            name: "c".into(),
+            procs: 2,
+            config_digest: "cfg".into(),
+            ..Default::default()
+        };
+        let c = register(&mut state, spec, 3_000, &crate::state::testing::policy())
+            .unwrap()
+            .0;
+        crate::state::testing::join_node(&mut state, c, 3_000);
+        assert!(state.open.is_some() && state.current.is_some());
+        state
+    }
+
+    #[test]
+    fn state_written_then_reopened_is_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coord.db");
+        let state = busy_state();
+        {
+            let mut store = Store::open(&path).unwrap();
+            assert!(
+                store.load().unwrap().is_none(),
+                "a new database holds no job"
+            );
+            store.save(&state).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.load().unwrap().unwrap(), state);
+    }
+
+    #[test]
+    fn saving_again_replaces_the_previous_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coord.db");
+        let mut store = Store::open(&path).unwrap();
+        let mut state = busy_state();
+        store.save(&state).unwrap();
+        state.nodes.remove(&proto::domain::NodeId(1));
+        state.checkpoints = CheckpointRegistry::default();
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap().unwrap(), state);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coord.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let err = Store::open(&path).err().expect("garbage must not open");
+        assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("coord.db") && message.contains("move it aside"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_row_names_what_is_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coord.db");
+        Store::open(&path).unwrap().save(&busy_state()).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE nodes SET body = '{\"id\":' WHERE id = 1", [])
+            .unwrap();
+        drop(conn);
+        let err = Store::open(&path).unwrap().load().unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { what, .. } if what == "node"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn another_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coord.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let err = Store::open(&path).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                StoreError::Schema {
+                    found: 99,
+                    expected: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Registration, progress, heartbeats and directives.
+
+use super::ConvertError;
+use crate::domain::*;
+use crate::wire;
+
+impl From<wire::RegisterNodeRequest> for NodeSpec {
+    fn from(w: wire::RegisterNodeRequest) -> Self {
+        Self {
+            name: w.node_name,
+            host: w.host,
+            device_count: w.device_count,
+            device_kind: w.device_kind,
+            procs: w.procs,
+            config_digest: w.config_digest,
+        }
+    }
+}
+
+impl From<NodeSpec> for wire::RegisterNodeRequest {
+    fn from(d: NodeSpec) -> Self {
+        Self {
+            node_name: d.name,
+            host: d.host,
+            device_count: d.device_count,
+            device_kind: d.device_kind,
+            procs: d.procs,
+            config_digest: d.config_digest,
+        }
+    }
+}
+
+impl From<Registration> for wire::RegisterNodeResponse {
+    fn from(d: Registration) -> Self {
+        Self {
+            node_id: d.node_id.0,
+            job_id: d.job_id.0,
+            heartbeat_interval_ms: d.heartbeat_interval_ms,
+            heartbeat_timeout_ms: d.heartbeat_timeout_ms,
+        }
+    }
+}
+
+impl From<wire::RegisterNodeResponse> for Registration {
+    fn from(w: wire::RegisterNodeResponse) -> Self {
+        Self {
+            node_id: NodeId(w.node_id),
+            job_id: JobId(w.job_id),
+            heartbeat_interval_ms: w.heartbeat_interval_ms,
+            heartbeat_timeout_ms: w.heartbeat_timeout_ms,
+        }
+    }
+}
+
+impl From<wire::RankProgress> for RankProgress {
+    fn from(w: wire::RankProgress) -> Self {
+        Self {
+            global_rank: w.global_rank,
+            step: w.step,
+            epoch: w.epoch,
+            samples_consumed: w.samples_consumed,
+            loss: w.loss,
+            samples_per_sec: w.samples_per_sec,
+        }
+    }
+}
+
+impl From<RankProgress> for wire::RankProgress {
+    fn from(d: RankProgress) -> Self {
+        Self {
+            global_rank: d.global_rank,
+            step: d.step,
+            epoch: d.epoch,
+            samples_consumed: d.samples_consumed,
+            loss: d.loss,
+            samples_per_sec: d.samples_per_sec,
+        }
+    }
+}
+
+impl From<wire::HeartbeatRequest> for HeartbeatReport {
+    fn from(w: wire::HeartbeatRequest) -> Self {
+        Self {
+            node: NodeId(w.node_id),
+            progress: w.progress.into_iter().map(Into::into).collect(),
+            finished: w.finished,
+            leaving: w.leaving,
+        }
+    }
+}
+
+impl From<HeartbeatReport> for wire::HeartbeatRequest {
+    fn from(d: HeartbeatReport) -> Self {
+        Self {
+            node_id: d.node.0,
+            progress: d.progress.into_iter().map(Into::into).collect(),
+            finished: d.finished,
+            leaving: d.leaving,
+        }
+    }
+}
+
+impl From<Directive> for wire::HeartbeatResponse {
+    fn from(d: Directive) -> Self {
+        let (directive, round) = match d {
+            Directive::Continue => (wire::Directive::Continue, 0),
+            Directive::Rejoin { round } => (wire::Directive::Rejoin, round),
+            Directive::Standby => (wire::Directive::Standby, 0),
+            Directive::Drain => (wire::Directive::Drain, 0),
+            Directive::Stop => (wire::Directive::Stop, 0),
+        };
+        Self {
+            directive: directive as i32,
+            round,
+        }
+    }
+}
+
+impl TryFrom<wire::HeartbeatResponse> for Directive {
+    type Error = ConvertError;
+    fn try_from(w: wire::HeartbeatResponse) -> Result<Self, ConvertError> {
+        let unknown = ConvertError::UnknownEnum {
+            message: "HeartbeatResponse",
+            field: "directive",
+            value: w.directive,
+        };
+        Ok(
+            match wire::Directive::try_from(w.directive).map_err(|_| unknown.clone())? {
+                wire::Directive::Continue => Directive::Continue,
+                wire::Directive::Rejoin => Directive::Rejoin { round: w.round },
+                wire::Directive::Standby => Directive::Standby,
+                wire::Directive::Drain => Directive::Drain,
+                wire::Directive::Stop => Directive::Stop,
+                wire::Directive::Unspecified => return Err(unknown),
+            },
+        )
+    }
+}
