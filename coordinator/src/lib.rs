@@ -9,7 +9,8 @@
 //! - [`server`]: the tonic service over `state` and `store`, the token check and the
 //!   failure-detection timer; [`status`] maps every library error to a gRPC status.
 
-pub mod client;
+/// The client with the token attached (it lives in `proto`, which workers share).
+pub use proto::client;
 pub mod config;
 pub mod server;
 pub mod state;

@@ -5,9 +5,10 @@
 //! worker follows is documented), [`domain`] the plain types the coordinator and the
 //! workers reason with, [`convert`] the one place that maps between the two (a missing
 //! field is a [`convert::ConvertError`], never a panic), and [`auth`] the shared-token
-//! metadata both sides agree on.
+//! metadata both sides agree on, [`client`] the connection with the token attached.
 
 pub mod auth;
+pub mod client;
 pub mod convert;
 pub mod domain;
 

@@ -1,7 +1,7 @@
 //! Connecting to a coordinator with the shared token attached to every call.
 
-use proto::auth::BearerToken;
-use proto::wire::coordinator_client::CoordinatorClient;
+use crate::auth::BearerToken;
+use crate::wire::coordinator_client::CoordinatorClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
