@@ -6,11 +6,12 @@
 //! checkpoints in object storage, each committed by a marker written last, so a crash
 //! while writing never leaves a checkpoint that looks complete; [`train`] is the
 //! training loop (one process, or one rank of a data-parallel group through [`collective`]); [`eval`] measures a trained model; [`bench`] times the
-//! training step.
+//! training step; [`node`] is `worker join`, one node of a coordinated job.
 
 pub mod bench;
 pub mod checkpoint;
 pub mod collective;
 pub mod config;
 pub mod eval;
+pub mod node;
 pub mod train;

@@ -1,0 +1,338 @@
+//! `worker join`: one node of a coordinated job. Registers with the coordinator,
+//! heartbeats with its processes' progress, joins rendezvous rounds, runs one `worker
+//! train` process per local rank of each round ([`procs`]), forwards their checkpoints to
+//! the registry, and follows the coordinator's directives; [`decide`] holds the rules.
+//!
+//! Failure handling: a training process that fails makes the node register again, which
+//! makes the coordinator start a new round (a node whose processes died still
+//! heartbeats, so heartbeats alone would not tell); a node that dies stops heartbeating
+//! and the coordinator restarts the others without it. Every round resumes from the newest
+//! checkpoint (`worker train --resume`), whose data position does not depend on the world
+//! size, so no sample of an epoch is skipped or repeated.
+
+pub mod decide;
+pub mod procs;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use proto::client::{connect, Client};
+use proto::domain::{
+    Assignment, CheckpointReport, DataPosition, Directive, HeartbeatReport, JoinRequest, NodeId,
+    NodeSpec, RankProgress, Registration,
+};
+use proto::wire;
+use tokio::sync::{mpsc, watch};
+use tonic::Code;
+
+use crate::train::TrainEvent;
+use decide::{decide, Action, Event, Phase};
+use procs::{ProcMsg, ProcSpec, TrainProcesses};
+
+/// Why the node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The coordinator cannot be reached or refused a call.
+    #[error("coordinator: {0}")]
+    Coordinator(String),
+    /// A training process could not be started.
+    #[error("cannot start a training process: {0}")]
+    Spawn(#[from] std::io::Error),
+    /// The coordinator ended the job before this node's part was done.
+    #[error("the coordinator stopped the job before it finished")]
+    Stopped,
+}
+
+fn rpc(what: &str, status: tonic::Status) -> NodeError {
+    NodeError::Coordinator(format!("{what}: {} ({:?})", status.message(), status.code()))
+}
+
+/// How the node runs.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Coordinator URL (`http://host:port`).
+    pub coordinator: String,
+    /// Shared token.
+    pub token: String,
+    /// This node's stable name.
+    pub name: String,
+    /// Address other nodes reach this host at (for the collective).
+    pub host: String,
+    /// Training processes on this node.
+    pub procs: u32,
+    /// Digest of the training config (every node must run the same).
+    pub config_digest: String,
+    /// How the processes start.
+    pub spec: ProcSpec,
+}
+
+/// Runs the node until the job ends; `Ok` when its part finished.
+pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
+    let mut client = connect(&opts.coordinator, &opts.token)
+        .await
+        .map_err(|e| NodeError::Coordinator(e.to_string()))?;
+    let mut reg = register(&mut client, &opts).await?;
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared::default()));
+    let (dir_tx, mut dir_rx) = watch::channel(Directive::Continue);
+    let heartbeat = tokio::spawn(heartbeats(client.clone(), reg.clone(), shared.clone(), dir_tx));
+    let (tx, mut rx) = mpsc::unbounded_channel::<ProcMsg>();
+    let mut terminate = signals()?;
+    let mut round = 0;
+    let outcome = 'rounds: loop {
+        let assignment = match join(&mut client, reg.node_id, &opts, round).await {
+            Ok(a) => a,
+            Err(e) => break 'rounds Err(e),
+        };
+        round = assignment.round;
+        shared.lock().unwrap().round = round;
+        tracing::info!(round, world = assignment.world_size, ranks = ?assignment.global_ranks, resume = ?assignment.resume_from.as_ref().map(|c| c.step), "round assigned");
+        let mut procs = TrainProcesses::spawn(&opts.spec, &assignment, &tx)?;
+        let mut phase = Phase::Training { round };
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            let event = tokio::select! {
+                Some(msg) = rx.recv() => {
+                    on_message(&mut client, &reg, &shared, msg).await;
+                    continue;
+                }
+                _ = tick.tick() => {
+                    if !matches!(phase, Phase::Training { .. }) {
+                        continue;
+                    }
+                    match procs.poll_exit() {
+                        Some(all_ok) => Event::ProcessesExited { all_ok },
+                        None if procs.any_failed() => Event::ProcessFailed,
+                        None => continue,
+                    }
+                }
+                Ok(()) = dir_rx.changed() => Event::Directive(*dir_rx.borrow_and_update()),
+                _ = terminate.recv() => Event::Terminate,
+            };
+            match decide(phase, event) {
+                Action::Wait => {}
+                Action::Rejoin { round: r } => {
+                    procs.kill().await;
+                    round = r;
+                    continue 'rounds;
+                }
+                Action::ReportFinished => {
+                    tracing::info!(round, "every local process finished");
+                    shared.lock().unwrap().finished = true;
+                    phase = Phase::Finished;
+                }
+                Action::RestartRound => {
+                    procs.kill().await;
+                    phase = Phase::Failed;
+                    tracing::warn!(round, "a training process failed: registering again for a new round");
+                    reg = register(&mut client, &opts).await?;
+                }
+                Action::DrainAndExit => {
+                    let ok = procs.drain().await;
+                    break 'rounds if ok { Ok(()) } else { Err(NodeError::Stopped) };
+                }
+                Action::LeaveAndExit => {
+                    tracing::warn!("terminating: processes checkpoint and leave");
+                    shared.lock().unwrap().leaving = true;
+                    procs.drain().await;
+                    send_heartbeat(&mut client, &reg, &shared).await.ok();
+                    break 'rounds Ok(());
+                }
+                Action::Exit { success } => {
+                    procs.kill().await;
+                    break 'rounds if success { Ok(()) } else { Err(NodeError::Stopped) };
+                }
+            }
+        }
+    };
+    // Drain the last events (a final checkpoint report).
+    while let Ok(msg) = rx.try_recv() {
+        on_message(&mut client, &reg, &shared, msg).await;
+    }
+    heartbeat.abort();
+    outcome
+}
+
+/// What heartbeats report, kept up to date from the processes' events.
+#[derive(Debug, Default)]
+struct Shared {
+    progress: BTreeMap<u32, RankProgress>,
+    finished: bool,
+    leaving: bool,
+    round: u64,
+}
+
+async fn register(client: &mut Client, opts: &NodeOptions) -> Result<Registration, NodeError> {
+    let spec = NodeSpec {
+        name: opts.name.clone(),
+        host: opts.host.clone(),
+        device_count: 0,
+        device_kind: "cpu".into(),
+        procs: opts.procs,
+        config_digest: opts.config_digest.clone(),
+    };
+    let reg: Registration = client
+        .register_node(wire::RegisterNodeRequest::from(spec))
+        .await
+        .map_err(|s| rpc("register", s))?
+        .into_inner()
+        .into();
+    tracing::info!(node = reg.node_id.0, job = reg.job_id.0, "registered");
+    Ok(reg)
+}
+
+/// Joins `round`, retrying while the coordinator is briefly unavailable or the round went
+/// on without this node.
+async fn join(
+    client: &mut Client,
+    node: NodeId,
+    opts: &NodeOptions,
+    round: u64,
+) -> Result<Assignment, NodeError> {
+    let mut attempt = 0;
+    loop {
+        let addresses = (0..opts.procs)
+            .map(|_| reserve_address(&opts.host))
+            .collect::<Result<Vec<_>, _>>()?;
+        let req = JoinRequest {
+            node,
+            addresses,
+            bootstrap_offer: Vec::new(),
+            round,
+        };
+        match client.join_rendezvous(wire::JoinRendezvousRequest::from(req)).await {
+            Ok(resp) => {
+                return Assignment::try_from(resp.into_inner())
+                    .map_err(|e| NodeError::Coordinator(e.to_string()))
+            }
+            Err(s) if matches!(s.code(), Code::Unavailable | Code::Aborted | Code::DeadlineExceeded) && attempt < 30 => {
+                attempt += 1;
+                tracing::info!(round, code = ?s.code(), "rendezvous not ready; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(s) => return Err(rpc("join rendezvous", s)),
+        }
+    }
+}
+
+/// A free port on `host` for a training process's collective endpoint.
+fn reserve_address(host: &str) -> std::io::Result<String> {
+    let listener = std::net::TcpListener::bind((host, 0))?;
+    Ok(format!("{host}:{}", listener.local_addr()?.port()))
+}
+
+async fn on_message(
+    client: &mut Client,
+    reg: &Registration,
+    shared: &std::sync::Arc<std::sync::Mutex<Shared>>,
+    msg: ProcMsg,
+) {
+    let ProcMsg::Event { rank, event } = msg;
+    match event {
+        TrainEvent::Step {
+            step,
+            epoch,
+            consumed,
+            loss,
+            samples,
+        } => {
+            let mut s = shared.lock().unwrap();
+            let p = s.progress.entry(rank).or_default();
+            p.global_rank = rank;
+            (p.step, p.epoch, p.samples_consumed, p.loss) = (step, epoch, consumed, loss);
+            p.samples_per_sec = samples as f64; // pairs per step; the rate is refined below
+        }
+        TrainEvent::Checkpoint {
+            step,
+            url,
+            epoch,
+            consumed,
+            config_digest,
+        } => {
+            let round = shared.lock().unwrap().round;
+            let report = CheckpointReport {
+                node: reg.node_id,
+                round,
+                step,
+                url: url.clone(),
+                position: DataPosition {
+                    epoch,
+                    samples_consumed: consumed,
+                },
+                config_digest,
+            };
+            match client
+                .report_checkpoint(wire::ReportCheckpointRequest::from(report))
+                .await
+            {
+                Ok(_) => tracing::info!(step, url, "checkpoint registered"),
+                Err(s) => tracing::warn!(step, url, error = %s.message(), "checkpoint not registered"),
+            }
+        }
+    }
+}
+
+async fn send_heartbeat(
+    client: &mut Client,
+    reg: &Registration,
+    shared: &std::sync::Arc<std::sync::Mutex<Shared>>,
+) -> Result<Directive, tonic::Status> {
+    let report = {
+        let s = shared.lock().unwrap();
+        HeartbeatReport {
+            node: reg.node_id,
+            progress: s.progress.values().cloned().collect(),
+            finished: s.finished,
+            leaving: s.leaving,
+        }
+    };
+    let resp = client
+        .heartbeat(wire::HeartbeatRequest::from(report))
+        .await?
+        .into_inner();
+    Directive::try_from(resp).map_err(|e| tonic::Status::internal(e.to_string()))
+}
+
+/// Heartbeats every interval; each answer goes to the supervisor.
+async fn heartbeats(
+    mut client: Client,
+    reg: Registration,
+    shared: std::sync::Arc<std::sync::Mutex<Shared>>,
+    directives: watch::Sender<Directive>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(reg.heartbeat_interval_ms.max(50)));
+    loop {
+        tick.tick().await;
+        match send_heartbeat(&mut client, &reg, &shared).await {
+            Ok(d) => {
+                directives.send_if_modified(|cur| {
+                    let changed = *cur != d;
+                    *cur = d;
+                    changed
+                });
+            }
+            Err(s) => tracing::warn!(code = ?s.code(), error = %s.message(), "heartbeat failed"),
+        }
+    }
+}
+
+/// SIGTERM or SIGINT, as a channel.
+fn signals() -> Result<mpsc::Receiver<()>, NodeError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = mpsc::channel(1);
+    for kind in [SignalKind::terminate(), SignalKind::interrupt()] {
+        let mut s = signal(kind)?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                let _ = tx.send(()).await;
+            }
+        });
+    }
+    Ok(rx)
+}
+
+/// The worker binary to start training processes with: this executable.
+pub fn this_binary() -> std::io::Result<PathBuf> {
+    std::env::current_exe()
+}

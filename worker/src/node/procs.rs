@@ -1,0 +1,143 @@
+//! The training processes of one node in one round: `worker train` children with their
+//! global ranks, whose `--events-stdout` lines become [`ProcMsg`]s, and which can be asked
+//! to stop (SIGTERM: checkpoint and leave) or killed.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use proto::domain::Assignment;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::train::TrainEvent;
+
+/// What a child reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcMsg {
+    /// A training event of global rank `rank`.
+    Event {
+        /// The child's global rank.
+        rank: u32,
+        /// What it reported.
+        event: TrainEvent,
+    },
+}
+
+/// How the children are started.
+#[derive(Debug, Clone)]
+pub struct ProcSpec {
+    /// The `worker` binary.
+    pub worker_bin: PathBuf,
+    /// The training config.
+    pub config: PathBuf,
+    /// Seconds a collective waits for a peer (and for the group to form).
+    pub group_timeout_s: u64,
+}
+
+/// The running children, by global rank.
+#[derive(Debug)]
+pub struct TrainProcesses {
+    children: Vec<(u32, Child)>,
+}
+
+impl TrainProcesses {
+    /// Starts one child per global rank of `assignment` on this node; `addresses` are
+    /// this node's collective addresses (the one of global rank 0, if here, is listened
+    /// on by that child).
+    pub fn spawn(
+        spec: &ProcSpec,
+        assignment: &Assignment,
+        tx: &UnboundedSender<ProcMsg>,
+    ) -> std::io::Result<Self> {
+        let master = assignment
+            .peers
+            .iter()
+            .find(|p| p.rank == 0)
+            .map(|p| p.address.clone())
+            .unwrap_or_default();
+        let mut children = Vec::new();
+        for &rank in &assignment.global_ranks {
+            let mut child = Command::new(&spec.worker_bin)
+                .args(["--log-format", "json", "train", "--resume", "--events-stdout"])
+                .arg("--config")
+                .arg(&spec.config)
+                .args(["--rank", &rank.to_string()])
+                .args(["--world", &assignment.world_size.to_string()])
+                .args(["--master", &master])
+                .args(["--group-timeout-s", &spec.group_timeout_s.to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()?;
+            let stdout = child.stdout.take().expect("stdout is piped");
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    match serde_json::from_str::<TrainEvent>(&line) {
+                        Ok(event) => {
+                            let _ = tx.send(ProcMsg::Event { rank, event });
+                        }
+                        Err(e) => tracing::warn!(rank, error = %e, line, "unreadable event line"),
+                    }
+                }
+            });
+            tracing::info!(rank, world = assignment.world_size, %master, pid = child.id(), "training process started");
+            children.push((rank, child));
+        }
+        Ok(Self { children })
+    }
+
+    /// `Some(all_ok)` once every child exited; `None` while one runs. A child that
+    /// failed while others run is reported by [`any_failed`](Self::any_failed).
+    pub fn poll_exit(&mut self) -> Option<bool> {
+        let mut all_ok = true;
+        for (_, child) in &mut self.children {
+            match child.try_wait() {
+                Ok(Some(status)) => all_ok &= status.success(),
+                Ok(None) => return None,
+                Err(_) => all_ok = false,
+            }
+        }
+        Some(all_ok)
+    }
+
+    /// Whether a child exited with a failure.
+    pub fn any_failed(&mut self) -> bool {
+        self.children.iter_mut().any(|(rank, child)| match child.try_wait() {
+            Ok(Some(status)) if !status.success() => {
+                tracing::warn!(rank = *rank, %status, "training process failed");
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Asks every child to checkpoint and stop (SIGTERM), then waits for them.
+    pub async fn drain(&mut self) -> bool {
+        for (_, child) in &self.children {
+            if let Some(pid) = child.id() {
+                // SAFETY: kill(2) on a process id this node started and has not reaped.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                }
+            }
+        }
+        let mut all_ok = true;
+        for (_, child) in &mut self.children {
+            all_ok &= child.wait().await.is_ok_and(|s| s.success());
+        }
+        all_ok
+    }
+
+    /// Kills every child (SIGKILL) and reaps it.
+    pub async fn kill(&mut self) {
+        for (rank, child) in &mut self.children {
+            if child.try_wait().ok().flatten().is_none() {
+                tracing::info!(rank = *rank, "stopping training process");
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
