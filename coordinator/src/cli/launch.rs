@@ -127,7 +127,7 @@ async fn launch(
             newest_checkpoint(&status)
         ),
         Outcome::Interrupted => {
-            bail!("interrupted: the job was stopped (members drained to a checkpoint)")
+            bail!("interrupted: the job was stopped (members were told to checkpoint and exit)")
         }
         Outcome::WorkerFailed(e) => Err(e).context("the launch failed; the job was stopped"),
     }
