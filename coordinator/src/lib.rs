@@ -8,10 +8,12 @@
 //! - [`config`]: the `serve` configuration file, validated.
 //! - [`server`]: the tonic service over `state` and `store`, the token check and the
 //!   failure-detection timer; [`status`] maps every library error to a gRPC status.
+//! - [`launch`]: the token, worker binary and local worker supervision of `launch`.
 
 /// The client with the token attached (it lives in `proto`, which workers share).
 pub use proto::client;
 pub mod config;
+pub mod launch;
 pub mod server;
 pub mod state;
 pub mod status;

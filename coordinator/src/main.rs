@@ -1,4 +1,4 @@
-//! `coordinator` command line: `serve` runs the coordinator, `status` and `stop` talk to
+//! `coordinator` command line: `launch` runs a whole job, `serve` runs the coordinator, `status` and `stop` talk to
 //! a running one.
 
 mod cli;
@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the coordinator in this process, start or await the workers, follow the job.
+    Launch(cli::launch::LaunchArgs),
     /// Run the coordinator service.
     Serve(cli::serve::ServeArgs),
     /// Print the job, members, round, progress, throughput and checkpoints.
@@ -32,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Launch(args) => cli::launch::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Status(args) => cli::status::run(args),
         Command::Stop(args) => cli::stop::run(args),

@@ -29,7 +29,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Completes on Ctrl-C or SIGTERM (what Kubernetes and Slurm send).
-async fn signal() {
+pub async fn signal() {
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let mut term = match term {
         Ok(term) => term,

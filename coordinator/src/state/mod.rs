@@ -10,11 +10,13 @@
 //! - [`rendezvous`]: joining rounds, closing them, deterministic rank assignment.
 //! - [`checkpoints`]: the checkpoint registry and the resume position.
 //! - [`job`]: the job's phase, directives, the periodic tick, stop and status.
+//! - [`supervision`]: restarting the local worker processes of `coordinator launch`.
 
 pub mod checkpoints;
 pub mod job;
 pub mod membership;
 pub mod rendezvous;
+pub mod supervision;
 
 use proto::domain::{
     CheckpointInfo, DataPosition, JobId, JobPhase, NodeId, NodeSpec, Peer, RankProgress,

@@ -1,0 +1,292 @@
+//! Support for `coordinator launch`: the shared token of a launch folder, finding the
+//! `worker` binary, and supervising local worker processes (restarted after a failure
+//! as [`crate::state::supervision`] decides).
+
+use crate::state::supervision::{on_worker_exit, ExitVerdict, RestartPolicy};
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Something a launch cannot get past.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The token file cannot be read or written.
+    #[error("token file {path}: {source}")]
+    Token {
+        /// Token file path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The token file exists but holds nothing.
+    #[error("token file {0} is empty: delete it to get a fresh token")]
+    EmptyToken(PathBuf),
+    /// No random bytes for the token.
+    #[error("cannot read /dev/urandom for a token: {0}")]
+    Random(std::io::Error),
+    /// The worker binary is not there.
+    #[error(
+        "worker binary {0} not found: build it with cargo build --release -p worker, or pass --worker-bin"
+    )]
+    WorkerMissing(PathBuf),
+    /// The folder of the running executable is unknown.
+    #[error(
+        "cannot locate the running executable to find `worker` next to it ({0}); pass --worker-bin"
+    )]
+    NoCurrentExe(std::io::Error),
+    /// A worker's log cannot be opened.
+    #[error("cannot open the worker log {path}: {source}")]
+    Log {
+        /// Log path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A worker process cannot be started.
+    #[error("cannot start local worker {index} ({program}): {source}; see {log}")]
+    Spawn {
+        /// Worker index.
+        index: usize,
+        /// The program.
+        program: PathBuf,
+        /// Its log.
+        log: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A worker kept failing.
+    #[error(
+        "local worker {index} failed ({status}) after {restarts} restart(s); see its log {log}"
+    )]
+    WorkerFailed {
+        /// Worker index.
+        index: usize,
+        /// Its last exit status.
+        status: String,
+        /// Restarts made.
+        restarts: u32,
+        /// Its log.
+        log: PathBuf,
+    },
+}
+
+/// The token of a launch: `env_token` when given (nothing is written), else the one in
+/// `WORK_DIR/token`, else a fresh random one (32 bytes of `/dev/urandom`, hex) written
+/// there with mode 0600. Returns the token and the file holding it, if any.
+pub fn launch_token(
+    work_dir: &Path,
+    env_token: Option<String>,
+) -> Result<(String, Option<PathBuf>), LaunchError> {
+    if let Some(token) = env_token.filter(|t| !t.trim().is_empty()) {
+        return Ok((token.trim().to_string(), None));
+    }
+    let path = work_dir.join("token");
+    let err = |source| LaunchError::Token {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().is_empty() => return Err(LaunchError::EmptyToken(path)),
+        Ok(text) => return Ok((text.trim().to_string(), Some(path))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(LaunchError::Random)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(err)?;
+    writeln!(file, "{token}").map_err(err)?;
+    Ok((token, Some(path)))
+}
+
+/// The worker binary: `explicit` when given, else `worker` next to the running
+/// executable; an error saying how to build it when it is missing.
+pub fn worker_binary(explicit: Option<&Path>) -> Result<PathBuf, LaunchError> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let exe = std::env::current_exe().map_err(LaunchError::NoCurrentExe)?;
+            exe.parent().unwrap_or(Path::new(".")).join("worker")
+        }
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(LaunchError::WorkerMissing(path))
+    }
+}
+
+/// One local worker process to keep running.
+#[derive(Debug, Clone)]
+pub struct LocalWorker {
+    /// Its index (`local-<index>`).
+    pub index: usize,
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Environment variables added to ours.
+    pub env: Vec<(String, String)>,
+    /// Its stderr is appended here.
+    pub log: PathBuf,
+}
+
+/// How a supervised worker ended without failing the launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerEnd {
+    /// It exited on its own (0, or after the job was over).
+    Exited,
+    /// It was killed on request.
+    Killed,
+}
+
+/// Runs `worker` until it exits cleanly or the job is over, restarting it after
+/// failures per `policy`. `job_over` turns true when the job finished or stopped;
+/// `kill` turning true kills the process and returns.
+pub async fn supervise(
+    worker: LocalWorker,
+    policy: RestartPolicy,
+    job_over: watch::Receiver<bool>,
+    mut kill: watch::Receiver<bool>,
+) -> Result<WorkerEnd, LaunchError> {
+    let mut restarts = 0;
+    loop {
+        let mut child = spawn(&worker)?;
+        tracing::info!(worker = worker.index, pid = child.id(), log = %worker.log.display(), "local worker started");
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = killed(&mut kill) => {
+                let _ = child.kill().await;
+                return Ok(WorkerEnd::Killed);
+            }
+        };
+        let (success, text) = match &status {
+            Ok(s) => (s.success(), s.to_string()),
+            Err(e) => (false, format!("wait failed: {e}")),
+        };
+        let over = *job_over.borrow();
+        let verdict = on_worker_exit(success, over, restarts, &policy);
+        match verdict {
+            ExitVerdict::Done => {
+                tracing::info!(worker = worker.index, status = %text, "local worker exited");
+                return Ok(WorkerEnd::Exited);
+            }
+            ExitVerdict::GiveUp { restarts } => {
+                return Err(LaunchError::WorkerFailed {
+                    index: worker.index,
+                    status: text,
+                    restarts,
+                    log: worker.log.clone(),
+                })
+            }
+            ExitVerdict::Restart { attempt, after_ms } => {
+                tracing::warn!(
+                    worker = worker.index,
+                    status = %text,
+                    attempt,
+                    of = policy.max_restarts,
+                    after_ms,
+                    log = %worker.log.display(),
+                    "local worker failed; restarting it"
+                );
+                restarts = attempt;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(after_ms)) => {}
+                    _ = killed(&mut kill) => return Ok(WorkerEnd::Killed),
+                }
+            }
+        }
+    }
+}
+
+/// Completes once `kill` is true (never when its sender is gone).
+async fn killed(kill: &mut watch::Receiver<bool>) {
+    if kill.wait_for(|k| *k).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn spawn(worker: &LocalWorker) -> Result<tokio::process::Child, LaunchError> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&worker.log)
+        .map_err(|source| LaunchError::Log {
+            path: worker.log.clone(),
+            source,
+        })?;
+    tokio::process::Command::new(&worker.program)
+        .args(&worker.args)
+        .envs(worker.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| LaunchError::Spawn {
+            index: worker.index,
+            program: worker.program.clone(),
+            log: worker.log.clone(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_fresh_token_is_private_hex_and_reused_on_the_next_launch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (token, path) = launch_token(dir.path(), None).unwrap();
+        let path = path.expect("a token file");
+        assert_eq!(token.len(), 64);
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (again, _) = launch_token(dir.path(), None).unwrap();
+        assert_eq!(again, token, "the existing token file is reused");
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(launch_token(other.path(), None).unwrap().0, token);
+    }
+
+    #[test]
+    fn the_environment_token_wins_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (token, path) = launch_token(dir.path(), Some(" env-token\n".into())).unwrap();
+        assert_eq!((token.as_str(), path), ("env-token", None));
+        assert!(!dir.path().join("token").exists());
+    }
+
+    #[test]
+    fn an_empty_token_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "\n").unwrap();
+        assert!(matches!(
+            launch_token(dir.path(), None),
+            Err(LaunchError::EmptyToken(_))
+        ));
+    }
+
+    #[test]
+    fn a_missing_worker_binary_says_how_to_build_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("worker");
+        let err = worker_binary(Some(&missing)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&missing.display().to_string()), "{text}");
+        assert!(text.contains("cargo build --release -p worker"), "{text}");
+    }
+}
