@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Train one process (CPU or one GPU) as a config says; checkpoints to its URL.
     Train(cli::train::Args),
+    /// Run this node's part of a job the coordinator runs (register, rendezvous, train).
+    Join(cli::join::Args),
     /// Measure a checkpoint.
     #[command(subcommand)]
     Eval(cli::eval::EvalCommand),
@@ -37,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     dataloader::logging::init(cli.log_format);
     match cli.command {
         Command::Train(a) => cli::train::run(a),
+        Command::Join(a) => cli::join::run_join(a),
         Command::Eval(c) => cli::eval::run(c),
         Command::Bench(c) => cli::bench::run(c),
     }

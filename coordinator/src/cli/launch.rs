@@ -269,11 +269,11 @@ fn progress_line(s: &JobStatus) -> String {
         None => ("-".into(), "-".into()),
     };
     format!(
-        "job {}: round {}, world size {}, {} node(s) joined, rank 0 step {step} loss {loss}, {:.1} samples/s, {}",
+        "job {}: round {}, world size {}, {} node(s) alive, rank 0 step {step} loss {loss}, {:.1} samples/s, {}",
         s.phase,
         s.round,
         s.world_size,
-        s.joined_nodes,
+        s.members.iter().filter(|m| m.alive).count(),
         s.samples_per_sec,
         newest_checkpoint(s)
     )

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod join;
 pub mod train;
 
 use anyhow::Context;

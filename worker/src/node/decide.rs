@@ -100,8 +100,15 @@ mod tests {
     fn rejoin_only_moves_forward() {
         let rejoin = |r| Event::Directive(Directive::Rejoin { round: r });
         assert_eq!(decide(TRAINING, rejoin(4)), Action::Rejoin { round: 4 });
-        assert_eq!(decide(TRAINING, rejoin(3)), Action::Wait, "the round already running");
-        assert_eq!(decide(Phase::Failed, rejoin(5)), Action::Rejoin { round: 5 });
+        assert_eq!(
+            decide(TRAINING, rejoin(3)),
+            Action::Wait,
+            "the round already running"
+        );
+        assert_eq!(
+            decide(Phase::Failed, rejoin(5)),
+            Action::Rejoin { round: 5 }
+        );
         assert_eq!(decide(Phase::Finished, rejoin(5)), Action::Wait);
     }
 
@@ -119,13 +126,22 @@ mod tests {
     fn stop_drain_and_signals() {
         let stop = Event::Directive(Directive::Stop);
         let drain = Event::Directive(Directive::Drain);
-        assert_eq!(decide(Phase::Finished, stop), Action::Exit { success: true });
+        assert_eq!(
+            decide(Phase::Finished, stop),
+            Action::Exit { success: true }
+        );
         assert_eq!(decide(TRAINING, stop), Action::Exit { success: false });
         assert_eq!(decide(TRAINING, drain), Action::DrainAndExit);
-        assert_eq!(decide(Phase::Finished, drain), Action::Exit { success: true });
+        assert_eq!(
+            decide(Phase::Finished, drain),
+            Action::Exit { success: true }
+        );
         for phase in [TRAINING, Phase::Finished, Phase::Failed] {
             assert_eq!(decide(phase, Event::Terminate), Action::LeaveAndExit);
-            assert_eq!(decide(phase, Event::Directive(Directive::Continue)), Action::Wait);
+            assert_eq!(
+                decide(phase, Event::Directive(Directive::Continue)),
+                Action::Wait
+            );
         }
     }
 }

@@ -45,7 +45,11 @@ pub enum NodeError {
 }
 
 fn rpc(what: &str, status: tonic::Status) -> NodeError {
-    NodeError::Coordinator(format!("{what}: {} ({:?})", status.message(), status.code()))
+    NodeError::Coordinator(format!(
+        "{what}: {} ({:?})",
+        status.message(),
+        status.code()
+    ))
 }
 
 /// How the node runs.
@@ -75,7 +79,12 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     let mut reg = register(&mut client, &opts).await?;
     let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared::default()));
     let (dir_tx, mut dir_rx) = watch::channel(Directive::Continue);
-    let heartbeat = tokio::spawn(heartbeats(client.clone(), reg.clone(), shared.clone(), dir_tx));
+    let heartbeat = tokio::spawn(heartbeats(
+        client.clone(),
+        reg.clone(),
+        shared.clone(),
+        dir_tx,
+    ));
     let (tx, mut rx) = mpsc::unbounded_channel::<ProcMsg>();
     let mut terminate = signals()?;
     let mut round = 0;
@@ -85,7 +94,11 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             Err(e) => break 'rounds Err(e),
         };
         round = assignment.round;
-        shared.lock().unwrap().round = round;
+        {
+            let mut s = shared.lock().unwrap();
+            (s.round, s.world) = (round, assignment.world_size);
+            s.last_step_at.clear();
+        }
         tracing::info!(round, world = assignment.world_size, ranks = ?assignment.global_ranks, resume = ?assignment.resume_from.as_ref().map(|c| c.step), "round assigned");
         let mut procs = TrainProcesses::spawn(&opts.spec, &assignment, &tx)?;
         let mut phase = Phase::Training { round };
@@ -124,7 +137,10 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
                 Action::RestartRound => {
                     procs.kill().await;
                     phase = Phase::Failed;
-                    tracing::warn!(round, "a training process failed: registering again for a new round");
+                    tracing::warn!(
+                        round,
+                        "a training process failed: registering again for a new round"
+                    );
                     reg = register(&mut client, &opts).await?;
                 }
                 Action::DrainAndExit => {
@@ -140,7 +156,11 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
                 }
                 Action::Exit { success } => {
                     procs.kill().await;
-                    break 'rounds if success { Ok(()) } else { Err(NodeError::Stopped) };
+                    break 'rounds if success {
+                        Ok(())
+                    } else {
+                        Err(NodeError::Stopped)
+                    };
                 }
             }
         }
@@ -160,6 +180,8 @@ struct Shared {
     finished: bool,
     leaving: bool,
     round: u64,
+    world: u32,
+    last_step_at: BTreeMap<u32, std::time::Instant>,
 }
 
 async fn register(client: &mut Client, opts: &NodeOptions) -> Result<Registration, NodeError> {
@@ -200,12 +222,20 @@ async fn join(
             bootstrap_offer: Vec::new(),
             round,
         };
-        match client.join_rendezvous(wire::JoinRendezvousRequest::from(req)).await {
+        match client
+            .join_rendezvous(wire::JoinRendezvousRequest::from(req))
+            .await
+        {
             Ok(resp) => {
                 return Assignment::try_from(resp.into_inner())
                     .map_err(|e| NodeError::Coordinator(e.to_string()))
             }
-            Err(s) if matches!(s.code(), Code::Unavailable | Code::Aborted | Code::DeadlineExceeded) && attempt < 30 => {
+            Err(s)
+                if matches!(
+                    s.code(),
+                    Code::Unavailable | Code::Aborted | Code::DeadlineExceeded
+                ) && attempt < 30 =>
+            {
                 attempt += 1;
                 tracing::info!(round, code = ?s.code(), "rendezvous not ready; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -237,10 +267,23 @@ async fn on_message(
             samples,
         } => {
             let mut s = shared.lock().unwrap();
+            let now = std::time::Instant::now();
+            // This rank's share of the global batch per second, smoothed.
+            let share = samples as f64 / s.world.max(1) as f64;
+            let rate = s
+                .last_step_at
+                .insert(rank, now)
+                .map(|t| share / now.duration_since(t).as_secs_f64().max(1e-6));
             let p = s.progress.entry(rank).or_default();
             p.global_rank = rank;
             (p.step, p.epoch, p.samples_consumed, p.loss) = (step, epoch, consumed, loss);
-            p.samples_per_sec = samples as f64; // pairs per step; the rate is refined below
+            if let Some(rate) = rate {
+                p.samples_per_sec = if p.samples_per_sec > 0.0 {
+                    0.8 * p.samples_per_sec + 0.2 * rate
+                } else {
+                    rate
+                };
+            }
         }
         TrainEvent::Checkpoint {
             step,
@@ -266,7 +309,9 @@ async fn on_message(
                 .await
             {
                 Ok(_) => tracing::info!(step, url, "checkpoint registered"),
-                Err(s) => tracing::warn!(step, url, error = %s.message(), "checkpoint not registered"),
+                Err(s) => {
+                    tracing::warn!(step, url, error = %s.message(), "checkpoint not registered")
+                }
             }
         }
     }

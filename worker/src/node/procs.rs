@@ -59,7 +59,13 @@ impl TrainProcesses {
         let mut children = Vec::new();
         for &rank in &assignment.global_ranks {
             let mut child = Command::new(&spec.worker_bin)
-                .args(["--log-format", "json", "train", "--resume", "--events-stdout"])
+                .args([
+                    "--log-format",
+                    "json",
+                    "train",
+                    "--resume",
+                    "--events-stdout",
+                ])
                 .arg("--config")
                 .arg(&spec.config)
                 .args(["--rank", &rank.to_string()])
@@ -105,13 +111,15 @@ impl TrainProcesses {
 
     /// Whether a child exited with a failure.
     pub fn any_failed(&mut self) -> bool {
-        self.children.iter_mut().any(|(rank, child)| match child.try_wait() {
-            Ok(Some(status)) if !status.success() => {
-                tracing::warn!(rank = *rank, %status, "training process failed");
-                true
-            }
-            _ => false,
-        })
+        self.children
+            .iter_mut()
+            .any(|(rank, child)| match child.try_wait() {
+                Ok(Some(status)) if !status.success() => {
+                    tracing::warn!(rank = *rank, %status, "training process failed");
+                    true
+                }
+                _ => false,
+            })
     }
 
     /// Asks every child to checkpoint and stop (SIGTERM), then waits for them.

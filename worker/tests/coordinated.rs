@@ -1,0 +1,227 @@
+//! A coordinated job for real: a coordinator server (in the test process) and two
+//! `worker join` processes, each running a `worker train` rank. Things are killed for
+//! real (SIGKILL of a training process, of a whole worker with its processes, and a
+//! coordinator stopped and restarted on its database) and each time the job finishes, with
+//! its last checkpoint at the step and data position an uninterrupted run ends at.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, packed_photos, write_config};
+use coordinator::config::ServeConfig;
+use coordinator::server::RunningServer;
+use coordinator::state::Policy;
+use proto::domain::{JobPhase, JobStatus};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const TOKEN: &str = "test-token";
+const STEPS: u64 = 60;
+
+fn serve_config(dir: &Path, port: u16) -> ServeConfig {
+    ServeConfig {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        token: TOKEN.into(),
+        db_path: dir.join("coordinator.db"),
+        policy: Policy {
+            min_nodes: 2,
+            max_nodes: 2,
+            heartbeat_interval_ms: 200,
+            heartbeat_timeout_ms: 3_000,
+            rendezvous_settle_ms: 300,
+        },
+    }
+}
+
+fn join(dir: &Path, cfg: &Path, port: u16, name: &str) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .unwrap();
+    Command::new(WORKER)
+        .args(["--log-format", "json", "join", "--coordinator"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(cfg)
+        .args(["--node-name", name, "--group-timeout-s", "10"])
+        .env("COORDINATOR_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0) // the worker and its training processes, killable as one
+        .spawn()
+        .unwrap()
+}
+
+async fn status(port: u16) -> Option<JobStatus> {
+    let mut c = proto::client::connect(&format!("http://127.0.0.1:{port}"), TOKEN)
+        .await
+        .ok()?;
+    let s = c
+        .get_status(proto::wire::GetStatusRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    JobStatus::try_from(s).ok()
+}
+
+async fn wait_for(
+    port: u16,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&JobStatus) -> bool,
+) -> JobStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(s) = status(port).await {
+            if done(&s) {
+                return s;
+            }
+        }
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn newest_step(s: &JobStatus) -> u64 {
+    s.checkpoints.iter().map(|c| c.step).max().unwrap_or(0)
+}
+
+/// The job finished with its newest checkpoint where 60 uninterrupted steps of 8 over the
+/// 33-photo epoch end (4 steps per epoch, the last photo dropped), after `min_rounds`.
+fn assert_finished_right(s: &JobStatus, min_rounds: u64) {
+    assert_eq!(s.phase, JobPhase::Finished, "{s:?}");
+    let newest = s.checkpoints.iter().max_by_key(|c| c.step).unwrap();
+    assert_eq!(newest.step, STEPS);
+    let per_epoch = 33 / 8;
+    assert_eq!(
+        (newest.position.epoch, newest.position.samples_consumed),
+        ((STEPS - 1) / per_epoch, ((STEPS - 1) % per_epoch + 1) * 8),
+        "no sample skipped or repeated: the data position of an uninterrupted run"
+    );
+    assert!(s.round >= min_rounds, "round {} after a failure", s.round);
+}
+
+fn kill_group(child: &Child) {
+    // SAFETY: a process group this test created.
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+fn reap(children: Vec<Child>) {
+    for mut c in children {
+        let t = Instant::now();
+        while c.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        kill_group(&c);
+        let _ = c.wait();
+    }
+}
+
+/// Runs a 2-node job with `disturb` called once the first checkpoints exist.
+fn run_job(
+    disturb: impl FnOnce(
+        &tokio::runtime::Runtime,
+        &Path,
+        &Path,
+        u16,
+        &mut Vec<Child>,
+        &mut Option<RunningServer>,
+    ),
+) -> Option<JobStatus> {
+    let dir = tempfile::tempdir().unwrap();
+    let data = packed_photos(dir.path())?;
+    let cfg = write_config(dir.path(), &data, STEPS);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = free_port();
+    let mut server = Some(
+        rt.block_on(RunningServer::start(serve_config(dir.path(), port)))
+            .unwrap(),
+    );
+    let mut workers = vec![
+        join(dir.path(), &cfg, port, "node-a"),
+        join(dir.path(), &cfg, port, "node-b"),
+    ];
+    rt.block_on(wait_for(
+        port,
+        "training to start",
+        Duration::from_secs(120),
+        |s| newest_step(s) >= 6,
+    ));
+    disturb(&rt, dir.path(), &cfg, port, &mut workers, &mut server);
+    let s = rt.block_on(wait_for(
+        port,
+        "the job to finish",
+        Duration::from_secs(240),
+        |s| s.phase.is_over(),
+    ));
+    reap(workers);
+    if let Some(server) = server {
+        rt.block_on(server.shutdown()).unwrap();
+    }
+    Some(s)
+}
+
+#[test]
+fn a_training_process_killed_mid_epoch_is_replaced_and_the_job_finishes() {
+    let Some(s) = run_job(|_, _, _, _, workers, _| {
+        let out = Command::new("pgrep")
+            .args(["-P", &workers[1].id().to_string()])
+            .output()
+            .unwrap();
+        let pid: i32 = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .lines()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }) else {
+        return;
+    };
+    assert_finished_right(&s, 2);
+}
+
+#[test]
+fn a_whole_worker_killed_is_replaced_and_the_job_finishes() {
+    let Some(s) = run_job(|_, dir, cfg, port, workers, _| {
+        kill_group(&workers[1]);
+        let _ = workers[1].wait();
+        // What a supervisor (Kubernetes, Slurm, `coordinator launch --local`) does.
+        workers[1] = join(dir, cfg, port, "node-b");
+    }) else {
+        return;
+    };
+    assert_finished_right(&s, 2);
+}
+
+#[test]
+fn a_restarted_coordinator_carries_on_from_its_database() {
+    let Some(s) = run_job(|rt, dir, _, port, _, server| {
+        let before = rt.block_on(status(port)).unwrap();
+        rt.block_on(server.take().unwrap().shutdown()).unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        *server = Some(
+            rt.block_on(RunningServer::start(serve_config(dir, port)))
+                .unwrap(),
+        );
+        let after = rt.block_on(status(port)).unwrap();
+        assert_eq!(after.round, before.round, "same round after the restart");
+        assert!(
+            newest_step(&after) >= newest_step(&before),
+            "checkpoint registry kept"
+        );
+    }) else {
+        return;
+    };
+    assert_finished_right(&s, 1);
+}
