@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: split a photo folder by camera model, pack both sides into webdataset
-# shards, train configs/cpu-small.toml on the training side (one CPU process), and measure
-# zero-shot retrieval on the camera models training never saw.
+# shards, train configs/cpu-small.toml on the training side as a coordinated job
+# (`coordinator launch --nodes 2 --local`: a coordinator and two local worker nodes, one
+# CPU training process each, data-parallel), and measure zero-shot retrieval on the camera
+# models training never saw.
 #
 #   ./run.sh [PHOTO_DIR]
 #
@@ -10,12 +12,13 @@
 # $WORK_DIR (default ./work). Set OUT_URL to put datasets and checkpoints in object storage
 # instead (s3://bucket/prefix with AWS_* variables and, for S3-compatible servers,
 # AWS_ENDPOINT_URL). Running it again continues (or just re-measures) the same run; delete
-# the checkpoints to start over. CONFIG picks another training config.
+# the checkpoints to start over. CONFIG picks another training config, NODES the number of
+# local worker nodes.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 scripts/setup.sh
-cargo build --release -p dataloader -p worker
+cargo build --release -p dataloader -p worker -p coordinator
 dl=target/release/dataloader
 wk=target/release/worker
 work=${WORK_DIR:-work}
@@ -42,8 +45,12 @@ for side in train holdout; do
   "$dl" pack "$work/$side.txt" --out "$out/$side-packed" --zstd --shard-size-mb 32
 done
 
-run=$out/runs/$(basename "$config" .toml)
-"$wk" train --config "$config" --data "$out/train-packed" --checkpoints "$run/checkpoints" \
-  --resume --summary "$work/$(basename "$config" .toml)-summary.json"
-"$wk" eval retrieval --config "$config" --checkpoints "$run/checkpoints" \
-  --data "$out/holdout-packed" --batch 32 --rounds 8
+# The job's config: the chosen one with this run's dataset and checkpoint locations.
+name=$(basename "$config" .toml)
+run=$out/runs/$name
+job=$work/$name-job.toml
+sed -e "/^\[data\]/,/^\[/ s#^url = .*#url = \"$out/train-packed\"#" \
+    -e "/^\[checkpoint\]/,/^\[/ s#^url = .*#url = \"$run/checkpoints\"#" "$config" > "$job"
+rm -rf "$work/launch-$name"
+target/release/coordinator launch --nodes "${NODES:-2}" --local --config "$job" --work-dir "$work/launch-$name"
+"$wk" eval retrieval --config "$job" --data "$out/holdout-packed" --batch 32 --rounds 8

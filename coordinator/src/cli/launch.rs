@@ -150,6 +150,8 @@ async fn drive(
         max_backoff_ms: 30_000,
     };
     if let Some(program) = worker_bin {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads_per_node = (cores / args.nodes as usize).max(1);
         for index in 0..args.nodes as usize {
             let worker = LocalWorker {
                 index,
@@ -165,7 +167,12 @@ async fn drive(
                     "--node-name".into(),
                     format!("local-{index}"),
                 ],
-                env: vec![(TOKEN_ENV.into(), token.into())],
+                env: vec![
+                    (TOKEN_ENV.into(), token.into()),
+                    // The local nodes share this machine's cores: one libtorch thread
+                    // pool each of its share, not each of all the cores.
+                    ("OMP_NUM_THREADS".into(), threads_per_node.to_string()),
+                ],
                 log: args.work_dir.join(format!("worker-{index}.log")),
             };
             workers.spawn(supervise(worker, policy, over_rx.clone(), kill_rx.clone()));

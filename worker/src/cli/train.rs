@@ -60,6 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(url) = args.checkpoints.clone() {
         cfg.spec.checkpoint.url = url;
     }
+    // The dataset URL is part of what the digest covers.
+    cfg.digest = worker::config::ConfigDigest::of(&cfg.spec);
     let opts = TrainOptions {
         resume: args.resume,
         stop_at_step: args.stop_at_step,
