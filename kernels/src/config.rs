@@ -338,6 +338,27 @@ pub enum Objective {
 }
 
 impl ModelConfig {
+    /// A model of a few thousand parameters, for tests and examples: basic-block ResNet
+    /// `[1, 1, 1, 1]` of width 4 (any patch of 32 px or more), a one-layer DistilBERT of
+    /// hidden size 16 over a 60-token vocabulary with end-token pooling, 8-dimensional
+    /// embeddings, CLIP's learnable temperature.
+    pub fn tiny(objective: Objective) -> Self {
+        let mut text = TextTowerConfig::distilbert_base(Pooling::EndToken);
+        (text.vocab_size, text.hidden_size, text.num_layers) = (60, 16, 1);
+        (text.num_heads, text.intermediate_size) = (2, 32);
+        ModelConfig {
+            image: ImageTowerConfig {
+                block: Block::Basic,
+                layers: [1, 1, 1, 1],
+                width: 4,
+            },
+            text,
+            embed_dim: 8,
+            temperature: Temperature::clip(),
+            objective,
+        }
+    }
+
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.image.validate()?;

@@ -137,25 +137,8 @@ fn check_pairs(img: &Tensor, txt: &Tensor) -> Result<(), KernelsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Block, ImageTowerConfig, Pooling, Temperature, TextTowerConfig};
+    use crate::config::ModelConfig;
     use tch::{Device, Kind};
-
-    fn tiny(objective: Objective) -> ModelConfig {
-        let mut text = TextTowerConfig::distilbert_base(Pooling::EndToken);
-        (text.vocab_size, text.hidden_size, text.num_layers) = (50, 16, 1);
-        (text.num_heads, text.intermediate_size) = (2, 32);
-        ModelConfig {
-            image: ImageTowerConfig {
-                block: Block::Basic,
-                layers: [1, 1, 1, 1],
-                width: 4,
-            },
-            text,
-            embed_dim: 8,
-            temperature: Temperature::clip(),
-            objective,
-        }
-    }
 
     fn pixels(n: i64, seed: i64) -> Tensor {
         tch::manual_seed(seed);
@@ -166,7 +149,7 @@ mod tests {
     #[test]
     fn image_text_loss_reaches_both_towers_and_the_temperature() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = JointModel::new(&vs.root(), &tiny(Objective::ImageText)).unwrap();
+        let model = JointModel::new(&vs.root(), &ModelConfig::tiny(Objective::ImageText)).unwrap();
         let ids = Tensor::from_slice(&[1i64, 5, 2, 1, 7, 2, 1, 9, 0]).view([3, 3]);
         let mask = ids.ne(0).to_kind(Kind::Int64);
         let loss = model
@@ -194,7 +177,7 @@ mod tests {
     #[test]
     fn crop_clr_has_no_text_tower_and_trains_the_image_tower() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = JointModel::new(&vs.root(), &tiny(Objective::CropClr)).unwrap();
+        let model = JointModel::new(&vs.root(), &ModelConfig::tiny(Objective::CropClr)).unwrap();
         assert!(model.text.is_none());
         assert!(!vs.variables().keys().any(|k| k.starts_with("text.")));
         let loss = model
@@ -212,7 +195,7 @@ mod tests {
 
     #[test]
     fn an_invalid_config_is_refused_before_building() {
-        let mut cfg = tiny(Objective::ImageText);
+        let mut cfg = ModelConfig::tiny(Objective::ImageText);
         cfg.text.num_heads = 3;
         let vs = nn::VarStore::new(Device::Cpu);
         let err = JointModel::new(&vs.root(), &cfg).unwrap_err();

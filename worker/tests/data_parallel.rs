@@ -7,9 +7,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use kernels::config::{
-    Block, ImageTowerConfig, ModelConfig, Objective, Pooling, Temperature, TextTowerConfig,
-};
+use kernels::config::{ModelConfig, Objective};
 use kernels::joint::JointModel;
 use kernels::resnet::preprocess;
 use tch::{nn, Device, Kind, Tensor};
@@ -20,23 +18,6 @@ use worker::train::step::{forward_backward, split_variables, StepInputs, StepSet
 
 const GLOBAL: i64 = 8;
 const STEPS: u64 = 3;
-
-fn model_config(objective: Objective) -> ModelConfig {
-    let mut text = TextTowerConfig::distilbert_base(Pooling::EndToken);
-    (text.vocab_size, text.hidden_size, text.num_layers) = (60, 16, 1);
-    (text.num_heads, text.intermediate_size) = (2, 32);
-    ModelConfig {
-        image: ImageTowerConfig {
-            block: Block::Basic,
-            layers: [1, 1, 1, 1],
-            width: 4,
-        },
-        text,
-        embed_dim: 8,
-        temperature: Temperature::clip(),
-        objective,
-    }
-}
 
 /// The global batch, fixed by a seed independent of libtorch's generator.
 fn global_batch() -> (Tensor, Tensor, Tensor, Tensor) {
@@ -67,7 +48,7 @@ fn run(
 ) -> RunResult {
     tch::manual_seed(init_seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let cfg = model_config(objective);
+    let cfg = ModelConfig::tiny(objective);
     let model = JointModel::new(&vs.root(), &cfg).unwrap();
     broadcast_variables(coll, &vs).unwrap();
     let (trained, buffers) = split_variables(&vs);
@@ -172,7 +153,7 @@ fn two_ranks_with_half_batches_train_like_one_rank_with_the_whole_batch() {
         let (_, init) = {
             tch::manual_seed(1);
             let vs = nn::VarStore::new(Device::Cpu);
-            let _m = JointModel::new(&vs.root(), &model_config(objective)).unwrap();
+            let _m = JointModel::new(&vs.root(), &ModelConfig::tiny(objective)).unwrap();
             let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
             named.sort_by(|a, b| a.0.cmp(&b.0));
             ((), named)

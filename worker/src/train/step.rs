@@ -344,25 +344,8 @@ pub fn needs_two_crops(cfg: &ModelConfig) -> bool {
 mod tests {
     use super::*;
     use crate::collective::Solo;
-    use kernels::config::{Block, ImageTowerConfig, Pooling, Temperature, TextTowerConfig};
+    use kernels::config::ModelConfig;
     use tch::Kind;
-
-    fn tiny(objective: Objective) -> ModelConfig {
-        let mut text = TextTowerConfig::distilbert_base(Pooling::EndToken);
-        (text.vocab_size, text.hidden_size, text.num_layers) = (60, 16, 1);
-        (text.num_heads, text.intermediate_size) = (2, 32);
-        ModelConfig {
-            image: ImageTowerConfig {
-                block: Block::Basic,
-                layers: [1, 1, 1, 1],
-                width: 4,
-            },
-            text,
-            embed_dim: 8,
-            temperature: Temperature::clip(),
-            objective,
-        }
-    }
 
     fn grads(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
         let mut g: Vec<(String, Tensor)> = vs
@@ -404,7 +387,7 @@ mod tests {
                 },
             };
             let vs = nn::VarStore::new(Device::Cpu);
-            let model = JointModel::new(&vs.root(), &tiny(objective)).unwrap();
+            let model = JointModel::new(&vs.root(), &ModelConfig::tiny(objective)).unwrap();
             let (_, buffers) = split_variables(&vs);
             let settings = |micro| StepSettings {
                 buffers: &buffers,

@@ -90,9 +90,7 @@ impl TextCache {
 mod tests {
     use super::*;
     use dataloader::order::Position;
-    use kernels::config::{
-        Block, ImageTowerConfig, ModelConfig, Objective, Pooling, Temperature, TextTowerConfig,
-    };
+    use kernels::config::{ModelConfig, Objective};
     use tch::{nn, Device};
 
     fn batch(texts: &[&str], rows: &[[u32; 4]]) -> Batch {
@@ -116,20 +114,7 @@ mod tests {
 
     #[test]
     fn each_distinct_text_is_encoded_once_and_rows_equal_a_direct_pass() {
-        let mut text = TextTowerConfig::minilm_l6(Pooling::EndToken);
-        (text.vocab_size, text.hidden_size, text.num_layers) = (40, 16, 1);
-        (text.num_heads, text.intermediate_size) = (2, 32);
-        let cfg = ModelConfig {
-            image: ImageTowerConfig {
-                block: Block::Basic,
-                layers: [1, 1, 1, 1],
-                width: 4,
-            },
-            text,
-            embed_dim: 8,
-            temperature: Temperature::clip(),
-            objective: Objective::ImageText,
-        };
+        let cfg = ModelConfig::tiny(Objective::ImageText);
         let vs = nn::VarStore::new(Device::Cpu);
         let model = JointModel::new(&vs.root(), &cfg).unwrap();
         let a = [1, 5, 2, 0];
