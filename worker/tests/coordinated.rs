@@ -1,8 +1,11 @@
-//! A coordinated job for real: a coordinator server (in the test process) and two
-//! `worker join` processes, each running a `worker train` rank. Things are killed for
-//! real (SIGKILL of a training process, of a whole worker with its processes, and a
-//! coordinator stopped and restarted on its database) and each time the job finishes, with
-//! its last checkpoint at the step and data position an uninterrupted run ends at.
+//! A coordinated job for real: a `coordinator serve` process and two `worker join`
+//! processes, each running a `worker train` rank. Things are killed with SIGKILL (a
+//! training process, a whole worker with its processes, the coordinator, which is then
+//! restarted on its database) and each time the job finishes, with its last checkpoint at
+//! the step and data position an uninterrupted run ends at.
+//!
+//! The coordinator binary is the one built beside the worker binary (`cargo build
+//! --workspace`, as `./test.sh` does).
 
 mod common;
 
@@ -12,28 +15,42 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{free_port, packed_photos, write_config};
-use coordinator::config::ServeConfig;
-use coordinator::server::RunningServer;
-use coordinator::state::Policy;
 use proto::domain::{JobPhase, JobStatus};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const TOKEN: &str = "test-token";
 const STEPS: u64 = 60;
 
-fn serve_config(dir: &Path, port: u16) -> ServeConfig {
-    ServeConfig {
-        listen: format!("127.0.0.1:{port}").parse().unwrap(),
-        token: TOKEN.into(),
-        db_path: dir.join("coordinator.db"),
-        policy: Policy {
-            min_nodes: 2,
-            max_nodes: 2,
-            heartbeat_interval_ms: 200,
-            heartbeat_timeout_ms: 3_000,
-            rendezvous_settle_ms: 300,
-        },
-    }
+/// Starts `coordinator serve` on `port` with its database in `dir`.
+fn serve(dir: &Path, port: u16) -> Child {
+    let config = dir.join("coordinator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndb_path = \"coordinator.db\"\nmin_nodes = 2\nmax_nodes = 2\n\
+             heartbeat_interval_ms = 200\nheartbeat_timeout_ms = 3000\nrendezvous_settle_ms = 300\n"
+        ),
+    )
+    .unwrap();
+    let bin = Path::new(WORKER).with_file_name("coordinator");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --workspace`",
+        bin.display()
+    );
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("coordinator.log"))
+        .unwrap();
+    Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("COORDINATOR_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 fn join(dir: &Path, cfg: &Path, port: u16, name: &str) -> Child {
@@ -125,24 +142,14 @@ fn reap(children: Vec<Child>) {
 
 /// Runs a 2-node job with `disturb` called once the first checkpoints exist.
 fn run_job(
-    disturb: impl FnOnce(
-        &tokio::runtime::Runtime,
-        &Path,
-        &Path,
-        u16,
-        &mut Vec<Child>,
-        &mut Option<RunningServer>,
-    ),
+    disturb: impl FnOnce(&tokio::runtime::Runtime, &Path, &Path, u16, &mut Vec<Child>, &mut Child),
 ) -> Option<JobStatus> {
     let dir = tempfile::tempdir().unwrap();
     let data = packed_photos(dir.path())?;
     let cfg = write_config(dir.path(), &data, STEPS);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let port = free_port();
-    let mut server = Some(
-        rt.block_on(RunningServer::start(serve_config(dir.path(), port)))
-            .unwrap(),
-    );
+    let mut server = serve(dir.path(), port);
     let mut workers = vec![
         join(dir.path(), &cfg, port, "node-a"),
         join(dir.path(), &cfg, port, "node-b"),
@@ -161,9 +168,8 @@ fn run_job(
         |s| s.phase.is_over(),
     ));
     reap(workers);
-    if let Some(server) = server {
-        rt.block_on(server.shutdown()).unwrap();
-    }
+    let _ = server.kill();
+    let _ = server.wait();
     Some(s)
 }
 
@@ -205,16 +211,19 @@ fn a_whole_worker_killed_is_replaced_and_the_job_finishes() {
 }
 
 #[test]
-fn a_restarted_coordinator_carries_on_from_its_database() {
+fn a_coordinator_killed_and_restarted_carries_on_from_its_database() {
     let Some(s) = run_job(|rt, dir, _, port, _, server| {
         let before = rt.block_on(status(port)).unwrap();
-        rt.block_on(server.take().unwrap().shutdown()).unwrap();
+        server.kill().unwrap(); // SIGKILL
+        server.wait().unwrap();
         std::thread::sleep(Duration::from_secs(1));
-        *server = Some(
-            rt.block_on(RunningServer::start(serve_config(dir, port)))
-                .unwrap(),
-        );
-        let after = rt.block_on(status(port)).unwrap();
+        *server = serve(dir, port);
+        let after = rt.block_on(wait_for(
+            port,
+            "the coordinator to answer",
+            Duration::from_secs(30),
+            |_| true,
+        ));
         assert_eq!(after.round, before.round, "same round after the restart");
         assert!(
             newest_step(&after) >= newest_step(&before),
