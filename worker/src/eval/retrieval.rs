@@ -18,7 +18,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use crate::train::data::DataSource;
-use crate::train::step::{StepInputs, TextInput};
+use crate::train::step::StepInputs;
 use crate::train::TrainError;
 
 /// How to measure.
@@ -116,19 +116,16 @@ pub fn evaluate(
                     patch.chance += 1.0 / n as f64;
                 }
                 if model.text.is_some() {
-                    let inputs = StepInputs::from_batch(
-                        &batch,
-                        kernels::config::Objective::ImageText,
-                        device,
+                    let (ids, mask) = kernels::text::tokens_to_tensors(
+                        &batch.input_ids,
+                        &batch.attention_mask,
+                        batch.seq_len,
                     )?;
-                    let StepInputs::ImageText {
-                        text: TextInput::Tokens { ids, mask },
-                        ..
-                    } = inputs
-                    else {
-                        unreachable!("ImageText inputs from a batch carry tokens")
-                    };
-                    let et = model.embed_texts(&ids, &mask, false)?;
+                    let et = model.embed_texts(
+                        &ids.to_device(device),
+                        &mask.to_device(device),
+                        false,
+                    )?;
                     let picks = argmax_rows(&ea.matmul(&et.tr()));
                     for (i, &p) in picks.iter().enumerate() {
                         let same = batch.texts.iter().filter(|t| **t == batch.texts[i]).count();
