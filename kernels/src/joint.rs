@@ -12,7 +12,7 @@
 use crate::config::{ModelConfig, Objective};
 use crate::error::KernelsError;
 use crate::loss::{l2_normalize, symmetric_infonce, LogitScale};
-use crate::resnet::ImageTower;
+use crate::resnet::{ImageTower, NormMode};
 use crate::text::TextTower;
 use tch::nn;
 use tch::Tensor;
@@ -52,6 +52,16 @@ impl JointModel {
     /// L2-normalised image embeddings `[N, D]` of normalised NCHW patches.
     pub fn embed_images(&self, images: &Tensor, train: bool) -> Tensor {
         l2_normalize(&self.image.forward_t(images, train))
+    }
+
+    /// [`Self::embed_images`] with the batch norms in mode `norm` (e.g. synchronised over
+    /// the ranks of a data-parallel job).
+    pub fn embed_images_with(
+        &self,
+        images: &Tensor,
+        norm: NormMode,
+    ) -> Result<Tensor, KernelsError> {
+        Ok(l2_normalize(&self.image.forward(images, norm)?))
     }
 
     /// L2-normalised text embeddings `[N, D]` (dropout, if configured, when `train`).

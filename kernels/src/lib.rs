@@ -20,6 +20,7 @@ pub mod error;
 pub mod joint;
 pub mod loss;
 pub mod resnet;
+pub mod sync_bn;
 pub mod text;
 pub mod weights;
 

@@ -13,6 +13,7 @@
 
 use crate::config::{Block, ImageTowerConfig};
 use crate::error::KernelsError;
+use crate::sync_bn::Attached;
 use tch::nn::{self, Module, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -42,6 +43,36 @@ fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
         ..Default::default()
     };
     nn::batch_norm2d(p, c, cfg)
+}
+
+/// Which statistics the batch norms normalise with.
+#[derive(Debug, Clone, Copy)]
+pub enum NormMode<'s, 'g> {
+    /// The running statistics (evaluation).
+    Running,
+    /// This batch's statistics; the running ones move (training, per rank).
+    Batch,
+    /// The statistics of every rank's batch together (training, synchronised).
+    Synced(&'s Attached<'g>),
+}
+
+impl NormMode<'_, '_> {
+    /// `Batch` when training, else `Running`.
+    pub fn local(train: bool) -> Self {
+        if train {
+            NormMode::Batch
+        } else {
+            NormMode::Running
+        }
+    }
+
+    fn apply(&self, xs: &Tensor, bn: &nn::BatchNorm) -> Result<Tensor, KernelsError> {
+        match self {
+            NormMode::Running => Ok(xs.apply_t(bn, false)),
+            NormMode::Batch => Ok(xs.apply_t(bn, true)),
+            NormMode::Synced(scope) => scope.batch_norm(xs, bn),
+        }
+    }
 }
 
 /// One residual block (basic or bottleneck) with its optional downsample shortcut.
@@ -90,20 +121,20 @@ impl ResBlock {
         Self { convs, downsample }
     }
 
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    fn forward(&self, xs: &Tensor, norm: NormMode) -> Result<Tensor, KernelsError> {
         let last = self.convs.len() - 1;
         let mut ys = xs.shallow_clone();
         for (i, (c, b)) in self.convs.iter().enumerate() {
-            ys = ys.apply(c).apply_t(b, train);
+            ys = norm.apply(&ys.apply(c), b)?;
             if i != last {
                 ys = ys.relu();
             }
         }
         let shortcut = match &self.downsample {
-            Some((c, b)) => xs.apply(c).apply_t(b, train),
+            Some((c, b)) => norm.apply(&xs.apply(c), b)?,
             None => xs.shallow_clone(),
         };
-        (ys + shortcut).relu()
+        Ok((ys + shortcut).relu())
     }
 }
 
@@ -160,25 +191,30 @@ impl ImageTower {
         self.feature_dim
     }
 
-    /// Pooled trunk features `[N, feature_dim]` of normalised NCHW input. `train` selects
-    /// batch statistics (and updates the running ones) in the batch norms.
-    pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = xs
-            .apply(&self.conv1)
-            .apply_t(&self.bn1, train)
+    /// Pooled trunk features `[N, feature_dim]` of normalised NCHW input, with the batch
+    /// norms in mode `norm`. Only synchronised norms can fail (the sum over ranks).
+    pub fn features(&self, xs: &Tensor, norm: NormMode) -> Result<Tensor, KernelsError> {
+        let mut ys = norm
+            .apply(&xs.apply(&self.conv1), &self.bn1)?
             .relu()
             .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for stage in &self.stages {
             for block in stage {
-                ys = block.forward_t(&ys, train);
+                ys = block.forward(&ys, norm)?;
             }
         }
-        ys.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        Ok(ys.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
     }
 
     /// Projected embedding `[N, embed_dim]` (not normalised) of normalised NCHW input.
+    pub fn forward(&self, xs: &Tensor, norm: NormMode) -> Result<Tensor, KernelsError> {
+        Ok(self.proj.forward(&self.features(xs, norm)?))
+    }
+
+    /// [`Self::forward`] with per-rank norms: batch statistics when `train`, else running.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.proj.forward(&self.features_t(xs, train))
+        self.forward(xs, NormMode::local(train))
+            .expect("only synchronised batch norms fail")
     }
 }
 
