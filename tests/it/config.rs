@@ -4,7 +4,9 @@
 //! learning-rate schedule resolves epochs to steps.
 
 use kernels::config::{Block, ImageTowerConfig, Objective, Pooling, Temperature, TextKind};
-use worker::config::{Config, ConfigError, Device, FieldError, Precision, TrainConfig};
+use worker::config::{
+    BatchNormStats, Config, ConfigError, Device, FieldError, Precision, TrainConfig,
+};
 
 use crate::support;
 
@@ -240,6 +242,11 @@ fn digest_follows_training_semantics_only() {
     assert_eq!(digest(&|c| c.data.decode_threads = Some(3)), base);
     assert_eq!(digest(&|c| c.train.micro_batch_size = Some(256)), base);
     assert_eq!(digest(&|c| c.train.device = "cuda:1".into()), base);
+    // The default batch norm is left out, so configs from before the option keep theirs.
+    assert_eq!(
+        digest(&|c| c.train.batch_norm = BatchNormStats::PerRank),
+        base
+    );
     // What it computes: changes.
     assert_ne!(digest(&|c| c.optim.lr = 2e-4), base);
     assert_ne!(digest(&|c| c.data.seed = 1), base);
@@ -259,6 +266,35 @@ fn digest_follows_training_semantics_only() {
         base
     );
     assert_ne!(digest(&|c| c.data.url = "s3://other/data".into()), base);
+    assert_ne!(
+        digest(&|c| c.train.batch_norm = BatchNormStats::Synced),
+        base
+    );
+}
+
+#[test]
+fn batch_norm_statistics_are_per_rank_unless_synced_is_asked_for() {
+    let path = support::repo_root().join("configs/cpu-small.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let parsed = Config::from_toml_str(&text, "cpu-small.toml").unwrap();
+    assert_eq!(parsed.spec.train.batch_norm, BatchNormStats::PerRank);
+    let synced = text.replace(
+        "device = \"cpu\"",
+        "device = \"cpu\"\nbatch_norm = \"synced\"",
+    );
+    let parsed = Config::from_toml_str(&synced, "synced.toml").unwrap();
+    assert_eq!(parsed.spec.train.batch_norm, BatchNormStats::Synced);
+    let bad = text.replace(
+        "device = \"cpu\"",
+        "device = \"cpu\"\nbatch_norm = \"global\"",
+    );
+    let err = Config::from_toml_str(&bad, "bad.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("batch_norm") && err.contains("synced"),
+        "{err}"
+    );
 }
 
 #[test]

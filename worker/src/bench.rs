@@ -113,6 +113,7 @@ pub fn time_steps(
             buffers: &buffers,
             micro: None,
             train: true,
+            sync_batch_norm: false,
             seed: 0,
             step: i as u64,
             embed_dim: spec.model.embed_dim,

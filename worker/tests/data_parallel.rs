@@ -1,8 +1,9 @@
 //! Data-parallel training over the CPU collective: two ranks with half the batch each give
 //! the same losses and weights as one rank with the whole batch (feature cache on or off),
 //! because every rank computes the loss over the all-gathered global batch and the
-//! gradients are summed. Batch norm runs on running statistics here (the normalisation
-//! then does not depend on the batch; per-rank batch statistics legitimately differ).
+//! gradients are summed. Batch norm runs either on running statistics (the normalisation
+//! then does not depend on the batch) or synchronised over the ranks; per-rank batch
+//! statistics legitimately differ, and the test checks that they do.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use worker::train::optimizer::{AdamW, AdamWConfig};
 use worker::train::step::{forward_backward, split_variables, StepInputs, StepSettings, TextInput};
 
 const GLOBAL: i64 = 8;
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const STEPS: u64 = 3;
 
 /// The global batch, fixed by a seed independent of libtorch's generator.
@@ -38,18 +40,46 @@ fn global_batch() -> (Tensor, Tensor, Tensor, Tensor) {
     )
 }
 
-/// Trains `STEPS` steps as rank `coll.rank()` of `coll.world()` on its share of the global
-/// batch; returns the losses and the final variables by name.
-fn run(
+/// How a run trains.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
     objective: Objective,
     micro: Option<i64>,
-    coll: &mut dyn Collective,
-    init_seed: i64,
-) -> RunResult {
-    tch::manual_seed(init_seed);
+    /// Batch norms on batch statistics (else running statistics).
+    train: bool,
+    /// Batch statistics over every rank.
+    sync: bool,
+    /// This rank's rows of the global batch (`None`: an equal share).
+    rows: Option<[(i64, i64); 2]>,
+}
+
+impl Setup {
+    fn new(objective: Objective, micro: Option<i64>) -> Self {
+        Self {
+            objective,
+            micro,
+            train: false,
+            sync: false,
+            rows: None,
+        }
+    }
+}
+
+/// Trains `STEPS` steps as rank `coll.rank()` of `coll.world()` on its share of the global
+/// batch; returns the losses and the final variables by name.
+fn run(setup: Setup, coll: &mut dyn Collective, init_seed: i64) -> RunResult {
+    let Setup {
+        objective, micro, ..
+    } = setup;
     let vs = nn::VarStore::new(Device::Cpu);
     let cfg = ModelConfig::tiny(objective);
-    let model = JointModel::new(&vs.root(), &cfg).unwrap();
+    let model = {
+        // libtorch's generator is global: ranks (threads) and tests build models one at a
+        // time so each initialisation is its seed's.
+        let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(init_seed);
+        JointModel::new(&vs.root(), &cfg).unwrap()
+    };
     broadcast_variables(coll, &vs).unwrap();
     let (trained, buffers) = split_variables(&vs);
     let params: Vec<Tensor> = trained.iter().map(|(_, t)| t.shallow_clone()).collect();
@@ -66,8 +96,13 @@ fn run(
             exempt_vectors: true,
         },
     );
-    let local = GLOBAL / coll.world() as i64;
-    let start = local * coll.rank() as i64;
+    let (start, local) = match setup.rows {
+        Some(rows) => rows[coll.rank()],
+        None => {
+            let local = GLOBAL / coll.world() as i64;
+            (local * coll.rank() as i64, local)
+        }
+    };
     let (a, b, ids, mask) = global_batch();
     let cut = |t: &Tensor| t.narrow(0, start, local);
     let inputs = match objective {
@@ -89,7 +124,8 @@ fn run(
         let settings = StepSettings {
             buffers: &buffers,
             micro,
-            train: false,
+            train: setup.train,
+            sync_batch_norm: setup.sync,
             seed: 0,
             step,
             embed_dim: cfg.embed_dim,
@@ -111,18 +147,18 @@ fn run(
 /// One rank's losses and final variables by name.
 type RunResult = (Vec<f64>, Vec<(String, Tensor)>);
 
-fn two_ranks(objective: Objective, micro: Option<i64>) -> Vec<RunResult> {
+fn two_ranks(setup: Setup) -> Vec<RunResult> {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let timeout = Duration::from_secs(30);
     let root = std::thread::spawn(move || {
         let mut c = TcpCollective::root(listener, 2, timeout).unwrap();
-        run(objective, micro, &mut c, 1)
+        run(setup, &mut c, 1)
     });
     let other = std::thread::spawn(move || {
         let mut c = TcpCollective::join(addr, 1, 2, timeout).unwrap();
         // Another initialisation: the broadcast from rank 0 must replace it.
-        run(objective, micro, &mut c, 77)
+        run(setup, &mut c, 77)
     });
     vec![root.join().unwrap(), other.join().unwrap()]
 }
@@ -134,23 +170,17 @@ fn two_ranks_with_half_batches_train_like_one_rank_with_the_whole_batch() {
         (Objective::ImageText, Some(2)),
         (Objective::CropClr, Some(3)),
     ] {
-        let (ref_losses, ref_vars) = run(objective, None, &mut Solo, 1);
-        for (rank, (losses, vars)) in two_ranks(objective, micro).into_iter().enumerate() {
+        let reference = run(Setup::new(objective, None), &mut Solo, 1);
+        for (rank, got) in two_ranks(Setup::new(objective, micro))
+            .into_iter()
+            .enumerate()
+        {
             let what = format!("{objective:?}, micro {micro:?}, rank {rank}");
-            for (a, b) in losses.iter().zip(&ref_losses) {
-                assert!(
-                    (a - b).abs() <= 1e-5,
-                    "{what}: losses {losses:?} vs {ref_losses:?}"
-                );
-            }
-            assert_eq!(vars.len(), ref_vars.len());
-            for ((name, x), (_, y)) in vars.iter().zip(&ref_vars) {
-                let diff = f64::try_from((x - y).abs().max()).unwrap();
-                assert!(diff <= 1e-5, "{what}: {name} differs by {diff}");
-            }
+            assert_same(&got, &reference, &what);
         }
         // The weights moved: the comparison is not between two untouched models.
         let (_, init) = {
+            let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
             tch::manual_seed(1);
             let vs = nn::VarStore::new(Device::Cpu);
             let _m = JointModel::new(&vs.root(), &ModelConfig::tiny(objective)).unwrap();
@@ -160,9 +190,77 @@ fn two_ranks_with_half_batches_train_like_one_rank_with_the_whole_batch() {
         };
         let moved = init
             .iter()
-            .zip(&ref_vars)
+            .zip(&reference.1)
             .any(|((_, x), (_, y))| f64::try_from((x - y).abs().max()).unwrap() > 1e-3);
         assert!(moved, "{objective:?}: training changed the weights");
         let _ = Kind::Float;
     }
+}
+
+/// Asserts equal losses and variables (within 1e-5).
+fn assert_same((losses, vars): &RunResult, (ref_losses, ref_vars): &RunResult, what: &str) {
+    for (a, b) in losses.iter().zip(ref_losses) {
+        assert!(
+            (a - b).abs() <= 1e-5,
+            "{what}: losses {losses:?} vs {ref_losses:?}"
+        );
+    }
+    assert_eq!(vars.len(), ref_vars.len());
+    for ((name, x), (_, y)) in vars.iter().zip(ref_vars) {
+        let diff = f64::try_from((x - y).abs().max()).unwrap();
+        assert!(diff <= 1e-5, "{what}: {name} differs by {diff}");
+    }
+}
+
+/// Largest difference between two runs' variables.
+fn max_difference(a: &RunResult, b: &RunResult) -> f64 {
+    a.1.iter()
+        .zip(&b.1)
+        .map(|((_, x), (_, y))| f64::try_from((x - y).abs().max()).unwrap())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn synchronised_batch_norm_makes_two_ranks_train_like_one_with_batch_statistics() {
+    for objective in [Objective::ImageText, Objective::CropClr] {
+        let batch_stats = Setup {
+            train: true,
+            ..Setup::new(objective, None)
+        };
+        let reference = run(batch_stats, &mut Solo, 1);
+        let synced = Setup {
+            sync: true,
+            ..batch_stats
+        };
+        for (rank, got) in two_ranks(synced).into_iter().enumerate() {
+            // Running statistics are variables too: they must match as well.
+            assert_same(
+                &got,
+                &reference,
+                &format!("{objective:?} synced, rank {rank}"),
+            );
+        }
+        // Per-rank statistics normalise each half on its own: the weights come out
+        // different, so the comparison above can fail.
+        let per_rank = two_ranks(batch_stats);
+        assert!(
+            max_difference(&per_rank[0], &reference) > 1e-4,
+            "{objective:?}: per-rank batch norm should differ from the whole batch's"
+        );
+    }
+}
+
+#[test]
+fn synchronised_batch_norm_pads_ranks_with_fewer_micro_batches() {
+    // Rank 0 runs three micro-batches, rank 1 one (after skipped samples, say): every
+    // pass is a collective call, so rank 1 adds empty passes instead of stalling rank 0.
+    let setup = Setup {
+        train: true,
+        sync: true,
+        rows: Some([(0, 6), (6, 2)]),
+        ..Setup::new(Objective::ImageText, Some(2))
+    };
+    let ranks = two_ranks(setup);
+    assert!(ranks[0].0.iter().all(|l| l.is_finite()), "{:?}", ranks[0].0);
+    assert_same(&ranks[0], &ranks[1], "rank 0 vs rank 1");
 }

@@ -153,6 +153,30 @@ pub struct TrainLoopConfig {
     pub precision: Precision,
     /// `cpu`, `cuda` (device 0) or `cuda:N`.
     pub device: String,
+    /// Batch-norm statistics in data-parallel training: `per_rank` (default, as PyTorch
+    /// DDP) or `synced` (over every rank's samples; costs two small all-reduces per norm
+    /// per pass).
+    #[serde(default, skip_serializing_if = "BatchNormStats::is_per_rank")]
+    pub batch_norm: BatchNormStats,
+}
+
+/// Where batch norms take their batch statistics from in data-parallel training.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchNormStats {
+    /// Each rank's own samples.
+    #[default]
+    PerRank,
+    /// Every rank's samples together (synchronised batch norm).
+    Synced,
+}
+
+impl BatchNormStats {
+    /// The default, left out of the serialised config (so older configs keep their
+    /// digest).
+    pub fn is_per_rank(&self) -> bool {
+        *self == BatchNormStats::PerRank
+    }
 }
 
 /// `[checkpoint]`: where and how often.

@@ -20,6 +20,7 @@ pub mod model;
 pub mod optimizer;
 pub mod progress;
 pub mod step;
+pub mod sync_norm;
 pub mod text_cache;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +38,7 @@ use crate::checkpoint::{
     FORMAT_VERSION,
 };
 use crate::collective::{all_reduce_gradients, broadcast_variables, Collective};
-use crate::config::{Config, FieldError, Precision};
+use crate::config::{BatchNormStats, Config, FieldError, Precision};
 use data::DataSource;
 use optimizer::{AdamW, AdamWConfig, OptimizerError};
 use progress::{Progress, StepReport};
@@ -323,6 +324,7 @@ pub fn train(
                 buffers: &buffers,
                 micro,
                 train: true,
+                sync_batch_norm: spec.train.batch_norm == BatchNormStats::Synced,
                 seed: spec.data.seed,
                 step,
                 embed_dim: spec.model.embed_dim,

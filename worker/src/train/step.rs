@@ -24,8 +24,10 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::config::ModelConfig;
 use kernels::config::Objective;
 
+use super::sync_norm::StepNorms;
 use super::TrainError;
 use crate::collective::Collective;
+use kernels::resnet::NormMode;
 
 /// The text side of an image-text batch.
 #[derive(Debug)]
@@ -144,15 +146,17 @@ impl StepInputs {
     }
 }
 
-/// The two sides' L2-normalised embeddings of `inputs`.
+/// The two sides' L2-normalised embeddings of `inputs`, batch norms in mode `norm`
+/// (training when not `Running`: batch statistics, dropout).
 pub fn embed_pair(
     model: &JointModel,
     inputs: &StepInputs,
-    train: bool,
+    norm: NormMode,
 ) -> Result<(Tensor, Tensor), KernelsError> {
+    let train = !matches!(norm, NormMode::Running);
     match inputs {
         StepInputs::ImageText { images, text } => Ok((
-            model.embed_images(images, train),
+            model.embed_images_with(images, norm)?,
             match text {
                 TextInput::Tokens { ids, mask } => model.embed_texts(ids, mask, train)?,
                 TextInput::Pooled(p) => model.embed_pooled_texts(p)?,
@@ -161,7 +165,7 @@ pub fn embed_pair(
         StepInputs::CropPairs { a, b } => {
             // One pass over both views, so batch-norm statistics cover both.
             let n = a.size()[0];
-            let both = model.embed_images(&Tensor::cat(&[a, b], 0), train);
+            let both = model.embed_images_with(&Tensor::cat(&[a, b], 0), norm)?;
             Ok((both.narrow(0, 0, n), both.narrow(0, n, n)))
         }
     }
@@ -196,6 +200,8 @@ pub struct StepSettings<'a> {
     pub micro: Option<i64>,
     /// Training mode (batch statistics, dropout).
     pub train: bool,
+    /// Batch-norm statistics over every rank's samples (in training mode).
+    pub sync_batch_norm: bool,
     /// Base seed of the random draws.
     pub seed: u64,
     /// The optimiser step (0-based), for the draws.
@@ -213,7 +219,9 @@ pub struct StepSettings<'a> {
 /// keep theirs, and the loss is the full global-batch loss on every rank. Locally the
 /// batch runs in micro-batches of at most `micro` pairs with the feature cache (see the
 /// module documentation). The logit scale keeps its gradient on rank 0's first pass only,
-/// so the sum counts it once. Dropout masks are drawn from [`draw_seed`].
+/// so the sum counts it once. Dropout masks are drawn from [`draw_seed`]. With
+/// synchronised batch norm every pass is a collective call, so ranks pad their micro-batch
+/// passes with empty ones up to the largest count.
 pub fn forward_backward(
     model: &JointModel,
     inputs: &StepInputs,
@@ -225,14 +233,24 @@ pub fn forward_backward(
     let scale = model.logit_scale.value();
     let logit_scale = scale.double_value(&[]);
     let micro = s.micro.unwrap_or(n).clamp(1, n.max(1));
-    let chunks: Vec<(i64, i64)> = (0..n)
+    let mut chunks: Vec<(i64, i64)> = (0..n)
         .step_by(micro as usize)
         .map(|c| (c, micro.min(n - c)))
         .collect();
+    let norms = StepNorms::new(s.sync_batch_norm, s.train, world);
+    if norms.is_synced() {
+        let counts = coll.all_gather(&Tensor::from_slice(&[chunks.len() as i64]))?;
+        let most = counts
+            .iter()
+            .map(|c| c.int64_value(&[0]))
+            .max()
+            .unwrap_or(0);
+        chunks.resize(most.max(1) as usize, (n, 0));
+    }
     let seed_of = |j: usize| draw_seed(s.seed, s.step, ((rank as u64) << 32) | j as u64);
     if world == 1 && chunks.len() <= 1 {
         tch::manual_seed(seed_of(0));
-        let (a, b) = embed_pair(model, inputs, s.train)?;
+        let (a, b) = embed_pair(model, inputs, NormMode::local(s.train))?;
         let loss = symmetric_infonce(&a, &b, &scale);
         loss.backward();
         return Ok(StepLoss {
@@ -248,16 +266,16 @@ pub fn forward_backward(
     let mut cache_b = Vec::with_capacity(chunks.len());
     if one_pass {
         tch::manual_seed(seed_of(0));
-        let (a, b) = embed_pair(model, inputs, s.train)?;
+        let (a, b) = norms.embed(model, inputs, coll)?;
         cache_a.push(a.detach());
         cache_b.push(b.detach());
         first_pass = Some((a, b));
     } else if !chunks.is_empty() {
         let saved: Vec<Tensor> = s.buffers.iter().map(Tensor::copy).collect();
-        tch::no_grad(|| -> Result<(), KernelsError> {
+        tch::no_grad(|| -> Result<(), TrainError> {
             for (j, &(start, len)) in chunks.iter().enumerate() {
                 tch::manual_seed(seed_of(j));
-                let (a, b) = embed_pair(model, &inputs.slice(start, len), s.train)?;
+                let (a, b) = norms.embed(model, &inputs.slice(start, len), coll)?;
                 cache_a.push(a);
                 cache_b.push(b);
             }
@@ -286,7 +304,7 @@ pub fn forward_backward(
             None => {
                 let (start, len) = chunks[j];
                 tch::manual_seed(seed_of(j));
-                embed_pair(model, &inputs.slice(start, len), s.train)?
+                norms.embed(model, &inputs.slice(start, len), coll)?
             }
         };
         let rows = |all: &[Tensor], cache: &[Tensor], mine: Tensor| -> Tensor {
@@ -307,7 +325,7 @@ pub fn forward_backward(
         };
         let loss = symmetric_infonce(&rows(&all_a, &cache_a, a), &rows(&all_b, &cache_b, b), &sc);
         if loss.requires_grad() {
-            loss.backward();
+            norms.backward(&loss, coll)?;
         }
         loss_value = loss.double_value(&[]);
     }
@@ -393,6 +411,7 @@ mod tests {
                 buffers: &buffers,
                 micro,
                 train: false,
+                sync_batch_norm: false,
                 seed: 0,
                 step: 0,
                 embed_dim: 8,
