@@ -21,13 +21,18 @@ const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const TOKEN: &str = "test-token";
 const STEPS: u64 = 60;
 
-/// Starts `coordinator serve` on `port` with its database in `dir`.
+/// Starts `coordinator serve` on `port` with its database in `dir`, for a 2-node job.
 fn serve(dir: &Path, port: u16) -> Child {
+    serve_nodes(dir, port, 2)
+}
+
+/// Starts `coordinator serve` on `port` with its database in `dir`, for `nodes` nodes.
+fn serve_nodes(dir: &Path, port: u16, nodes: u32) -> Child {
     let config = dir.join("coordinator.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndb_path = \"coordinator.db\"\nmin_nodes = 2\nmax_nodes = 2\n\
+            "listen = \"127.0.0.1:{port}\"\ndb_path = \"coordinator.db\"\nmin_nodes = {nodes}\nmax_nodes = {nodes}\n\
              heartbeat_interval_ms = 200\nheartbeat_timeout_ms = 3000\nrendezvous_settle_ms = 300\n"
         ),
     )
@@ -54,6 +59,11 @@ fn serve(dir: &Path, port: u16) -> Child {
 }
 
 fn join(dir: &Path, cfg: &Path, port: u16, name: &str) -> Child {
+    join_procs(dir, cfg, port, name, 1)
+}
+
+/// `worker join` with `procs` training processes on this node.
+fn join_procs(dir: &Path, cfg: &Path, port: u16, name: &str, procs: u32) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -65,6 +75,7 @@ fn join(dir: &Path, cfg: &Path, port: u16, name: &str) -> Child {
         .arg("--config")
         .arg(cfg)
         .args(["--node-name", name, "--group-timeout-s", "10"])
+        .args(["--procs", &procs.to_string()])
         .env("COORDINATOR_TOKEN", TOKEN)
         .stdout(Stdio::null())
         .stderr(log)
@@ -232,5 +243,40 @@ fn a_coordinator_killed_and_restarted_carries_on_from_its_database() {
     }) else {
         return;
     };
+    assert_finished_right(&s, 1);
+}
+
+#[test]
+fn one_node_with_two_processes_trains_with_synchronised_batch_norm_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let cfg = write_config(dir.path(), &data, STEPS);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let synced = text.replace("[train]\n", "[train]\nbatch_norm = \"synced\"\n");
+    assert_ne!(synced, text, "the config has a [train] section");
+    std::fs::write(&cfg, synced).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = free_port();
+    let mut server = serve_nodes(dir.path(), port, 1);
+    let worker = join_procs(dir.path(), &cfg, port, "node-a", 2);
+    let running = rt.block_on(wait_for(
+        port,
+        "both processes to train",
+        Duration::from_secs(120),
+        |s| newest_step(s) >= 1,
+    ));
+    assert_eq!(running.world_size, 2, "{running:?}");
+    assert_eq!(running.members[0].global_ranks, vec![0, 1]);
+    let s = rt.block_on(wait_for(
+        port,
+        "the job to finish",
+        Duration::from_secs(240),
+        |s| s.phase.is_over(),
+    ));
+    reap(vec![worker]);
+    let _ = server.kill();
+    let _ = server.wait();
     assert_finished_right(&s, 1);
 }
