@@ -18,7 +18,8 @@ pub enum Input {
     /// Every `*.jpg` / `*.jpeg` under a folder, recursively, in path order.
     Folder(PathBuf),
     /// A text file with one photo path per line (blank lines and `#` comments ignored;
-    /// relative paths are taken from the list file's folder), in list order.
+    /// relative paths are taken from the list file's folder), in list order. Keys come
+    /// from the paths below the folder all listed photos share.
     FileList(PathBuf),
 }
 
@@ -80,10 +81,17 @@ pub fn list_photos(input: &Input) -> Result<Vec<PhotoItem>, PackError> {
                 reason: format!("cannot read the file list: {e}"),
             })?;
             let base = list.parent().unwrap_or(Path::new("."));
-            text.lines()
+            let lines: Vec<&str> = text
+                .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(|l| (base.join(l), l.to_string()))
+                .collect();
+            let slashed: Vec<String> = lines.iter().map(|l| l.replace('\\', "/")).collect();
+            let shared = shared_folder_len(&slashed);
+            lines
+                .into_iter()
+                .zip(slashed)
+                .map(|(l, r)| (base.join(l), r[shared..].to_string()))
                 .collect()
         }
     };
@@ -103,6 +111,20 @@ pub fn list_photos(input: &Input) -> Result<Vec<PhotoItem>, PackError> {
             PhotoItem { path, key }
         })
         .collect())
+}
+
+/// Length in bytes of the leading folder (`a/b/`) that every path in `paths` starts with.
+fn shared_folder_len(paths: &[String]) -> usize {
+    let Some(first) = paths.first() else {
+        return 0;
+    };
+    let mut len = first.rfind('/').map_or(0, |i| i + 1);
+    for path in &paths[1..] {
+        while len > 0 && !path.starts_with(&first[..len]) {
+            len = first[..len - 1].rfind('/').map_or(0, |i| i + 1);
+        }
+    }
+    len
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackError> {
@@ -233,6 +255,36 @@ mod tests {
                 check_key(&k)
             );
         }
+    }
+
+    #[test]
+    fn file_list_keys_start_below_the_folder_all_photos_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("list.txt");
+        let lines = "../../photos/cams/canon/a.jpg\n# a comment\n\n../../photos/cams/nikon/b.jpg\n../../photos/cams/canon/c.jpg\n";
+        std::fs::write(&list, lines).unwrap();
+        let items = list_photos(&Input::FileList(list.clone())).unwrap();
+        let keys: Vec<_> = items.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["canon/a", "nikon/b", "canon/c"]);
+        assert_eq!(
+            items[0].path,
+            dir.path().join("../../photos/cams/canon/a.jpg")
+        );
+        // One folder: the file names; no shared folder: the paths as listed.
+        std::fs::write(&list, "/x/cams/a.jpg\n/x/cams/b.jpg\n").unwrap();
+        let keys: Vec<_> = list_photos(&Input::FileList(list.clone()))
+            .unwrap()
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        assert_eq!(keys, ["a", "b"]);
+        std::fs::write(&list, "x/a.jpg\ny/a.jpg\nxa/b.jpg\n").unwrap();
+        let keys: Vec<_> = list_photos(&Input::FileList(list))
+            .unwrap()
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        assert_eq!(keys, ["x/a", "y/a", "xa/b"]);
     }
 
     #[test]
