@@ -12,6 +12,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod collective;
 pub mod config;
+pub mod detect;
 pub mod eval;
 pub mod node;
 pub mod train;
