@@ -1,6 +1,7 @@
 //! `worker`: one node's training and evaluation processes. Joins the data pipeline
 //! (`dataloader`) and the model (`kernels`). `train` runs single-process training from a
-//! config; `eval retrieval` measures a checkpoint on held-out photos; `bench step` times
+//! config; `eval retrieval` measures a checkpoint on held-out photos; `detect` finds
+//! spliced regions in photos; `bench step` times
 //! the training step against PyTorch.
 
 mod cli;
@@ -29,6 +30,8 @@ enum Command {
     /// Measure a checkpoint.
     #[command(subcommand)]
     Eval(cli::eval::EvalCommand),
+    /// Find spliced regions in photos (zero shot): maps, masks and scores per photo.
+    Detect(cli::detect::Args),
     /// Time parts of training.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => cli::train::run(a),
         Command::Join(a) => cli::join::run_join(a),
         Command::Eval(c) => cli::eval::run(c),
+        Command::Detect(a) => cli::detect::run(a),
         Command::Bench(c) => cli::bench::run(c),
     }
 }

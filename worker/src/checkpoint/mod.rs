@@ -149,6 +149,12 @@ pub enum CheckpointError {
         /// The digest of the current configuration.
         expected: String,
     },
+    /// No complete checkpoint where one was asked for.
+    #[error("no complete checkpoint at {url}: train first, or give a checkpoint directory (its newest is used) or one checkpoint's step-N directory")]
+    NotFound {
+        /// What was asked for.
+        url: String,
+    },
     /// A local file system operation (removing a directory) failed.
     #[error("cannot {what} {path}: {source}")]
     Local {

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use dataloader::order::RankPlan;
-use worker::checkpoint::CheckpointStore;
 use worker::eval::retrieval::{evaluate, RetrievalOptions};
 use worker::train::data::DataSource;
 use worker::train::model;
@@ -62,19 +61,9 @@ fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
     let device = model::torch_device(cfg.device)?;
     let plan = RankPlan::new(args.batch.max(2), 1, 0)?;
     let data = DataSource::open(&cfg.spec, &args.data, plan, &store_opts)?;
-    let store = CheckpointStore::open(&url, &store_opts)?;
-    let newest = data.runtime.block_on(store.latest())?.with_context(|| {
-        format!("no complete checkpoint at {url}: train first, or point --checkpoints at one")
-    })?;
-    let ck = data.runtime.block_on(store.load(&newest))?;
-    let (vs, model) = model::build(&cfg, device, cfg.spec.data.seed)?;
-    model::weights_from_bytes(&vs, &ck.weights).with_context(|| {
-        format!(
-            "loading {} into the model of {}",
-            newest.url,
-            args.config.display()
-        )
-    })?;
+    let loaded = model::from_checkpoint(&cfg, &url, device, &store_opts)
+        .with_context(|| format!("loading {url} into the model of {}", args.config.display()))?;
+    let (model, newest) = (loaded.model, loaded.checkpoint);
     let opts = RetrievalOptions {
         batch: args.batch,
         rounds: args.rounds,

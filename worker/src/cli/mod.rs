@@ -2,6 +2,7 @@
 //! errors become `anyhow` errors here.
 
 pub mod bench;
+pub mod detect;
 pub mod eval;
 pub mod join;
 pub mod train;

@@ -2,8 +2,9 @@
 //! mean-shift and normalised-cut localisation, and the rule that names the splice.
 //!
 //! - Affinity `A = E Eᵀ` of the L2-normalised patch embeddings `E` `[N, D]`.
-//! - Detection: the paper's consistency `mean_ij exp(A_ij / tau)` (a mean rather than a
-//!   sum, so photos of different sizes compare; high = one camera = likely authentic) and
+//! - Detection: the paper's consistency `sum_ij exp(A_ij / tau)`, as `log mean_ij exp(A_ij /
+//!   tau)` (a mean, so photos of different sizes compare, and a log, so it stays readable;
+//!   same order; high = one camera = likely authentic) and
 //!   the reference code's `mean_ij (1 - A_ij)` (high = likely spliced).
 //! - Mean shift over the rows of `A` (row `i`: "same camera as patch `i`" for every patch):
 //!   flat kernel, bandwidth at a percentile of the pairwise row distances, a fixed number of
@@ -45,7 +46,7 @@ impl Default for AnalysisParams {
 /// spliced.
 #[derive(Debug)]
 pub struct Analysis {
-    /// `mean exp(A / tau)`: high = consistent = likely authentic.
+    /// `log mean exp(A / tau)`: high = consistent = likely authentic.
     pub consistency: f64,
     /// `mean (1 - A)`: high = likely spliced (the reference code's score).
     pub mean_dissimilarity: f64,
@@ -82,7 +83,12 @@ pub fn analyse(
     }
     let e = embeddings.to_kind(Kind::Double);
     let a = e.matmul(&e.tr());
-    let consistency = (&a / p.tau).exp().mean(Kind::Double).double_value(&[]);
+    let pairs = (n * n) as f64;
+    let consistency = (&a / p.tau)
+        .flatten(0, -1)
+        .logsumexp([0], false)
+        .double_value(&[])
+        - pairs.ln();
     let mean_dissimilarity = 1.0 - a.mean(Kind::Double).double_value(&[]);
     let cells = grid.cells();
 

@@ -26,7 +26,7 @@ pub struct DetectRecord {
     pub height: u32,
     /// Patch grid: side, stride, rows, columns.
     pub grid: GridRecord,
-    /// The paper's score, `mean exp(A / tau)`.
+    /// The paper's score, as `log mean exp(A / tau)`.
     pub consistency: f64,
     /// Always `higher_is_authentic` for `consistency`.
     pub consistency_direction: &'static str,

@@ -83,3 +83,58 @@ pub fn weights_from_bytes(vs: &nn::VarStore, bytes: &[u8]) -> Result<usize, Trai
     std::fs::write(&path, bytes)?;
     Ok(kernels::weights::load_safetensors(vs, &path, "", &[])?)
 }
+
+/// A model with a checkpoint's weights.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// Its variables.
+    pub vs: nn::VarStore,
+    /// The model.
+    pub model: JointModel,
+    /// The checkpoint the weights came from.
+    pub checkpoint: crate::checkpoint::CheckpointRef,
+}
+
+/// Builds `cfg`'s model on `device` with the weights of the checkpoint `reference`: a
+/// checkpoint directory URL or path (its newest complete checkpoint) or one checkpoint's own
+/// directory (`.../step-000000600`).
+pub fn from_checkpoint(
+    cfg: &Config,
+    reference: &str,
+    device: tch::Device,
+    store: &dataloader::store::StoreOptions,
+) -> Result<LoadedModel, TrainError> {
+    use crate::checkpoint::CheckpointStore;
+    let trimmed = reference.trim_end_matches('/');
+    let (root, wanted) = match trimmed.rsplit_once('/') {
+        Some((parent, last)) if last.starts_with("step-") => {
+            let step = last["step-".len()..].parse::<u64>().map_err(|_| {
+                crate::checkpoint::CheckpointError::NotFound {
+                    url: reference.to_string(),
+                }
+            })?;
+            (parent, Some(step))
+        }
+        _ => (trimmed, None),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let checkpoints = CheckpointStore::open(root, store)?;
+    let all = rt.block_on(checkpoints.list())?;
+    let found = match wanted {
+        Some(step) => all.into_iter().find(|c| c.step == step),
+        None => all.into_iter().last(),
+    };
+    let checkpoint = found.ok_or_else(|| crate::checkpoint::CheckpointError::NotFound {
+        url: reference.to_string(),
+    })?;
+    let ck = rt.block_on(checkpoints.load(&checkpoint))?;
+    let (vs, model) = build(cfg, device, cfg.spec.data.seed)?;
+    weights_from_bytes(&vs, &ck.weights)?;
+    Ok(LoadedModel {
+        vs,
+        model,
+        checkpoint,
+    })
+}

@@ -1,0 +1,107 @@
+//! `worker detect`: zero-shot splice detection and localisation of photos with a
+//! checkpoint's image tower; per photo a 16-bit splice map, a mask, a heat map and a JSON
+//! record (see `worker::detect::output`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use worker::detect::{self, output, AnalysisParams, DetectParams};
+use worker::train::model;
+
+use super::{load_config, StoreArgs};
+
+/// Arguments of `worker detect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The training config the checkpoint was trained with (model shape, patch size).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// A checkpoint directory URL or path (its newest complete checkpoint), or one
+    /// checkpoint's `step-N` directory. Default: the config's checkpoint.url.
+    #[arg(long, value_name = "REF")]
+    pub checkpoint: Option<String>,
+    /// Where the outputs go (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "detect-out")]
+    pub out: PathBuf,
+    /// About this many patches along the longest side (the paper uses 25).
+    #[arg(long, default_value_t = 25)]
+    pub per_side: u32,
+    /// Patches per forward pass.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Mean-shift bandwidth as a percentile of the pairwise distances.
+    #[arg(long, default_value_t = 10.0)]
+    pub bandwidth_percentile: f64,
+    /// Mean-shift iterations.
+    #[arg(long, default_value_t = 5)]
+    pub mean_shift_iters: usize,
+    /// Largest photo accepted, in megapixels (about 10 bytes of memory per pixel).
+    #[arg(long, default_value_t = 200)]
+    pub max_megapixels: u64,
+    /// The photos.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Runs `worker detect`; fails if no photo could be analysed.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = load_config(&args.config)?;
+    let device = model::torch_device(cfg.device)?;
+    let reference = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| cfg.spec.checkpoint.url.clone());
+    let loaded = model::from_checkpoint(&cfg, &reference, device, &args.store.options())
+        .with_context(|| format!("loading the checkpoint {reference}"))?;
+    tracing::info!(checkpoint = %loaded.checkpoint.url, step = loaded.checkpoint.step, "model loaded");
+    let tau = 1.0 / loaded.model.logit_scale.value().double_value(&[]);
+    let params = DetectParams {
+        patch: cfg.spec.data.patch_px,
+        per_side: args.per_side,
+        batch: args.batch,
+        max_pixels: args.max_megapixels.saturating_mul(1_000_000),
+        analysis: AnalysisParams {
+            tau,
+            bandwidth_percentile: args.bandwidth_percentile,
+            mean_shift_iters: args.mean_shift_iters,
+        },
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating the output folder {}", args.out.display()))?;
+    let (mut done, mut failed) = (0usize, 0usize);
+    for path in &args.images {
+        let t = std::time::Instant::now();
+        let result = detect::load_photo(path, params.max_pixels).and_then(|photo| {
+            let (grid, analysis) = detect::detect(&loaded.model, &photo, &params, device)?;
+            output::write_outputs(path, &photo, &grid, &analysis, &args.out)
+        });
+        match result {
+            Ok(r) => {
+                done += 1;
+                println!(
+                    "{}: consistency {:.4} (higher is authentic), mask {:.1} % of the photo -> {}",
+                    path.display(),
+                    r.consistency,
+                    100.0 * r.mask_fraction,
+                    r.files.record
+                );
+                tracing::info!(image = %path.display(), seconds = t.elapsed().as_secs_f64(), "analysed");
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::error!(image = %path.display(), error = %e, "skipped");
+                eprintln!("{}: skipped: {e}", path.display());
+            }
+        }
+    }
+    anyhow::ensure!(
+        done > 0,
+        "none of the {failed} photo(s) could be analysed (see the errors above)"
+    );
+    if failed > 0 {
+        eprintln!("{failed} of {} photo(s) skipped", args.images.len());
+    }
+    Ok(())
+}
