@@ -1,5 +1,7 @@
 //! `worker bench step`: training-step time of a config's model on synthetic inputs, and
 //! with `--compare-python` the same model and step in PyTorch, alternating in one run.
+//! `worker bench detect`: splice localisation after the embeddings against the reference
+//! code's algorithm in Python/numpy on the same embeddings.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,6 +16,43 @@ use super::load_config;
 pub enum BenchCommand {
     /// Time training steps (forward, backward, clipping, AdamW) without data loading.
     Step(StepArgs),
+    /// Time splice localisation after the embeddings (optionally against Python/numpy).
+    Detect(DetectArgs),
+}
+
+/// Arguments of `worker bench detect`.
+#[derive(Debug, clap::Args)]
+pub struct DetectArgs {
+    /// Photo width.
+    #[arg(long, default_value_t = 757)]
+    pub width: u32,
+    /// Photo height.
+    #[arg(long, default_value_t = 568)]
+    pub height: u32,
+    /// Patch side.
+    #[arg(long, default_value_t = 124)]
+    pub patch: u32,
+    /// About this many patches along the longest side.
+    #[arg(long, default_value_t = 25)]
+    pub per_side: u32,
+    /// Embedding width (the paper's 768).
+    #[arg(long, default_value_t = 768)]
+    pub dim: i64,
+    /// Timed runs of each side.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// libtorch intra-op threads (default 1, as numpy's loops use one core).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Also time the reference algorithm (tests/python/splice_localize_ref.py).
+    #[arg(long)]
+    pub compare_python: bool,
+    /// Python with numpy, scipy, scikit-learn and pillow.
+    #[arg(long, default_value = ".venv/bin/python")]
+    pub python: PathBuf,
+    /// The Python side.
+    #[arg(long, default_value = "tests/python/splice_localize_ref.py")]
+    pub script: PathBuf,
 }
 
 /// Arguments of `worker bench step`.
@@ -55,7 +94,73 @@ pub struct StepArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Step(a) => step(a),
+        BenchCommand::Detect(a) => detect(a),
     }
+}
+
+fn detect(args: DetectArgs) -> anyhow::Result<()> {
+    use worker::detect::{bench, AnalysisParams, PatchGrid};
+    tch::set_num_threads(args.threads.max(1) as i32);
+    // The reference grid, so both sides analyse the same patches.
+    let grid = PatchGrid::reference_layout(args.height, args.width, args.patch, args.per_side)?;
+    let emb = bench::synthetic_embeddings(&grid, args.dim, 1);
+    let params = AnalysisParams::default();
+    let rust = bench::time_analysis(&emb, &grid, &params, args.rounds.max(1))?;
+    println!(
+        "{}x{} photo, {} patches ({} x {}, stride {}), dim {}, {} thread(s)",
+        args.width,
+        args.height,
+        grid.len(),
+        grid.ys.len(),
+        grid.xs.len(),
+        grid.stride,
+        args.dim,
+        args.threads
+    );
+    println!("rust/libtorch  median {:9.1} ms/photo", 1e3 * median(&rust));
+    if !args.compare_python {
+        return Ok(());
+    }
+    if !args.script.exists() {
+        bail!(
+            "{} not found: run from the repository root or pass --script",
+            args.script.display()
+        );
+    }
+    let dir = tempfile::tempdir()?;
+    let spec = bench::write_python_input(dir.path(), &emb, &grid)?;
+    let out = Command::new(&args.python)
+        .arg(&args.script)
+        .arg(&spec)
+        .args(["--rounds", &args.rounds.max(1).to_string()])
+        .env("OMP_NUM_THREADS", args.threads.max(1).to_string())
+        .env("OPENBLAS_NUM_THREADS", args.threads.max(1).to_string())
+        .output()
+        .with_context(|| format!("running {}", args.python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "the Python reference failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing the Python reference's output")?;
+    let totals: Vec<f64> = v["times"]
+        .as_array()
+        .context("no times in the Python output")?
+        .iter()
+        .filter_map(|t| t["total"].as_f64())
+        .collect();
+    let first = &v["times"][0];
+    println!(
+        "python/numpy   median {:9.1} ms/photo  (vote {:.0} ms, mean shift {:.0} ms, ncut {:.0} ms)",
+        1e3 * median(&totals),
+        1e3 * first["vote"].as_f64().unwrap_or(f64::NAN),
+        1e3 * first["mean_shift"].as_f64().unwrap_or(f64::NAN),
+        1e3 * first["ncut"].as_f64().unwrap_or(f64::NAN),
+    );
+    println!("python / rust time: {:.1}", median(&totals) / median(&rust));
+    Ok(())
 }
 
 fn step(args: StepArgs) -> anyhow::Result<()> {

@@ -75,7 +75,7 @@ pub fn analyse(
             grid.len()
         )));
     }
-    if !(p.tau > 0.0) || !(0.0..=100.0).contains(&p.bandwidth_percentile) {
+    if p.tau.is_nan() || p.tau <= 0.0 || !(0.0..=100.0).contains(&p.bandwidth_percentile) {
         return Err(DetectError::Params(format!(
             "tau must be > 0 and the bandwidth percentile in [0, 100] (got {} and {})",
             p.tau, p.bandwidth_percentile

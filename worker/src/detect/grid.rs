@@ -2,9 +2,9 @@
 //!
 //! Patches of side `patch` start every `stride` pixels along both axes, with `stride =
 //! max(1, (longest side - patch) / per_side)` as in the reference code (about `per_side`
-//! patches along the longest side; the paper uses 25). Unlike the reference, a last patch
-//! flush with the far edge is added when the stride leaves a strip uncovered, so every
-//! pixel is analysed.
+//! patches along the longest side; the paper uses 25), but never more than a patch side,
+//! so patches leave no gaps. Unlike the reference, a last patch flush with the far edge is
+//! added when the stride leaves a strip uncovered, so every pixel is analysed.
 //!
 //! Cells are the rectangles between consecutive patch edges: every pixel of a cell lies in
 //! the same patches. A patch-level quantity averaged over the patches covering each pixel
@@ -36,6 +36,27 @@ impl PatchGrid {
     /// The grid for a `height` x `width` photo with about `per_side` patches along its
     /// longest side.
     pub fn new(height: u32, width: u32, patch: u32, per_side: u32) -> Result<Self, DetectError> {
+        Self::build(height, width, patch, per_side, true)
+    }
+
+    /// The reference code's grid: the same stride, without the patch flush with the far
+    /// edges (a strip narrower than the stride may stay unanalysed).
+    pub fn reference_layout(
+        height: u32,
+        width: u32,
+        patch: u32,
+        per_side: u32,
+    ) -> Result<Self, DetectError> {
+        Self::build(height, width, patch, per_side, false)
+    }
+
+    fn build(
+        height: u32,
+        width: u32,
+        patch: u32,
+        per_side: u32,
+        flush: bool,
+    ) -> Result<Self, DetectError> {
         if patch == 0 || per_side == 0 {
             return Err(DetectError::Params(
                 "patch size and patches per side must be at least 1".into(),
@@ -48,14 +69,15 @@ impl PatchGrid {
                 patch,
             });
         }
-        let stride = ((height.max(width) - patch) / per_side).max(1);
+        // Never wider than a patch: patches must not leave gaps between them.
+        let stride = ((height.max(width) - patch) / per_side).clamp(1, patch);
         Ok(Self {
             height,
             width,
             patch,
             stride,
-            ys: origins(height, patch, stride),
-            xs: origins(width, patch, stride),
+            ys: origins(height, patch, stride, flush),
+            xs: origins(width, patch, stride, flush),
         })
     }
 
@@ -83,11 +105,11 @@ impl PatchGrid {
     }
 }
 
-fn origins(extent: u32, patch: u32, stride: u32) -> Vec<u32> {
+fn origins(extent: u32, patch: u32, stride: u32, flush: bool) -> Vec<u32> {
     let mut out: Vec<u32> = (0..=(extent - patch) / stride)
         .map(|k| k * stride)
         .collect();
-    if out.last().is_some_and(|&last| last + patch < extent) {
+    if flush && out.last().is_some_and(|&last| last + patch < extent) {
         out.push(extent - patch);
     }
     out
@@ -188,6 +210,15 @@ mod tests {
             covered.min().double_value(&[]) >= 1.0,
             "every cell is covered"
         );
+    }
+
+    #[test]
+    fn a_stride_wider_than_a_patch_is_narrowed_so_no_pixel_is_left_out() {
+        let g = PatchGrid::new(1024, 1024, 64, 12).unwrap();
+        assert_eq!(g.stride, 64);
+        let (cy, _) = g.cells();
+        let covered = cy.coverage.sum_dim_intlist(1, false, Kind::Double);
+        assert!(covered.min().double_value(&[]) >= 1.0);
     }
 
     #[test]

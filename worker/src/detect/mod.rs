@@ -7,6 +7,7 @@
 //! the model only ever saw authentic photos and their EXIF.
 
 pub mod analysis;
+pub mod bench;
 pub mod grid;
 pub mod output;
 
