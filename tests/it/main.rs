@@ -5,6 +5,7 @@ mod config;
 mod exif;
 mod jpeg;
 mod kernels;
+mod metrics;
 mod s3;
 mod shards;
 mod stream;
