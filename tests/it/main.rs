@@ -6,6 +6,7 @@ mod detect;
 mod exif;
 mod jpeg;
 mod kernels;
+mod metrics;
 mod s3;
 mod shards;
 mod stream;

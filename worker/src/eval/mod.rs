@@ -1,5 +1,9 @@
 //! Measuring a trained model. [`retrieval`]: zero-shot retrieval on held-out photos (a
 //! patch against the EXIF texts of its batch, and against second crops of the batch's
-//! photos).
+//! photos). [`metrics`]: splice detection and localisation metrics (detection AP, p-mAP,
+//! cIoU) as pure functions. [`datasets`]: the splice benchmarks' folder layouts read into
+//! one list of (image, mask, label) entries, and their masks decoded to booleans.
 
+pub mod datasets;
+pub mod metrics;
 pub mod retrieval;
