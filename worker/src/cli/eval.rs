@@ -15,6 +15,37 @@ use super::{load_config, StoreArgs};
 pub enum EvalCommand {
     /// Patch -> EXIF text and patch -> other-crop retrieval on held-out photos.
     Retrieval(RetrievalArgs),
+    /// Zero-shot splice detection and localisation on a splice dataset.
+    Splice(SpliceArgs),
+}
+
+/// Arguments of `worker eval splice`.
+#[derive(Debug, clap::Args)]
+pub struct SpliceArgs {
+    /// The training config the checkpoint was trained with.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// A checkpoint directory (its newest) or a `step-N` directory; default checkpoint.url.
+    #[arg(long, value_name = "REF")]
+    pub checkpoint: Option<String>,
+    /// The dataset folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Its layout: generic (labels.csv, as `worker splice-bench make` writes), columbia,
+    /// dso1, korus, in_the_wild, casia1, casia2.
+    #[arg(long, default_value = "generic")]
+    pub kind: String,
+    /// About this many patches along the longest side.
+    #[arg(long, default_value_t = 25)]
+    pub per_side: u32,
+    /// Only the first N images (sorted by path).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Arguments of `worker eval retrieval`.
@@ -49,7 +80,69 @@ pub struct RetrievalArgs {
 pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
         EvalCommand::Retrieval(a) => retrieval(a),
+        EvalCommand::Splice(a) => splice(a),
     }
+}
+
+fn splice(args: SpliceArgs) -> anyhow::Result<()> {
+    use worker::eval::datasets::{read_dataset, DatasetConfig, DatasetKind};
+    let cfg = load_config(&args.config)?;
+    let device = model::torch_device(cfg.device)?;
+    let kind: DatasetKind = serde_json::from_value(serde_json::Value::String(args.kind.clone()))
+        .map_err(|_| anyhow::anyhow!("unknown --kind {:?}: use generic, columbia, dso1, korus, in_the_wild, casia1 or casia2", args.kind))?;
+    let listing = read_dataset(&DatasetConfig::new(kind, &args.data))?;
+    let reference = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| cfg.spec.checkpoint.url.clone());
+    let loaded = model::from_checkpoint(&cfg, &reference, device, &args.store.options())
+        .with_context(|| format!("loading the checkpoint {reference}"))?;
+    let params = worker::detect::DetectParams {
+        patch: cfg.spec.data.patch_px,
+        per_side: args.per_side,
+        analysis: worker::detect::AnalysisParams {
+            tau: 1.0 / loaded.model.logit_scale.value().double_value(&[]),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let report =
+        worker::eval::splice::evaluate(&loaded.model, device, &listing, &params, args.limit);
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
+    println!(
+        "checkpoint {} (step {}), {}: {} spliced, {} authentic, {} failed",
+        loaded.checkpoint.url,
+        loaded.checkpoint.step,
+        report.dataset,
+        report.spliced,
+        report.authentic,
+        report.failed.len()
+    );
+    for (name, l) in [("mean shift", &report.mean_shift), ("ncut", &report.ncut)] {
+        println!(
+            "{name:<11} p-mAP {}  cIoU {}  (as given: mAP {}, cIoU {})",
+            pct(l.p_map),
+            pct(l.ciou_either),
+            pct(l.map),
+            pct(l.ciou)
+        );
+    }
+    for (name, d) in [
+        ("consistency", &report.detection_consistency),
+        ("1 - A", &report.detection_mean_dissimilarity),
+    ] {
+        println!("detection AP ({name}): {}", pct(d.map(|d| d.ap)));
+    }
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    anyhow::ensure!(
+        report.spliced + report.authentic > 0,
+        "no image of {} could be evaluated",
+        args.data.display()
+    );
+    Ok(())
 }
 
 fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {

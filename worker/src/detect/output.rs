@@ -84,6 +84,12 @@ fn to_vec_f64(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(t.flatten(0, -1).to_kind(tch::Kind::Double)).unwrap_or_default()
 }
 
+/// A cell map `[cells_y, cells_x]` at the photo's size as floats, row by row.
+pub fn map_pixels(a: &Analysis, map: &Tensor) -> Vec<f32> {
+    let v: Vec<f32> = to_vec_f64(map).into_iter().map(|x| x as f32).collect();
+    per_pixel(&a.cells, &v)
+}
+
 /// The splice map at the photo's size as 16-bit values.
 pub fn map_u16(a: &Analysis) -> Vec<u16> {
     let v: Vec<u16> = to_vec_f64(&a.mean_shift_map)

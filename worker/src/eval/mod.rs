@@ -3,7 +3,9 @@
 //! photos). [`metrics`]: splice detection and localisation metrics (detection AP, p-mAP,
 //! cIoU) as pure functions. [`datasets`]: the splice benchmarks' folder layouts read into
 //! one list of (image, mask, label) entries, and their masks decoded to booleans.
+//! [`splice`]: zero-shot splice detection and localisation of a checkpoint on a dataset.
 
 pub mod datasets;
 pub mod metrics;
 pub mod retrieval;
+pub mod splice;
