@@ -10,9 +10,16 @@
 //! heartbeat_interval_ms = 2000    # default
 //! heartbeat_timeout_ms = 10000    # default; more than the interval
 //! rendezvous_settle_ms = 3000     # default
+//!
+//! [tls]                           # optional: serve over TLS (https:// URLs)
+//! cert = "coordinator.pem"        # the coordinator's certificate (chain), PEM
+//! key = "coordinator.key"         # its private key, PEM
+//! client_ca = "clients-ca.pem"    # optional: clients must present a certificate it signed
 //! ```
 
 use crate::state::Policy;
+use crate::tls::ServerTls;
+use proto::tls::TlsError;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +67,9 @@ pub enum ConfigError {
         "no shared token: set `token_file` in the config or the environment variable {TOKEN_ENV}"
     )]
     NoToken,
+    /// A TLS file is missing, unreadable or malformed.
+    #[error("coordinator config [tls]: {0}")]
+    Tls(#[from] TlsError),
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +83,15 @@ struct RawConfig {
     heartbeat_interval_ms: Option<u64>,
     heartbeat_timeout_ms: Option<u64>,
     rendezvous_settle_ms: Option<u64>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
 }
 
 /// A validated `serve` configuration.
@@ -86,6 +105,8 @@ pub struct ServeConfig {
     pub db_path: PathBuf,
     /// Scheduling policy.
     pub policy: Policy,
+    /// TLS material; plain HTTP/2 when `None`.
+    pub tls: Option<ServerTls>,
 }
 
 impl ServeConfig {
@@ -161,6 +182,29 @@ impl ServeConfig {
         if token.is_empty() {
             return Err(ConfigError::NoToken);
         }
+        let tls = match raw.tls {
+            None => None,
+            Some(tls) => {
+                let cert = tls.cert.ok_or_else(|| {
+                    invalid(
+                        "tls.cert",
+                        "missing: name the coordinator's certificate (PEM)",
+                    )
+                })?;
+                let key = tls.key.ok_or_else(|| {
+                    invalid(
+                        "tls.key",
+                        "missing: name the certificate's private key (PEM)",
+                    )
+                })?;
+                let client_ca = tls.client_ca.map(|p| base.join(p));
+                Some(ServerTls::load(
+                    &base.join(cert),
+                    &base.join(key),
+                    client_ca.as_deref(),
+                )?)
+            }
+        };
         Ok(Self {
             listen,
             token,
@@ -172,6 +216,7 @@ impl ServeConfig {
                 heartbeat_timeout_ms,
                 rendezvous_settle_ms,
             },
+            tls,
         })
     }
 }
@@ -238,5 +283,54 @@ mod tests {
             load("db_path = \"s.db\"\nport = 1", Some("t")),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn a_tls_section_loads_its_files_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::create_dir(dir.path().join("tls")).unwrap();
+        std::fs::write(dir.path().join("tls/c.pem"), generated.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("tls/c.key"),
+            generated.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        let path = dir.path().join("coordinator.toml");
+        let base = "db_path = \"s.db\"\n[tls]\ncert = \"tls/c.pem\"\nkey = \"tls/c.key\"\n";
+        std::fs::write(&path, format!("{base}client_ca = \"tls/c.pem\"\n")).unwrap();
+        let config = ServeConfig::load(&path, Some("t".into())).unwrap();
+        let tls = config.tls.expect("TLS configured");
+        assert_eq!(tls.cert.path(), dir.path().join("tls/c.pem"));
+        assert_eq!(tls.key.path(), dir.path().join("tls/c.key"));
+        assert!(tls.client_ca.is_some());
+
+        std::fs::write(&path, format!("{base}client_ca = \"tls/missing.pem\"\n")).unwrap();
+        let err = ServeConfig::load(&path, Some("t".into())).unwrap_err();
+        assert!(matches!(err, ConfigError::Tls(_)), "{err}");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+
+        std::fs::write(&path, "db_path = \"s.db\"\n[tls]\ncert = \"tls/c.pem\"\n").unwrap();
+        let err = ServeConfig::load(&path, Some("t".into())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    field: "tls.key",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "db_path = \"s.db\"\n[tls]\ncert = \"tls/c.key\"\nkey = \"tls/c.key\"\n",
+        )
+        .unwrap();
+        let err = ServeConfig::load(&path, Some("t".into())).unwrap_err();
+        assert!(
+            err.to_string().contains("c.key"),
+            "a key is not a certificate: {err}"
+        );
     }
 }

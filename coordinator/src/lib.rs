@@ -5,7 +5,7 @@
 //! - [`state`]: the job state and every scheduling decision as a pure function of
 //!   `(state, input, now, policy)`.
 //! - [`store`]: the whole state in an embedded SQLite database, reloaded on restart.
-//! - [`config`]: the `serve` configuration file, validated.
+//! - [`config`]: the `serve` configuration file, validated; [`tls`] its TLS files.
 //! - [`server`]: the tonic service over `state` and `store`, the token check and the
 //!   failure-detection timer; [`status`] maps every library error to a gRPC status.
 //! - [`launch`]: the token, worker binary and local worker supervision of `launch`.
@@ -18,3 +18,4 @@ pub mod server;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod tls;

@@ -1,11 +1,24 @@
-//! `coordinator launch` without a real worker: argument checks, a missing worker binary
-//! and the restart limit for a local worker that keeps failing.
+//! `coordinator launch` without a real worker: argument checks, a missing worker binary,
+//! the restart limit for a local worker that keeps failing, a work folder whose job is
+//! over, and TLS settings handed to the local workers (a stand-in worker runs
+//! `coordinator status` with them).
 
+mod pki;
+
+use coordinator::state::{Node, State};
+use coordinator::store::Store;
+use proto::domain::{
+    CheckpointInfo, DataPosition, JobId, JobPhase, NodeId, NodeSpec, RankProgress,
+};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn launch(work: &Path, extra: &[&str]) -> Output {
+    launch_with_env(work, extra, &[])
+}
+
+fn launch_with_env(work: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let config = work.join("train.toml");
     std::fs::write(&config, "").unwrap();
     Command::new(env!("CARGO_BIN_EXE_coordinator"))
@@ -16,8 +29,19 @@ fn launch(work: &Path, extra: &[&str]) -> Output {
         .arg(work.join("launch"))
         .args(extra)
         .env_remove("COORDINATOR_TOKEN")
+        .env_remove("COORDINATOR_TLS_CA")
+        .env_remove("COORDINATOR_TLS_CERT")
+        .env_remove("COORDINATOR_TLS_KEY")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
+}
+
+/// An executable shell script at `path`.
+fn script(path: &Path, body: &str) -> PathBuf {
+    std::fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_path_buf()
 }
 
 fn stderr(out: &Output) -> String {
@@ -57,17 +81,15 @@ fn a_missing_worker_binary_is_named_with_how_to_build_it() {
 fn a_worker_that_keeps_failing_is_restarted_at_most_k_times_then_the_launch_fails() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let script = dir.path().join("fake-worker.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$@ token=${{COORDINATOR_TOKEN:+set}}\" >> {}\necho 'fake worker fails' >&2\nexit 1\n",
+    let script = script(
+        &dir.path().join("fake-worker.sh"),
+        &format!(
+            "echo \"$@ token=${{COORDINATOR_TOKEN:+set}} tls=${{COORDINATOR_TLS_CA:-none}}\" >> {}\necho 'fake worker fails' >&2\nexit 1\n",
             runs.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = launch(
+    );
+    // A TLS setting in the environment of a launch without TLS does not reach workers.
+    let out = launch_with_env(
         dir.path(),
         &[
             "--nodes",
@@ -80,6 +102,7 @@ fn a_worker_that_keeps_failing_is_restarted_at_most_k_times_then_the_launch_fail
             "--restart-backoff-ms",
             "10",
         ],
+        &[("COORDINATOR_TLS_CA", "/elsewhere/ca.pem")],
     );
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
@@ -95,7 +118,7 @@ fn a_worker_that_keeps_failing_is_restarted_at_most_k_times_then_the_launch_fail
             "{line}"
         );
         assert!(
-            line.contains("--procs 1 --node-name local-0 token=set"),
+            line.contains("--procs 1 --node-name local-0 token=set tls=none"),
             "{line}"
         );
     }
@@ -109,4 +132,186 @@ fn a_worker_that_keeps_failing_is_restarted_at_most_k_times_then_the_launch_fail
     let mode = std::fs::metadata(&token).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     assert!(dir.path().join("launch").join("coordinator.db").exists());
+}
+
+/// A database holding job 1, finished at step 40 with its newest checkpoint at step 40.
+fn finished_job_db(db: &Path) {
+    let mut state = State::new(JobId(1), 1_000);
+    state.phase = JobPhase::Finished;
+    state.open = None;
+    state.config_digest = Some("cfg".into());
+    let spec = NodeSpec {
+        name: "local-0".into(),
+        procs: 1,
+        config_digest: "cfg".into(),
+        ..Default::default()
+    };
+    let progress = RankProgress {
+        global_rank: 0,
+        step: 40,
+        ..Default::default()
+    };
+    let node = Node {
+        id: NodeId(1),
+        spec,
+        alive: true,
+        left: true,
+        last_heartbeat_ms: 9_000,
+        progress: vec![progress],
+        finished: true,
+    };
+    state.nodes.insert(node.id, node);
+    for step in [20, 40] {
+        state.checkpoints.insert(CheckpointInfo {
+            step,
+            url: format!("file:///runs/x/step-{step}"),
+            position: DataPosition {
+                epoch: 0,
+                samples_consumed: step * 8,
+            },
+            config_digest: "cfg".into(),
+            round: 1,
+            registered_unix_ms: 2_000 + step,
+        });
+    }
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    Store::open(db).unwrap().save(&state).unwrap();
+}
+
+#[test]
+fn a_work_dir_whose_job_finished_is_named_with_its_step_checkpoint_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("launch").join("coordinator.db");
+    finished_job_db(&db);
+    let out = launch(dir.path(), &["--nodes", "1"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    for part in [
+        "already holds a job that is over",
+        "job 1 finished at step 40",
+        "newest checkpoint step 40 at file:///runs/x/step-40",
+        "--work-dir",
+        "--new-job",
+    ] {
+        assert!(err.contains(part), "{part:?} missing: {err}");
+    }
+    let state = Store::open(&db).unwrap().load().unwrap().unwrap();
+    assert_eq!(state.phase, JobPhase::Finished, "the database is untouched");
+}
+
+#[test]
+fn new_job_keeps_the_finished_jobs_database_and_starts_job_2_in_the_same_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("launch").join("coordinator.db");
+    finished_job_db(&db);
+    let worker = script(&dir.path().join("fake-worker.sh"), "exit 1\n");
+    let out = launch(
+        dir.path(),
+        &[
+            "--nodes",
+            "1",
+            "--new-job",
+            "--local",
+            "--worker-bin",
+            worker.to_str().unwrap(),
+            "--max-restarts",
+            "0",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let kept = dir.path().join("launch").join("coordinator-job-1.db");
+    assert!(
+        stdout.contains("starting a new job") && stdout.contains(&kept.display().to_string()),
+        "{stdout}"
+    );
+    assert!(
+        stderr(&out).contains("0 restart(s)"),
+        "the new job ran (its stand-in worker failed): {}",
+        stderr(&out)
+    );
+    let old = Store::open(&kept).unwrap().load().unwrap().unwrap();
+    assert_eq!((old.job_id, old.phase), (JobId(1), JobPhase::Finished));
+    assert_eq!(old.checkpoints.entries().len(), 2);
+    let new = Store::open(&db).unwrap().load().unwrap().unwrap();
+    assert_eq!(new.job_id, JobId(2));
+    assert!(new.checkpoints.entries().is_empty());
+}
+
+#[test]
+fn local_workers_get_the_tls_settings_and_can_use_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new(dir.path(), "server");
+    let clients = pki::Ca::new(dir.path(), "clients");
+    let server = ca.server("coordinator");
+    let member = clients.client("member");
+    let report = dir.path().join("status.txt");
+    // The stand-in worker asks for the status over the URL it was given ($3), with the
+    // token and TLS settings from its environment, then fails so the launch ends.
+    let worker = script(
+        &dir.path().join("fake-worker.sh"),
+        &format!(
+            "echo \"url=$3\" >> {r}\n\"$COORDINATOR_BIN\" status --coordinator \"$3\" >> {r} 2>&1\necho \"exit=$?\" >> {r}\nexit 1\n",
+            r = report.display()
+        ),
+    );
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    let args = [
+        "--nodes".to_string(),
+        "1".into(),
+        "--local".into(),
+        "--worker-bin".into(),
+        arg(&worker),
+        "--max-restarts".into(),
+        "0".into(),
+        "--tls-cert".into(),
+        arg(&server.cert),
+        "--tls-key".into(),
+        arg(&server.key),
+        "--tls-ca".into(),
+        arg(&ca.cert),
+        "--tls-client-ca".into(),
+        arg(&clients.cert),
+        "--tls-client-cert".into(),
+        arg(&member.cert),
+        "--tls-client-key".into(),
+        arg(&member.key),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = launch_with_env(
+        dir.path(),
+        &args,
+        &[("COORDINATOR_BIN", env!("CARGO_BIN_EXE_coordinator"))],
+    );
+    let report = std::fs::read_to_string(&report).unwrap_or_default();
+    assert!(
+        report.contains("url=https://127.0.0.1:"),
+        "{report}\n{}",
+        stderr(&out)
+    );
+    assert!(report.contains("exit=0"), "{report}");
+    assert!(report.contains("job 1: waiting for nodes"), "{report}");
+}
+
+#[test]
+fn a_malformed_tls_file_is_named_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("server.pem");
+    let key = dir.path().join("server.key");
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    std::fs::write(&key, "not a key\n").unwrap();
+    let out = launch(
+        dir.path(),
+        &[
+            "--nodes",
+            "1",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("server.pem"), "{err}");
+    assert!(!dir.path().join("launch").exists(), "nothing started");
 }

@@ -30,6 +30,7 @@ fn config(db_path: &Path, heartbeat_timeout_ms: u64) -> ServeConfig {
             heartbeat_timeout_ms,
             rendezvous_settle_ms: 200,
         },
+        tls: None,
     }
 }
 

@@ -5,12 +5,14 @@
 //! worker follows is documented), [`domain`] the plain types the coordinator and the
 //! workers reason with, [`convert`] the one place that maps between the two (a missing
 //! field is a [`convert::ConvertError`], never a panic), and [`auth`] the shared-token
-//! metadata both sides agree on, [`client`] the connection with the token attached.
+//! metadata both sides agree on, [`client`] the connection with the token attached, and
+//! [`tls`] the PEM files of TLS connections, checked when they are loaded.
 
 pub mod auth;
 pub mod client;
 pub mod convert;
 pub mod domain;
+pub mod tls;
 
 /// Generated prost messages, the `Coordinator` client and server of
 /// `exiflang.coordinator.v1`.

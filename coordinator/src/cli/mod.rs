@@ -7,22 +7,54 @@ pub mod stop;
 
 use anyhow::Context;
 use clap::Args;
+use proto::tls::ClientTls;
 use std::path::PathBuf;
 
 /// Where the coordinator is and how to prove we may talk to it.
 #[derive(Args, Debug)]
 pub struct Connection {
-    /// Coordinator URL.
+    /// Coordinator URL (https:// for a coordinator serving TLS).
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub coordinator: String,
     /// File holding the shared token (otherwise COORDINATOR_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    /// TLS settings.
+    pub tls: ClientTlsArgs,
+}
+
+/// What a client trusts and presents over TLS.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClientTlsArgs {
+    /// CA that signed the coordinator's certificate, PEM (https:// URLs; default: the
+    /// system's CA roots).
+    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CA_ENV)]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate, PEM, for a coordinator that requires one (with --tls-key).
+    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CERT_ENV)]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key, PEM.
+    #[arg(long, value_name = "FILE", env = proto::tls::TLS_KEY_ENV)]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// Reads and checks the files given; `None` when none is.
+    pub fn load(&self) -> anyhow::Result<Option<ClientTls>> {
+        Ok(ClientTls::load(
+            self.tls_ca.as_deref(),
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+        )?)
+    }
 }
 
 impl Connection {
-    /// Connects with the token from `--token-file` or the environment.
+    /// Connects with the token from `--token-file` or the environment, over TLS for an
+    /// `https://` URL; the TLS files are checked before anything else.
     pub async fn connect(&self) -> anyhow::Result<coordinator::client::Client> {
+        let tls = self.tls.load()?;
         let token = match &self.token_file {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the token file {}", path.display()))?,
@@ -33,7 +65,10 @@ impl Connection {
                 )
             })?,
         };
-        Ok(coordinator::client::connect(&self.coordinator, token.trim()).await?)
+        Ok(
+            coordinator::client::connect_with(&self.coordinator, token.trim(), tls.as_ref())
+                .await?,
+        )
     }
 }
 

@@ -1,6 +1,7 @@
-//! The gRPC server: the `Coordinator` service over the pure decisions and the store,
-//! the shared-token check on every call, and the timer that runs failure detection and
-//! closes rounds.
+//! The gRPC server: the `Coordinator` service over the pure decisions and the store
+//! ([`shared`] holds the one way the state changes), the shared-token check on every
+//! call, TLS when configured, and the timer that runs failure detection and closes
+//! rounds.
 //!
 //! One shutdown path: [`RunningServer::shutdown`] (or the future given to [`serve`])
 //! stops the timer, fails waiting joins with `UNAVAILABLE` and lets tonic drain the
@@ -8,19 +9,21 @@
 
 mod auth;
 mod service;
+mod shared;
 
 use crate::config::ServeConfig;
-use crate::state::{self, Action, DecisionError, Policy, State};
-use crate::status::ServiceError;
+use crate::state::{self, Policy, State};
 use crate::store::{Store, StoreError};
 use proto::domain::JobId;
 use proto::wire::coordinator_server::CoordinatorServer;
+use shared::Shared;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
 
 /// A server that cannot start or failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +39,21 @@ pub enum ServeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The TLS files load but do not make a usable server (e.g. the key does not
+    /// belong to the certificate).
+    #[error("the TLS settings ({files}) are unusable: {detail}")]
+    Tls {
+        /// The files.
+        files: String,
+        /// Why.
+        detail: String,
+    },
     /// The transport failed.
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// Opening the database was interrupted (the runtime is shutting down).
+    #[error("the coordinator stopped while opening its database")]
+    Interrupted,
 }
 
 /// Milliseconds since the UNIX epoch: the only clock the coordinator reads.
@@ -48,59 +63,25 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-struct Inner {
-    state: State,
-    store: Store,
-}
-
-/// State, store and notifications shared by the handlers and the timer.
-pub(crate) struct Shared {
-    inner: Mutex<Inner>,
-    policy: Policy,
-    /// Bumped after every change of the state; joins wait on it.
-    changed: watch::Sender<u64>,
-    /// Set once at shutdown.
-    stopping: watch::Receiver<bool>,
-}
-
-impl Shared {
-    /// Runs one decision on a copy of the state, persists the copy when it changed and
-    /// only then makes it current; logs the decision's actions.
-    pub(crate) fn apply<T>(
-        &self,
-        decide: impl FnOnce(&mut State, u64, &Policy) -> Result<(T, Vec<Action>), DecisionError>,
-    ) -> Result<T, ServiceError> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = inner.state.clone();
-        let (value, actions) = decide(&mut next, now_ms(), &self.policy)?;
-        if next != inner.state {
-            inner.store.save(&next)?;
-            inner.state = next;
-            self.changed.send_modify(|v| *v += 1);
-        }
-        drop(inner);
-        for action in actions {
-            tracing::info!(target: "coordinator", "{action}");
-        }
-        Ok(value)
-    }
-
-    /// Reads the state.
-    pub(crate) fn read<T>(&self, query: impl FnOnce(&State, u64) -> T) -> T {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        query(&inner.state, now_ms())
-    }
-}
-
 /// Opens the database, loads the job (or starts a new one) and gives every live node a
-/// full timeout from now.
-fn open_state(config: &ServeConfig) -> Result<Inner, StoreError> {
-    let mut store = Store::open(&config.db_path)?;
+/// full timeout from now; on a blocking thread.
+async fn open_state(config: &ServeConfig) -> Result<(State, Store), ServeError> {
+    let db_path = config.db_path.clone();
+    let opened = tokio::task::spawn_blocking(move || open_state_blocking(&db_path)).await;
+    match opened {
+        Ok(result) => Ok(result?),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(ServeError::Interrupted),
+    }
+}
+
+fn open_state_blocking(db_path: &std::path::Path) -> Result<(State, Store), StoreError> {
+    let mut store = Store::open(db_path)?;
     let now = now_ms();
     let mut state = match store.load()? {
         Some(state) => {
             tracing::info!(
-                db = %config.db_path.display(),
+                db = %db_path.display(),
                 job = state.job_id.0,
                 phase = %state.phase,
                 round = state.round,
@@ -109,13 +90,39 @@ fn open_state(config: &ServeConfig) -> Result<Inner, StoreError> {
             state
         }
         None => {
-            tracing::info!(db = %config.db_path.display(), "new job");
-            State::new(JobId(1), now)
+            let job = JobId(store.next_job_id()?);
+            tracing::info!(db = %db_path.display(), job = job.0, "new job");
+            State::new(job, now)
         }
     };
     state::resume_after_restart(&mut state, now);
     store.save(&state)?;
-    Ok(Inner { state, store })
+    Ok((state, store))
+}
+
+/// The tonic server builder, with TLS when configured (checked here, at start).
+fn builder(config: &ServeConfig) -> Result<Server, ServeError> {
+    let builder = Server::builder();
+    match &config.tls {
+        None => Ok(builder),
+        Some(tls) => builder
+            .tls_config(tls.tonic_config())
+            .map_err(|e| ServeError::Tls {
+                files: tls.describe(),
+                detail: error_chain(&e),
+            }),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
 }
 
 /// How often the timer runs: a quarter of the shortest deadline, 20 ms to 1 s.
@@ -133,23 +140,29 @@ pub async fn serve(
     incoming: TcpIncoming,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let inner = open_state(&config)?;
-    serve_state(config, inner, incoming, shutdown).await
+    let server = builder(&config)?;
+    let opened = open_state(&config).await?;
+    serve_state(config, server, opened, incoming, shutdown).await
 }
 
 async fn serve_state(
     config: ServeConfig,
-    inner: Inner,
+    mut server: Server,
+    (state, store): (State, Store),
     incoming: TcpIncoming,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        inner: Mutex::new(inner),
-        policy: config.policy.clone(),
-        changed: watch::channel(0).0,
-        stopping: stop_rx.clone(),
-    });
+    let shared = Arc::new(Shared::new(
+        state,
+        store,
+        config.policy.clone(),
+        stop_rx.clone(),
+    ));
+    match &config.tls {
+        Some(tls) => tracing::info!(tls = %tls.describe(), "serving over TLS"),
+        None => tracing::info!("serving plain HTTP/2 (no [tls] configured)"),
+    }
     let timer = tokio::spawn(run_timer(shared.clone(), stop_rx));
     let service = CoordinatorServer::with_interceptor(
         service::CoordinatorService::new(shared),
@@ -160,7 +173,7 @@ async fn serve_state(
         tracing::info!("coordinator shutting down");
         let _ = stop_tx.send(true);
     };
-    let result = tonic::transport::Server::builder()
+    let result = server
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, signal)
         .await;
@@ -176,7 +189,9 @@ async fn run_timer(shared: Arc<Shared>, mut stopping: watch::Receiver<bool>) {
             _ = interval.tick() => {}
             _ = stopping.changed() => return,
         }
-        let result = shared.apply(|state, now, policy| Ok(((), state::tick(state, now, policy))));
+        let result = shared
+            .apply(|state, now, policy| Ok(((), state::tick(state, now, policy))))
+            .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "failure detection could not record its decision");
         }
@@ -187,6 +202,7 @@ async fn run_timer(shared: Arc<Shared>, mut stopping: watch::Receiver<bool>) {
 pub struct RunningServer {
     /// Where it listens (the real port when the config said port 0).
     pub addr: SocketAddr,
+    tls: bool,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
 }
@@ -200,13 +216,21 @@ impl RunningServer {
         let addr = incoming
             .local_addr()
             .map_err(|source| ServeError::Bind { addr, source })?;
-        // Load the state before returning so that a bad database is reported at start.
-        let inner = open_state(&config)?;
+        // Check TLS and load the state before returning so that bad files or a bad
+        // database are reported at start.
+        let server = builder(&config)?;
+        let opened = open_state(&config).await?;
+        let tls = config.tls.is_some();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_state(config, inner, incoming, async move {
+        let task = tokio::spawn(serve_state(config, server, opened, incoming, async move {
             let _ = stopped.await;
         }));
-        Ok(Self { addr, stop, task })
+        Ok(Self {
+            addr,
+            tls,
+            stop,
+            task,
+        })
     }
 
     /// Shuts down cleanly and waits until the server has stopped.
@@ -224,9 +248,18 @@ impl RunningServer {
         result
     }
 
-    /// The URL clients connect to.
+    /// The URL clients connect to (`https://` with TLS); a wildcard listen address
+    /// (`0.0.0.0`, `::`) becomes loopback, the address clients on this machine use.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
+        format!("{scheme}://{addr}")
     }
 }
 

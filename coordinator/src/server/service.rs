@@ -1,5 +1,6 @@
 //! The `Coordinator` RPCs: convert the request, run one decision through
-//! [`Shared::apply`], convert the answer. `JoinRendezvous` then waits for the round to
+//! [`Shared::apply`] (which stores the change before the answer goes out), convert the
+//! answer. `JoinRendezvous` then waits for the round to
 //! close, woken by every change of the state.
 
 use super::Shared;
@@ -23,7 +24,7 @@ impl CoordinatorService {
         &self,
         request: &JoinRequest,
     ) -> Result<wire::JoinRendezvousResponse, ServiceError> {
-        let mut changed = self.shared.changed.subscribe();
+        let mut changed = self.shared.subscribe();
         let mut stopping = self.shared.stopping.clone();
         loop {
             changed.borrow_and_update();
@@ -48,16 +49,19 @@ impl Coordinator for CoordinatorService {
         request: Request<wire::RegisterNodeRequest>,
     ) -> Result<Response<wire::RegisterNodeResponse>, Status> {
         let spec = NodeSpec::from(request.into_inner());
-        let registration = self.shared.apply(|s, now, policy| {
-            let (node_id, actions) = state::register(s, spec, now, policy)?;
-            let registration = Registration {
-                node_id,
-                job_id: s.job_id,
-                heartbeat_interval_ms: policy.heartbeat_interval_ms,
-                heartbeat_timeout_ms: policy.heartbeat_timeout_ms,
-            };
-            Ok((registration, actions))
-        })?;
+        let registration = self
+            .shared
+            .apply(|s, now, policy| {
+                let (node_id, actions) = state::register(s, spec, now, policy)?;
+                let registration = Registration {
+                    node_id,
+                    job_id: s.job_id,
+                    heartbeat_interval_ms: policy.heartbeat_interval_ms,
+                    heartbeat_timeout_ms: policy.heartbeat_timeout_ms,
+                };
+                Ok((registration, actions))
+            })
+            .await?;
         Ok(Response::new(registration.into()))
     }
 
@@ -68,7 +72,8 @@ impl Coordinator for CoordinatorService {
         let report = request.into_inner().into();
         let directive = self
             .shared
-            .apply(|s, now, policy| state::heartbeat(s, report, now, policy))?;
+            .apply(|s, now, policy| state::heartbeat(s, report, now, policy))
+            .await?;
         Ok(Response::new(directive.into()))
     }
 
@@ -78,7 +83,8 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<wire::JoinRendezvousResponse>, Status> {
         let request = JoinRequest::from(request.into_inner());
         self.shared
-            .apply(|s, now, policy| Ok(((), state::join(s, &request, now, policy)?)))?;
+            .apply(|s, now, policy| Ok(((), state::join(s, &request, now, policy)?)))
+            .await?;
         Ok(Response::new(self.wait_for_round(&request).await?))
     }
 
@@ -90,7 +96,8 @@ impl Coordinator for CoordinatorService {
             CheckpointReport::try_from(request.into_inner()).map_err(ServiceError::from)?;
         let newest = self
             .shared
-            .apply(|s, now, _| checkpoints::report(s, report, now))?;
+            .apply(|s, now, _| checkpoints::report(s, report, now))
+            .await?;
         Ok(Response::new(wire::ReportCheckpointResponse { newest }))
     }
 
@@ -106,10 +113,13 @@ impl Coordinator for CoordinatorService {
         request: Request<wire::StopJobRequest>,
     ) -> Result<Response<wire::StopJobResponse>, Status> {
         let stop = StopRequest::from(request.into_inner());
-        let phase: JobPhase = self.shared.apply(|s, _, _| {
-            let actions = state::stop(s, stop);
-            Ok((s.phase, actions))
-        })?;
+        let phase: JobPhase = self
+            .shared
+            .apply(|s, _, _| {
+                let actions = state::stop(s, stop);
+                Ok((s.phase, actions))
+            })
+            .await?;
         Ok(Response::new(wire::StopJobResponse {
             state: wire::JobState::from(phase) as i32,
         }))

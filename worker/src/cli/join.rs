@@ -11,7 +11,8 @@ use super::load_config;
 /// Arguments of `worker join`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Coordinator URL, e.g. http://coordinator:50051.
+    /// Coordinator URL, e.g. http://coordinator:50051 (https:// for a coordinator
+    /// serving TLS).
     #[arg(long, value_name = "URL")]
     pub coordinator: String,
     /// Training config (TOML); every node of the job must use the same one.
@@ -32,10 +33,25 @@ pub struct Args {
     /// Seconds a training process waits for a peer before giving up on the round.
     #[arg(long, default_value_t = 60)]
     pub group_timeout_s: u64,
+    /// CA that signed the coordinator's certificate, PEM (https:// URLs; default: the
+    /// system's CA roots).
+    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CA_ENV)]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate, PEM, for a coordinator that requires one (with --tls-key).
+    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CERT_ENV)]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key, PEM.
+    #[arg(long, value_name = "FILE", env = proto::tls::TLS_KEY_ENV)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Runs `worker join`.
 pub fn run_join(args: Args) -> anyhow::Result<()> {
+    let tls = proto::tls::ClientTls::load(
+        args.tls_ca.as_deref(),
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+    )?;
     let cfg = load_config(&args.config)?;
     let token = match &args.token_file {
         Some(p) => std::fs::read_to_string(p)
@@ -54,6 +70,7 @@ pub fn run_join(args: Args) -> anyhow::Result<()> {
     let opts = NodeOptions {
         coordinator: args.coordinator,
         token: token.trim().to_string(),
+        tls,
         name,
         host: args.host,
         procs: args.procs,

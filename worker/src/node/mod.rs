@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto::client::{connect, Client};
+use proto::client::{connect_with, Client};
 use proto::domain::{
     Assignment, CheckpointReport, DataPosition, Directive, HeartbeatReport, JoinRequest, NodeId,
     NodeSpec, RankProgress, Registration,
@@ -55,10 +55,12 @@ fn rpc(what: &str, status: tonic::Status) -> NodeError {
 /// How the node runs.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
-    /// Coordinator URL (`http://host:port`).
+    /// Coordinator URL (`http://host:port`, or `https://` for TLS).
     pub coordinator: String,
     /// Shared token.
     pub token: String,
+    /// What to trust and present over TLS (`https://` URLs).
+    pub tls: Option<proto::tls::ClientTls>,
     /// This node's stable name.
     pub name: String,
     /// Address other nodes reach this host at (for the collective).
@@ -73,7 +75,7 @@ pub struct NodeOptions {
 
 /// Runs the node until the job ends; `Ok` when its part finished.
 pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
-    let mut client = connect(&opts.coordinator, &opts.token)
+    let mut client = connect_with(&opts.coordinator, &opts.token, opts.tls.as_ref())
         .await
         .map_err(|e| NodeError::Coordinator(e.to_string()))?;
     let mut reg = register(&mut client, &opts).await?;

@@ -1,19 +1,28 @@
 //! `coordinator launch --nodes N --config TRAIN_CONFIG [--local]`: runs the coordinator
 //! in this process, prints how workers join, with `--local` starts and supervises N
-//! `worker join` processes, reports progress every ~2 s and ends with the job.
+//! `worker join` processes, reports progress every ~2 s and ends with the job. With
+//! `--tls-cert` the coordinator serves TLS ([`tls`]). A work folder whose job is over is
+//! not run again unless `--new-job` says to start a new one there.
+
+mod report;
+mod tls;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use coordinator::config::{ServeConfig, TOKEN_ENV};
+use coordinator::launch::previous::{previous_job, start_new_job};
 use coordinator::launch::{launch_token, supervise, worker_binary, LaunchError, LocalWorker};
 use coordinator::server::RunningServer;
 use coordinator::state::supervision::RestartPolicy;
 use coordinator::state::Policy;
 use proto::domain::{JobPhase, JobStatus, StopRequest};
 use proto::wire::{GetStatusRequest, StopJobRequest};
+use report::{newest_checkpoint, print_join_help, progress_line, summary};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tls::{worker_env, LaunchTls, LaunchTlsArgs};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -55,6 +64,13 @@ pub struct LaunchArgs {
     /// Back-off before the first restart of a local worker (doubled per restart).
     #[arg(long, default_value_t = 2_000)]
     pub restart_backoff_ms: u64,
+    /// Start a new job even when --work-dir holds one (finished or not); its database
+    /// is kept as coordinator-job-N.db beside the new one.
+    #[arg(long)]
+    pub new_job: bool,
+    #[command(flatten)]
+    /// TLS.
+    pub tls: LaunchTlsArgs,
 }
 
 /// How the wait for the job ended.
@@ -85,13 +101,16 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let tls = args.tls.load()?;
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("cannot create {}", args.work_dir.display()))?;
+    let db_path = args.work_dir.join("coordinator.db");
+    check_previous_job(&db_path, &args.work_dir, args.new_job)?;
     let (token, token_file) = launch_token(&args.work_dir, std::env::var(TOKEN_ENV).ok())?;
     let config = ServeConfig {
         listen: args.listen,
         token: token.clone(),
-        db_path: args.work_dir.join("coordinator.db"),
+        db_path,
         policy: Policy {
             min_nodes,
             max_nodes: args.nodes,
@@ -99,22 +118,53 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
             heartbeat_timeout_ms: args.heartbeat_timeout_ms,
             rendezvous_settle_ms: 3_000,
         },
+        tls: tls.as_ref().map(|t| t.server.clone()),
     };
-    super::runtime()?.block_on(launch(args, config, token, token_file, worker_bin))
+    let setup = Setup {
+        token,
+        token_file,
+        worker_bin,
+        tls,
+    };
+    super::runtime()?.block_on(launch(args, config, setup))
 }
 
-async fn launch(
-    args: LaunchArgs,
-    config: ServeConfig,
+/// A job already in the database: an unfinished one continues; one that is over is an
+/// error that says what was found and what to do, unless `new_job` starts a new one.
+fn check_previous_job(db: &Path, work_dir: &Path, new_job: bool) -> anyhow::Result<()> {
+    let Some(job) = previous_job(db)? else {
+        return Ok(());
+    };
+    if new_job {
+        let archive = start_new_job(db, job.job_id)?;
+        println!(
+            "starting a new job in {}; the previous one ({}) is kept in {}",
+            work_dir.display(),
+            job.summary(),
+            archive.display()
+        );
+    } else if job.is_over() {
+        bail!("{}", job.over_message(work_dir));
+    } else {
+        println!("continuing the job in {}: {}", db.display(), job.summary());
+    }
+    Ok(())
+}
+
+/// What `run` prepared for the launch.
+struct Setup {
     token: String,
     token_file: Option<PathBuf>,
     worker_bin: Option<PathBuf>,
-) -> anyhow::Result<()> {
+    tls: Option<LaunchTls>,
+}
+
+async fn launch(args: LaunchArgs, config: ServeConfig, setup: Setup) -> anyhow::Result<()> {
     let started = Instant::now();
     let server = RunningServer::start(config).await?;
     let url = server.url();
-    print_join_help(&args, &url, token_file.as_deref());
-    let result = drive(&args, &url, &token, worker_bin).await;
+    print_join_help(&args, &url, setup.token_file.as_deref(), setup.tls.as_ref());
+    let result = drive(&args, &url, &setup).await;
     server.shutdown().await?;
     match result? {
         Outcome::Over(status) if status.phase == JobPhase::Finished => {
@@ -134,13 +184,9 @@ async fn launch(
 }
 
 /// Starts the local workers, waits for the job, then for the workers.
-async fn drive(
-    args: &LaunchArgs,
-    url: &str,
-    token: &str,
-    worker_bin: Option<PathBuf>,
-) -> anyhow::Result<Outcome> {
-    let mut client = proto::client::connect(url, token).await?;
+async fn drive(args: &LaunchArgs, url: &str, setup: &Setup) -> anyhow::Result<Outcome> {
+    let client_tls = setup.tls.as_ref().map(|t| &t.client);
+    let mut client = proto::client::connect_with(url, &setup.token, client_tls).await?;
     let (over_tx, over_rx) = watch::channel(false);
     let (kill_tx, kill_rx) = watch::channel(false);
     let mut workers = JoinSet::new();
@@ -149,7 +195,8 @@ async fn drive(
         backoff_ms: args.restart_backoff_ms,
         max_backoff_ms: 30_000,
     };
-    if let Some(program) = worker_bin {
+    if let Some(program) = &setup.worker_bin {
+        let (tls_env, env_remove) = worker_env(setup.tls.as_ref());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads_per_node = (cores / args.nodes as usize).max(1);
         for index in 0..args.nodes as usize {
@@ -167,12 +214,16 @@ async fn drive(
                     "--node-name".into(),
                     format!("local-{index}"),
                 ],
-                env: vec![
-                    (TOKEN_ENV.into(), token.into()),
+                env: [
+                    (TOKEN_ENV.into(), setup.token.clone()),
                     // The local nodes share this machine's cores: one libtorch thread
                     // pool each of its share, not each of all the cores.
                     ("OMP_NUM_THREADS".into(), threads_per_node.to_string()),
-                ],
+                ]
+                .into_iter()
+                .chain(tls_env.iter().cloned())
+                .collect(),
+                env_remove: env_remove.clone(),
                 log: args.work_dir.join(format!("worker-{index}.log")),
             };
             workers.spawn(supervise(worker, policy, over_rx.clone(), kill_rx.clone()));
@@ -243,116 +294,5 @@ async fn stop_job(client: &mut proto::client::Client, drain: bool, reason: &str)
     });
     if let Err(e) = client.stop_job(request).await {
         tracing::warn!(error = %e, "cannot stop the job");
-    }
-}
-
-fn print_join_help(args: &LaunchArgs, url: &str, token_file: Option<&std::path::Path>) {
-    println!("coordinator listening at {url}");
-    let token = match token_file {
-        Some(path) => format!("{TOKEN_ENV}=$(cat {})", path.display()),
-        None => format!("{TOKEN_ENV}=<the same value as here>"),
-    };
-    println!(
-        "workers join with (one per node, e.g. from Slurm or a Kubernetes pod):\n  {token} worker join --coordinator {url} --config {} --procs <processes per node> --node-name <unique name>",
-        args.config.display()
-    );
-    if !args.local && args.listen.ip().is_loopback() {
-        tracing::warn!(
-            "listening on loopback only: pass --listen 0.0.0.0:PORT for workers on other machines"
-        );
-    }
-}
-
-/// One progress line: phase, round, world size, rank 0's step and loss, throughput and
-/// the newest checkpoint.
-fn progress_line(s: &JobStatus) -> String {
-    let rank0 = s
-        .members
-        .iter()
-        .flat_map(|m| &m.progress)
-        .find(|p| p.global_rank == 0);
-    let (step, loss) = match rank0 {
-        Some(p) => (p.step.to_string(), format!("{:.4}", p.loss)),
-        None => ("-".into(), "-".into()),
-    };
-    format!(
-        "job {}: round {}, world size {}, {} node(s) alive, rank 0 step {step} loss {loss}, {:.1} samples/s, {}",
-        s.phase,
-        s.round,
-        s.world_size,
-        s.members.iter().filter(|m| m.alive).count(),
-        s.samples_per_sec,
-        newest_checkpoint(s)
-    )
-}
-
-fn newest_checkpoint(s: &JobStatus) -> String {
-    match s.checkpoints.first() {
-        Some(c) => format!("newest checkpoint step {} at {}", c.step, c.url),
-        None => "no checkpoint yet".into(),
-    }
-}
-
-/// The closing summary of a finished job.
-fn summary(s: &JobStatus, wall: Duration) -> String {
-    format!(
-        "job finished: {}, wall time {:.1} s, {} round(s)",
-        newest_checkpoint(s),
-        wall.as_secs_f64(),
-        s.round
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::domain::*;
-
-    #[test]
-    fn progress_names_rank_zero_and_the_newest_checkpoint() {
-        let rank = |global_rank, step| RankProgress {
-            global_rank,
-            step,
-            loss: 1.25,
-            ..Default::default()
-        };
-        let status = JobStatus {
-            job_id: JobId(1),
-            phase: JobPhase::Running,
-            round: 2,
-            world_size: 2,
-            members: vec![MemberStatus {
-                node_id: NodeId(1),
-                spec: NodeSpec::default(),
-                alive: true,
-                heartbeat_age_ms: 0,
-                global_ranks: vec![0, 1],
-                progress: vec![rank(1, 7), rank(0, 9)],
-                finished: false,
-            }],
-            samples_per_sec: 10.0,
-            checkpoints: vec![CheckpointInfo {
-                step: 8,
-                url: "file:///c/step-8".into(),
-                position: DataPosition {
-                    epoch: 0,
-                    samples_consumed: 64,
-                },
-                config_digest: "d".into(),
-                round: 2,
-                registered_unix_ms: 0,
-            }],
-            config_digest: "d".into(),
-            joined_nodes: 0,
-        };
-        let line = progress_line(&status);
-        assert!(line.contains("round 2, world size 2"), "{line}");
-        assert!(line.contains("rank 0 step 9 loss 1.2500"), "{line}");
-        assert!(line.contains("step 8 at file:///c/step-8"), "{line}");
-        let text = summary(&status, Duration::from_secs(3));
-        assert!(
-            text.contains("file:///c/step-8") && text.contains("2 round(s)"),
-            "{text}"
-        );
     }
 }

@@ -1,6 +1,9 @@
 //! Support for `coordinator launch`: the shared token of a launch folder, finding the
-//! `worker` binary, and supervising local worker processes (restarted after a failure
-//! as [`crate::state::supervision`] decides).
+//! `worker` binary, supervising local worker processes (restarted after a failure as
+//! [`crate::state::supervision`] decides), and what to do with a folder whose database
+//! already holds a job ([`previous`]).
+
+pub mod previous;
 
 use crate::state::supervision::{on_worker_exit, ExitVerdict, RestartPolicy};
 use std::fs::OpenOptions;
@@ -138,6 +141,8 @@ pub struct LocalWorker {
     pub args: Vec<String>,
     /// Environment variables added to ours.
     pub env: Vec<(String, String)>,
+    /// Environment variables of ours it must not see.
+    pub env_remove: Vec<String>,
     /// Its stderr is appended here.
     pub log: PathBuf,
 }
@@ -226,7 +231,11 @@ fn spawn(worker: &LocalWorker) -> Result<tokio::process::Child, LaunchError> {
             path: worker.log.clone(),
             source,
         })?;
-    tokio::process::Command::new(&worker.program)
+    let mut command = tokio::process::Command::new(&worker.program);
+    for name in &worker.env_remove {
+        command.env_remove(name);
+    }
+    command
         .args(&worker.args)
         .envs(worker.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())

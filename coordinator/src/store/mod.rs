@@ -2,17 +2,20 @@
 //! continues the job: the job row (phase, round, open round), the nodes, every closed
 //! round (the highest is the current one) and the checkpoint registry.
 //!
-//! [`Store::save`] writes the whole state in one transaction after every change (the
-//! state is small: tens of nodes, hundreds of checkpoints); [`Store::load`] reads it
-//! back. A file that is not a coordinator database, or one with malformed rows, is a
-//! [`StoreError`] naming the file and what to do.
+//! [`Store::save`] writes the whole state in one transaction, [`Store::save_change`]
+//! only what a decision changed; [`Store::load`] reads it back. The calls
+//! block: the server makes them on blocking threads. A file that is not a coordinator
+//! database, or one with malformed rows, is a [`StoreError`] naming the file and what
+//! to do.
 
 use crate::state::{CheckpointRegistry, ClosedRound, Node, OpenRound, State};
 use proto::domain::{CheckpointInfo, DataPosition, JobId, JobPhase};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod write;
 
 /// Version of the table layout below.
 const SCHEMA_VERSION: i64 = 1;
@@ -78,6 +81,16 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The copy kept before starting a new job cannot be made.
+    #[error("cannot keep a copy of the coordinator database {path} as {archive}: {detail}")]
+    Archive {
+        /// Database path.
+        path: PathBuf,
+        /// Where the copy was to go.
+        archive: PathBuf,
+        /// Why.
+        detail: String,
+    },
 }
 
 /// An open coordinator database.
@@ -137,64 +150,6 @@ impl Store {
     /// The database path.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Writes the whole state in one transaction.
-    pub fn save(&mut self, state: &State) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let write = |source| StoreError::Write {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(write)?;
-        tx.execute("DELETE FROM job", []).map_err(write)?;
-        tx.execute(
-            "INSERT INTO job (id, phase, drain, round, config_digest, next_node_id, open_round)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                state.job_id.0 as i64,
-                to_json(&state.phase),
-                state.drain,
-                state.round as i64,
-                state.config_digest,
-                state.next_node_id as i64,
-                state.open.as_ref().map(to_json),
-            ],
-        )
-        .map_err(write)?;
-        tx.execute("DELETE FROM nodes", []).map_err(write)?;
-        for node in state.nodes.values() {
-            tx.execute(
-                "INSERT INTO nodes (id, name, body) VALUES (?1, ?2, ?3)",
-                params![node.id.0 as i64, node.spec.name, to_json(node)],
-            )
-            .map_err(write)?;
-        }
-        if let Some(current) = &state.current {
-            tx.execute(
-                "INSERT OR REPLACE INTO rounds (round, body) VALUES (?1, ?2)",
-                params![current.round as i64, to_json(current)],
-            )
-            .map_err(write)?;
-        }
-        tx.execute("DELETE FROM checkpoints", []).map_err(write)?;
-        for c in state.checkpoints.entries() {
-            tx.execute(
-                "INSERT INTO checkpoints (config_digest, step, url, epoch, samples_consumed, round, registered_unix_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    c.config_digest,
-                    c.step as i64,
-                    c.url,
-                    c.position.epoch as i64,
-                    c.position.samples_consumed as i64,
-                    c.round as i64,
-                    c.registered_unix_ms as i64,
-                ],
-            )
-            .map_err(write)?;
-        }
-        tx.commit().map_err(write)
     }
 
     /// Reads the state back; `None` for a database that never held a job.
@@ -303,124 +258,4 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::testing::running;
-    use crate::state::{checkpoints, register};
-    use proto::domain::{CheckpointReport, NodeSpec};
-
-    fn busy_state() -> State {
-        let (mut state, ids) = running(&["a", "b"]);
-        let report = CheckpointReport {
-            node: ids[0],
-            round: 1,
-            step: 30,
-            url: "file:///ckpt/30".into(),
-            position: DataPosition {
-                epoch: 1,
-                samples_consumed: 96,
-            },
-            config_digest: "cfg".into(),
-        };
-        checkpoints::report(&mut state, report, 3_000).unwrap();
-        // A third node registering and joining opens round 2 next to the closed round 1.
-        let spec = NodeSpec {
-            name: "c".into(),
-            procs: 2,
-            config_digest: "cfg".into(),
-            ..Default::default()
-        };
-        let c = register(&mut state, spec, 3_000, &crate::state::testing::policy())
-            .unwrap()
-            .0;
-        crate::state::testing::join_node(&mut state, c, 3_000);
-        assert!(state.open.is_some() && state.current.is_some());
-        state
-    }
-
-    #[test]
-    fn state_written_then_reopened_is_the_same() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("coord.db");
-        let state = busy_state();
-        {
-            let mut store = Store::open(&path).unwrap();
-            assert!(
-                store.load().unwrap().is_none(),
-                "a new database holds no job"
-            );
-            store.save(&state).unwrap();
-        }
-        let store = Store::open(&path).unwrap();
-        assert_eq!(store.load().unwrap().unwrap(), state);
-    }
-
-    #[test]
-    fn saving_again_replaces_the_previous_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("coord.db");
-        let mut store = Store::open(&path).unwrap();
-        let mut state = busy_state();
-        store.save(&state).unwrap();
-        state.nodes.remove(&proto::domain::NodeId(1));
-        state.checkpoints = CheckpointRegistry::default();
-        store.save(&state).unwrap();
-        assert_eq!(store.load().unwrap().unwrap(), state);
-    }
-
-    #[test]
-    fn a_file_that_is_not_a_database_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("coord.db");
-        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-        let err = Store::open(&path).err().expect("garbage must not open");
-        assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
-        let message = err.to_string();
-        assert!(
-            message.contains("coord.db") && message.contains("move it aside"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn a_malformed_row_names_what_is_broken() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("coord.db");
-        Store::open(&path).unwrap().save(&busy_state()).unwrap();
-        let conn = Connection::open(&path).unwrap();
-        conn.execute("UPDATE nodes SET body = '{\"id\":' WHERE id = 1", [])
-            .unwrap();
-        drop(conn);
-        let err = Store::open(&path).unwrap().load().unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Corrupt { what, .. } if what == "node"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn another_schema_version_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("coord.db");
-        drop(Store::open(&path).unwrap());
-        let conn = Connection::open(&path).unwrap();
-        conn.execute(
-            "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
-            [],
-        )
-        .unwrap();
-        drop(conn);
-        let err = Store::open(&path).err().unwrap();
-        assert!(
-            matches!(
-                err,
-                StoreError::Schema {
-                    found: 99,
-                    expected: 1,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-    }
-}
+mod tests;

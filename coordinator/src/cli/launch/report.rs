@@ -1,0 +1,128 @@
+//! What `launch` prints: how workers join, a progress line every poll, the closing
+//! summary.
+
+use super::tls::LaunchTls;
+use super::LaunchArgs;
+use coordinator::config::TOKEN_ENV;
+use proto::domain::JobStatus;
+use std::time::Duration;
+
+pub(super) fn print_join_help(
+    args: &LaunchArgs,
+    url: &str,
+    token_file: Option<&std::path::Path>,
+    tls: Option<&LaunchTls>,
+) {
+    println!("coordinator listening at {url}");
+    let token = match token_file {
+        Some(path) => format!("{TOKEN_ENV}=$(cat {})", path.display()),
+        None => format!("{TOKEN_ENV}=<the same value as here>"),
+    };
+    println!(
+        "workers join with (one per node, e.g. from Slurm or a Kubernetes pod):\n  {token} worker join --coordinator {url}{} --config {} --procs <processes per node> --node-name <unique name>",
+        super::tls::join_flags(tls),
+        args.config.display()
+    );
+    if args.listen.ip().is_unspecified() {
+        println!("  (from other machines, put this machine's name or address in the URL)");
+    }
+    if !args.local && args.listen.ip().is_loopback() {
+        tracing::warn!(
+            "listening on loopback only: pass --listen 0.0.0.0:PORT for workers on other machines"
+        );
+    }
+}
+
+/// One progress line: phase, round, world size, rank 0's step and loss, throughput and
+/// the newest checkpoint.
+pub(super) fn progress_line(s: &JobStatus) -> String {
+    let rank0 = s
+        .members
+        .iter()
+        .flat_map(|m| &m.progress)
+        .find(|p| p.global_rank == 0);
+    let (step, loss) = match rank0 {
+        Some(p) => (p.step.to_string(), format!("{:.4}", p.loss)),
+        None => ("-".into(), "-".into()),
+    };
+    format!(
+        "job {}: round {}, world size {}, {} node(s) alive, rank 0 step {step} loss {loss}, {:.1} samples/s, {}",
+        s.phase,
+        s.round,
+        s.world_size,
+        s.members.iter().filter(|m| m.alive).count(),
+        s.samples_per_sec,
+        newest_checkpoint(s)
+    )
+}
+
+pub(super) fn newest_checkpoint(s: &JobStatus) -> String {
+    match s.checkpoints.first() {
+        Some(c) => format!("newest checkpoint step {} at {}", c.step, c.url),
+        None => "no checkpoint yet".into(),
+    }
+}
+
+/// The closing summary of a finished job.
+pub(super) fn summary(s: &JobStatus, wall: Duration) -> String {
+    format!(
+        "job finished: {}, wall time {:.1} s, {} round(s)",
+        newest_checkpoint(s),
+        wall.as_secs_f64(),
+        s.round
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::domain::*;
+
+    #[test]
+    fn progress_names_rank_zero_and_the_newest_checkpoint() {
+        let rank = |global_rank, step| RankProgress {
+            global_rank,
+            step,
+            loss: 1.25,
+            ..Default::default()
+        };
+        let status = JobStatus {
+            job_id: JobId(1),
+            phase: JobPhase::Running,
+            round: 2,
+            world_size: 2,
+            members: vec![MemberStatus {
+                node_id: NodeId(1),
+                spec: NodeSpec::default(),
+                alive: true,
+                heartbeat_age_ms: 0,
+                global_ranks: vec![0, 1],
+                progress: vec![rank(1, 7), rank(0, 9)],
+                finished: false,
+            }],
+            samples_per_sec: 10.0,
+            checkpoints: vec![CheckpointInfo {
+                step: 8,
+                url: "file:///c/step-8".into(),
+                position: DataPosition {
+                    epoch: 0,
+                    samples_consumed: 64,
+                },
+                config_digest: "d".into(),
+                round: 2,
+                registered_unix_ms: 0,
+            }],
+            config_digest: "d".into(),
+            joined_nodes: 0,
+        };
+        let line = progress_line(&status);
+        assert!(line.contains("round 2, world size 2"), "{line}");
+        assert!(line.contains("rank 0 step 9 loss 1.2500"), "{line}");
+        assert!(line.contains("step 8 at file:///c/step-8"), "{line}");
+        let text = summary(&status, Duration::from_secs(3));
+        assert!(
+            text.contains("file:///c/step-8") && text.contains("2 round(s)"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! The state the handlers and the timer share, and the one way it changes: a decision
+//! on a copy, the change written to the database on a blocking thread (never on the
+//! async runtime), and only then the copy made current, so every answer a client gets
+//! is about a state that survives a crash of the coordinator.
+
+use super::now_ms;
+use crate::state::{Action, DecisionError, Policy, State};
+use crate::status::ServiceError;
+use crate::store::{Store, StoreError};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// The state clients see: only ever one that is in the database.
+struct Committed {
+    state: Mutex<Arc<State>>,
+    /// Bumped after every change of the state; joins wait on it.
+    changed: watch::Sender<u64>,
+}
+
+impl Committed {
+    fn current(&self) -> Arc<State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn replace(&self, next: State) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        self.changed.send_modify(|v| *v += 1);
+    }
+}
+
+/// State, store and notifications shared by the handlers and the timer.
+pub(crate) struct Shared {
+    committed: Arc<Committed>,
+    /// The database. Its lock orders the changes: a change is decided and written while
+    /// holding it, and the guard moves into the write, so a call that is cancelled
+    /// mid-write cannot let the next change start from a state about to be replaced.
+    store: Arc<tokio::sync::Mutex<Store>>,
+    pub(crate) policy: Policy,
+    /// Set once at shutdown.
+    pub(crate) stopping: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// Shares `state`, already stored in `store`.
+    pub(crate) fn new(
+        state: State,
+        store: Store,
+        policy: Policy,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            committed: Arc::new(Committed {
+                state: Mutex::new(Arc::new(state)),
+                changed: watch::channel(0).0,
+            }),
+            store: Arc::new(tokio::sync::Mutex::new(store)),
+            policy,
+            stopping,
+        }
+    }
+
+    /// Runs one decision on a copy of the state; when the copy differs, writes what
+    /// changed (on a blocking thread) and only then makes it current; logs the
+    /// decision's actions. A failed write leaves the state as it was.
+    pub(crate) async fn apply<T>(
+        &self,
+        decide: impl FnOnce(&mut State, u64, &Policy) -> Result<(T, Vec<Action>), DecisionError>,
+    ) -> Result<T, ServiceError> {
+        let mut store = self.store.clone().lock_owned().await;
+        let current = self.committed.current();
+        let mut next = State::clone(&current);
+        let (value, actions) = decide(&mut next, now_ms(), &self.policy)?;
+        if next != *current {
+            let committed = self.committed.clone();
+            let write = tokio::task::spawn_blocking(move || {
+                store.save_change(&current, &next)?;
+                committed.replace(next);
+                drop(store);
+                Ok::<_, StoreError>(())
+            });
+            match write.await {
+                Ok(result) => result?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return Err(ServiceError::ShuttingDown),
+            }
+        }
+        for action in actions {
+            tracing::info!(target: "coordinator", "{action}");
+        }
+        Ok(value)
+    }
+
+    /// Reads the current state (never waits for a write).
+    pub(crate) fn read<T>(&self, query: impl FnOnce(&State, u64) -> T) -> T {
+        let state = self.committed.current();
+        query(state.as_ref(), now_ms())
+    }
+
+    /// A receiver that sees every later change of the state.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.committed.changed.subscribe()
+    }
+}
