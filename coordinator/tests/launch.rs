@@ -290,6 +290,16 @@ fn local_workers_get_the_tls_settings_and_can_use_them() {
     );
     assert!(report.contains("exit=0"), "{report}");
     assert!(report.contains("job 1: waiting for nodes"), "{report}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let join_line = format!(
+        "--tls-ca {} --tls-cert <client certificate> --tls-key <its key>",
+        ca.cert.display()
+    );
+    assert!(
+        stdout.contains("worker join --coordinator https://127.0.0.1:")
+            && stdout.contains(&join_line),
+        "the printed join line carries the TLS flags: {stdout}"
+    );
 }
 
 #[test]

@@ -154,6 +154,8 @@ pub fn hint(detail: &str, https: bool) -> Option<&'static str> {
     let has = |needle: &str| detail.contains(needle);
     if has("KeyMismatch") {
         Some("the key file does not belong to the certificate file")
+    } else if has("native certs") {
+        Some("this machine has no CA roots to trust: pass --tls-ca")
     } else if has("UnknownIssuer") || has("unknown issuer") {
         Some("the coordinator's certificate is not signed by a CA this client trusts: pass --tls-ca with the CA that signed it")
     } else if has("NotValidForName") {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use coordinator::tls::ServerTls;
 use proto::tls::{ClientTls, TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The TLS flags of `launch`.
 #[derive(Args, Debug, Default)]
@@ -120,16 +120,12 @@ pub fn join_flags(tls: Option<&LaunchTls>) -> String {
     };
     let mut flags = String::new();
     if let Some(ca) = &tls.files.ca {
-        flags.push_str(&format!(" --tls-ca {}", show(ca)));
+        flags.push_str(&format!(" --tls-ca {}", ca.display()));
     }
     if tls.server.client_ca.is_some() {
         flags.push_str(" --tls-cert <client certificate> --tls-key <its key>");
     }
     flags
-}
-
-fn show(path: &Path) -> String {
-    path.display().to_string()
 }
 
 #[cfg(test)]
