@@ -7,6 +7,7 @@ mod jpeg;
 mod kernels;
 mod s3;
 mod shards;
+mod splice_bench;
 mod stream;
 mod support;
 mod synth;

@@ -1,7 +1,7 @@
 //! `worker`: one node's training and evaluation processes. Joins the data pipeline
 //! (`dataloader`) and the model (`kernels`). `train` runs single-process training from a
 //! config; `eval retrieval` measures a checkpoint on held-out photos; `bench step` times
-//! the training step against PyTorch.
+//! the training step against PyTorch; `splice-bench make` builds the splice benchmark.
 
 mod cli;
 
@@ -32,6 +32,9 @@ enum Command {
     /// Time parts of training.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    /// The cross-camera splice benchmark made from real photos.
+    #[command(subcommand)]
+    SpliceBench(cli::splice_bench::SpliceBenchCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Join(a) => cli::join::run_join(a),
         Command::Eval(c) => cli::eval::run(c),
         Command::Bench(c) => cli::bench::run(c),
+        Command::SpliceBench(c) => cli::splice_bench::run(c),
     }
 }

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod eval;
 pub mod join;
+pub mod splice_bench;
 pub mod train;
 
 use anyhow::Context;
