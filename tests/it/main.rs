@@ -9,6 +9,7 @@ mod kernels;
 mod metrics;
 mod s3;
 mod shards;
+mod splice_bench;
 mod stream;
 mod support;
 mod synth;

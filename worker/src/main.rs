@@ -1,8 +1,8 @@
 //! `worker`: one node's training and evaluation processes. Joins the data pipeline
 //! (`dataloader`) and the model (`kernels`). `train` runs single-process training from a
-//! config; `eval retrieval` measures a checkpoint on held-out photos; `detect` finds
-//! spliced regions in photos; `bench step` times
-//! the training step against PyTorch.
+//! config; `eval retrieval` / `eval splice` measure a checkpoint; `detect` finds spliced
+//! regions in photos; `bench step` times the training step against PyTorch;
+//! `splice-bench make` builds the splice benchmark.
 
 mod cli;
 
@@ -35,6 +35,9 @@ enum Command {
     /// Time parts of training.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    /// The cross-camera splice benchmark made from real photos.
+    #[command(subcommand)]
+    SpliceBench(cli::splice_bench::SpliceBenchCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(c) => cli::eval::run(c),
         Command::Detect(a) => cli::detect::run(a),
         Command::Bench(c) => cli::bench::run(c),
+        Command::SpliceBench(c) => cli::splice_bench::run(c),
     }
 }
