@@ -6,7 +6,8 @@
 //! checkpoints in object storage, each committed by a marker written last, so a crash
 //! while writing never leaves a checkpoint that looks complete; [`train`] is the
 //! training loop (one process, or one rank of a data-parallel group through [`collective`]); [`eval`] measures a trained model; [`bench`] times the
-//! training step; [`node`] is `worker join`, one node of a coordinated job.
+//! training step; [`node`] is `worker join`, one node of a coordinated job; [`probe`]
+//! measures frozen image features with linear probes.
 
 pub mod bench;
 pub mod checkpoint;
@@ -15,4 +16,5 @@ pub mod config;
 pub mod detect;
 pub mod eval;
 pub mod node;
+pub mod probe;
 pub mod train;
