@@ -7,6 +7,7 @@ mod exif;
 mod jpeg;
 mod kernels;
 mod metrics;
+mod probe;
 mod s3;
 mod shards;
 mod splice_bench;

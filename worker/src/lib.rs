@@ -6,8 +6,9 @@
 //! checkpoints in object storage, each committed by a marker written last, so a crash
 //! while writing never leaves a checkpoint that looks complete; [`train`] is the
 //! training loop (one process, or one rank of a data-parallel group through [`collective`]); [`eval`] measures a trained model; [`bench`] times the
-//! training step; [`node`] is `worker join`, one node of a coordinated job; [`splice_bench`]
-//! makes the cross-camera splice benchmark from real photos.
+//! training step; [`node`] is `worker join`, one node of a coordinated job; [`probe`]
+//! measures frozen image features with linear probes; [`splice_bench`] makes the
+//! cross-camera splice benchmark from real photos.
 
 pub mod bench;
 pub mod checkpoint;
@@ -16,5 +17,6 @@ pub mod config;
 pub mod detect;
 pub mod eval;
 pub mod node;
+pub mod probe;
 pub mod splice_bench;
 pub mod train;

@@ -1,8 +1,9 @@
 //! `worker`: one node's training and evaluation processes. Joins the data pipeline
 //! (`dataloader`) and the model (`kernels`). `train` runs single-process training from a
 //! config; `eval retrieval` / `eval splice` measure a checkpoint; `detect` finds spliced
-//! regions in photos; `bench step` times the training step against PyTorch;
-//! `splice-bench make` builds the splice benchmark.
+//! regions in photos; `probe` measures frozen image features with linear probes; `bench
+//! step` times the training step against PyTorch; `splice-bench make` builds the splice
+//! benchmark.
 
 mod cli;
 
@@ -32,6 +33,9 @@ enum Command {
     Eval(cli::eval::EvalCommand),
     /// Find spliced regions in photos (zero shot): maps, masks and scores per photo.
     Detect(cli::detect::Args),
+    /// Linear probes on the frozen image tower (radial distortion, EXIF values).
+    #[command(subcommand)]
+    Probe(cli::probe::ProbeCommand),
     /// Time parts of training.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -48,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         Command::Join(a) => cli::join::run_join(a),
         Command::Eval(c) => cli::eval::run(c),
         Command::Detect(a) => cli::detect::run(a),
+        Command::Probe(c) => cli::probe::run(c),
         Command::Bench(c) => cli::bench::run(c),
         Command::SpliceBench(c) => cli::splice_bench::run(c),
     }

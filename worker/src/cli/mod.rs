@@ -5,6 +5,7 @@ pub mod bench;
 pub mod detect;
 pub mod eval;
 pub mod join;
+pub mod probe;
 pub mod splice_bench;
 pub mod train;
 

@@ -1,0 +1,242 @@
+//! `worker probe radial|exif`: linear probes on the frozen image tower of a checkpoint (or
+//! of a randomly initialised model, the baseline).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use dataloader::pack::{list_photos, Input};
+use worker::probe::{self, exif::ExifParams, radial::RadialParams, LogisticOptions, ProbeOptions};
+use worker::train::model;
+
+use super::{load_config, StoreArgs};
+
+/// Probe commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProbeCommand {
+    /// Classify the radial distortion (k1 bins) of distorted crops of real photos.
+    Radial(RadialArgs),
+    /// Classify the common values of each EXIF tag from random patches of the photos.
+    Exif(ExifArgs),
+}
+
+/// Arguments every probe takes.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// The training config (model shape, device).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// A checkpoint directory (its newest) or a `step-N` directory; default checkpoint.url.
+    #[arg(long, value_name = "REF", conflicts_with = "random_init")]
+    pub checkpoint: Option<String>,
+    /// Probe a randomly initialised model (the baseline) instead of a checkpoint.
+    #[arg(long)]
+    pub random_init: bool,
+    /// Photo folder or file list (as `dataloader pack` takes).
+    #[arg(long, value_name = "DIR_OR_LIST")]
+    pub photos: PathBuf,
+    /// Only the first N photos.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seed of the split, crops, distortions and of the random initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fraction of photos held out for testing.
+    #[arg(long, default_value_t = 0.3)]
+    pub test_fraction: f64,
+    /// Crops per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Adam steps of the classifier (full batch).
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// L2 weight decay of the classifier.
+    #[arg(long, default_value_t = 1e-3)]
+    pub weight_decay: f64,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Arguments of `worker probe radial`.
+#[derive(Debug, clap::Args)]
+pub struct RadialArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Side of the distorted crops (the paper: 512).
+    #[arg(long, default_value_t = 256)]
+    pub crop: u32,
+    /// Distorted crops per photo.
+    #[arg(long, default_value_t = 4)]
+    pub per_photo: usize,
+    /// Bins of k1 (classes).
+    #[arg(long, default_value_t = 20)]
+    pub bins: usize,
+}
+
+/// Arguments of `worker probe exif`.
+#[derive(Debug, clap::Args)]
+pub struct ExifArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Random patches per photo.
+    #[arg(long, default_value_t = 4)]
+    pub patches: usize,
+    /// Patch side; default data.patch_px of the config.
+    #[arg(long)]
+    pub patch: Option<u32>,
+    /// At most this many values per tag become classes.
+    #[arg(long, default_value_t = 8)]
+    pub top: usize,
+    /// A value needs this many photos to be a class.
+    #[arg(long, default_value_t = 3)]
+    pub min_photos: usize,
+    /// Tag list (TOML with `tags = [...]`); default the bundled configs/exif-tags.toml.
+    #[arg(long, value_name = "FILE")]
+    pub tags: Option<PathBuf>,
+}
+
+struct Setup {
+    cfg: worker::config::Config,
+    device: tch::Device,
+    _vs: tch::nn::VarStore,
+    model: kernels::joint::JointModel,
+    source: String,
+    photos: Vec<PathBuf>,
+    opts: ProbeOptions,
+}
+
+fn setup(a: &CommonArgs) -> anyhow::Result<Setup> {
+    let cfg = load_config(&a.config)?;
+    let device = model::torch_device(cfg.device)?;
+    let (vs, m, source) = if a.random_init {
+        let (vs, m) = model::build(&cfg, device, a.seed)?;
+        (vs, m, format!("random init (seed {})", a.seed))
+    } else {
+        let reference = a
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| cfg.spec.checkpoint.url.clone());
+        let l = model::from_checkpoint(&cfg, &reference, device, &a.store.options())
+            .with_context(|| format!("loading the checkpoint {reference}"))?;
+        let source = format!(
+            "checkpoint {} (step {})",
+            l.checkpoint.url, l.checkpoint.step
+        );
+        (l.vs, l.model, source)
+    };
+    let input = Input::from_path(&a.photos)?;
+    let mut photos: Vec<PathBuf> = list_photos(&input)?.into_iter().map(|p| p.path).collect();
+    if let Some(n) = a.limit {
+        photos.truncate(n);
+    }
+    anyhow::ensure!(!photos.is_empty(), "no photos in {}", input.describe());
+    let opts = ProbeOptions {
+        seed: a.seed,
+        test_fraction: a.test_fraction,
+        batch: a.batch,
+        classifier: LogisticOptions {
+            steps: a.steps,
+            weight_decay: a.weight_decay,
+            ..LogisticOptions::default()
+        },
+    };
+    anyhow::ensure!(
+        opts.test_fraction > 0.0 && opts.test_fraction < 1.0,
+        "--test-fraction must lie in (0, 1), got {}",
+        opts.test_fraction
+    );
+    Ok(Setup {
+        cfg,
+        device,
+        _vs: vs,
+        model: m,
+        source,
+        photos,
+        opts,
+    })
+}
+
+fn write_json<T: serde::Serialize>(path: &Option<PathBuf>, report: &T) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn show(name: &str, r: &probe::ProbeResult) {
+    println!(
+        "{name:<28} accuracy {:.3}  majority {:.3}  chance {:.3}  ({} classes, {}/{} train/test samples)",
+        r.accuracy,
+        r.majority_baseline,
+        1.0 / r.classes.len() as f64,
+        r.classes.len(),
+        r.train_counts.iter().sum::<usize>(),
+        r.test_counts.iter().sum::<usize>()
+    );
+}
+
+/// Runs a probe command.
+pub fn run(cmd: ProbeCommand) -> anyhow::Result<()> {
+    match cmd {
+        ProbeCommand::Radial(a) => {
+            let s = setup(&a.common)?;
+            let params = RadialParams {
+                crop: a.crop,
+                per_photo: a.per_photo,
+                bins: a.bins,
+                ..RadialParams::default()
+            };
+            let report =
+                probe::radial::radial_probe(&s.model.image, s.device, &s.photos, &params, &s.opts)?;
+            println!(
+                "{}: {} photos ({} skipped), {} crops of {} px, {} features",
+                s.source,
+                report.photos_used,
+                report.skipped.total(),
+                report.crops,
+                params.crop,
+                report.feature_dim
+            );
+            show("radial distortion (k1 bins)", &report.probe);
+            write_json(&a.common.json, &report)
+        }
+        ProbeCommand::Exif(a) => {
+            let s = setup(&a.common)?;
+            let tags = match &a.tags {
+                Some(p) => dataloader::exif::TagList::load(p)?,
+                None => dataloader::exif::TagList::bundled(),
+            };
+            let params = ExifParams {
+                patch: a.patch.unwrap_or(s.cfg.spec.data.patch_px),
+                patches_per_photo: a.patches,
+                top: a.top,
+                min_photos: a.min_photos,
+                tags: tags.names().to_vec(),
+            };
+            let report =
+                probe::exif::exif_probe(&s.model.image, s.device, &s.photos, &params, &s.opts)?;
+            println!(
+                "{}: {} photos ({} skipped), {} patches of {} px each",
+                s.source,
+                report.photos_used,
+                report.skipped.total(),
+                params.patches_per_photo,
+                params.patch
+            );
+            for t in &report.tags {
+                show(&t.tag, &t.probe);
+            }
+            println!(
+                "mean over {} tags: accuracy {:.3}, majority baseline {:.3} ({} tags without 2 common values)",
+                report.tags.len(),
+                report.mean_accuracy,
+                report.mean_majority_baseline,
+                report.tags_skipped.len()
+            );
+            write_json(&a.common.json, &report)
+        }
+    }
+}
