@@ -7,11 +7,13 @@
 //! photos/0002.jpg,spliced,masks/0002.png
 //! ```
 //!
-//! The header names the three columns, in any order. Fields are separated by commas and
-//! trimmed; quoting is not supported (a path containing `,` or `"` is refused). Paths are
+//! The header names the three columns, in any order; other columns (such as the camera
+//! models `worker splice-bench make` records) are ignored. Fields are separated by commas
+//! and trimmed; a field in double quotes may hold commas and doubled quotes. Paths are
 //! relative to the dataset folder (absolute paths are allowed). `label` is `authentic` or
-//! `spliced`; a spliced image must name its mask, an authentic one must leave the field
-//! empty. Every image must exist; a missing mask follows `on_missing_mask`.
+//! `spliced`; a spliced image must name its mask. A mask on an authentic row (a same-camera
+//! paste keeps its region's mask) is no splice ground truth and is ignored. Every image
+//! must exist; a missing mask follows `on_missing_mask`.
 //!
 //! Masks: white splice on black, spliced where the grey level is above 127
 //! ([`MaskEncoding::BrightAbove`]); masks must have the image's size.
@@ -44,25 +46,23 @@ pub(crate) fn read(c: &mut Collector<'_>, root: &Path) -> Result<&'static str, D
         line,
         reason,
     };
-    let mut columns: Option<[usize; 3]> = None;
+    let mut columns: Option<([usize; 3], usize)> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let raw = raw.trim();
         if raw.is_empty() || raw.starts_with('#') {
             continue;
         }
-        if raw.contains('"') {
-            return Err(err(line, "quoted fields are not supported".into()));
-        }
-        let fields: Vec<&str> = raw.split(',').map(str::trim).collect();
-        let Some([image_at, label_at, mask_at]) = columns else {
-            columns = Some(header(&fields).map_err(|r| err(line, r))?);
+        let fields = split_fields(raw).map_err(|r| err(line, r))?;
+        let fields: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+        let Some(([image_at, label_at, mask_at], width)) = columns else {
+            columns = Some((header(&fields).map_err(|r| err(line, r))?, fields.len()));
             continue;
         };
-        if fields.len() != 3 {
+        if fields.len() != width {
             return Err(err(
                 line,
-                format!("{} fields, expected 3 (image,label,mask)", fields.len()),
+                format!("{} fields, the header has {width}", fields.len()),
             ));
         }
         let (image, label, mask) = (fields[image_at], fields[label_at], fields[mask_at]);
@@ -77,13 +77,7 @@ pub(crate) fn read(c: &mut Collector<'_>, root: &Path) -> Result<&'static str, D
             ));
         }
         match (label, mask.is_empty()) {
-            ("authentic", true) => c.authentic(image_path),
-            ("authentic", false) => {
-                return Err(err(
-                    line,
-                    "an authentic image has no mask: leave it empty".into(),
-                ))
-            }
+            ("authentic", _) => c.authentic(image_path),
             ("spliced", true) => {
                 return Err(err(
                     line,
@@ -118,11 +112,50 @@ pub(crate) fn read(c: &mut Collector<'_>, root: &Path) -> Result<&'static str, D
     Ok(HINT)
 }
 
+/// The trimmed fields of a line; `"..."` fields may hold commas and `""` for a quote.
+fn split_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        let mut field = String::new();
+        while chars.peek().is_some_and(|c| *c == ' ') {
+            chars.next();
+        }
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err("a quoted field is not closed".into()),
+                }
+            }
+            while chars.peek().is_some_and(|c| *c != ',') {
+                if chars.next().is_some_and(|c| c != ' ') {
+                    return Err("text after a closing quote".into());
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                field.push(c);
+            }
+        }
+        fields.push(field.trim().to_string());
+        if chars.next().is_none() {
+            return Ok(fields);
+        }
+    }
+}
+
 /// Column positions of image, label and mask.
 fn header(fields: &[&str]) -> Result<[usize; 3], String> {
     let at = |name: &str| fields.iter().position(|f| *f == name);
-    match (fields.len(), at("image"), at("label"), at("mask")) {
-        (3, Some(i), Some(l), Some(m)) => Ok([i, l, m]),
+    match (at("image"), at("label"), at("mask")) {
+        (Some(i), Some(l), Some(m)) => Ok([i, l, m]),
         _ => Err(format!(
             "header {:?}: expected the columns image, label and mask",
             fields.join(",")

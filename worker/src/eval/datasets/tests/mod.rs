@@ -177,9 +177,14 @@ fn generic_reads_labels_csv_and_names_the_bad_line() {
             "expected the columns",
         ),
         (
-            "image,label,mask\n\"photos/a.jpg\",authentic,\n",
+            "image,label,mask\n\"photos/a.jpg,authentic,\n",
             2,
-            "quoted",
+            "not closed",
+        ),
+        (
+            "image,label,mask,camera\nphotos/a.jpg,authentic,\n",
+            2,
+            "the header has 4",
         ),
     ] {
         write(text);
@@ -190,6 +195,16 @@ fn generic_reads_labels_csv_and_names_the_bad_line() {
             "{msg}"
         );
     }
+    // Quoted fields, extra columns, and the mask of an authentic row (ignored).
+    write("camera,image,mask,label\n\"Olympus, Inc \"\"E-M1\"\"\",\"photos/a.jpg\",masks/b.png,authentic\nx,photos/b.jpg,masks/b.png,spliced\n");
+    let listing = read(DatasetKind::Generic, r).unwrap();
+    assert_eq!(
+        summary(&listing, r),
+        vec![
+            entry("photos/a.jpg", Label::Authentic, None),
+            entry("photos/b.jpg", Label::Spliced, Some("masks/b.png")),
+        ]
+    );
     write("image,label,mask\nphotos/b.jpg,spliced,masks/none.png\n");
     assert!(matches!(
         read(DatasetKind::Generic, r),
