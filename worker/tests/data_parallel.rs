@@ -19,6 +19,13 @@ use worker::train::step::{forward_backward, split_variables, StepInputs, StepSet
 
 const GLOBAL: i64 = 8;
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The tests of this file run one at a time: a step reseeds libtorch's global generator
+/// (dropout draws), which must not happen while another test initialises a model.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 const STEPS: u64 = 3;
 
 /// The global batch, fixed by a seed independent of libtorch's generator.
@@ -165,6 +172,7 @@ fn two_ranks(setup: Setup) -> Vec<RunResult> {
 
 #[test]
 fn two_ranks_with_half_batches_train_like_one_rank_with_the_whole_batch() {
+    let _serial = one_at_a_time();
     for (objective, micro) in [
         (Objective::ImageText, None),
         (Objective::ImageText, Some(2)),
@@ -222,6 +230,7 @@ fn max_difference(a: &RunResult, b: &RunResult) -> f64 {
 
 #[test]
 fn synchronised_batch_norm_makes_two_ranks_train_like_one_with_batch_statistics() {
+    let _serial = one_at_a_time();
     for objective in [Objective::ImageText, Objective::CropClr] {
         let batch_stats = Setup {
             train: true,
@@ -252,6 +261,7 @@ fn synchronised_batch_norm_makes_two_ranks_train_like_one_with_batch_statistics(
 
 #[test]
 fn synchronised_batch_norm_pads_ranks_with_fewer_micro_batches() {
+    let _serial = one_at_a_time();
     // Rank 0 runs three micro-batches, rank 1 one (after skipped samples, say): every
     // pass is a collective call, so rank 1 adds empty passes instead of stalling rank 0.
     let setup = Setup {
