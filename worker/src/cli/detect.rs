@@ -8,7 +8,7 @@ use anyhow::Context;
 use worker::detect::{self, output, AnalysisParams, DetectParams};
 use worker::train::model;
 
-use super::{load_config, StoreArgs};
+use super::{load_checkpoint, load_config, StoreArgs};
 
 /// Arguments of `worker detect`.
 #[derive(Debug, clap::Args)]
@@ -49,12 +49,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = load_config(&args.config)?;
     let device = model::torch_device(cfg.device)?;
-    let reference = args
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| cfg.spec.checkpoint.url.clone());
-    let loaded = model::from_checkpoint(&cfg, &reference, device, &args.store.options())
-        .with_context(|| format!("loading the checkpoint {reference}"))?;
+    let loaded = load_checkpoint(&cfg, args.checkpoint.as_deref(), device, &args.store)?;
     tracing::info!(checkpoint = %loaded.checkpoint.url, step = loaded.checkpoint.step, "model loaded");
     let tau = 1.0 / loaded.model.logit_scale.value().double_value(&[]);
     let params = DetectParams {

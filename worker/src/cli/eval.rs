@@ -8,7 +8,7 @@ use worker::eval::retrieval::{evaluate, RetrievalOptions};
 use worker::train::data::DataSource;
 use worker::train::model;
 
-use super::{load_config, StoreArgs};
+use super::{load_checkpoint, load_config, StoreArgs};
 
 /// Evaluation commands.
 #[derive(Debug, clap::Subcommand)]
@@ -91,12 +91,7 @@ fn splice(args: SpliceArgs) -> anyhow::Result<()> {
     let kind: DatasetKind = serde_json::from_value(serde_json::Value::String(args.kind.clone()))
         .map_err(|_| anyhow::anyhow!("unknown --kind {:?}: use generic, columbia, dso1, korus, in_the_wild, casia1 or casia2", args.kind))?;
     let listing = read_dataset(&DatasetConfig::new(kind, &args.data))?;
-    let reference = args
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| cfg.spec.checkpoint.url.clone());
-    let loaded = model::from_checkpoint(&cfg, &reference, device, &args.store.options())
-        .with_context(|| format!("loading the checkpoint {reference}"))?;
+    let loaded = load_checkpoint(&cfg, args.checkpoint.as_deref(), device, &args.store)?;
     let params = worker::detect::DetectParams {
         patch: cfg.spec.data.patch_px,
         per_side: args.per_side,
@@ -148,14 +143,10 @@ fn splice(args: SpliceArgs) -> anyhow::Result<()> {
 fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
     let cfg = load_config(&args.config)?;
     let store_opts = args.store.options();
-    let url = args
-        .checkpoints
-        .unwrap_or_else(|| cfg.spec.checkpoint.url.clone());
     let device = model::torch_device(cfg.device)?;
     let plan = RankPlan::new(args.batch.max(2), 1, 0)?;
     let data = DataSource::open(&cfg.spec, &args.data, plan, &store_opts)?;
-    let loaded = model::from_checkpoint(&cfg, &url, device, &store_opts)
-        .with_context(|| format!("loading {url} into the model of {}", args.config.display()))?;
+    let loaded = load_checkpoint(&cfg, args.checkpoints.as_deref(), device, &args.store)?;
     let (model, newest) = (loaded.model, loaded.checkpoint);
     let opts = RetrievalOptions {
         batch: args.batch,

@@ -33,6 +33,19 @@ impl StoreArgs {
     }
 }
 
+/// The model of `cfg` with the weights of `reference` (a checkpoint directory or a `step-N`
+/// directory), or of the config's `checkpoint.url` when none is given.
+pub fn load_checkpoint(
+    cfg: &Config,
+    reference: Option<&str>,
+    device: tch::Device,
+    store: &StoreArgs,
+) -> anyhow::Result<worker::train::model::LoadedModel> {
+    let reference = reference.unwrap_or(&cfg.spec.checkpoint.url);
+    worker::train::model::from_checkpoint(cfg, reference, device, &store.options())
+        .with_context(|| format!("loading the checkpoint {reference}"))
+}
+
 /// Loads and validates a training config; the error lists every bad field.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).with_context(|| "fix the config and run again".to_string())

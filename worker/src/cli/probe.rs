@@ -114,12 +114,7 @@ fn setup(a: &CommonArgs) -> anyhow::Result<Setup> {
         let (vs, m) = model::build(&cfg, device, a.seed)?;
         (vs, m, format!("random init (seed {})", a.seed))
     } else {
-        let reference = a
-            .checkpoint
-            .clone()
-            .unwrap_or_else(|| cfg.spec.checkpoint.url.clone());
-        let l = model::from_checkpoint(&cfg, &reference, device, &a.store.options())
-            .with_context(|| format!("loading the checkpoint {reference}"))?;
+        let l = super::load_checkpoint(&cfg, a.checkpoint.as_deref(), device, &a.store)?;
         let source = format!(
             "checkpoint {} (step {})",
             l.checkpoint.url, l.checkpoint.step

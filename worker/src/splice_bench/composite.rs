@@ -118,28 +118,33 @@ pub fn paste(
 
 /// Lossless PNG of an RGB image.
 pub fn png_rgb(img: &RgbImage) -> Result<Vec<u8>, CompositeError> {
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(
-            img.as_raw(),
-            img.width(),
-            img.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| CompositeError::Encode(e.to_string()))?;
-    Ok(out)
+    png(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::Rgb8,
+    )
 }
 
 /// 8-bit grayscale PNG of a mask.
 pub fn png_gray(img: &GrayImage) -> Result<Vec<u8>, CompositeError> {
+    png(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::L8,
+    )
+}
+
+fn png(
+    raw: &[u8],
+    width: u32,
+    height: u32,
+    color: image::ExtendedColorType,
+) -> Result<Vec<u8>, CompositeError> {
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(
-            img.as_raw(),
-            img.width(),
-            img.height(),
-            image::ExtendedColorType::L8,
-        )
+        .write_image(raw, width, height, color)
         .map_err(|e| CompositeError::Encode(e.to_string()))?;
     Ok(out)
 }
