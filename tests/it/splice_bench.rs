@@ -23,35 +23,16 @@ const PHOTOS: [&str; 5] = [
     "hewlett-packard_photosmart-c200_01.jpg",
 ];
 
-/// The fields of a CSV line (double-quoted fields may hold commas and doubled quotes).
-fn csv_line(line: &str) -> Vec<String> {
-    let (mut fields, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    fields.push(cur);
-    fields
-}
-
 /// File name -> camera model named from `manifest.csv`'s make and model columns.
 fn manifest_models(cameras: &Path) -> HashMap<String, String> {
     let text = std::fs::read_to_string(cameras.join("manifest.csv")).unwrap();
     let mut lines = text.lines();
     assert_eq!(
-        csv_line(lines.next().unwrap())[..3],
+        support::csv_line(lines.next().unwrap())[..3],
         ["file", "make", "model"]
     );
     lines
-        .map(csv_line)
+        .map(support::csv_line)
         .map(|f| (f[0].clone(), camera_model(Some(&f[1]), Some(&f[2]))))
         .collect()
 }
@@ -181,7 +162,7 @@ fn splice_benchmark_from_real_photos_has_exact_masks_labels_and_real_camera_mode
         lines.next().unwrap(),
         "image,mask,label,kind,target_camera,source_camera,quality"
     );
-    let rows: Vec<Vec<String>> = lines.map(csv_line).collect();
+    let rows: Vec<Vec<String>> = lines.map(support::csv_line).collect();
     assert_eq!(rows.len(), 12, "6 images, PNG and JPEG each");
     let mut kinds = BTreeMap::<String, usize>::new();
     for row in &rows {

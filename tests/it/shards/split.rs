@@ -9,40 +9,16 @@ use dataloader::split::{assign, read_camera_models, write_list};
 use super::stem;
 use crate::support;
 
-/// The first `n` fields of a CSV line (double-quoted fields may hold commas).
-fn csv_fields(line: &str, n: usize) -> Vec<String> {
-    let (mut fields, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                fields.push(std::mem::take(&mut cur));
-                if fields.len() == n {
-                    return fields;
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    fields.push(cur);
-    fields
-}
-
 /// File name -> (make, model), trimmed and lower-cased, from `manifest.csv`.
 fn manifest_cameras(cameras: &Path) -> HashMap<String, (String, String)> {
     let text = std::fs::read_to_string(cameras.join("manifest.csv")).unwrap();
     let mut lines = text.lines();
     assert_eq!(
-        csv_fields(lines.next().unwrap(), 3),
+        support::csv_line(lines.next().unwrap())[..3].to_vec(),
         ["file", "make", "model"]
     );
     lines
-        .map(|l| csv_fields(l, 3))
+        .map(|l| support::csv_line(l)[..3].to_vec())
         .map(|f| {
             let norm = |s: &str| s.trim().to_lowercase();
             (f[0].clone(), (norm(&f[1]), norm(&f[2])))
