@@ -10,6 +10,8 @@
 //! heartbeat_interval_ms = 2000    # default
 //! heartbeat_timeout_ms = 10000    # default; more than the interval
 //! rendezvous_settle_ms = 3000     # default
+//! eval_lease_ms = 60000           # default; an evaluation lease without renewal runs out
+//! eval_max_attempts = 3           # default; leases an evaluation may run out before it fails
 //!
 //! [tls]                           # optional: serve over TLS (https:// URLs)
 //! cert = "coordinator.pem"        # the coordinator's certificate (chain), PEM
@@ -83,6 +85,8 @@ struct RawConfig {
     heartbeat_interval_ms: Option<u64>,
     heartbeat_timeout_ms: Option<u64>,
     rendezvous_settle_ms: Option<u64>,
+    eval_lease_ms: Option<u64>,
+    eval_max_attempts: Option<u32>,
     tls: Option<RawTls>,
 }
 
@@ -168,6 +172,17 @@ impl ServeConfig {
                 &format!("{heartbeat_timeout_ms} must exceed heartbeat_interval_ms {heartbeat_interval_ms} (a few intervals is usual)"),
             ));
         }
+        let eval_lease_ms = raw.eval_lease_ms.unwrap_or(Policy::EVAL_LEASE_MS);
+        if eval_lease_ms < 1_000 {
+            return Err(invalid(
+                "eval_lease_ms",
+                &format!("{eval_lease_ms} is below 1000: agents renew every third of it, over the network"),
+            ));
+        }
+        let eval_max_attempts = raw.eval_max_attempts.unwrap_or(Policy::EVAL_MAX_ATTEMPTS);
+        if eval_max_attempts == 0 {
+            return Err(invalid("eval_max_attempts", "must be at least 1"));
+        }
         let token = match raw.token_file {
             Some(file) => {
                 let path = base.join(file);
@@ -215,6 +230,8 @@ impl ServeConfig {
                 heartbeat_interval_ms,
                 heartbeat_timeout_ms,
                 rendezvous_settle_ms,
+                eval_lease_ms,
+                eval_max_attempts,
             },
             tls,
         })

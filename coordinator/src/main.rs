@@ -1,5 +1,6 @@
-//! `coordinator` command line: `launch` runs a whole job, `serve` runs the coordinator, `status` and `stop` talk to
-//! a running one.
+//! `coordinator` command line: `launch` runs a whole job, `serve` runs the coordinator,
+//! `status`, `checkpoints` and `stop` talk to a running one (`checkpoints --db` also reads
+//! the database of one that ended).
 
 mod cli;
 
@@ -21,6 +22,8 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Print the job, members, round, progress, throughput and checkpoints.
     Status(cli::status::StatusArgs),
+    /// Print the checkpoint registry with each checkpoint's evaluations and results.
+    Checkpoints(cli::checkpoints::CheckpointsArgs),
     /// End the job (members drain with --drain, stop otherwise).
     Stop(cli::stop::StopArgs),
 }
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => cli::serve::run(args),
         Command::Status(args) => cli::status::run(args),
         Command::Stop(args) => cli::stop::run(args),
+        Command::Checkpoints(args) => cli::checkpoints::run(args),
     }
 }

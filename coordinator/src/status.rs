@@ -1,7 +1,7 @@
 //! The one place where library errors become gRPC statuses. Handlers return
 //! [`ServiceError`]; its `From` impl picks the code a client acts on:
 //! `NOT_FOUND` means register again, `FAILED_PRECONDITION` give up, `ABORTED` follow
-//! the next directive, `UNAVAILABLE` retry (the list is in `coordinator.proto`);
+//! the next directive (or, for an evaluation, drop it: the lease is gone), `UNAVAILABLE` retry (the list is in `coordinator.proto`);
 //! `INTERNAL` is logged here.
 
 use crate::state::DecisionError;
@@ -35,7 +35,7 @@ impl From<ServiceError> for Status {
                     Code::FailedPrecondition
                 }
                 DecisionError::RoundFull { .. } => Code::ResourceExhausted,
-                DecisionError::NotInRound { .. } => Code::Aborted,
+                DecisionError::NotInRound { .. } | DecisionError::LeaseLost { .. } => Code::Aborted,
                 DecisionError::Invalid(_) => Code::InvalidArgument,
             },
             ServiceError::Convert(_) => Code::InvalidArgument,
@@ -79,6 +79,12 @@ mod tests {
             code(DecisionError::RoundFull { max_nodes: 2 }.into()),
             Code::ResourceExhausted
         );
+        let lost = DecisionError::LeaseLost {
+            id: proto::domain::EvalId(1),
+            attempt: 1,
+            now: "running (lease 2)".into(),
+        };
+        assert_eq!(code(lost.into()), Code::Aborted);
         assert_eq!(code(ServiceError::ShuttingDown), Code::Unavailable);
         let missing = ConvertError::MissingField {
             message: "M",

@@ -29,6 +29,8 @@ fn config(db_path: &Path, heartbeat_timeout_ms: u64) -> ServeConfig {
             heartbeat_interval_ms: 100,
             heartbeat_timeout_ms,
             rendezvous_settle_ms: 200,
+            eval_lease_ms: 2_000,
+            eval_max_attempts: 2,
         },
         tls: None,
     }

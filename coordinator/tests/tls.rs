@@ -30,6 +30,8 @@ fn config(dir: &Path, tls: Option<ServerTls>) -> ServeConfig {
             heartbeat_interval_ms: 1_000,
             heartbeat_timeout_ms: 60_000,
             rendezvous_settle_ms: 200,
+            eval_lease_ms: 2_000,
+            eval_max_attempts: 2,
         },
         tls,
     }

@@ -1,5 +1,6 @@
 //! The `coordinator` subcommands, one file each: an `Args` struct and `run`.
 
+pub mod checkpoints;
 pub mod launch;
 pub mod serve;
 pub mod status;

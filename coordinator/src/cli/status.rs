@@ -1,5 +1,5 @@
 //! `coordinator status`: prints the job, its members, round, progress, throughput and
-//! checkpoints.
+//! checkpoints with their evaluations.
 
 use super::Connection;
 use clap::Args;
@@ -74,14 +74,7 @@ pub fn render(s: &JobStatus) -> String {
             );
         }
     }
-    let _ = writeln!(out, "checkpoints (newest first):");
-    for c in &s.checkpoints {
-        let _ = writeln!(
-            out,
-            "  step {} epoch {} sample {} round {}: {}",
-            c.step, c.position.epoch, c.position.samples_consumed, c.round, c.url
-        );
-    }
+    out.push_str(&super::checkpoints::render_registry(s));
     out
 }
 
@@ -128,6 +121,7 @@ mod tests {
             }],
             config_digest: "d".into(),
             joined_nodes: 0,
+            evals: vec![],
         };
         let text = render(&status);
         assert!(

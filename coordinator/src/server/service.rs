@@ -4,9 +4,12 @@
 //! close, woken by every change of the state.
 
 use super::Shared;
-use crate::state::{self, checkpoints};
+use crate::state::{self, checkpoints, eval};
 use crate::status::ServiceError;
-use proto::domain::{CheckpointReport, JobPhase, JoinRequest, NodeSpec, Registration, StopRequest};
+use proto::domain::{
+    CheckpointReport, EvalId, EvalReport, JobPhase, JoinRequest, LeaseRequest, NodeSpec,
+    Registration, StopRequest,
+};
 use proto::wire::{self, coordinator_server::Coordinator};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -123,5 +126,42 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(wire::StopJobResponse {
             state: wire::JobState::from(phase) as i32,
         }))
+    }
+
+    async fn lease_eval(
+        &self,
+        request: Request<wire::LeaseEvalRequest>,
+    ) -> Result<Response<wire::LeaseEvalResponse>, Status> {
+        let request = LeaseRequest::from(request.into_inner());
+        let answer = self
+            .shared
+            .apply(|s, now, policy| eval::lease(s, &request, now, policy))
+            .await?;
+        Ok(Response::new(answer.into()))
+    }
+
+    async fn renew_eval_lease(
+        &self,
+        request: Request<wire::RenewEvalLeaseRequest>,
+    ) -> Result<Response<wire::RenewEvalLeaseResponse>, Status> {
+        let r = request.into_inner();
+        let expires = self
+            .shared
+            .apply(|s, now, policy| eval::renew(s, EvalId(r.eval_id), r.attempt, now, policy))
+            .await?;
+        Ok(Response::new(wire::RenewEvalLeaseResponse {
+            lease_expires_unix_ms: expires,
+        }))
+    }
+
+    async fn report_eval_result(
+        &self,
+        request: Request<wire::ReportEvalResultRequest>,
+    ) -> Result<Response<wire::ReportEvalResultResponse>, Status> {
+        let report = EvalReport::try_from(request.into_inner()).map_err(ServiceError::from)?;
+        self.shared
+            .apply(|s, now, _| eval::report(s, report, now))
+            .await?;
+        Ok(Response::new(wire::ReportEvalResultResponse {}))
     }
 }

@@ -50,7 +50,7 @@ impl CheckpointRegistry {
 }
 
 /// Registers a checkpoint reported by a node (also after the job ended: a drained
-/// member reports its last one).
+/// member reports its last one) and creates the evaluation jobs the report asks for.
 pub fn report(
     state: &mut State,
     report: CheckpointReport,
@@ -74,13 +74,11 @@ pub fn report(
         round: report.round,
         registered_unix_ms: now_ms,
     };
-    let url = info.url.clone();
-    let step = info.step;
+    let (url, step) = (info.url.clone(), info.step);
+    let mut actions = super::eval::schedule(state, &info, &report.eval_suites, now_ms);
     let newest = state.checkpoints.insert(info);
-    Ok((
-        newest,
-        vec![Action::CheckpointRegistered { step, url, newest }],
-    ))
+    actions.insert(0, Action::CheckpointRegistered { step, url, newest });
+    Ok((newest, actions))
 }
 
 #[cfg(test)]

@@ -43,13 +43,14 @@ pub(crate) fn lose_node(state: &mut State, node: NodeId, now_ms: u64, reason: &s
     Vec::new()
 }
 
-/// The periodic decision: declares silent nodes dead (opening the next round when one
-/// of them was training) and closes an open round that is ready.
+/// The periodic decision: takes back evaluation leases that ran out, declares silent
+/// nodes dead (opening the next round when one of them was training) and closes an open
+/// round that is ready.
 pub fn tick(state: &mut State, now_ms: u64, policy: &Policy) -> Vec<Action> {
+    let mut actions = super::eval::expire_leases(state, now_ms, policy);
     if state.phase.is_over() {
-        return Vec::new();
+        return actions;
     }
-    let mut actions = Vec::new();
     for id in dead_members(state, now_ms, policy.heartbeat_timeout_ms) {
         let node = state
             .nodes
@@ -121,6 +122,7 @@ pub fn status(state: &State, now_ms: u64) -> JobStatus {
         checkpoints: state.checkpoints.newest_first(),
         config_digest: state.config_digest.clone().unwrap_or_default(),
         joined_nodes: state.open.as_ref().map_or(0, |o| o.joins.len() as u32),
+        evals: state.evals.jobs.clone(),
     }
 }
 

@@ -10,22 +10,25 @@
 //! - [`rendezvous`]: joining rounds, closing them, deterministic rank assignment.
 //! - [`checkpoints`]: the checkpoint registry and the resume position.
 //! - [`job`]: the job's phase, directives, the periodic tick, stop and status.
+//! - [`eval`]: evaluation jobs on registered checkpoints, leased to evaluation agents.
 //! - [`supervision`]: restarting the local worker processes of `coordinator launch`.
 
 pub mod checkpoints;
+pub mod eval;
 pub mod job;
 pub mod membership;
 pub mod rendezvous;
 pub mod supervision;
 
 use proto::domain::{
-    CheckpointInfo, DataPosition, JobId, JobPhase, NodeId, NodeSpec, Peer, RankProgress,
+    CheckpointInfo, DataPosition, EvalId, JobId, JobPhase, NodeId, NodeSpec, Peer, RankProgress,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 pub use checkpoints::CheckpointRegistry;
+pub use eval::EvalQueue;
 pub use job::{directive_for, status, stop, tick};
 pub use membership::{dead_members, heartbeat, register, resume_after_restart};
 pub use rendezvous::{join, join_outcome};
@@ -43,6 +46,17 @@ pub struct Policy {
     pub heartbeat_timeout_ms: u64,
     /// A round with enough nodes closes after no new join arrived for this long.
     pub rendezvous_settle_ms: u64,
+    /// An evaluation lease runs out after this long without a renewal.
+    pub eval_lease_ms: u64,
+    /// Leases an evaluation job may run out before it fails.
+    pub eval_max_attempts: u32,
+}
+
+impl Policy {
+    /// Default evaluation lease.
+    pub const EVAL_LEASE_MS: u64 = 60_000;
+    /// Default number of leases an evaluation job may run out.
+    pub const EVAL_MAX_ATTEMPTS: u32 = 3;
 }
 
 /// One registered node.
@@ -153,6 +167,8 @@ pub struct State {
     pub current: Option<ClosedRound>,
     /// Registered checkpoints.
     pub checkpoints: CheckpointRegistry,
+    /// Evaluation jobs on the registered checkpoints.
+    pub evals: EvalQueue,
 }
 
 impl State {
@@ -174,6 +190,7 @@ impl State {
             }),
             current: None,
             checkpoints: CheckpointRegistry::default(),
+            evals: EvalQueue::default(),
         }
     }
 
@@ -229,6 +246,16 @@ pub enum DecisionError {
         node: NodeId,
         /// The latest round.
         round: u64,
+    },
+    /// A renewal or report quotes a lease that is no longer the agent's.
+    #[error("the lease {attempt} of {id} is gone (the job is now {now}): its lease ran out and went to another agent, or it was reported already; drop this evaluation")]
+    LeaseLost {
+        /// The job.
+        id: EvalId,
+        /// The lease quoted.
+        attempt: u32,
+        /// The job's phase and current lease.
+        now: String,
     },
     /// A malformed request.
     #[error("invalid request: {0}")]
@@ -291,6 +318,51 @@ pub enum Action {
         /// It is now the newest of its configuration.
         newest: bool,
     },
+    /// An evaluation job was created.
+    EvalScheduled {
+        /// The job.
+        id: EvalId,
+        /// Its suite.
+        suite: String,
+        /// The checkpoint's step.
+        step: u64,
+    },
+    /// An evaluation job was leased to an agent.
+    EvalLeased {
+        /// The job.
+        id: EvalId,
+        /// The agent.
+        agent: String,
+        /// The lease number.
+        attempt: u32,
+    },
+    /// A lease ran out without a renewal.
+    EvalLeaseExpired {
+        /// The job.
+        id: EvalId,
+        /// The agent that held it.
+        agent: String,
+        /// The lease number.
+        attempt: u32,
+    },
+    /// An evaluation finished.
+    EvalDone {
+        /// The job.
+        id: EvalId,
+        /// Its suite.
+        suite: String,
+        /// The checkpoint's step.
+        step: u64,
+        /// Where the result is.
+        result_url: String,
+    },
+    /// An evaluation failed.
+    EvalFailed {
+        /// The job.
+        id: EvalId,
+        /// Why.
+        error: String,
+    },
     /// Every rank completed the job.
     JobFinished,
     /// An operator stopped the job.
@@ -324,6 +396,22 @@ impl fmt::Display for Action {
                 let tag = if *newest { " (newest)" } else { "" };
                 write!(f, "checkpoint of step {step} registered at {url}{tag}")
             }
+            Action::EvalScheduled { id, suite, step } => {
+                write!(f, "{id}: suite {suite} on the checkpoint of step {step}")
+            }
+            Action::EvalLeased { id, agent, attempt } => {
+                write!(f, "{id} leased to {agent} (lease {attempt})")
+            }
+            Action::EvalLeaseExpired { id, agent, attempt } => {
+                write!(f, "{id}: lease {attempt} of {agent} ran out")
+            }
+            Action::EvalDone {
+                id,
+                suite,
+                step,
+                result_url,
+            } => write!(f, "{id} done: suite {suite} on step {step}, result at {result_url}"),
+            Action::EvalFailed { id, error } => write!(f, "{id} failed: {error}"),
             Action::JobFinished => write!(f, "job finished: every rank completed"),
             Action::JobStopped { drain, reason } => {
                 let how = if *drain { "drain" } else { "stop" };

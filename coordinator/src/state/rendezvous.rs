@@ -309,6 +309,7 @@ mod tests {
                     samples_consumed: consumed,
                 },
                 config_digest: "cfg".into(),
+                eval_suites: vec![],
             };
             checkpoints::report(&mut state, report, 11_000).unwrap();
         }

@@ -3,7 +3,7 @@
 use super::*;
 pub use proto::domain::{CheckpointReport, Directive, HeartbeatReport, StopRequest};
 
-/// Two to three nodes, 1 s heartbeats, 5 s timeout, 2 s settle.
+/// Two to three nodes, 1 s heartbeats, 5 s timeout, 2 s settle, 3 s evaluation leases.
 pub fn policy() -> Policy {
     Policy {
         min_nodes: 2,
@@ -11,6 +11,8 @@ pub fn policy() -> Policy {
         heartbeat_interval_ms: 1_000,
         heartbeat_timeout_ms: 5_000,
         rendezvous_settle_ms: 2_000,
+        eval_lease_ms: 3_000,
+        eval_max_attempts: 3,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The coordinator state in an embedded SQLite database, so a restarted coordinator
 //! continues the job: the job row (phase, round, open round), the nodes, every closed
-//! round (the highest is the current one) and the checkpoint registry.
+//! round (the highest is the current one), the checkpoint registry and the evaluation jobs.
 //!
 //! [`Store::save`] writes the whole state in one transaction, [`Store::save_change`]
 //! only what a decision changed; [`Store::load`] reads it back. The calls
@@ -8,8 +8,8 @@
 //! database, or one with malformed rows, is a [`StoreError`] naming the file and what
 //! to do.
 
-use crate::state::{CheckpointRegistry, ClosedRound, Node, OpenRound, State};
-use proto::domain::{CheckpointInfo, DataPosition, JobId, JobPhase};
+use crate::state::{CheckpointRegistry, ClosedRound, EvalQueue, Node, OpenRound, State};
+use proto::domain::{CheckpointInfo, DataPosition, EvalJob, JobId, JobPhase};
 use rusqlite::{Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     config_digest TEXT NOT NULL, step INTEGER NOT NULL, url TEXT NOT NULL,
     epoch INTEGER NOT NULL, samples_consumed INTEGER NOT NULL, round INTEGER NOT NULL,
     registered_unix_ms INTEGER NOT NULL, PRIMARY KEY (config_digest, step));
+CREATE TABLE IF NOT EXISTS evals (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 ";
 
 /// A database problem, naming the file.
@@ -230,6 +231,21 @@ impl Store {
             })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(unreadable)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT body FROM evals ORDER BY id")
+            .map_err(unreadable)?;
+        let jobs = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(unreadable)?
+            .iter()
+            .map(|body| self.decode::<EvalJob>("evaluation job", body))
+            .collect::<Result<Vec<_>, _>>()?;
+        let evals = EvalQueue {
+            next_id: jobs.last().map_or(0, |j| j.id.0 + 1),
+            jobs,
+        };
         Ok(Some(State {
             job_id: JobId(job_id as u64),
             phase,
@@ -241,6 +257,7 @@ impl Store {
             open,
             current,
             checkpoints: CheckpointRegistry::from_entries(checkpoints),
+            evals,
         }))
     }
 

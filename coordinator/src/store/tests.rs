@@ -17,8 +17,15 @@ fn busy_state() -> State {
             samples_consumed: 96,
         },
         config_digest: "cfg".into(),
+        eval_suites: vec!["splice".into(), "retrieval".into()],
     };
     checkpoints::report(&mut state, report, 3_000).unwrap();
+    let agent = proto::domain::LeaseRequest {
+        agent: "agent-1".into(),
+        config_digest: "cfg".into(),
+    };
+    crate::state::eval::lease(&mut state, &agent, 3_000, &crate::state::testing::policy()).unwrap();
+    assert_eq!(state.evals.jobs.len(), 2);
     // A third node registering and joining opens round 2 next to the closed round 1.
     let spec = NodeSpec {
         name: "c".into(),
@@ -94,6 +101,7 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
             samples_consumed: step * 4,
         },
         config_digest: "cfg".into(),
+        eval_suites: vec!["splice".into()],
     };
     let beat = proto::domain::HeartbeatReport {
         node: a,
@@ -106,7 +114,19 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
     let rows = change_and_reload(&mut store, &mut state, |s| {
         checkpoints::report(s, report(60, "file:///ckpt/60"), 4_100).unwrap();
     });
-    assert_eq!(rows, 1, "a new checkpoint is one row");
+    assert_eq!(
+        rows, 2,
+        "a new checkpoint is one row, its evaluation job another"
+    );
+    let rows = change_and_reload(&mut store, &mut state, |s| {
+        let report = proto::domain::EvalReport {
+            id: proto::domain::EvalId(1),
+            attempt: 1,
+            outcome: Ok((vec![], "file:///ckpt/30/eval/splice.json".into())),
+        };
+        crate::state::eval::report(s, report, 4_150).unwrap();
+    });
+    assert_eq!(rows, 1, "a finished evaluation rewrites its own row only");
     // The same step again replaces the older entry, which moves to the end.
     change_and_reload(&mut store, &mut state, |s| {
         checkpoints::report(s, report(30, "file:///ckpt/30-again"), 4_200).unwrap();

@@ -5,7 +5,7 @@
 
 use super::{to_json, Store, StoreError};
 use crate::state::{Node, State};
-use proto::domain::CheckpointInfo;
+use proto::domain::{CheckpointInfo, EvalJob};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::path::Path;
 
@@ -23,13 +23,18 @@ impl Store {
             for c in state.checkpoints.entries() {
                 write_checkpoint(tx, c)?;
             }
+            tx.execute("DELETE FROM evals", [])?;
+            for job in &state.evals.jobs {
+                write_eval(tx, job)?;
+            }
             Ok(())
         })
     }
 
     /// Writes the difference between `before` (what the database holds) and `after`,
     /// in one transaction: the job row if it changed, changed and removed nodes, the
-    /// current round if it changed, and the checkpoints from the first one that differs.
+    /// current round if it changed, the checkpoints from the first one that differs, and
+    /// the evaluation jobs that changed (jobs are only ever added or updated).
     pub fn save_change(&mut self, before: &State, after: &State) -> Result<(), StoreError> {
         self.transaction(|tx| {
             if job_row(before) != job_row(after) {
@@ -59,6 +64,12 @@ impl Store {
             }
             for c in &new[same..] {
                 write_checkpoint(tx, c)?;
+            }
+            let old = &before.evals.jobs;
+            for (i, job) in after.evals.jobs.iter().enumerate() {
+                if old.get(i) != Some(job) {
+                    write_eval(tx, job)?;
+                }
             }
             Ok(())
         })
@@ -110,7 +121,7 @@ impl Store {
             })?;
         let next = next.max(last.map_or(0, |l| l as u64 + 1));
         self.transaction(|tx| {
-            for table in ["job", "nodes", "rounds", "checkpoints"] {
+            for table in ["job", "nodes", "rounds", "checkpoints", "evals"] {
                 tx.execute(&format!("DELETE FROM {table}"), [])?;
             }
             tx.execute(
@@ -206,6 +217,14 @@ fn write_checkpoint(tx: &Transaction, c: &CheckpointInfo) -> rusqlite::Result<()
             c.round as i64,
             c.registered_unix_ms as i64,
         ],
+    )?;
+    Ok(())
+}
+
+fn write_eval(tx: &Transaction, job: &EvalJob) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO evals (id, body) VALUES (?1, ?2)",
+        params![job.id.0 as i64, to_json(job)],
     )?;
     Ok(())
 }

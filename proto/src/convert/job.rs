@@ -85,6 +85,7 @@ impl From<JobStatus> for wire::GetStatusResponse {
             checkpoints: d.checkpoints.into_iter().map(Into::into).collect(),
             config_digest: d.config_digest,
             joined_nodes: d.joined_nodes,
+            evals: d.evals.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -115,6 +116,11 @@ impl TryFrom<wire::GetStatusResponse> for JobStatus {
                 .collect::<Result<_, _>>()?,
             config_digest,
             joined_nodes: w.joined_nodes,
+            evals: w
+                .evals
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -2,8 +2,9 @@
 //! responses convert in both directions, so the coordinator and the workers share it.
 //! A required field that is absent or an enum value outside the protocol is a
 //! [`ConvertError`]. Submodules: `node` (registration, heartbeats, directives), `round`
-//! (rendezvous, data positions, checkpoints), `job` (status, stop).
+//! (rendezvous, data positions, checkpoints), `job` (status, stop), `eval` (evaluation jobs, leases, reports).
 
+mod eval;
 mod job;
 mod node;
 mod round;
@@ -163,6 +164,7 @@ mod tests {
             checkpoints: vec![checkpoint()],
             config_digest: "abc".into(),
             joined_nodes: 1,
+            evals: vec![],
         };
         let back = JobStatus::try_from(wire::GetStatusResponse::from(status.clone())).unwrap();
         assert_eq!(back, status);

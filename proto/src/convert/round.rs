@@ -130,6 +130,7 @@ impl TryFrom<wire::ReportCheckpointRequest> for CheckpointReport {
             url: w.url,
             position: required(w.position, "ReportCheckpointRequest", "position")?.into(),
             config_digest: w.config_digest,
+            eval_suites: w.eval_suites,
         })
     }
 }
@@ -143,6 +144,7 @@ impl From<CheckpointReport> for wire::ReportCheckpointRequest {
             url: d.url,
             position: Some(d.position.into()),
             config_digest: d.config_digest,
+            eval_suites: d.eval_suites,
         }
     }
 }

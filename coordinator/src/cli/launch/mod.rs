@@ -1,6 +1,9 @@
-//! `coordinator launch --nodes N --config TRAIN_CONFIG [--local]`: runs the coordinator
-//! in this process, prints how workers join, with `--local` starts and supervises N
-//! `worker join` processes, reports progress every ~2 s and ends with the job. With
+//! `coordinator launch --nodes N --config TRAIN_CONFIG [--local [--eval-agents K]]`: runs
+//! the coordinator in this process, prints how workers join, with `--local` starts and
+//! supervises N `worker join` processes (and K `worker eval agent` processes), reports
+//! progress every ~2 s and ends with the job; with evaluation agents (or
+//! `--wait-for-evals`) it then waits for the evaluations and prints the final
+//! checkpoint's results. With
 //! `--tls-cert` the coordinator serves TLS ([`tls`]). A work folder whose job is over is
 //! not run again unless `--new-job` says to start a new one there.
 
@@ -17,7 +20,10 @@ use coordinator::state::supervision::RestartPolicy;
 use coordinator::state::Policy;
 use proto::domain::{JobPhase, JobStatus, StopRequest};
 use proto::wire::{GetStatusRequest, StopJobRequest};
-use report::{newest_checkpoint, print_join_help, progress_line, summary};
+use report::{
+    eval_results, evals_line, failed_evals, newest_checkpoint, print_join_help, progress_line,
+    summary,
+};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::path::PathBuf;
@@ -64,6 +70,17 @@ pub struct LaunchArgs {
     /// Back-off before the first restart of a local worker (doubled per restart).
     #[arg(long, default_value_t = 2_000)]
     pub restart_backoff_ms: u64,
+    /// With --local: also start this many evaluation agents (`worker eval agent`), which
+    /// run the eval suites the training config schedules; the launch then waits for the
+    /// evaluations before it ends.
+    #[arg(long, default_value_t = 0)]
+    pub eval_agents: u32,
+    /// After training, wait for every evaluation job (run by agents started elsewhere).
+    #[arg(long)]
+    pub wait_for_evals: bool,
+    /// An evaluation lease runs out after this long without a renewal (the agent died).
+    #[arg(long, default_value_t = Policy::EVAL_LEASE_MS)]
+    pub eval_lease_ms: u64,
     /// Start a new job even when --work-dir holds one (finished or not); its database
     /// is kept as coordinator-job-N.db beside the new one.
     #[arg(long)]
@@ -96,6 +113,12 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
             args.config.display()
         );
     }
+    if args.eval_agents > 0 && !args.local {
+        bail!("--eval-agents starts local processes: add --local, or start `worker eval agent` on other machines and pass --wait-for-evals");
+    }
+    if args.eval_lease_ms < 1_000 {
+        bail!("--eval-lease-ms must be at least 1000 (agents renew every third of it)");
+    }
     let worker_bin = if args.local {
         Some(worker_binary(args.worker_bin.as_deref())?)
     } else {
@@ -117,6 +140,8 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
             heartbeat_interval_ms: interval,
             heartbeat_timeout_ms: args.heartbeat_timeout_ms,
             rendezvous_settle_ms: 3_000,
+            eval_lease_ms: args.eval_lease_ms,
+            eval_max_attempts: Policy::EVAL_MAX_ATTEMPTS,
         },
         tls: tls.as_ref().map(|t| t.server.clone()),
     };
@@ -169,6 +194,11 @@ async fn launch(args: LaunchArgs, config: ServeConfig, setup: Setup) -> anyhow::
     match result? {
         Outcome::Over(status) if status.phase == JobPhase::Finished => {
             println!("{}", summary(&status, started.elapsed()));
+            print!("{}", eval_results(&status));
+            let failed = failed_evals(&status);
+            if failed > 0 {
+                bail!("{failed} evaluation(s) failed (see above; `coordinator checkpoints` lists them)");
+            }
             Ok(())
         }
         Outcome::Over(status) => bail!(
@@ -183,63 +213,60 @@ async fn launch(args: LaunchArgs, config: ServeConfig, setup: Setup) -> anyhow::
     }
 }
 
-/// Starts the local workers, waits for the job, then for the workers.
+/// Starts the local workers and evaluation agents, waits for the job (then, when asked,
+/// for its evaluations), then for the processes.
 async fn drive(args: &LaunchArgs, url: &str, setup: &Setup) -> anyhow::Result<Outcome> {
     let client_tls = setup.tls.as_ref().map(|t| &t.client);
     let mut client = proto::client::connect_with(url, &setup.token, client_tls).await?;
     let (over_tx, over_rx) = watch::channel(false);
+    let (evals_over_tx, evals_over_rx) = watch::channel(false);
     let (kill_tx, kill_rx) = watch::channel(false);
-    let mut workers = JoinSet::new();
+    let (mut workers, mut agents) = (JoinSet::new(), JoinSet::new());
     let policy = RestartPolicy {
         max_restarts: args.max_restarts,
         backoff_ms: args.restart_backoff_ms,
         max_backoff_ms: 30_000,
     };
     if let Some(program) = &setup.worker_bin {
-        let (tls_env, env_remove) = worker_env(setup.tls.as_ref());
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads_per_node = (cores / args.nodes as usize).max(1);
-        for index in 0..args.nodes as usize {
-            let worker = LocalWorker {
-                index,
-                program: program.clone(),
-                args: vec![
-                    "join".into(),
-                    "--coordinator".into(),
-                    url.into(),
-                    "--config".into(),
-                    args.config.display().to_string(),
-                    "--procs".into(),
-                    "1".into(),
-                    "--node-name".into(),
-                    format!("local-{index}"),
-                ],
-                env: [
-                    (TOKEN_ENV.into(), setup.token.clone()),
-                    // The local nodes share this machine's cores: one libtorch thread
-                    // pool each of its share, not each of all the cores.
-                    ("OMP_NUM_THREADS".into(), threads_per_node.to_string()),
-                ]
-                .into_iter()
-                .chain(tls_env.iter().cloned())
-                .collect(),
-                env_remove: env_remove.clone(),
-                log: args.work_dir.join(format!("worker-{index}.log")),
+        for worker in local_processes(args, url, setup, program) {
+            let over = if worker.args[0] == "join" {
+                &over_rx
+            } else {
+                &evals_over_rx
             };
-            workers.spawn(supervise(worker, policy, over_rx.clone(), kill_rx.clone()));
+            let task = supervise(worker.clone(), policy, over.clone(), kill_rx.clone());
+            if worker.args[0] == "join" {
+                workers.spawn(task);
+            } else {
+                agents.spawn(task);
+            }
         }
     }
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let signal = super::serve::signal();
     tokio::pin!(signal);
+    let wait_for_evals = args.eval_agents > 0 || args.wait_for_evals;
+    let mut training_over = false;
     let outcome = loop {
         tokio::select! {
             _ = ticker.tick() => match client.get_status(GetStatusRequest {}).await {
                 Ok(reply) => {
                     let status = JobStatus::try_from(reply.into_inner())?;
-                    tracing::info!("{}", progress_line(&status));
-                    if status.phase.is_over() {
+                    let evals_left = status.evals.iter().any(|e| !e.phase.is_over());
+                    if !training_over {
+                        tracing::info!("{}", progress_line(&status));
+                    } else if evals_left {
+                        tracing::info!("{}", evals_line(&status));
+                    }
+                    if status.phase.is_over() && !training_over {
+                        training_over = true;
+                        let _ = over_tx.send(true);
+                    }
+                    let done_waiting = !wait_for_evals
+                        || status.phase != JobPhase::Finished
+                        || !evals_left;
+                    if training_over && done_waiting {
                         break Outcome::Over(status);
                     }
                 }
@@ -259,32 +286,122 @@ async fn drive(args: &LaunchArgs, url: &str, setup: &Setup) -> anyhow::Result<Ou
                 }
                 Err(join) => std::panic::resume_unwind(join.into_panic()),
             },
+            Some(joined) = agents.join_next(), if !agents.is_empty() => match joined {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "a local evaluation agent cannot be kept running");
+                    stop_job(&mut client, true, "a local evaluation agent kept failing").await;
+                    break Outcome::WorkerFailed(e);
+                }
+                Err(join) => std::panic::resume_unwind(join.into_panic()),
+            },
         }
     };
     let _ = over_tx.send(true);
-    if !workers.is_empty() {
-        tracing::info!(
-            workers = workers.len(),
-            "waiting for the local workers to exit"
-        );
-        let waited = tokio::time::timeout(WORKER_EXIT_WAIT, async {
-            while let Some(joined) = workers.join_next().await {
-                if let Ok(Err(e)) = joined {
-                    tracing::warn!(error = %e, "a local worker failed while ending");
-                }
-            }
-        })
-        .await;
-        if waited.is_err() {
-            tracing::warn!(
-                workers = workers.len(),
-                "local workers still running; killing them"
-            );
-            let _ = kill_tx.send(true);
-            while workers.join_next().await.is_some() {}
-        }
+    let _ = evals_over_tx.send(true);
+    for (what, set) in [
+        ("workers", &mut workers),
+        ("evaluation agents", &mut agents),
+    ] {
+        wait_for_exit(what, set, &kill_tx).await;
     }
     Ok(outcome)
+}
+
+/// The `worker join` processes of `--local`, then the `worker eval agent` processes.
+fn local_processes(
+    args: &LaunchArgs,
+    url: &str,
+    setup: &Setup,
+    program: &Path,
+) -> Vec<LocalWorker> {
+    let (tls_env, env_remove) = worker_env(setup.tls.as_ref());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads_per_node = (cores / args.nodes as usize).max(1);
+    let process = |index: usize, args: Vec<String>, log: PathBuf| LocalWorker {
+        index,
+        program: program.to_path_buf(),
+        args,
+        env: [
+            (TOKEN_ENV.into(), setup.token.clone()),
+            // The local processes share this machine's cores: one libtorch thread pool
+            // each of a node's share, not each of all the cores.
+            ("OMP_NUM_THREADS".into(), threads_per_node.to_string()),
+        ]
+        .into_iter()
+        .chain(tls_env.iter().cloned())
+        .collect(),
+        env_remove: env_remove.clone(),
+        log,
+    };
+    let config = args.config.display().to_string();
+    let common = |sub: &[&str]| -> Vec<String> {
+        sub.iter()
+            .map(|s| s.to_string())
+            .chain([
+                "--coordinator".into(),
+                url.into(),
+                "--config".into(),
+                config.clone(),
+            ])
+            .collect()
+    };
+    let nodes = args.nodes as usize;
+    let joins = (0..nodes).map(|i| {
+        let mut a = common(&["join"]);
+        a.extend([
+            "--procs".into(),
+            "1".into(),
+            "--node-name".into(),
+            format!("local-{i}"),
+        ]);
+        process(i, a, args.work_dir.join(format!("worker-{i}.log")))
+    });
+    let agents = (0..args.eval_agents as usize).map(|i| {
+        let mut a = common(&["eval", "agent"]);
+        a.extend([
+            "--agent-name".into(),
+            format!("local-eval-{i}"),
+            "--until-over".into(),
+        ]);
+        process(
+            nodes + i,
+            a,
+            args.work_dir.join(format!("eval-agent-{i}.log")),
+        )
+    });
+    joins.chain(agents).collect()
+}
+
+/// Waits up to [`WORKER_EXIT_WAIT`] for the supervised processes in `set`, then kills them.
+async fn wait_for_exit(
+    what: &str,
+    set: &mut JoinSet<Result<coordinator::launch::WorkerEnd, LaunchError>>,
+    kill: &watch::Sender<bool>,
+) {
+    if set.is_empty() {
+        return;
+    }
+    tracing::info!(
+        processes = set.len(),
+        "waiting for the local {what} to exit"
+    );
+    let waited = tokio::time::timeout(WORKER_EXIT_WAIT, async {
+        while let Some(joined) = set.join_next().await {
+            if let Ok(Err(e)) = joined {
+                tracing::warn!(error = %e, "a local process failed while ending");
+            }
+        }
+    })
+    .await;
+    if waited.is_err() {
+        tracing::warn!(
+            processes = set.len(),
+            "local {what} still running; killing them"
+        );
+        let _ = kill.send(true);
+        while set.join_next().await.is_some() {}
+    }
 }
 
 async fn stop_job(client: &mut proto::client::Client, drain: bool, reason: &str) {

@@ -73,6 +73,42 @@ pub(super) fn summary(s: &JobStatus, wall: Duration) -> String {
     )
 }
 
+/// While waiting for evaluations: how many are pending, running, done and failed.
+pub(super) fn evals_line(s: &JobStatus) -> String {
+    let count = |name| s.evals.iter().filter(|e| e.phase.name() == name).count();
+    format!(
+        "evaluations: {} pending, {} running, {} done, {} failed",
+        count("pending"),
+        count("running"),
+        count("done"),
+        count("failed")
+    )
+}
+
+/// The evaluations of the newest checkpoint with their results (empty without any).
+pub(super) fn eval_results(s: &JobStatus) -> String {
+    let Some(c) = s.checkpoints.first() else {
+        return String::new();
+    };
+    let evals: Vec<_> = crate::cli::checkpoints::evals_of(s, c).collect();
+    if evals.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("evaluations of the checkpoint of step {}:\n", c.step);
+    for e in evals {
+        out.push_str(&crate::cli::checkpoints::render_eval(e, "  "));
+    }
+    out
+}
+
+/// Evaluation jobs of the job that failed.
+pub(super) fn failed_evals(s: &JobStatus) -> usize {
+    s.evals
+        .iter()
+        .filter(|e| e.phase.name() == "failed")
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +150,7 @@ mod tests {
             }],
             config_digest: "d".into(),
             joined_nodes: 0,
+            evals: vec![],
         };
         let line = progress_line(&status);
         assert!(line.contains("round 2, world size 2"), "{line}");

@@ -170,6 +170,8 @@ pub struct CheckpointReport {
     pub position: DataPosition,
     /// Training configuration digest.
     pub config_digest: String,
+    /// The eval suites due for this checkpoint (the training config's schedule).
+    pub eval_suites: Vec<String>,
 }
 
 /// What a node gets when its rendezvous round closes.
@@ -275,4 +277,9 @@ pub struct JobStatus {
     pub config_digest: String,
     /// Nodes joined to the open round.
     pub joined_nodes: u32,
+    /// Every evaluation job, oldest first.
+    pub evals: Vec<EvalJob>,
 }
+
+mod eval;
+pub use eval::*;
