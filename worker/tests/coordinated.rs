@@ -14,11 +14,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, packed_photos, write_config};
+use common::{free_port, packed_photos, status, wait_for, write_config, TOKEN, WORKER};
 use proto::domain::{JobPhase, JobStatus};
 
-const WORKER: &str = env!("CARGO_BIN_EXE_worker");
-const TOKEN: &str = "test-token";
 const STEPS: u64 = 60;
 
 /// Starts `coordinator serve` on `port` with its database in `dir`, for a 2-node job.
@@ -28,34 +26,7 @@ fn serve(dir: &Path, port: u16) -> Child {
 
 /// Starts `coordinator serve` on `port` with its database in `dir`, for `nodes` nodes.
 fn serve_nodes(dir: &Path, port: u16, nodes: u32) -> Child {
-    let config = dir.join("coordinator.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndb_path = \"coordinator.db\"\nmin_nodes = {nodes}\nmax_nodes = {nodes}\n\
-             heartbeat_interval_ms = 200\nheartbeat_timeout_ms = 3000\nrendezvous_settle_ms = 300\n"
-        ),
-    )
-    .unwrap();
-    let bin = Path::new(WORKER).with_file_name("coordinator");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build --workspace`",
-        bin.display()
-    );
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("coordinator.log"))
-        .unwrap();
-    Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("COORDINATOR_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+    common::serve(dir, port, nodes, "")
 }
 
 fn join(dir: &Path, cfg: &Path, port: u16, name: &str) -> Child {
@@ -82,36 +53,6 @@ fn join_procs(dir: &Path, cfg: &Path, port: u16, name: &str, procs: u32) -> Chil
         .process_group(0) // the worker and its training processes, killable as one
         .spawn()
         .unwrap()
-}
-
-async fn status(port: u16) -> Option<JobStatus> {
-    let mut c = proto::client::connect(&format!("http://127.0.0.1:{port}"), TOKEN)
-        .await
-        .ok()?;
-    let s = c
-        .get_status(proto::wire::GetStatusRequest {})
-        .await
-        .ok()?
-        .into_inner();
-    JobStatus::try_from(s).ok()
-}
-
-async fn wait_for(
-    port: u16,
-    what: &str,
-    limit: Duration,
-    done: impl Fn(&JobStatus) -> bool,
-) -> JobStatus {
-    let t = Instant::now();
-    loop {
-        if let Some(s) = status(port).await {
-            if done(&s) {
-                return s;
-            }
-        }
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn newest_step(s: &JobStatus) -> u64 {

@@ -8,9 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{packed_photos, write_config};
-
-const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+use common::{packed_photos, write_config, WORKER};
 
 fn photo(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

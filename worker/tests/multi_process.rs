@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{free_port, packed_photos, write_config};
-
-const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+use common::{free_port, packed_photos, write_config, WORKER};
 
 /// `worker train` as rank `rank` of `world`; with `events`, its JSON event lines on a
 /// piped stdout (read it, or the process blocks once the pipe is full).

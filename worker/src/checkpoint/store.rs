@@ -112,6 +112,26 @@ impl CheckpointStore {
         })
     }
 
+    /// Writes an evaluation result as `eval/<suite>.json` inside checkpoint `r`'s
+    /// directory (deleted with it; not part of its marker) and returns its URL.
+    pub async fn put_eval_result(
+        &self,
+        r: &CheckpointRef,
+        suite: &str,
+        body: Bytes,
+    ) -> Result<String, CheckpointError> {
+        let file = format!("{suite}.json");
+        let path = self.dir(&r.name).join("eval").join(file.as_str());
+        let url = self.display(&r.name, &format!("eval/{file}"));
+        let payload = PutPayload::from(body);
+        let what = format!("PUT {url}");
+        retry(&self.retry, &what, || {
+            self.root.store.put(&path, payload.clone())
+        })
+        .await?;
+        Ok(url)
+    }
+
     async fn put(&self, name: &str, file: &str, body: Bytes) -> Result<(), CheckpointError> {
         let path = self.file(name, file);
         let what = format!("PUT {}", self.display(name, file));

@@ -51,17 +51,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let device = model::torch_device(cfg.device)?;
     let loaded = load_checkpoint(&cfg, args.checkpoint.as_deref(), device, &args.store)?;
     tracing::info!(checkpoint = %loaded.checkpoint.url, step = loaded.checkpoint.step, "model loaded");
-    let tau = 1.0 / loaded.model.logit_scale.value().double_value(&[]);
+    let base = DetectParams::for_model(&loaded.model, cfg.spec.data.patch_px, args.per_side);
     let params = DetectParams {
-        patch: cfg.spec.data.patch_px,
-        per_side: args.per_side,
         batch: args.batch,
         max_pixels: args.max_megapixels.saturating_mul(1_000_000),
         analysis: AnalysisParams {
-            tau,
             bandwidth_percentile: args.bandwidth_percentile,
             mean_shift_iters: args.mean_shift_iters,
+            ..base.analysis
         },
+        ..base
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the output folder {}", args.out.display()))?;

@@ -1,4 +1,5 @@
-//! `worker eval retrieval`: zero-shot retrieval of a checkpoint on a packed dataset.
+//! `worker eval retrieval|splice`: one measurement of a checkpoint, printed; `worker eval
+//! agent`: runs the evaluation jobs a coordinator leases (the config's eval suites).
 
 use std::path::PathBuf;
 
@@ -17,6 +18,30 @@ pub enum EvalCommand {
     Retrieval(RetrievalArgs),
     /// Zero-shot splice detection and localisation on a splice dataset.
     Splice(SpliceArgs),
+    /// Run the evaluation jobs a coordinator leases: the eval suites of the training
+    /// config on the job's checkpoints; results go next to each checkpoint and to the
+    /// coordinator's registry.
+    Agent(AgentArgs),
+}
+
+/// Arguments of `worker eval agent`.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    /// The coordinator and how to talk to it.
+    pub coordinator: super::CoordinatorArgs,
+    /// The job's training config (model shape and the `[eval]` suites).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Name in the coordinator's status. Default: the host name.
+    #[arg(long)]
+    pub agent_name: Option<String>,
+    /// Exit once training is over and nothing is left to evaluate (default: keep
+    /// waiting for work, as a long-running service).
+    #[arg(long)]
+    pub until_over: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Arguments of `worker eval splice`.
@@ -81,7 +106,38 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
         EvalCommand::Retrieval(a) => retrieval(a),
         EvalCommand::Splice(a) => splice(a),
+        EvalCommand::Agent(a) => agent(a),
     }
+}
+
+fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    use worker::eval::agent::{run, AgentOptions};
+    let cfg = load_config(&args.config)?;
+    anyhow::ensure!(
+        !cfg.spec.eval.suites.is_empty(),
+        "the training config {} has no [[eval.suites]]: there is nothing this agent could run",
+        args.config.display()
+    );
+    let opts = AgentOptions {
+        tls: args.coordinator.tls()?,
+        token: args.coordinator.token()?,
+        coordinator: args.coordinator.coordinator,
+        name: args
+            .agent_name
+            .unwrap_or_else(|| super::host_name("eval-agent")),
+        until_over: args.until_over,
+        store: args.store.options(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let summary = rt.block_on(run(opts, std::sync::Arc::new(cfg)))?;
+    println!(
+        "evaluations: {} done, {} failed, {} lost to other agents",
+        summary.done, summary.failed, summary.lost
+    );
+    Ok(())
 }
 
 fn splice(args: SpliceArgs) -> anyhow::Result<()> {
@@ -92,15 +148,11 @@ fn splice(args: SpliceArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("unknown --kind {:?}: use generic, columbia, dso1, korus, in_the_wild, casia1 or casia2", args.kind))?;
     let listing = read_dataset(&DatasetConfig::new(kind, &args.data))?;
     let loaded = load_checkpoint(&cfg, args.checkpoint.as_deref(), device, &args.store)?;
-    let params = worker::detect::DetectParams {
-        patch: cfg.spec.data.patch_px,
-        per_side: args.per_side,
-        analysis: worker::detect::AnalysisParams {
-            tau: 1.0 / loaded.model.logit_scale.value().double_value(&[]),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let params = worker::detect::DetectParams::for_model(
+        &loaded.model,
+        cfg.spec.data.patch_px,
+        args.per_side,
+    );
     let report =
         worker::eval::splice::evaluate(&loaded.model, device, &listing, &params, args.limit);
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
@@ -113,7 +165,12 @@ fn splice(args: SpliceArgs) -> anyhow::Result<()> {
         report.authentic,
         report.failed.len()
     );
-    for (name, l) in [("mean shift", &report.mean_shift), ("ncut", &report.ncut)] {
+    for (name, l) in [
+        ("mean shift", &report.mean_shift),
+        ("ncut", &report.ncut),
+        ("chance ms", &report.chance_mean_shift),
+        ("chance ncut", &report.chance_ncut),
+    ] {
         println!(
             "{name:<11} p-mAP {}  cIoU {}  (as given: mAP {}, cIoU {})",
             pct(l.p_map),

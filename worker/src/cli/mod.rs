@@ -11,7 +11,7 @@ pub mod train;
 
 use anyhow::Context;
 use dataloader::store::StoreOptions;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use worker::config::Config;
 
 /// Object-storage settings shared by the commands.
@@ -44,6 +44,60 @@ pub fn load_checkpoint(
     let reference = reference.unwrap_or(&cfg.spec.checkpoint.url);
     worker::train::model::from_checkpoint(cfg, reference, device, &store.options())
         .with_context(|| format!("loading the checkpoint {reference}"))
+}
+
+/// The coordinator to talk to and the credentials: `worker join` and `worker eval agent`.
+#[derive(Debug, clap::Args)]
+pub struct CoordinatorArgs {
+    /// Coordinator URL, e.g. http://coordinator:50051 (https:// for a coordinator
+    /// serving TLS).
+    #[arg(long, value_name = "URL")]
+    pub coordinator: String,
+    /// File holding the shared token; default: the environment variable COORDINATOR_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// CA that signed the coordinator's certificate, PEM (https:// URLs; default: the
+    /// system's CA roots).
+    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CA_ENV)]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate, PEM, for a coordinator that requires one (with --tls-key).
+    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CERT_ENV)]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key, PEM.
+    #[arg(long, value_name = "FILE", env = proto::tls::TLS_KEY_ENV)]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl CoordinatorArgs {
+    /// The shared token from --token-file or COORDINATOR_TOKEN, trimmed.
+    pub fn token(&self) -> anyhow::Result<String> {
+        let token = match &self.token_file {
+            Some(p) => std::fs::read_to_string(p)
+                .with_context(|| format!("reading the token file {}", p.display()))?,
+            None => std::env::var("COORDINATOR_TOKEN").context(
+                "no token: set COORDINATOR_TOKEN or pass --token-file (the coordinator prints where its token is)",
+            )?,
+        };
+        Ok(token.trim().to_string())
+    }
+
+    /// The TLS files given, checked; `None` when none is.
+    pub fn tls(&self) -> anyhow::Result<Option<proto::tls::ClientTls>> {
+        Ok(proto::tls::ClientTls::load(
+            self.tls_ca.as_deref(),
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+        )?)
+    }
+}
+
+/// This machine's host name, or `fallback`.
+pub fn host_name(fallback: &str) -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| fallback.to_string())
 }
 
 /// Loads and validates a training config; the error lists every bad field.

@@ -3,7 +3,7 @@
 //! another configuration.
 //!
 //! Left out, because they change where or how fast training runs but not its result:
-//! the whole `[checkpoint]` and `[logging]` sections, `data.prefetch_batches`,
+//! the whole `[checkpoint]`, `[logging]` and `[eval]` sections, `data.prefetch_batches`,
 //! `data.decode_threads`, `train.micro_batch_size` (the feature cache method gives the
 //! same gradients for any split of the batch) and the index of a CUDA device
 //! (`train.device` enters only as `cpu` or `cuda`). Everything else enters, the dataset
@@ -51,6 +51,7 @@ pub fn canonical_json(c: &TrainConfig) -> String {
     if let Value::Object(root) = &mut v {
         root.remove("checkpoint");
         root.remove("logging");
+        root.remove("eval");
         if let Some(Value::Object(data)) = root.get_mut("data") {
             data.remove("prefetch_batches");
             data.remove("decode_threads");

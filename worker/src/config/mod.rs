@@ -5,12 +5,14 @@
 //! Sections: `[data]` (dataset, how it is read and tokenised), `[model]` (the model
 //! code's [`ModelConfig`]: towers, pooling, temperature, objective, checked by its own
 //! validation), `[model_init]` (pretrained weights, frozen text tower), `[optim]` (AdamW and the learning-rate schedule), `[train]`
-//! (batch, length, precision, device), `[checkpoint]` and `[logging]`. [`digest`] gives
+//! (batch, length, precision, device), `[checkpoint]`, `[logging]` and `[eval]` (the eval
+//! suites run on checkpoints, [`eval`]). [`digest`] gives
 //! the stable digest of the fields that change what training computes; [`schedule`] the
 //! learning rate at each step. `configs/paper.toml` and `configs/cpu-small.toml` are the
 //! shipped examples.
 
 pub mod digest;
+pub mod eval;
 pub mod schedule;
 mod validate;
 
@@ -45,6 +47,9 @@ pub struct TrainConfig {
     /// How often progress is logged.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// The eval suites run on checkpoints, and when.
+    #[serde(default)]
+    pub eval: eval::EvalConfig,
 }
 
 /// `[data]`: the dataset and how it is read.

@@ -261,5 +261,6 @@ pub(super) fn check(c: &TrainConfig) -> Vec<FieldError> {
     if c.logging.every_steps == 0 {
         err("logging.every_steps", "must be at least 1 (got 0)".into());
     }
+    errs.extend(c.eval.validate());
     errs
 }

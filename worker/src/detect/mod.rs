@@ -97,6 +97,22 @@ impl Default for DetectParams {
     }
 }
 
+impl DetectParams {
+    /// The defaults for `model` (trained on `patch` px patches) at about `per_side`
+    /// patches along the longest side: the model's own temperature `1 / logit_scale`.
+    pub fn for_model(model: &JointModel, patch: u32, per_side: u32) -> DetectParams {
+        DetectParams {
+            patch,
+            per_side,
+            analysis: AnalysisParams {
+                tau: 1.0 / model.logit_scale.value().double_value(&[]),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
 /// Decodes a photo as RGB, refusing ones over `max_pixels` before decoding them.
 pub fn load_photo(path: &Path, max_pixels: u64) -> Result<RgbImage, DetectError> {
     let unreadable = |reason: String| DetectError::Unreadable {

@@ -1,7 +1,9 @@
 //! Zero-shot splice evaluation of a checkpoint on a splice dataset ([`super::datasets`]):
 //! every image goes through [`crate::detect`], the mean-shift and normalised-cut maps are
 //! scored against the masks of the spliced images (p-mAP, cIoU: [`super::metrics`]), and the
-//! detection scores of all images give detection AP (spliced = positive).
+//! detection scores of all images give detection AP (spliced = positive). Chance level:
+//! the same analysis on random embeddings of the same patch grid (a model that knows
+//! nothing), scored the same way; detection AP at chance is the spliced share.
 
 use std::time::Instant;
 
@@ -12,7 +14,23 @@ use super::datasets::{Label, Listing};
 use super::metrics::{
     detection_ap, DetectionReport, HigherMeans, LocalisationReport, LocalisationSummary,
 };
-use crate::detect::{self, output::map_pixels, DetectParams};
+use crate::detect::{self, analysis::analyse, output::map_pixels, DetectParams};
+
+/// `n` random unit vectors (the embedding size does not matter to chance), seeded by
+/// `seed` and independent of libtorch's global generator.
+fn random_embeddings(n: usize, seed: u64) -> tch::Tensor {
+    const DIM: usize = 64;
+    let mut rng = crate::splice_bench::random::Rng::new(0xc4a7_ce00, &[seed]);
+    let values: Vec<f32> = (0..n * DIM)
+        .map(|_| {
+            // Box-Muller: a standard normal from two uniforms.
+            let (u, v) = (rng.unit().max(f64::EPSILON), rng.unit());
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+        })
+        .collect();
+    let e = tch::Tensor::from_slice(&values).view([n as i64, DIM as i64]);
+    &e / e.norm_scalaropt_dim(2, [1], true)
+}
 
 /// The results on one dataset.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +49,10 @@ pub struct SpliceReport {
     pub mean_shift: LocalisationReport,
     /// Localisation with the normalised-cut map.
     pub ncut: LocalisationReport,
+    /// Chance: the mean-shift map of random embeddings.
+    pub chance_mean_shift: LocalisationReport,
+    /// Chance: the normalised-cut map of random embeddings.
+    pub chance_ncut: LocalisationReport,
     /// Detection AP of the consistency score (`None` without both classes).
     pub detection_consistency: Option<DetectionReport>,
     /// Detection AP of the reference code's mean dissimilarity.
@@ -48,10 +70,8 @@ pub fn evaluate(
     limit: Option<usize>,
 ) -> SpliceReport {
     let t0 = Instant::now();
-    let (mut ms, mut nc) = (
-        LocalisationSummary::default(),
-        LocalisationSummary::default(),
-    );
+    let [mut ms, mut nc, mut chance_ms, mut chance_nc] =
+        std::array::from_fn(|_| LocalisationSummary::default());
     let (mut consistency, mut dissimilarity, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     let mut failed = Vec::new();
     let entries = &listing.entries[..limit.unwrap_or(usize::MAX).min(listing.entries.len())];
@@ -60,13 +80,20 @@ pub fn evaluate(
             let photo =
                 detect::load_photo(&entry.image, params.max_pixels).map_err(|e| e.to_string())?;
             let (w, h) = (photo.width(), photo.height());
-            let (_, a) =
+            let (grid, a) =
                 detect::detect(model, &photo, params, device).map_err(|e| e.to_string())?;
             if entry.label == Label::Spliced {
                 let mask = entry.mask_at(w, h).map_err(|e| e.to_string())?;
-                for (summary, map) in [(&mut ms, &a.mean_shift_map), (&mut nc, &a.ncut_map)] {
+                let random = random_embeddings(grid.len(), i as u64);
+                let r = analyse(&random, &grid, &params.analysis).map_err(|e| e.to_string())?;
+                for (summary, analysis, map) in [
+                    (&mut ms, &a, &a.mean_shift_map),
+                    (&mut nc, &a, &a.ncut_map),
+                    (&mut chance_ms, &r, &r.mean_shift_map),
+                    (&mut chance_nc, &r, &r.ncut_map),
+                ] {
                     summary
-                        .add(&map_pixels(&a, map), &mask, w as usize, h as usize)
+                        .add(&map_pixels(analysis, map), &mask, w as usize, h as usize)
                         .map_err(|e| e.to_string())?;
                 }
             }
@@ -96,6 +123,8 @@ pub fn evaluate(
             .collect(),
         mean_shift: ms.report(),
         ncut: nc.report(),
+        chance_mean_shift: chance_ms.report(),
+        chance_ncut: chance_nc.report(),
         detection_consistency: detection_ap(&consistency, &labels, HigherMeans::Authentic).ok(),
         detection_mean_dissimilarity: detection_ap(&dissimilarity, &labels, HigherMeans::Spliced)
             .ok(),

@@ -71,6 +71,8 @@ pub struct NodeOptions {
     pub config_digest: String,
     /// How the processes start.
     pub spec: ProcSpec,
+    /// The eval suites of the training config: each checkpoint report names those due.
+    pub eval: crate::config::eval::EvalConfig,
 }
 
 /// Runs the node until the job ends; `Ok` when its part finished.
@@ -108,7 +110,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         loop {
             let event = tokio::select! {
                 Some(msg) = rx.recv() => {
-                    on_message(&mut client, &reg, &shared, msg).await;
+                    on_message(&mut client, &reg, &shared, &opts.eval, msg).await;
                     continue;
                 }
                 _ = tick.tick() => {
@@ -169,7 +171,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     };
     // Drain the last events (a final checkpoint report).
     while let Ok(msg) = rx.try_recv() {
-        on_message(&mut client, &reg, &shared, msg).await;
+        on_message(&mut client, &reg, &shared, &opts.eval, msg).await;
     }
     heartbeat.abort();
     outcome
@@ -257,6 +259,7 @@ async fn on_message(
     client: &mut Client,
     reg: &Registration,
     shared: &std::sync::Arc<std::sync::Mutex<Shared>>,
+    eval: &crate::config::eval::EvalConfig,
     msg: ProcMsg,
 ) {
     let ProcMsg::Event { rank, event } = msg;
@@ -293,8 +296,10 @@ async fn on_message(
             epoch,
             consumed,
             config_digest,
+            final_step,
         } => {
             let round = shared.lock().unwrap().round;
+            let eval_suites = eval.due(step, final_step);
             let report = CheckpointReport {
                 node: reg.node_id,
                 round,
@@ -305,6 +310,7 @@ async fn on_message(
                     samples_consumed: consumed,
                 },
                 config_digest,
+                eval_suites,
             };
             match client
                 .report_checkpoint(wire::ReportCheckpointRequest::from(report))

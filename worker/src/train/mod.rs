@@ -141,6 +141,10 @@ pub enum TrainEvent {
         consumed: u64,
         /// Config digest it was written under.
         config_digest: String,
+        /// Written because training reached its last step (not a periodic or a leaving
+        /// checkpoint).
+        #[serde(default)]
+        final_step: bool,
     },
 }
 
@@ -295,8 +299,15 @@ pub fn train(
                 // This batch is not trained: the checkpoint resumes right before it.
                 if leader && summary.checkpoint.as_ref().map(|c| c.step) != Some(step) {
                     let state = train_state(cfg, step, position);
-                    summary.checkpoint =
-                        Some(save(&data.runtime, &store, &vs, &opt, state, &opts.events)?);
+                    summary.checkpoint = Some(save(
+                        &data.runtime,
+                        &store,
+                        &vs,
+                        &opt,
+                        state,
+                        false,
+                        &opts.events,
+                    )?);
                 }
                 tracing::warn!(
                     step,
@@ -365,8 +376,16 @@ pub fn train(
             });
             if leader && (step % spec.checkpoint.every_steps == 0 || step == end_step) {
                 let state = train_state(cfg, step, position);
-                summary.checkpoint =
-                    Some(save(&data.runtime, &store, &vs, &opt, state, &opts.events)?);
+                let last = step == end_step;
+                summary.checkpoint = Some(save(
+                    &data.runtime,
+                    &store,
+                    &vs,
+                    &opt,
+                    state,
+                    last,
+                    &opts.events,
+                )?);
             }
         }
         summary.skipped += stream.counters().skipped_total();
@@ -424,6 +443,7 @@ fn save(
     vs: &tch::nn::VarStore,
     opt: &AdamW,
     state: TrainState,
+    final_step: bool,
     events: &Option<std::sync::mpsc::Sender<TrainEvent>>,
 ) -> Result<CheckpointRef, TrainError> {
     let ck = Checkpoint {
@@ -441,6 +461,7 @@ fn save(
             epoch: ck.state.data.epoch,
             consumed: ck.state.data.consumed,
             config_digest: ck.state.config_digest.clone(),
+            final_step,
         },
     );
     Ok(saved)

@@ -93,6 +93,8 @@ pub struct LoadedModel {
     pub model: JointModel,
     /// The checkpoint the weights came from.
     pub checkpoint: crate::checkpoint::CheckpointRef,
+    /// The store holding it (evaluation results are written next to it).
+    pub store: crate::checkpoint::CheckpointStore,
 }
 
 /// Builds `cfg`'s model on `device` with the weights of the checkpoint `reference`: a
@@ -136,5 +138,6 @@ pub fn from_checkpoint(
         vs,
         model,
         checkpoint,
+        store: checkpoints,
     })
 }

@@ -106,3 +106,83 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The token the process tests' coordinators use.
+pub const TOKEN: &str = "test-token";
+
+/// The `worker` binary under test.
+pub const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+
+/// The `coordinator` binary built beside the worker (`cargo build --workspace`).
+pub fn coordinator_bin() -> PathBuf {
+    let bin = Path::new(WORKER).with_file_name("coordinator");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// A log file in `dir`, appended to.
+pub fn log_file(dir: &Path, name: &str) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .unwrap()
+}
+
+/// Starts `coordinator serve` on `port` with its database in `dir`, for `nodes` nodes,
+/// with `extra` lines added to its config.
+pub fn serve(dir: &Path, port: u16, nodes: u32, extra: &str) -> std::process::Child {
+    let config = dir.join("coordinator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndb_path = \"coordinator.db\"\nmin_nodes = {nodes}\nmax_nodes = {nodes}\n\
+             heartbeat_interval_ms = 200\nheartbeat_timeout_ms = 3000\nrendezvous_settle_ms = 300\n{extra}"
+        ),
+    )
+    .unwrap();
+    std::process::Command::new(coordinator_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("COORDINATOR_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(log_file(dir, "coordinator.log"))
+        .spawn()
+        .unwrap()
+}
+
+/// The job's status, `None` while the coordinator cannot be reached.
+pub async fn status(port: u16) -> Option<proto::domain::JobStatus> {
+    let mut c = proto::client::connect(&format!("http://127.0.0.1:{port}"), TOKEN)
+        .await
+        .ok()?;
+    let s = c
+        .get_status(proto::wire::GetStatusRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    proto::domain::JobStatus::try_from(s).ok()
+}
+
+/// Polls the status until `done` holds; fails after `limit`.
+pub async fn wait_for(
+    port: u16,
+    what: &str,
+    limit: std::time::Duration,
+    done: impl Fn(&proto::domain::JobStatus) -> bool,
+) -> proto::domain::JobStatus {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(s) = status(port).await {
+            if done(&s) {
+                return s;
+            }
+        }
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

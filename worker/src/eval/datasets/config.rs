@@ -1,7 +1,8 @@
 //! Which dataset to read: a kind (the folder layout) and a path, as a TOML table such as
+//! a splice suite's dataset (see `config::eval`):
 //!
 //! ```toml
-//! [[eval.datasets]]
+//! [eval.suites.splice.dataset]
 //! kind = "columbia"            # columbia | dso1 | korus | in_the_wild | casia1 | casia2 | generic
 //! path = "/data/columbia"      # the folder the layout expects (see DatasetKind)
 //! name = "Columbia"            # optional: name in logs and results (default: the kind)
@@ -103,7 +104,7 @@ impl DatasetConfig {
         self.name.as_deref().unwrap_or(self.kind.as_str())
     }
 
-    /// Every invalid field, named under `prefix` (e.g. `eval.datasets[0]`).
+    /// Every invalid field, named under `prefix` (e.g. `eval.suites[0].splice.dataset`).
     pub fn validate(&self, prefix: &str) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if self.path.as_os_str().is_empty() {

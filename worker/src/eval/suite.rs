@@ -1,0 +1,207 @@
+//! One eval suite of the training config (`[eval]`, see `config::eval`) on one
+//! checkpoint: the model is loaded from the checkpoint, the suite's measurement runs, the
+//! whole report is written as `eval/<suite>.json` inside the checkpoint's directory, and
+//! the headline numbers come back for the coordinator's checkpoint registry.
+//!
+//! Metric names. Splice suites: `mean_shift.p_map`, `mean_shift.ciou`, `ncut.p_map`,
+//! `ncut.ciou` (cIoU: the better of the map and its inverse, as the reference code does;
+//! the JSON also has the map as given), the same under `chance.` for random embeddings,
+//! `detection_ap.consistency`, `detection_ap.mean_dissimilarity`, `detection_ap.chance`
+//! (the spliced share), `images.spliced`, `images.authentic`, `images.failed`. Retrieval
+//! suites: `patch_to_text.top1`, `patch_to_text.chance`, `patch_to_patch.top1`,
+//! `patch_to_patch.chance`.
+
+use dataloader::order::RankPlan;
+use dataloader::store::StoreOptions;
+use proto::domain::EvalMetric;
+use serde::Serialize;
+
+use super::datasets::{read_dataset, DatasetError};
+use super::retrieval::{self, RetrievalOptions};
+use super::splice::{self, SpliceReport};
+use crate::checkpoint::CheckpointError;
+use crate::config::eval::SuiteKind;
+use crate::config::Config;
+use crate::detect::DetectParams;
+use crate::train::data::DataSource;
+use crate::train::model::{from_checkpoint, torch_device};
+use crate::train::TrainError;
+
+/// Why a suite could not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// The training config has no suite of this name.
+    #[error(
+        "the training config has no eval suite {0:?}: run the agent with the job's training config"
+    )]
+    UnknownSuite(String),
+    /// The checkpoint, the model or the packed data could not be used.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// The splice dataset could not be listed.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// Not one image could be evaluated.
+    #[error("no image of {dataset} could be evaluated ({failed} failed; first: {first})")]
+    NothingEvaluated {
+        /// The dataset's name.
+        dataset: String,
+        /// Images that failed.
+        failed: usize,
+        /// The first failure.
+        first: String,
+    },
+    /// The result could not be written next to the checkpoint.
+    #[error("cannot write the result next to the checkpoint: {0}")]
+    Write(#[from] CheckpointError),
+}
+
+/// A suite's result: its numbers and where the whole report was written.
+#[derive(Debug, Clone)]
+pub struct SuiteOutcome {
+    /// The headline numbers.
+    pub metrics: Vec<EvalMetric>,
+    /// URL of `eval/<suite>.json`.
+    pub result_url: String,
+}
+
+/// The file written next to the checkpoint.
+#[derive(Serialize)]
+struct ResultFile<'a, R: Serialize> {
+    suite: &'a str,
+    checkpoint_url: &'a str,
+    checkpoint_step: u64,
+    config_digest: &'a str,
+    metrics: &'a [EvalMetric],
+    report: &'a R,
+}
+
+/// Runs suite `name` of `cfg` on the checkpoint at `checkpoint_url` (a `step-N`
+/// directory, or a checkpoint directory for its newest). Blocks: run it off any async
+/// runtime.
+pub fn run_suite(
+    cfg: &Config,
+    name: &str,
+    checkpoint_url: &str,
+    store: &StoreOptions,
+) -> Result<SuiteOutcome, SuiteError> {
+    let suite = cfg
+        .spec
+        .eval
+        .suite(name)
+        .ok_or_else(|| SuiteError::UnknownSuite(name.to_string()))?;
+    let kind = suite
+        .kind()
+        .ok_or_else(|| SuiteError::UnknownSuite(name.to_string()))?;
+    let device = torch_device(cfg.device)?;
+    let loaded = from_checkpoint(cfg, checkpoint_url, device, store)?;
+    let (metrics, report) = match kind {
+        SuiteKind::Splice(s) => {
+            let listing = read_dataset(&s.dataset)?;
+            let params =
+                DetectParams::for_model(&loaded.model, cfg.spec.data.patch_px, s.patches_per_side);
+            let report = splice::evaluate(&loaded.model, device, &listing, &params, s.limit);
+            if report.spliced + report.authentic == 0 {
+                return Err(SuiteError::NothingEvaluated {
+                    dataset: report.dataset.clone(),
+                    failed: report.failed.len(),
+                    first: report
+                        .failed
+                        .first()
+                        .map_or("the dataset lists no image".into(), |(p, e)| {
+                            format!("{p}: {e}")
+                        }),
+                });
+            }
+            (splice_metrics(&report), serde_json::to_value(&report))
+        }
+        SuiteKind::Retrieval(r) => {
+            let plan = RankPlan::new(r.batch, 1, 0)
+                .map_err(dataloader::stream::StreamError::from)
+                .map_err(TrainError::from)?;
+            let data = DataSource::open(&cfg.spec, &r.data, plan, store)?;
+            let opts = RetrievalOptions {
+                batch: r.batch,
+                rounds: r.rounds,
+                seed: r.seed,
+            };
+            let report = retrieval::evaluate(&loaded.model, device, &data, &opts)?;
+            (retrieval_metrics(&report), serde_json::to_value(&report))
+        }
+    };
+    let report = report.expect("reports always serialise");
+    let file = ResultFile {
+        suite: name,
+        checkpoint_url: &loaded.checkpoint.url,
+        checkpoint_step: loaded.checkpoint.step,
+        config_digest: &loaded.checkpoint.marker.config_digest,
+        metrics: &metrics,
+        report: &report,
+    };
+    let body = serde_json::to_vec_pretty(&file).expect("results always serialise");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(TrainError::from)?;
+    let result_url = rt.block_on(loaded.store.put_eval_result(
+        &loaded.checkpoint,
+        name,
+        body.into(),
+    ))?;
+    Ok(SuiteOutcome {
+        metrics,
+        result_url,
+    })
+}
+
+fn metric(name: &str, value: f64) -> EvalMetric {
+    EvalMetric {
+        name: name.to_string(),
+        value,
+    }
+}
+
+/// The headline numbers of a splice report (absent values are left out).
+pub fn splice_metrics(r: &SpliceReport) -> Vec<EvalMetric> {
+    let mut out = Vec::new();
+    for (prefix, l) in [
+        ("mean_shift", &r.mean_shift),
+        ("ncut", &r.ncut),
+        ("chance.mean_shift", &r.chance_mean_shift),
+        ("chance.ncut", &r.chance_ncut),
+    ] {
+        for (what, value) in [("p_map", l.p_map), ("ciou", l.ciou_either)] {
+            if let Some(v) = value {
+                out.push(metric(&format!("{prefix}.{what}"), v));
+            }
+        }
+    }
+    for (what, d) in [
+        ("consistency", &r.detection_consistency),
+        ("mean_dissimilarity", &r.detection_mean_dissimilarity),
+    ] {
+        if let Some(d) = d {
+            out.push(metric(&format!("detection_ap.{what}"), d.ap));
+        }
+    }
+    let images = (r.spliced + r.authentic) as f64;
+    if r.spliced > 0 && r.authentic > 0 {
+        out.push(metric("detection_ap.chance", r.spliced as f64 / images));
+    }
+    out.push(metric("images.spliced", r.spliced as f64));
+    out.push(metric("images.authentic", r.authentic as f64));
+    out.push(metric("images.failed", r.failed.len() as f64));
+    out
+}
+
+/// The headline numbers of a retrieval report.
+pub fn retrieval_metrics(r: &retrieval::RetrievalReport) -> Vec<EvalMetric> {
+    let mut out = Vec::new();
+    if let Some(t) = &r.patch_to_text {
+        out.push(metric("patch_to_text.top1", t.top1));
+        out.push(metric("patch_to_text.chance", t.chance));
+    }
+    out.push(metric("patch_to_patch.top1", r.patch_to_patch.top1));
+    out.push(metric("patch_to_patch.chance", r.patch_to_patch.chance));
+    out
+}
