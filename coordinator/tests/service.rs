@@ -201,6 +201,7 @@ async fn a_reported_checkpoint_shows_in_status_and_is_where_the_next_round_resum
         url: "file:///runs/x/step-50".into(),
         position: Some(position),
         config_digest: "cfg".into(),
+        eval_suites: vec![],
     };
     assert!(
         client
@@ -266,9 +267,17 @@ async fn a_restarted_server_on_the_same_database_has_the_same_status_and_goes_on
             samples_consumed: 64,
         }),
         config_digest: "cfg".into(),
+        eval_suites: vec!["splice".into()],
     };
     client.report_checkpoint(report).await.unwrap();
+    let lease = wire::LeaseEvalRequest {
+        agent_name: "agent".into(),
+        config_digest: "cfg".into(),
+    };
+    let leased = client.lease_eval(lease).await.unwrap().into_inner();
+    assert_eq!(leased.lease.map(|l| l.suite).as_deref(), Some("splice"));
     let before = status(&mut client).await;
+    assert_eq!(before.evals.len(), 1);
     server.shutdown().await.unwrap();
 
     let (server, mut client) = start(&db, LONG_TIMEOUT_MS).await;

@@ -130,7 +130,7 @@ impl EvalSuite {
     /// Whether the suite runs on the checkpoint of `step` (`final_step`: written when
     /// training ended).
     pub fn is_due(&self, step: u64, final_step: bool) -> bool {
-        (final_step && self.on_final) || self.every_steps.is_some_and(|n| step % n == 0)
+        (final_step && self.on_final) || self.every_steps.is_some_and(|n| step.is_multiple_of(n))
     }
 }
 
