@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job: split a photo folder by camera model, pack both sides into webdataset
 # shards, train configs/cpu-small.toml on the training side as a coordinated job
-# (`coordinator launch --nodes 2 --local`: a coordinator and two local worker nodes, one
-# CPU training process each, data-parallel), and measure zero-shot retrieval on the camera
-# models training never saw.
+# (`coordinator launch --nodes 2 --local --eval-agents 1`: a coordinator, two local worker
+# nodes with one CPU training process each, data-parallel, and an evaluation agent), and
+# end with the evaluations of the final checkpoint on the camera models training never
+# saw: zero-shot splice detection and localisation on a splice benchmark made from their
+# photos, and zero-shot retrieval.
 #
 #   ./run.sh [PHOTO_DIR]
 #
@@ -11,7 +13,7 @@
 # are there, else photos from simulated cameras are generated first. Outputs go under
 # $WORK_DIR (default ./work). Set OUT_URL to put datasets and checkpoints in object storage
 # instead (s3://bucket/prefix with AWS_* variables and, for S3-compatible servers,
-# AWS_ENDPOINT_URL). Running it again continues (or just re-measures) the same run; delete
+# AWS_ENDPOINT_URL). Running it again continues (or just re-evaluates) the same run; delete
 # the checkpoints to start over. CONFIG picks another training config, NODES the number of
 # local worker nodes.
 set -euo pipefail
@@ -45,12 +47,18 @@ for side in train holdout; do
   "$dl" pack "$work/$side.txt" --out "$out/$side-packed" --zstd --shard-size-mb 32
 done
 
-# The job's config: the chosen one with this run's dataset and checkpoint locations.
+# Cross-camera splices of the held-out photos (and authentic controls), for the eval suite.
+rm -rf "$work/splice-bench"
+"$wk" splice-bench make --photos "$work/holdout.txt" --out "$work/splice-bench" --count 40 --seed 0
+
+# The job's config: the chosen one with this run's dataset, checkpoint and eval locations.
 name=$(basename "$config" .toml)
 run=$out/runs/$name
 job=$work/$name-job.toml
 sed -e "/^\[data\]/,/^\[/ s#^url = .*#url = \"$out/train-packed\"#" \
-    -e "/^\[checkpoint\]/,/^\[/ s#^url = .*#url = \"$run/checkpoints\"#" "$config" > "$job"
+    -e "/^\[checkpoint\]/,/^\[/ s#^url = .*#url = \"$run/checkpoints\"#" \
+    -e "s#^path = \"work/splice-bench\"#path = \"$work/splice-bench\"#" \
+    -e "s#^data = \"work/holdout-packed\"#data = \"$out/holdout-packed\"#" "$config" > "$job"
 rm -rf "$work/launch-$name"
-target/release/coordinator launch --nodes "${NODES:-2}" --local --config "$job" --work-dir "$work/launch-$name"
-"$wk" eval retrieval --config "$job" --data "$out/holdout-packed" --batch 32 --rounds 8
+target/release/coordinator launch --nodes "${NODES:-2}" --local --eval-agents 1 \
+  --config "$job" --work-dir "$work/launch-$name"

@@ -271,6 +271,24 @@ pub fn train(
         data_wait_s: 0.0,
         interrupted: false,
     };
+    if leader && step > 0 && step >= end_step {
+        // Resumed at the end: report the final checkpoint again, so that a new job on a
+        // finished run (a fresh coordinator) registers it and runs its evaluations.
+        if let Some(last) = data.runtime.block_on(store.latest())? {
+            tracing::info!(step, url = %last.url, "nothing left to train: the final checkpoint is reported again");
+            emit(
+                &opts.events,
+                TrainEvent::Checkpoint {
+                    step: last.step,
+                    url: last.url,
+                    epoch: position.epoch,
+                    consumed: position.consumed,
+                    config_digest: cfg.digest.as_str().to_string(),
+                    final_step: true,
+                },
+            );
+        }
+    }
     let mut progress = Progress::new(step, end_step, spec.logging.every_steps, leader);
     let micro = spec.train.micro_batch_size.map(i64::from);
     // A frozen encoder's pooled states depend on the text alone: computed once per text.
