@@ -144,8 +144,7 @@ fn splice(args: SpliceArgs) -> anyhow::Result<()> {
     use worker::eval::datasets::{read_dataset, DatasetConfig, DatasetKind};
     let cfg = load_config(&args.config)?;
     let device = model::torch_device(cfg.device)?;
-    let kind: DatasetKind = serde_json::from_value(serde_json::Value::String(args.kind.clone()))
-        .map_err(|_| anyhow::anyhow!("unknown --kind {:?}: use generic, columbia, dso1, korus, in_the_wild, casia1 or casia2", args.kind))?;
+    let kind: DatasetKind = args.kind.parse().map_err(anyhow::Error::msg)?;
     let listing = read_dataset(&DatasetConfig::new(kind, &args.data))?;
     let loaded = load_checkpoint(&cfg, args.checkpoint.as_deref(), device, &args.store)?;
     let params = worker::detect::DetectParams::for_model(

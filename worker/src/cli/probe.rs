@@ -1,5 +1,5 @@
-//! `worker probe radial|exif`: linear probes on the frozen image tower of a checkpoint (or
-//! of a randomly initialised model, the baseline).
+//! `worker probe radial|exif|splice`: linear probes on the frozen image tower of a
+//! checkpoint (or of a randomly initialised model, the baseline).
 
 use std::path::PathBuf;
 
@@ -17,6 +17,28 @@ pub enum ProbeCommand {
     Radial(RadialArgs),
     /// Classify the common values of each EXIF tag from random patches of the photos.
     Exif(ExifArgs),
+    /// Classify the images of a splice dataset as authentic or spliced (one crop each).
+    Splice(SpliceArgs),
+}
+
+/// Arguments of `worker probe splice`.
+#[derive(Debug, clap::Args)]
+pub struct SpliceArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The splice dataset's folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Its layout: generic (labels.csv, as `worker splice-bench make` writes), columbia,
+    /// dso1, korus, in_the_wild, casia1, casia2.
+    #[arg(long, default_value = "generic")]
+    pub kind: String,
+    /// Side of the crop (the paper: 224).
+    #[arg(long, default_value_t = 224)]
+    pub side: u32,
+    /// The whole image resized to the crop, or its centre at full resolution.
+    #[arg(long, value_enum, default_value = "resize")]
+    pub mode: probe::splice::CropMode,
 }
 
 /// Arguments every probe takes.
@@ -31,10 +53,10 @@ pub struct CommonArgs {
     /// Probe a randomly initialised model (the baseline) instead of a checkpoint.
     #[arg(long)]
     pub random_init: bool,
-    /// Photo folder or file list (as `dataloader pack` takes).
+    /// Photo folder or file list (as `dataloader pack` takes); radial and exif only.
     #[arg(long, value_name = "DIR_OR_LIST")]
-    pub photos: PathBuf,
-    /// Only the first N photos.
+    pub photos: Option<PathBuf>,
+    /// Only the first N photos (images).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Seed of the split, crops, distortions and of the random initialisation.
@@ -121,12 +143,19 @@ fn setup(a: &CommonArgs) -> anyhow::Result<Setup> {
         );
         (l.vs, l.model, source)
     };
-    let input = Input::from_path(&a.photos)?;
-    let mut photos: Vec<PathBuf> = list_photos(&input)?.into_iter().map(|p| p.path).collect();
-    if let Some(n) = a.limit {
-        photos.truncate(n);
-    }
-    anyhow::ensure!(!photos.is_empty(), "no photos in {}", input.describe());
+    let photos = match &a.photos {
+        Some(path) => {
+            let input = Input::from_path(path)?;
+            let mut photos: Vec<PathBuf> =
+                list_photos(&input)?.into_iter().map(|p| p.path).collect();
+            if let Some(n) = a.limit {
+                photos.truncate(n);
+            }
+            anyhow::ensure!(!photos.is_empty(), "no photos in {}", input.describe());
+            photos
+        }
+        None => Vec::new(),
+    };
     let opts = ProbeOptions {
         seed: a.seed,
         test_fraction: a.test_fraction,
@@ -177,6 +206,7 @@ fn show(name: &str, r: &probe::ProbeResult) {
 pub fn run(cmd: ProbeCommand) -> anyhow::Result<()> {
     match cmd {
         ProbeCommand::Radial(a) => {
+            anyhow::ensure!(a.common.photos.is_some(), "--photos is required");
             let s = setup(&a.common)?;
             let params = RadialParams {
                 crop: a.crop,
@@ -199,6 +229,7 @@ pub fn run(cmd: ProbeCommand) -> anyhow::Result<()> {
             write_json(&a.common.json, &report)
         }
         ProbeCommand::Exif(a) => {
+            anyhow::ensure!(a.common.photos.is_some(), "--photos is required");
             let s = setup(&a.common)?;
             let tags = match &a.tags {
                 Some(p) => dataloader::exif::TagList::load(p)?,
@@ -231,6 +262,33 @@ pub fn run(cmd: ProbeCommand) -> anyhow::Result<()> {
                 report.mean_majority_baseline,
                 report.tags_skipped.len()
             );
+            write_json(&a.common.json, &report)
+        }
+        ProbeCommand::Splice(a) => {
+            use worker::eval::datasets::{read_dataset, DatasetConfig, DatasetKind};
+            let s = setup(&a.common)?;
+            let kind: DatasetKind = a.kind.parse().map_err(anyhow::Error::msg)?;
+            let mut listing = read_dataset(&DatasetConfig::new(kind, &a.data))?;
+            if let Some(n) = a.common.limit {
+                listing.entries.truncate(n);
+            }
+            let params = probe::splice::SpliceProbeParams {
+                side: a.side,
+                mode: a.mode,
+            };
+            let report =
+                probe::splice::splice_probe(&s.model.image, s.device, &listing, &params, &s.opts)?;
+            println!(
+                "{}: {} images of {} in {} groups ({} skipped), one {:?} crop of {} px each",
+                s.source,
+                report.images_used,
+                report.dataset,
+                report.groups,
+                report.skipped.total(),
+                params.mode,
+                params.side
+            );
+            show("authentic vs spliced", &report.probe);
             write_json(&a.common.json, &report)
         }
     }

@@ -4,11 +4,13 @@
 //! and measured on the others (crops of one photo never straddle the split).
 //!
 //! [`radial`]: classes are bins of a synthetic radial distortion's `k1`. [`exif`]: classes
-//! are the common values of one EXIF tag, a probe per tag.
+//! are the common values of one EXIF tag, a probe per tag. [`splice`]: authentic versus
+//! spliced images of a splice dataset.
 
 pub mod exif;
 pub mod linear;
 pub mod radial;
+pub mod splice;
 
 use kernels::resnet::{patches_to_tensor, preprocess, ImageTower, NormMode};
 use std::collections::BTreeMap;

@@ -56,6 +56,17 @@ impl DatasetKind {
     }
 }
 
+impl std::str::FromStr for DatasetKind {
+    type Err = String;
+
+    /// The config name (`columbia`, `dso1`, ...).
+    fn from_str(s: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+            format!("unknown dataset kind {s:?}: use generic, columbia, dso1, korus, in_the_wild, casia1 or casia2")
+        })
+    }
+}
+
 /// What to do with a spliced image whose mask file is missing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
