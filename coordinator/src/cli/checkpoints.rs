@@ -116,7 +116,12 @@ pub fn render_eval(e: &EvalJob, indent: &str) -> String {
         } => {
             let mut text = format!("{head} done by {agent}\n");
             for m in metrics {
-                let _ = writeln!(text, "{indent}  {:<40} {:.4}", m.name, m.value);
+                let value = if m.value.fract() == 0.0 && m.value.abs() < 1e12 {
+                    format!("{}", m.value as i64)
+                } else {
+                    format!("{:.4}", m.value)
+                };
+                let _ = writeln!(text, "{indent}  {:<40} {value}", m.name);
             }
             let _ = writeln!(text, "{indent}  result: {result_url}");
             text
