@@ -19,6 +19,7 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("csrc/sync_batch_norm.cpp")
+        .file("csrc/autocast.cpp")
         .include(libtorch.join("include"))
         .include(libtorch.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

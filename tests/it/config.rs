@@ -87,14 +87,15 @@ fn batch_size_must_be_a_multiple_of_the_micro_batch() {
 }
 
 #[test]
-fn bf16_is_refused_on_cpu() {
-    refused("train.precision", "bf16 needs a CUDA device", |c| {
-        c.train.device = "cpu".into()
-    });
-    // fp32 on cpu and bf16 on a numbered CUDA device are fine.
+fn bf16_runs_on_cpu_and_cuda_and_the_device_must_parse() {
     let mut c = paper_spec();
     c.train.device = "cuda:3".into();
-    assert_eq!(c.validate().unwrap().device, Device::Cuda(3));
+    assert_eq!(c.clone().validate().unwrap().device, Device::Cuda(3));
+    c.train.device = "cpu".into();
+    assert_eq!(c.validate().unwrap().device, Device::Cpu);
+    refused("train.device", "must be cpu, cuda or cuda:N", |c| {
+        c.train.device = "tpu".into()
+    });
 }
 
 #[test]

@@ -117,6 +117,7 @@ pub fn time_steps(
             seed: 0,
             step: i as u64,
             embed_dim: spec.model.embed_dim,
+            bf16: false,
         };
         let out = forward_backward(&model, &inputs, &settings, &mut Solo)?;
         opt.clip_grad_norm(spec.optim.grad_clip_norm);

@@ -136,6 +136,7 @@ fn run(setup: Setup, coll: &mut dyn Collective, init_seed: i64) -> RunResult {
             seed: 0,
             step,
             embed_dim: cfg.embed_dim,
+            bf16: false,
         };
         losses.push(
             forward_backward(&model, &inputs, &settings, coll)

@@ -184,11 +184,6 @@ pub fn train(
     coll: &mut dyn Collective,
 ) -> Result<TrainSummary, TrainError> {
     let spec = &cfg.spec;
-    if spec.train.precision == Precision::Bf16 {
-        return Err(TrainError::Device(
-            "train.precision = \"bf16\" needs the GPU build's autocast, which this build does not have; use \"fp32\"".into(),
-        ));
-    }
     let device = model::torch_device(cfg.device)?;
     let batch = spec.train.batch_size as usize;
     let plan = RankPlan::new(batch, coll.world(), coll.rank()).map_err(StreamError::from)?;
@@ -357,6 +352,7 @@ pub fn train(
                 seed: spec.data.seed,
                 step,
                 embed_dim: spec.model.embed_dim,
+                bf16: spec.train.precision == Precision::Bf16,
             };
             let out = forward_backward(&model, &inputs, &settings, coll)?;
             all_reduce_gradients(coll, &params, BUCKET_BYTES)?;

@@ -14,6 +14,7 @@
 //! move once per micro-batch as without the cache.
 
 use dataloader::stream::Batch;
+use kernels::autocast::Autocast;
 use kernels::joint::JointModel;
 use kernels::loss::symmetric_infonce;
 use kernels::resnet::{patches_to_tensor, preprocess};
@@ -208,6 +209,9 @@ pub struct StepSettings<'a> {
     pub step: u64,
     /// Width of the embeddings (for ranks whose local batch is empty).
     pub embed_dim: i64,
+    /// Run the towers under bf16 autocast (weights, gradients, logits and loss stay
+    /// float32).
+    pub bf16: bool,
 }
 
 /// Runs forward and backward of this rank's `inputs` over the global batch of every rank
@@ -248,9 +252,25 @@ pub fn forward_backward(
         chunks.resize(most.max(1) as usize, (n, 0));
     }
     let seed_of = |j: usize| draw_seed(s.seed, s.step, ((rank as u64) << 32) | j as u64);
+    // The towers under bf16 autocast when asked; their embeddings back in float32, so
+    // the logits and the loss are float32.
+    let autocast = || -> Result<Option<Autocast>, TrainError> {
+        Ok(s.bf16
+            .then(|| Autocast::bf16(inputs.device()))
+            .transpose()?)
+    };
+    let float = |(a, b): (Tensor, Tensor)| (a.to_kind(Kind::Float), b.to_kind(Kind::Float));
+    let embed =
+        |part: &StepInputs, coll: &mut dyn Collective| -> Result<(Tensor, Tensor), TrainError> {
+            let _autocast = autocast()?;
+            Ok(float(norms.embed(model, part, coll)?))
+        };
     if world == 1 && chunks.len() <= 1 {
         tch::manual_seed(seed_of(0));
-        let (a, b) = embed_pair(model, inputs, NormMode::local(s.train))?;
+        let (a, b) = {
+            let _autocast = autocast()?;
+            float(embed_pair(model, inputs, NormMode::local(s.train))?)
+        };
         let loss = symmetric_infonce(&a, &b, &scale);
         loss.backward();
         return Ok(StepLoss {
@@ -266,7 +286,7 @@ pub fn forward_backward(
     let mut cache_b = Vec::with_capacity(chunks.len());
     if one_pass {
         tch::manual_seed(seed_of(0));
-        let (a, b) = norms.embed(model, inputs, coll)?;
+        let (a, b) = embed(inputs, coll)?;
         cache_a.push(a.detach());
         cache_b.push(b.detach());
         first_pass = Some((a, b));
@@ -275,7 +295,7 @@ pub fn forward_backward(
         tch::no_grad(|| -> Result<(), TrainError> {
             for (j, &(start, len)) in chunks.iter().enumerate() {
                 tch::manual_seed(seed_of(j));
-                let (a, b) = norms.embed(model, &inputs.slice(start, len), coll)?;
+                let (a, b) = embed(&inputs.slice(start, len), coll)?;
                 cache_a.push(a);
                 cache_b.push(b);
             }
@@ -304,7 +324,7 @@ pub fn forward_backward(
             None => {
                 let (start, len) = chunks[j];
                 tch::manual_seed(seed_of(j));
-                norms.embed(model, &inputs.slice(start, len), coll)?
+                embed(&inputs.slice(start, len), coll)?
             }
         };
         let rows = |all: &[Tensor], cache: &[Tensor], mine: Tensor| -> Tensor {
@@ -415,6 +435,7 @@ mod tests {
                 seed: 0,
                 step: 0,
                 embed_dim: 8,
+                bf16: false,
             };
             let full = forward_backward(&model, &inputs, &settings(None), &mut Solo).unwrap();
             let g_full = grads(&vs);
@@ -442,6 +463,67 @@ mod tests {
                 logit.abs().sum(Kind::Float).double_value(&[]) > 0.0,
                 "temperature trains"
             );
+        }
+    }
+
+    /// bf16 autocast: the loss stays float32 and close to the float32 step, the weights'
+    /// gradients are float32 (master weights), and the towers really ran in bf16 (the
+    /// loss differs), with and without micro-batches.
+    #[test]
+    fn a_bf16_step_keeps_float32_loss_and_gradients_close_to_float32() {
+        tch::manual_seed(7);
+        let images = preprocess(
+            &Tensor::randint(256, [6, 32, 32, 3], (Kind::Uint8, Device::Cpu)),
+            Device::Cpu,
+        )
+        .unwrap();
+        let ids = Tensor::randint_low(1, 60, [6, 5], (Kind::Int64, Device::Cpu));
+        let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 0]).repeat([6, 1]);
+        let inputs = StepInputs::ImageText {
+            images,
+            text: TextInput::Tokens { ids, mask },
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = JointModel::new(&vs.root(), &ModelConfig::tiny(Objective::ImageText)).unwrap();
+        let (_, buffers) = split_variables(&vs);
+        let run = |bf16, micro| {
+            for (_, t) in vs.variables() {
+                let mut g = t.grad();
+                if g.defined() {
+                    let _ = g.zero_();
+                }
+            }
+            let settings = StepSettings {
+                buffers: &buffers,
+                micro,
+                train: false,
+                sync_batch_norm: false,
+                seed: 0,
+                step: 0,
+                embed_dim: 8,
+                bf16,
+            };
+            let out = forward_backward(&model, &inputs, &settings, &mut Solo).unwrap();
+            (out.loss, grads(&vs))
+        };
+        let (fp32, g32) = run(false, None);
+        for micro in [None, Some(4)] {
+            let (bf16, g16) = run(true, micro);
+            assert!(bf16 != fp32, "autocast changed nothing ({micro:?})");
+            assert!((bf16 - fp32).abs() < 2e-2 * fp32.abs(), "{bf16} vs {fp32}");
+            for (name, b) in &g16 {
+                assert_eq!(b.kind(), Kind::Float, "{name}");
+            }
+            // The whole gradient points the same way (bf16 keeps ~3 digits per op).
+            let flat = |g: &[(String, Tensor)]| {
+                Tensor::cat(
+                    &g.iter().map(|(_, t)| t.flatten(0, -1)).collect::<Vec<_>>(),
+                    0,
+                )
+            };
+            let (a, b) = (flat(&g32), flat(&g16));
+            let cosine = f64::try_from((&a * &b).sum(Kind::Float) / (a.norm() * b.norm())).unwrap();
+            assert!(cosine > 0.99, "gradient cosine {cosine} ({micro:?})");
         }
     }
 
