@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The test suite: installs what it needs (scripts/setup.sh), then runs every test of the
 # workspace. Tests that need the real camera photos look for ../shared/data/cameras (or
-# $CAMERAS_DIR) and fail under CI=true when it is missing.
+# $CAMERAS_DIR) and fail under CI=true when it is missing. Then the GPU build's checks.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 scripts/setup.sh
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads "${TEST_THREADS:-2}"
+# The GPU build: compiled and linked against the wheel's CUDA libraries, checked without a
+# GPU (GPU-only tests are ignored here; scripts/gpu-check runs them on a GPU machine).
+cargo test -p worker --features cuda --test gpu_build

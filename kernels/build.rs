@@ -27,4 +27,35 @@ fn main() {
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .warnings(false)
         .compile("kernels_csrc");
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        cuda_shim(&libtorch, &abi);
+    }
+}
+
+/// The GPU build: the CUDA stream shim against the CUDA headers of the wheel's `nvidia`
+/// packages (`nvidia/cu13/include`, with `crt/` from `nvidia-cuda-crt`), and libtorch's
+/// CUDA libraries linked (their symbols are used, so `--as-needed` keeps them).
+fn cuda_shim(libtorch: &std::path::Path, abi: &str) {
+    let cuda_include = libtorch.join("../nvidia/cu13/include");
+    if !cuda_include.join("crt/host_defines.h").is_file() {
+        panic!(
+            "the GPU build needs CUDA headers at {} (with crt/ from the PyPI wheel \
+             nvidia-cuda-crt==13.0.88): run scripts/setup.sh",
+            cuda_include.display()
+        );
+    }
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/cuda_stream.cpp")
+        .include(libtorch.join("include"))
+        .include(libtorch.join("include/torch/csrc/api/include"))
+        .include(&cuda_include)
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .warnings(false)
+        .compile("kernels_cuda");
+    println!("cargo:rustc-link-search=native={}/lib", libtorch.display());
+    println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    println!("cargo:rustc-link-lib=dylib=torch_cuda");
 }

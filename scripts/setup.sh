@@ -5,7 +5,9 @@
 #     BERT; installed without its dependencies, only its files are used).
 #     It includes torch==2.13.0 (the libtorch that the `tch` crate links, found through
 #     LIBTORCH in .cargo/config.toml), torchvision and transformers (numerical references),
-#     scikit-learn (reference values of the splice metrics).
+#     scikit-learn (reference values of the splice metrics). The torch wheel brings the
+#     NVIDIA libraries (CUDA 13.0, cuDNN, NCCL 2.29) the GPU build (`--features cuda`)
+#     links and loads; nvidia-cuda-crt adds the CUDA headers its C++ shim needs.
 #   - a Rust toolchain check.
 # Downloads go through pip's usual cache (~/.cache/pip), so reruns are fast.
 set -euo pipefail
@@ -37,6 +39,12 @@ libtorch=.venv/lib/python3.11/site-packages/torch
 if [[ ! -f $libtorch/lib/libtorch_cpu.so ]]; then
   found=$(find .venv/lib -maxdepth 4 -path '*site-packages/torch/lib/libtorch_cpu.so' | head -n1)
   log "libtorch not at $libtorch (the path .cargo/config.toml names);${found:+ found $found:} export LIBTORCH=<site-packages>/torch before cargo build"
+fi
+# The GPU build loads NCCL at run time (cudarc), by the name libnccl.so; the wheel ships
+# only libnccl.so.2. The GPU build's binaries have this folder on their rpath.
+nccl=.venv/lib/python3.11/site-packages/nvidia/nccl/lib
+if [[ -f $nccl/libnccl.so.2 && ! -e $nccl/libnccl.so ]]; then
+  ln -s libnccl.so.2 "$nccl/libnccl.so"
 fi
 echo "$stamp_input" > "$stamp"
 log "ready: vocab at $vocab"

@@ -17,6 +17,8 @@ mod attention;
 pub mod autocast;
 pub mod bert;
 pub mod config;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod distilbert;
 pub mod error;
 pub mod joint;

@@ -16,9 +16,10 @@ pub struct Args {
     /// Training config (TOML); every node of the job must use the same one.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// Training processes on this node (one per GPU on a GPU node; any number on CPU).
-    #[arg(long, default_value_t = 1)]
-    pub procs: u32,
+    /// Training processes on this node: a number, or `auto` (one per visible GPU when the
+    /// config trains on CUDA, else 1). On CUDA each process gets one GPU.
+    #[arg(long, default_value = "1")]
+    pub procs: String,
     /// Stable name of this node (ranks are ordered by it). Default: the host name.
     #[arg(long)]
     pub node_name: Option<String>,
@@ -36,21 +37,48 @@ pub fn run_join(args: Args) -> anyhow::Result<()> {
     let cfg = load_config(&args.config)?;
     let token = args.coordinator.token()?;
     let name = args.node_name.unwrap_or_else(|| host_name("node"));
-    anyhow::ensure!(args.procs >= 1, "--procs must be at least 1");
+    let gpus = if cfg.device.is_cuda() {
+        visible_gpus()
+    } else {
+        Vec::new()
+    };
+    let procs = match args.procs.as_str() {
+        "auto" if cfg.device.is_cuda() => gpus.len() as u32,
+        "auto" => 1,
+        n => n
+            .parse::<u32>()
+            .map_err(|_| anyhow::anyhow!("--procs {n:?}: give a number or auto"))?,
+    };
+    anyhow::ensure!(
+        procs >= 1,
+        "--procs is 0{}",
+        if cfg.device.is_cuda() {
+            " (no GPU is visible: check nvidia-smi and CUDA_VISIBLE_DEVICES, and that this is the GPU build)"
+        } else {
+            ""
+        }
+    );
+    anyhow::ensure!(
+        !cfg.device.is_cuda() || procs as usize <= gpus.len(),
+        "--procs {procs} on CUDA needs {procs} GPUs, {} visible ({gpus:?}): one process per GPU",
+        gpus.len()
+    );
     let opts = NodeOptions {
         coordinator: args.coordinator.coordinator,
         token,
         tls,
         name,
         host: args.host,
-        procs: args.procs,
+        procs,
         config_digest: cfg.digest.as_str().to_string(),
         spec: ProcSpec {
             worker_bin: this_binary()?,
             config: args.config,
             group_timeout_s: args.group_timeout_s,
+            gpus,
         },
         eval: cfg.spec.eval.clone(),
+        device: cfg.device,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -58,4 +86,19 @@ pub fn run_join(args: Args) -> anyhow::Result<()> {
     rt.block_on(run(opts))?;
     tracing::info!("this node's part of the job is done");
     Ok(())
+}
+
+/// The GPUs this process may use, as `CUDA_VISIBLE_DEVICES` names them (its list when set,
+/// else `0..count` of what libtorch sees; none in a CPU build).
+fn visible_gpus() -> Vec<String> {
+    let count = tch::Cuda::device_count().max(0) as usize;
+    match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(list) if !list.trim().is_empty() => list
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .take(count)
+            .collect(),
+        _ => (0..count).map(|i| i.to_string()).collect(),
+    }
 }

@@ -41,6 +41,10 @@ pub struct Args {
     /// Seconds to wait for the group to form, and for any peer in a collective call.
     #[arg(long, default_value_t = 120)]
     pub group_timeout_s: u64,
+    /// The collective backend: tcp (CPU, through rank 0), nccl (GPU build: GPU memory on
+    /// libtorch's stream), or auto (nccl when training on CUDA in a GPU build).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub collective: Backend,
     /// Print progress and checkpoint events as JSON lines on stdout (for a supervisor).
     #[arg(long)]
     pub events_stdout: bool,
@@ -49,6 +53,17 @@ pub struct Args {
     pub summary: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// The collective backend of `--collective`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// NCCL when training on CUDA in a GPU build, else TCP.
+    Auto,
+    /// TCP through rank 0 (CPU tensors; GPU tensors are copied through the host).
+    Tcp,
+    /// NCCL (GPU build only).
+    Nccl,
 }
 
 /// Runs `worker train`.
@@ -68,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         store: args.store.options(),
         events: args.events_stdout.then(print_events),
     };
-    let mut group = group(&args)?;
+    let mut group = group(&args, cfg.device)?;
     let s = train(&cfg, &opts, group.as_mut())
         .with_context(|| format!("training with {}", args.config.display()))?;
     let tail = &s.losses[s.losses.len().saturating_sub(10)..];
@@ -92,8 +107,66 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The data-parallel group the arguments describe.
-fn group(args: &Args) -> anyhow::Result<Box<dyn Collective>> {
+/// The data-parallel group the arguments describe: TCP, and NCCL over it when asked.
+fn group(args: &Args, device: worker::config::Device) -> anyhow::Result<Box<dyn Collective>> {
+    let nccl = match args.collective {
+        Backend::Tcp => false,
+        Backend::Nccl => true,
+        Backend::Auto => cfg!(feature = "cuda") && device.is_cuda() && args.world > 1,
+    };
+    let tcp = tcp_group(args)?;
+    if !nccl {
+        return Ok(tcp);
+    }
+    nccl_group(args, device, tcp)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn nccl_group(
+    _args: &Args,
+    _device: worker::config::Device,
+    _tcp: Box<dyn Collective>,
+) -> anyhow::Result<Box<dyn Collective>> {
+    anyhow::bail!(
+        "--collective nccl needs the GPU build of worker (cargo build --release -p worker --features cuda)"
+    )
+}
+
+/// NCCL over the CUDA device of `device`: the unique id from the node (the rendezvous
+/// bootstrap in `EXIFLANG_NCCL_ID`), or made by rank 0 and broadcast over the TCP group.
+#[cfg(feature = "cuda")]
+fn nccl_group(
+    args: &Args,
+    device: worker::config::Device,
+    mut tcp: Box<dyn Collective>,
+) -> anyhow::Result<Box<dyn Collective>> {
+    use worker::collective::nccl::{unique_id, Nccl, UNIQUE_ID_BYTES};
+    let worker::config::Device::Cuda(index) = device else {
+        anyhow::bail!("--collective nccl needs train.device = \"cuda\" (the config says cpu)");
+    };
+    use worker::collective::NCCL_ID_ENV;
+    let id = match std::env::var(NCCL_ID_ENV) {
+        Ok(hex) if !hex.is_empty() => {
+            hex::decode(hex.trim()).with_context(|| format!("{NCCL_ID_ENV} is not hex"))?
+        }
+        _ => {
+            let mine = if args.rank == 0 {
+                unique_id()?
+            } else {
+                vec![0; UNIQUE_ID_BYTES]
+            };
+            let mut id = tch::Tensor::from_slice(&mine);
+            tcp.broadcast(&mut id, 0)?;
+            Vec::<u8>::try_from(&id).context("reading the broadcast NCCL id")?
+        }
+    };
+    let timeout = std::time::Duration::from_secs(args.group_timeout_s);
+    let nccl = Nccl::init(&id, args.rank, args.world, index as usize, timeout)?;
+    Ok(Box::new(nccl))
+}
+
+/// The TCP group (or the group of one).
+fn tcp_group(args: &Args) -> anyhow::Result<Box<dyn Collective>> {
     anyhow::ensure!(args.world >= 1, "--world must be at least 1");
     anyhow::ensure!(
         args.rank < args.world,

@@ -10,7 +10,14 @@
 //! dies or stops answering makes the call fail with [`CollectiveError`] after the
 //! backend's timeout instead of hanging, so the caller can hand the failure to recovery.
 
+#[cfg(feature = "cuda")]
+pub mod nccl;
 pub mod tcp;
+
+/// The environment variable through which `worker join` hands its training processes the
+/// round's NCCL unique id (hex): made on the node holding rank 0 and passed to every node
+/// by the coordinator's rendezvous (the round's bootstrap).
+pub const NCCL_ID_ENV: &str = "EXIFLANG_NCCL_ID";
 
 use tch::{Kind, Tensor};
 
@@ -43,6 +50,10 @@ pub enum CollectiveError {
     /// The tensor cannot be sent (kind or device unsupported by this backend).
     #[error("unsupported tensor: {0}")]
     Unsupported(String),
+    /// The backend failed (NCCL or CUDA error, or a call that never completed); the group
+    /// is unusable and was torn down.
+    #[error("the collective failed: {0}")]
+    Failed(String),
 }
 
 /// The collective operations of one rank.

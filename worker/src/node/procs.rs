@@ -33,6 +33,9 @@ pub struct ProcSpec {
     pub config: PathBuf,
     /// Seconds a collective waits for a peer (and for the group to form).
     pub group_timeout_s: u64,
+    /// The GPUs of this node, one per local process (local rank `i` gets `gpus[i]` as its
+    /// only visible device); empty on CPU nodes.
+    pub gpus: Vec<String>,
 }
 
 /// The running children, by global rank.
@@ -57,8 +60,15 @@ impl TrainProcesses {
             .map(|p| p.address.clone())
             .unwrap_or_default();
         let mut children = Vec::new();
-        for &rank in &assignment.global_ranks {
-            let mut child = Command::new(&spec.worker_bin)
+        let nccl_id = hex::encode(&assignment.bootstrap);
+        for (local, &rank) in assignment.global_ranks.iter().enumerate() {
+            let mut command = Command::new(&spec.worker_bin);
+            if let Some(gpu) = spec.gpus.get(local) {
+                // One GPU per process, seen by it as cuda:0.
+                command.env("CUDA_VISIBLE_DEVICES", gpu);
+            }
+            let mut child = command
+                .env(crate::collective::NCCL_ID_ENV, &nccl_id)
                 .args([
                     "--log-format",
                     "json",

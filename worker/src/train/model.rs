@@ -16,9 +16,15 @@ pub fn torch_device(device: Device) -> Result<tch::Device, TrainError> {
         Device::Cuda(i) => {
             let count = tch::Cuda::device_count();
             if i64::from(i) >= count {
+                let why = if cfg!(feature = "cuda") {
+                    "check the NVIDIA driver (libcuda.so.1) is installed and the GPU is visible \
+                     (nvidia-smi, CUDA_VISIBLE_DEVICES)"
+                } else {
+                    "this build uses the CPU libtorch: build with `--features cuda` for GPUs, \
+                     or set train.device = \"cpu\""
+                };
                 return Err(TrainError::Device(format!(
-                    "train.device asks for cuda:{i}, but libtorch sees {count} CUDA device(s); \
-                     this build uses the CPU libtorch (set train.device = \"cpu\", or use a GPU build)"
+                    "train.device asks for cuda:{i}, but libtorch sees {count} CUDA device(s): {why}"
                 )));
             }
             Ok(tch::Device::Cuda(i as usize))

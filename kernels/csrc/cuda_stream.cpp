@@ -1,0 +1,34 @@
+// The GPU build's view of libtorch's CUDA state (tch has no stream API): the stream
+// libtorch runs its kernels on for a device, so that NCCL collectives go on the same
+// stream and need no extra synchronisation with the ops around them.
+
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <exception>
+
+extern "C" {
+
+// libtorch's current CUDA stream on `device` (a cudaStream_t), or nullptr when the
+// device does not exist or CUDA cannot be initialised.
+void *exiflang_cuda_current_stream(int device) {
+  try {
+    if (device < 0 || device >= static_cast<int>(c10::cuda::device_count())) {
+      return nullptr;
+    }
+    return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream();
+  } catch (const std::exception &) {
+    return nullptr;
+  }
+}
+
+// Makes `device` libtorch's current CUDA device; 0 on success.
+int exiflang_cuda_set_device(int device) {
+  try {
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
+    return 0;
+  } catch (const std::exception &) {
+    return -1;
+  }
+}
+}

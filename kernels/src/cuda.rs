@@ -1,0 +1,44 @@
+//! The GPU build's access to libtorch's CUDA state (C++ in `csrc/cuda_stream.cpp`):
+//! the current stream of a device, where NCCL collectives are enqueued so that they are
+//! ordered with libtorch's own kernels, and the current device.
+
+use std::os::raw::{c_int, c_void};
+
+use crate::KernelsError;
+
+extern "C" {
+    fn exiflang_cuda_current_stream(device: c_int) -> *mut c_void;
+    fn exiflang_cuda_set_device(device: c_int) -> c_int;
+}
+
+/// libtorch's current CUDA stream on `device` (a `cudaStream_t`).
+pub fn current_stream(device: usize) -> Result<*mut c_void, KernelsError> {
+    // SAFETY: a plain integer in; the C++ side checks it and catches every exception.
+    let stream = unsafe { exiflang_cuda_current_stream(device as c_int) };
+    if stream.is_null() && tch::Cuda::device_count() <= device as i64 {
+        return Err(KernelsError::Input {
+            what: "CUDA device",
+            reason: format!(
+                "cuda:{device} does not exist: libtorch sees {} CUDA device(s)",
+                tch::Cuda::device_count()
+            ),
+        });
+    }
+    // The default stream is the null handle; that is a valid stream.
+    Ok(stream)
+}
+
+/// Makes `device` libtorch's current CUDA device.
+pub fn set_device(device: usize) -> Result<(), KernelsError> {
+    // SAFETY: a plain integer in; the C++ side catches every exception.
+    if unsafe { exiflang_cuda_set_device(device as c_int) } != 0 {
+        return Err(KernelsError::Input {
+            what: "CUDA device",
+            reason: format!(
+                "cannot make cuda:{device} current (libtorch sees {} CUDA device(s))",
+                tch::Cuda::device_count()
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The GPU build (`cargo test -p worker --features cuda --test gpu_build`). On any machine:
+//! libtorch's CUDA library is really linked, NCCL is found by the name cudarc loads, and
+//! without an NVIDIA driver asking for CUDA or NCCL fails with a message naming what is
+//! missing. On a GPU machine (`scripts/gpu-check` runs the ignored tests): NCCL
+//! collectives on libtorch's stream and memory, and a few bf16 training steps.
+
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use std::process::Command;
+
+use common::{packed_photos, write_config, WORKER};
+use worker::collective::nccl::{unique_id, Nccl};
+use worker::collective::{Collective, CollectiveError};
+
+fn has_gpu() -> bool {
+    tch::Cuda::is_available()
+}
+
+#[test]
+fn the_gpu_build_links_libtorch_cuda() {
+    let out = Command::new("readelf").args(["-d", WORKER]).output();
+    let Ok(out) = out else {
+        panic!("readelf (binutils) is needed to check the GPU build's libraries");
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    for lib in ["libtorch_cuda.so", "libc10_cuda.so", "libtorch.so"] {
+        assert!(
+            text.contains(&format!("[{lib}]")),
+            "{lib} is not NEEDED by {WORKER}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("nvidia/nccl/lib"),
+        "NCCL's folder not on the rpath:\n{text}"
+    );
+}
+
+#[test]
+fn nccl_loads_by_the_name_cudarc_looks_for() {
+    // SAFETY: only tries to dlopen the library.
+    assert!(
+        unsafe { cudarc::nccl::sys::is_culib_present() },
+        "libnccl.so not found: scripts/setup.sh links it next to libnccl.so.2"
+    );
+}
+
+#[test]
+fn without_a_driver_cuda_training_and_nccl_say_what_is_missing() {
+    if has_gpu() {
+        eprintln!("skipping: this machine has a GPU");
+        return;
+    }
+    let err = unique_id().unwrap_err();
+    assert!(
+        matches!(&err, CollectiveError::Setup(m) if m.contains("libcuda.so.1")),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "/nonexistent/data", 2);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("device = \"cpu\"", "device = \"cuda\"")
+        .replace("precision = \"fp32\"", "precision = \"bf16\"");
+    std::fs::write(&cfg, text).unwrap();
+    let run = Command::new(WORKER)
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("cuda:0") && stderr.contains("0 CUDA device") && stderr.contains("driver"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-check runs it"]
+fn nccl_collectives_run_on_libtorch_memory_and_stream() {
+    assert!(has_gpu(), "no GPU visible");
+    let id = unique_id().unwrap();
+    let mut group = Nccl::init(&id, 0, 1, 0, std::time::Duration::from_secs(60)).unwrap();
+    let dev = tch::Device::Cuda(0);
+    let mut t = tch::Tensor::arange(6, (tch::Kind::Float, dev));
+    group.all_reduce_sum(&mut t).unwrap();
+    assert_eq!(
+        Vec::<f32>::try_from(&t.to_device(tch::Device::Cpu)).unwrap(),
+        [0., 1., 2., 3., 4., 5.]
+    );
+    let mut half = tch::Tensor::ones([4], (tch::Kind::BFloat16, dev));
+    group.all_reduce_sum(&mut half).unwrap();
+    let gathered = group
+        .all_gather(&tch::Tensor::ones([3, 2], (tch::Kind::Float, dev)))
+        .unwrap();
+    assert_eq!(gathered.len(), 1);
+    assert_eq!(gathered[0].size(), [3, 2]);
+    // CPU control values go through the device and come back.
+    let mut flags = tch::Tensor::from_slice(&[3i64, 0]);
+    group.all_reduce_sum(&mut flags).unwrap();
+    assert_eq!(Vec::<i64>::try_from(&flags).unwrap(), [3, 0]);
+    group.barrier().unwrap();
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-check runs it"]
+fn a_bf16_run_on_the_gpu_trains_and_checkpoints() {
+    assert!(has_gpu(), "no GPU visible");
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let cfg = write_config(dir.path(), &data, 4);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("device = \"cpu\"", "device = \"cuda\"")
+        .replace("precision = \"fp32\"", "precision = \"bf16\"");
+    std::fs::write(&cfg, text).unwrap();
+    let summary = dir.path().join("summary.json");
+    let run = Command::new(WORKER)
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .arg("--summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
+    let losses = s["losses"].as_array().unwrap();
+    assert_eq!(losses.len(), 4);
+    assert!(
+        losses.iter().all(|l| l[1].as_f64().unwrap().is_finite()),
+        "{losses:?}"
+    );
+    assert!(dir
+        .path()
+        .join("ckpt/step-000000004/COMPLETE.json")
+        .is_file());
+}
