@@ -12,15 +12,22 @@ NCHW floats, zero grads, forward in train mode, loss, backward, clipping if
 `optim.grad_clip_norm` is set, `torch.optim.AdamW` at `optim.lr` (no decay on tensors of
 under 2 dimensions). CropCLR: two crops per sample, one image-tower pass, loss between the
 views. Inputs are random and fixed; token rows `[CLS] ids... [SEP]`, lengths in [3L/4, L].
-Not reproduced: the learning-rate schedule, micro-batches, bf16, pretrained text weights.
+On CUDA (`--device cuda`) the step runs under bf16 autocast with `--bf16` (as
+`train.precision = "bf16"` does in Rust), `--pad-to N` pads every token row to N (the
+reference code pads to 512; Rust pads to the batch's longest), and `--flops` counts the
+step's floating-point operations once with torch's FlopCounterMode (for model FLOPs
+utilisation). Not reproduced: the learning-rate schedule, micro-batches, pretrained text
+weights.
 
 The Rust benchmark spawns this script and parses the one JSON line it prints on stdout
 (all else goes to stderr): {"impl": "pytorch", "torch", "threads", "batch", "seq_len",
 "params" (trained), "step_ms": [...], "median_ms", "mean_ms", "loss_first", "loss_last",
-"attn" (the Hugging Face attention implementation)}.
+"attn" (the Hugging Face attention implementation), "device", "gpu", "bf16", "pad_to",
+"flops_per_step" (with --flops)}.
 
 Usage: bench_train_step.py --config FILE --batch B --seq-len L --steps N --warmup W
-       --threads T [--seed S] [--attn sdpa|eager]
+       --threads T [--seed S] [--attn sdpa|eager] [--device cpu|cuda] [--bf16]
+       [--pad-to N] [--flops]
 """
 
 import argparse
@@ -188,6 +195,10 @@ def main():
     ap.add_argument("--config", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--pad-to", type=int, default=0)
+    ap.add_argument("--flops", action="store_true")
     args = ap.parse_args()
     if min(args.batch, args.seq_len - 1, args.steps, args.threads) < 1 or args.warmup < 0:
         sys.exit("--batch, --steps, --threads must be >= 1, --seq-len >= 2, --warmup >= 0")
@@ -230,18 +241,30 @@ def main():
         if args.seq_len > mcfg["text"].get("max_position_embeddings", 512):
             sys.exit(f"--seq-len {args.seq_len} exceeds model.text.max_position_embeddings")
         ids, mask = token_rows(args.batch, args.seq_len, vocab, gen)
-    labels = torch.arange(args.batch)
+        if args.pad_to > args.seq_len:
+            pad = torch.zeros(args.batch, args.pad_to - args.seq_len, dtype=torch.long)
+            ids, mask = torch.cat([ids, pad], 1), torch.cat([mask, pad], 1)
+    dev = torch.device(args.device)
+    model.to(dev)  # the same Parameter objects: the optimiser keeps them
+    pixels = pixels.to(dev)
+    if not crop_clr:
+        ids, mask = ids.to(dev), mask.to(dev)
+    labels = torch.arange(args.batch, device=dev)
     model.train()
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    autocast = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16)
 
     def step():
         x = preprocess(pixels)
         opt.zero_grad()
-        if crop_clr:
-            views = x.view(args.batch, 2, 3, patch, patch)
-            both = model.embed_images(torch.cat([views[:, 0], views[:, 1]]))
-            a, b = both[: args.batch], both[args.batch :]
-        else:
-            a, b = model.embed_images(x), model.embed_texts(ids, mask)
+        with autocast():
+            if crop_clr:
+                views = x.view(args.batch, 2, 3, patch, patch)
+                both = model.embed_images(torch.cat([views[:, 0], views[:, 1]]))
+                a, b = both[: args.batch], both[args.batch :]
+            else:
+                a, b = model.embed_images(x), model.embed_texts(ids, mask)
+        a, b = a.float(), b.float()  # logits and loss in float32
         logits = model.scale() * a @ b.t()
         loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
         loss.backward()
@@ -252,16 +275,27 @@ def main():
 
     for i in range(args.warmup):
         print(f"warm-up {i + 1}/{args.warmup}: loss {step():.4f}", file=sys.stderr)
+    flops = None
+    if args.flops:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = counter.get_total_flops()
     times, losses = [], []
     for i in range(args.steps):
+        sync()
         t0 = time.perf_counter()
         losses.append(step())
+        sync()
         times.append((time.perf_counter() - t0) * 1e3)
         print(f"step {i + 1}/{args.steps}: {times[-1]:.1f} ms, loss {losses[-1]:.4f}", file=sys.stderr)
     result = {
         "impl": "pytorch", "torch": torch.__version__, "threads": args.threads, "batch": args.batch,
         "seq_len": args.seq_len, "params": n_params, "step_ms": times, "median_ms": statistics.median(times),
         "mean_ms": statistics.fmean(times), "loss_first": losses[0], "loss_last": losses[-1], "attn": args.attn,
+        "device": args.device, "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else None,
+        "bf16": args.bf16, "pad_to": max(args.pad_to, args.seq_len), "flops_per_step": flops,
     }
     print(json.dumps(result), file=REAL_STDOUT, flush=True)
 

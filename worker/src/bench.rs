@@ -46,7 +46,7 @@ pub fn median(xs: &[f64]) -> f64 {
 
 /// Times `steps` training steps (after `warmup` untimed ones) of `cfg`'s model on a batch
 /// of `batch` random patches and token rows of `seq_len` (lengths between 3/4 of it and
-/// all of it), on the config's device.
+/// all of it), on the config's device and precision (bf16 autocast when it says so).
 pub fn time_steps(
     cfg: &Config,
     batch: i64,
@@ -117,11 +117,15 @@ pub fn time_steps(
             seed: 0,
             step: i as u64,
             embed_dim: spec.model.embed_dim,
-            bf16: false,
+            bf16: spec.train.precision == crate::config::Precision::Bf16,
         };
         let out = forward_backward(&model, &inputs, &settings, &mut Solo)?;
         opt.clip_grad_norm(spec.optim.grad_clip_norm);
         opt.step(spec.optim.lr);
+        if let tch::Device::Cuda(i) = device {
+            // GPU work is asynchronous: the step ends when the device is done.
+            tch::Cuda::synchronize(i as i64);
+        }
         if i >= warmup {
             times.push(t0.elapsed().as_secs_f64() * 1e3);
             losses.push(out.loss);

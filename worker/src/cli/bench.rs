@@ -88,6 +88,91 @@ pub struct StepArgs {
     /// The PyTorch side.
     #[arg(long, default_value = "tests/python/bench_train_step.py")]
     pub script: PathBuf,
+    /// Also time PyTorch with every token row padded to this length (the reference code
+    /// pads to 512); with --compare-python.
+    #[arg(long)]
+    pub python_pad_to: Option<i64>,
+    /// Peak dense bf16 TFLOP/s of the GPU for model FLOPs utilisation (default: known for
+    /// H100/H200/A100 by name); FLOPs per step are counted once by PyTorch.
+    #[arg(long)]
+    pub peak_tflops: Option<f64>,
+}
+
+/// Peak dense bf16 tensor-core TFLOP/s of a GPU by its name, for the ones we know.
+fn peak_bf16_tflops(gpu: &str) -> Option<f64> {
+    let g = gpu.to_ascii_uppercase();
+    if g.contains("H100") || g.contains("H200") || g.contains("GH200") {
+        Some(989.0)
+    } else if g.contains("A100") {
+        Some(312.0)
+    } else if g.contains("L40S") {
+        Some(362.0)
+    } else {
+        None
+    }
+}
+
+/// One PyTorch measurement.
+struct PythonRun {
+    step_ms: Vec<f64>,
+    params: i64,
+    flops: Option<f64>,
+    gpu: Option<String>,
+}
+
+/// Runs the PyTorch side once; `pad_to` pads the token rows, `flops` counts the FLOPs.
+fn run_python(
+    args: &StepArgs,
+    cfg: &worker::config::Config,
+    batch: i64,
+    threads: usize,
+    pad_to: Option<i64>,
+    flops: bool,
+) -> anyhow::Result<PythonRun> {
+    let mut command = Command::new(&args.python);
+    command
+        .arg(&args.script)
+        .args(["--config", &args.config.display().to_string()])
+        .args(["--batch", &batch.to_string()])
+        .args(["--seq-len", &args.seq_len.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--warmup", &args.warmup.to_string()])
+        .args(["--threads", &threads.to_string()]);
+    if cfg.device.is_cuda() {
+        command.args(["--device", "cuda"]);
+    }
+    if cfg.spec.train.precision == worker::config::Precision::Bf16 {
+        command.arg("--bf16");
+    }
+    if let Some(n) = pad_to {
+        command.args(["--pad-to", &n.to_string()]);
+    }
+    if flops {
+        command.arg("--flops");
+    }
+    let out = command
+        .output()
+        .with_context(|| format!("running {}", args.python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "the PyTorch benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim())
+        .with_context(|| format!("parsing the PyTorch benchmark's output {line:?}"))?;
+    Ok(PythonRun {
+        step_ms: v["step_ms"]
+            .as_array()
+            .context("no step_ms in the PyTorch output")?
+            .iter()
+            .filter_map(|x| x.as_f64())
+            .collect(),
+        params: v["params"].as_i64().unwrap_or(0),
+        flops: v["flops_per_step"].as_f64(),
+        gpu: v["gpu"].as_str().map(String::from),
+    })
 }
 
 /// Runs a benchmark command.
@@ -176,64 +261,73 @@ fn step(args: StepArgs) -> anyhow::Result<()> {
             args.script.display()
         );
     }
-    let (mut rust, mut python) = (Vec::new(), Vec::new());
-    let mut params = (0, 0);
+    let (mut rust, mut python, mut padded) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut params, mut flops, mut gpu) = ((0, 0), None, None);
     for round in 0..args.rounds.max(1) {
         let r = time_steps(&cfg, batch, args.seq_len, args.steps, args.warmup)?;
         tracing::info!(round, median_ms = r.median_ms, "rust/libtorch");
         params.0 = r.params;
         rust.extend(r.step_ms);
         if args.compare_python {
-            let out = Command::new(&args.python)
-                .arg(&args.script)
-                .args(["--config", &args.config.display().to_string()])
-                .args(["--batch", &batch.to_string()])
-                .args(["--seq-len", &args.seq_len.to_string()])
-                .args(["--steps", &args.steps.to_string()])
-                .args(["--warmup", &args.warmup.to_string()])
-                .args(["--threads", &threads.to_string()])
-                .output()
-                .with_context(|| format!("running {}", args.python.display()))?;
-            if !out.status.success() {
-                bail!(
-                    "the PyTorch benchmark failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
+            let p = run_python(&args, &cfg, batch, threads, None, round == 0)?;
+            tracing::info!(round, median_ms = median(&p.step_ms), "pytorch");
+            params.1 = p.params;
+            flops = flops.or(p.flops);
+            gpu = gpu.or(p.gpu);
+            python.extend(p.step_ms);
+            if let Some(n) = args.python_pad_to {
+                let p = run_python(&args, &cfg, batch, threads, Some(n), false)?;
+                tracing::info!(
+                    round,
+                    median_ms = median(&p.step_ms),
+                    pad_to = n,
+                    "pytorch, padded"
                 );
+                padded.extend(p.step_ms);
             }
-            let line = String::from_utf8_lossy(&out.stdout);
-            let v: serde_json::Value = serde_json::from_str(line.trim())
-                .with_context(|| format!("parsing the PyTorch benchmark's output {line:?}"))?;
-            let ms: Vec<f64> = v["step_ms"]
-                .as_array()
-                .context("no step_ms in the PyTorch output")?
-                .iter()
-                .filter_map(|x| x.as_f64())
-                .collect();
-            params.1 = v["params"].as_i64().unwrap_or(0);
-            tracing::info!(round, median_ms = median(&ms), "pytorch");
-            python.extend(ms);
         }
     }
+    let device = if cfg.device.is_cuda() {
+        format!("cuda ({})", gpu.as_deref().unwrap_or("GPU name unknown"))
+    } else {
+        format!("cpu, {threads} threads")
+    };
     println!(
-        "config {}  batch {batch}  seq_len {}  threads {threads}  steps {} x {} rounds",
+        "config {}  batch {batch}  seq_len {}  {device}  precision {:?}  steps {} x {} rounds",
         args.config.display(),
         args.seq_len,
+        cfg.spec.train.precision,
         args.steps,
         args.rounds
     );
-    println!(
-        "rust/libtorch  median {:8.1} ms/step  {:7.1} pairs/s  ({} parameters)",
-        median(&rust),
-        batch as f64 * 1e3 / median(&rust),
-        params.0
-    );
-    if args.compare_python {
+    let peak = args
+        .peak_tflops
+        .or_else(|| gpu.as_deref().and_then(peak_bf16_tflops));
+    let show = |name: &str, ms: &[f64], step_flops: Option<f64>| {
+        let m = median(ms);
+        let mfu = match (step_flops, peak) {
+            (Some(f), Some(p)) => format!("  MFU {:.1}%", 100.0 * f / (m * 1e-3) / (p * 1e12)),
+            _ => String::new(),
+        };
         println!(
-            "pytorch        median {:8.1} ms/step  {:7.1} pairs/s  ({} parameters)",
-            median(&python),
-            batch as f64 * 1e3 / median(&python),
-            params.1
+            "{name:<26} median {m:8.1} ms/step  {:8.1} pairs/s{mfu}",
+            batch as f64 * 1e3 / m
         );
+    };
+    println!("rust/libtorch: {} trained parameters", params.0);
+    // Both sides run the same model on rows of seq_len, so PyTorch's count holds for both.
+    show("rust/libtorch", &rust, flops);
+    if args.compare_python {
+        show("pytorch", &python, flops);
+        if let Some(n) = args.python_pad_to {
+            show(&format!("pytorch, rows padded to {n}"), &padded, None);
+        }
+        if let Some(f) = flops {
+            println!(
+                "model FLOPs per step (counted by PyTorch at seq_len {}): {:.3e}",
+                args.seq_len, f
+            );
+        }
         println!(
             "pytorch / rust step time: {:.3}",
             median(&python) / median(&rust)
