@@ -13,7 +13,7 @@ use kernels::joint::JointModel;
 use kernels::resnet::preprocess;
 use tch::{nn, Device, Kind, Tensor};
 use worker::collective::tcp::TcpCollective;
-use worker::collective::{all_reduce_gradients, broadcast_variables, Collective, Solo};
+use worker::collective::{all_reduce_gradients, broadcast_variables, Collective, GradReduce, Solo};
 use worker::train::optimizer::{AdamW, AdamWConfig};
 use worker::train::step::{forward_backward, split_variables, StepInputs, StepSettings, TextInput};
 
@@ -143,7 +143,7 @@ fn run(setup: Setup, coll: &mut dyn Collective, init_seed: i64) -> RunResult {
                 .unwrap()
                 .loss,
         );
-        all_reduce_gradients(coll, &params, 1 << 10).unwrap();
+        all_reduce_gradients(coll, &params, 1 << 10, GradReduce::Fp32).unwrap();
         opt.clip_grad_norm(Some(1.0));
         opt.step(1e-2);
     }

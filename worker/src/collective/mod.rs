@@ -98,14 +98,42 @@ impl Collective for Solo {
     }
 }
 
+/// The precision gradient buckets are summed in (`train.grad_reduce`); gradients are
+/// float32 before and after either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradReduce {
+    /// float32 (exact sums up to float rounding).
+    #[default]
+    Fp32,
+    /// bfloat16: half the bytes on the wire, about 3 significant digits per sum.
+    Bf16,
+}
+
+impl GradReduce {
+    /// Whether this is the default (float32).
+    pub fn is_fp32(&self) -> bool {
+        *self == GradReduce::Fp32
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            GradReduce::Fp32 => Kind::Float,
+            GradReduce::Bf16 => Kind::BFloat16,
+        }
+    }
+}
+
 /// Sums the gradients of `params` over all ranks, in buckets of about `bucket_bytes`
-/// (one call per bucket instead of one per tensor). A parameter without a gradient on this
-/// rank (the logit scale off rank 0, everything on a rank whose local batch was empty)
-/// gets a zero one first, so every rank sends the same buckets.
+/// (one call per bucket instead of one per tensor), in the precision `how` says. A
+/// parameter without a gradient on this rank (the logit scale off rank 0, everything on a
+/// rank whose local batch was empty) gets a zero one first, so every rank sends the same
+/// buckets.
 pub fn all_reduce_gradients(
     coll: &mut dyn Collective,
     params: &[Tensor],
     bucket_bytes: usize,
+    how: GradReduce,
 ) -> Result<(), CollectiveError> {
     if coll.world() == 1 {
         return Ok(());
@@ -121,13 +149,14 @@ pub fn all_reduce_gradients(
         let mut end = start;
         let mut bytes = 0;
         while end < grads.len() && (end == start || bytes < bucket_bytes) {
-            bytes += grads[end].numel() * 4;
+            bytes += grads[end].numel() * how.kind().elt_size_in_bytes();
             end += 1;
         }
         let bucket = &grads[start..end];
         let flat: Vec<Tensor> = bucket.iter().map(|g| g.reshape([-1])).collect();
-        let mut joined = Tensor::cat(&flat, 0);
+        let mut joined = Tensor::cat(&flat, 0).to_kind(how.kind());
         coll.all_reduce_sum(&mut joined)?;
+        let joined = joined.to_kind(Kind::Float);
         let mut offset = 0;
         tch::no_grad(|| {
             for g in bucket {
@@ -164,7 +193,7 @@ pub fn broadcast_variables(
 /// Kinds the CPU backend sends.
 pub(crate) fn check_kind(t: &Tensor) -> Result<Kind, CollectiveError> {
     match t.kind() {
-        k @ (Kind::Float | Kind::Double | Kind::Int64) => Ok(k),
+        k @ (Kind::Float | Kind::Double | Kind::Int64 | Kind::BFloat16) => Ok(k),
         k => Err(CollectiveError::Unsupported(format!("{k:?} tensors"))),
     }
 }

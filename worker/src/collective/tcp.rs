@@ -333,6 +333,7 @@ fn kind_code(k: Kind) -> u8 {
     match k {
         Kind::Float => 1,
         Kind::Double => 2,
+        Kind::BFloat16 => 4,
         _ => 3, // Int64; check_kind admits nothing else
     }
 }
@@ -342,6 +343,7 @@ fn kind_of(code: u8) -> Option<Kind> {
         1 => Some(Kind::Float),
         2 => Some(Kind::Double),
         3 => Some(Kind::Int64),
+        4 => Some(Kind::BFloat16),
         _ => None,
     }
 }
@@ -419,6 +421,32 @@ mod tests {
             }
             assert_eq!(b, [2.0; 3]);
             assert_eq!(ids, [0, 1, 2]);
+        }
+    }
+
+    #[test]
+    fn gradients_reduce_in_bf16_when_asked_and_stay_float32() {
+        use crate::collective::{all_reduce_gradients, GradReduce};
+        // 1 + 1/256 is not a bf16 number: a bf16 reduction loses the 1/256.
+        let out = on_group(2, |_, c| {
+            let sums: Vec<Vec<f32>> = [GradReduce::Fp32, GradReduce::Bf16]
+                .into_iter()
+                .map(|how| {
+                    let p =
+                        Tensor::zeros([3], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+                    (&p * Tensor::from_slice(&[1.0f32 + 1.0 / 256.0, 2.0, 0.5]))
+                        .sum(Kind::Float)
+                        .backward();
+                    all_reduce_gradients(c, std::slice::from_ref(&p), 1 << 10, how).unwrap();
+                    assert_eq!(p.grad().kind(), Kind::Float);
+                    values(&p.grad())
+                })
+                .collect();
+            sums
+        });
+        for sums in out {
+            assert_eq!(sums[0], [2.0 + 2.0 / 256.0, 4.0, 1.0]);
+            assert_eq!(sums[1], [2.0, 4.0, 1.0]);
         }
     }
 

@@ -163,6 +163,13 @@ pub struct TrainLoopConfig {
     /// per pass).
     #[serde(default, skip_serializing_if = "BatchNormStats::is_per_rank")]
     pub batch_norm: BatchNormStats,
+    /// The precision gradient buckets are summed over ranks in: `fp32` (default) or
+    /// `bf16` (half the traffic). Left out of the digest when default.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::collective::GradReduce::is_fp32"
+    )]
+    pub grad_reduce: crate::collective::GradReduce,
 }
 
 /// Where batch norms take their batch statistics from in data-parallel training.

@@ -355,7 +355,7 @@ pub fn train(
                 bf16: spec.train.precision == Precision::Bf16,
             };
             let out = forward_backward(&model, &inputs, &settings, coll)?;
-            all_reduce_gradients(coll, &params, BUCKET_BYTES)?;
+            all_reduce_gradients(coll, &params, BUCKET_BYTES, spec.train.grad_reduce)?;
             if !out.loss.is_finite() {
                 return Err(TrainError::Diverged {
                     step,
