@@ -228,18 +228,17 @@ async fn drive(args: &LaunchArgs, url: &str, setup: &Setup) -> anyhow::Result<Ou
         max_backoff_ms: 30_000,
     };
     if let Some(program) = &setup.worker_bin {
-        for worker in local_processes(args, url, setup, program) {
-            let over = if worker.args[0] == "join" {
-                &over_rx
-            } else {
-                &evals_over_rx
-            };
-            let task = supervise(worker.clone(), policy, over.clone(), kill_rx.clone());
-            if worker.args[0] == "join" {
-                workers.spawn(task);
-            } else {
-                agents.spawn(task);
-            }
+        let (joins, evals) = local_processes(args, url, setup, program);
+        for worker in joins {
+            workers.spawn(supervise(worker, policy, over_rx.clone(), kill_rx.clone()));
+        }
+        for agent in evals {
+            agents.spawn(supervise(
+                agent,
+                policy,
+                evals_over_rx.clone(),
+                kill_rx.clone(),
+            ));
         }
     }
     let mut ticker = tokio::time::interval(POLL);
@@ -308,13 +307,13 @@ async fn drive(args: &LaunchArgs, url: &str, setup: &Setup) -> anyhow::Result<Ou
     Ok(outcome)
 }
 
-/// The `worker join` processes of `--local`, then the `worker eval agent` processes.
+/// The `worker join` processes of `--local`, and the `worker eval agent` processes.
 fn local_processes(
     args: &LaunchArgs,
     url: &str,
     setup: &Setup,
     program: &Path,
-) -> Vec<LocalWorker> {
+) -> (Vec<LocalWorker>, Vec<LocalWorker>) {
     let (tls_env, env_remove) = worker_env(setup.tls.as_ref());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads_per_node = (cores / args.nodes as usize).max(1);
@@ -370,7 +369,7 @@ fn local_processes(
             args.work_dir.join(format!("eval-agent-{i}.log")),
         )
     });
-    joins.chain(agents).collect()
+    (joins.collect(), agents.collect())
 }
 
 /// Waits up to [`WORKER_EXIT_WAIT`] for the supervised processes in `set`, then kills them.
