@@ -102,6 +102,14 @@ fn nccl_collectives_run_on_libtorch_memory_and_stream() {
     let mut flags = tch::Tensor::from_slice(&[3i64, 0]);
     group.all_reduce_sum(&mut flags).unwrap();
     assert_eq!(Vec::<i64>::try_from(&flags).unwrap(), [3, 0]);
+    // Deferred reductions (the gradient buckets) hold their sums after `complete`.
+    let mut a = tch::Tensor::full([5], 2.0, (tch::Kind::Float, dev));
+    let mut b = tch::Tensor::full([7], 3.0, (tch::Kind::BFloat16, dev));
+    group.all_reduce_sum_deferred(&mut a).unwrap();
+    group.all_reduce_sum_deferred(&mut b).unwrap();
+    group.complete().unwrap();
+    assert_eq!(a.sum(tch::Kind::Float).double_value(&[]), 10.0);
+    assert_eq!(b.sum(tch::Kind::Float).double_value(&[]), 21.0);
     group.barrier().unwrap();
 }
 

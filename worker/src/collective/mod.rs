@@ -71,6 +71,17 @@ pub trait Collective: Send {
     fn broadcast(&mut self, t: &mut Tensor, root: usize) -> Result<(), CollectiveError>;
     /// Returns once every rank has called it.
     fn barrier(&mut self) -> Result<(), CollectiveError>;
+    /// [`Collective::all_reduce_sum`] that may return before the sum is there: `t` holds
+    /// it once [`Collective::complete`] returned. A GPU backend enqueues the reduction and
+    /// goes on, so the host prepares the next bucket while the device sums this one; the
+    /// default runs it at once.
+    fn all_reduce_sum_deferred(&mut self, t: &mut Tensor) -> Result<(), CollectiveError> {
+        self.all_reduce_sum(t)
+    }
+    /// Waits for every deferred operation (with the backend's timeout).
+    fn complete(&mut self) -> Result<(), CollectiveError> {
+        Ok(())
+    }
 }
 
 /// The group of one: every operation is the identity.
@@ -125,7 +136,8 @@ impl GradReduce {
 }
 
 /// Sums the gradients of `params` over all ranks, in buckets of about `bucket_bytes`
-/// (one call per bucket instead of one per tensor), in the precision `how` says. A
+/// (one call per bucket instead of one per tensor, all issued before the first is waited
+/// for), in the precision `how` says. A
 /// parameter without a gradient on this rank (the logit scale off rank 0, everything on a
 /// rank whose local batch was empty) gets a zero one first, so every rank sends the same
 /// buckets.
@@ -144,6 +156,9 @@ pub fn all_reduce_gradients(
         }
     }
     let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+    // Every bucket's reduction is issued before any is waited for; the sums are copied
+    // back once all are complete.
+    let mut reduced = Vec::new();
     let mut start = 0;
     while start < grads.len() {
         let mut end = start;
@@ -155,7 +170,12 @@ pub fn all_reduce_gradients(
         let bucket = &grads[start..end];
         let flat: Vec<Tensor> = bucket.iter().map(|g| g.reshape([-1])).collect();
         let mut joined = Tensor::cat(&flat, 0).to_kind(how.kind());
-        coll.all_reduce_sum(&mut joined)?;
+        coll.all_reduce_sum_deferred(&mut joined)?;
+        reduced.push((bucket, joined));
+        start = end;
+    }
+    coll.complete()?;
+    for (bucket, joined) in reduced {
         let joined = joined.to_kind(Kind::Float);
         let mut offset = 0;
         tch::no_grad(|| {
@@ -166,7 +186,6 @@ pub fn all_reduce_gradients(
                 offset += n;
             }
         });
-        start = end;
     }
     Ok(())
 }

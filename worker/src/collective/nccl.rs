@@ -6,7 +6,8 @@
 //! One communicator per round: rank 0's unique id ([`unique_id`]) reaches every rank
 //! (through the coordinator's rendezvous, or the CPU group), then [`Nccl::init`] joins it
 //! without blocking, polled up to the timeout. Every collective is enqueued and then
-//! waited for, polling the stream and NCCL's asynchronous error up to the timeout: an NCCL
+//! waited for (deferred all-reduces, the gradient buckets, once for all of them in
+//! `complete`), polling the stream and NCCL's asynchronous error up to the timeout: an NCCL
 //! error or a peer that never arrives aborts the communicator (`ncclCommAbort`) and comes
 //! back as a [`CollectiveError`], which the training loop hands to the coordinator's
 //! recovery path instead of hanging in a CUDA synchronisation.
@@ -70,6 +71,8 @@ pub struct Nccl {
     device: usize,
     timeout: Duration,
     aborted: bool,
+    /// Enqueued operations not yet waited for ([`Collective::complete`] waits).
+    pending: bool,
 }
 
 // SAFETY: the communicator is used from one thread at a time (every call takes `&mut self`);
@@ -149,6 +152,7 @@ impl Nccl {
             device,
             timeout,
             aborted: false,
+            pending: false,
         };
         if !matches!(
             started,
@@ -289,17 +293,25 @@ impl Nccl {
     }
 
     fn all_reduce_on_device(&mut self, t: &mut Tensor) -> Result<(), CollectiveError> {
+        let stream = self.enqueue_all_reduce(t)?;
+        self.pending = false;
+        self.wait(stream, "all-reduce")
+    }
+
+    /// Enqueues an in-place all-reduce of the device tensor `t` on libtorch's stream.
+    fn enqueue_all_reduce(&mut self, t: &Tensor) -> Result<nccl::cudaStream_t, CollectiveError> {
         let kind = self.checked(t)?;
         let stream = self.stream()?;
         let n = t.numel();
         let ptr = t.data_ptr();
-        // SAFETY: in-place on a contiguous device tensor of `n` elements that outlives the
-        // wait below.
+        // SAFETY: in-place on a contiguous device tensor of `n` elements; the caller keeps it
+        // until the wait (and libtorch's caching allocator reuses device memory only in
+        // stream order, after the reduction).
         let rc = unsafe {
             nccl::ncclAllReduce(ptr, ptr, n, kind, ncclRedOp_t::ncclSum, self.comm, stream)
         };
         self.check(rc, "all-reduce")?;
-        self.wait(stream, "all-reduce")
+        Ok(stream)
     }
 }
 
@@ -395,5 +407,23 @@ impl Collective for Nccl {
     fn barrier(&mut self) -> Result<(), CollectiveError> {
         let mut one = Tensor::ones([1], (Kind::Float, tch::Device::Cuda(self.device)));
         self.all_reduce_sum(&mut one)
+    }
+
+    fn all_reduce_sum_deferred(&mut self, t: &mut Tensor) -> Result<(), CollectiveError> {
+        if t.device() != tch::Device::Cuda(self.device) || !t.is_contiguous() {
+            return self.all_reduce_sum(t);
+        }
+        self.enqueue_all_reduce(t)?;
+        self.pending = true;
+        Ok(())
+    }
+
+    fn complete(&mut self) -> Result<(), CollectiveError> {
+        if !self.pending {
+            return Ok(());
+        }
+        let stream = self.stream()?;
+        self.pending = false;
+        self.wait(stream, "deferred all-reduces")
     }
 }
