@@ -113,11 +113,16 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
 fn agent(args: AgentArgs) -> anyhow::Result<()> {
     use worker::eval::agent::{run, AgentOptions};
     let cfg = load_config(&args.config)?;
-    anyhow::ensure!(
-        !cfg.spec.eval.suites.is_empty(),
-        "the training config {} has no [[eval.suites]]: there is nothing this agent could run",
-        args.config.display()
-    );
+    if cfg.spec.eval.suites.is_empty() {
+        let message = format!(
+            "the training config {} has no [[eval.suites]]: there is nothing this agent could run",
+            args.config.display()
+        );
+        // Started by a launch for whatever config it runs: nothing to do is not a failure.
+        anyhow::ensure!(args.until_over, "{message}");
+        tracing::warn!("{message}");
+        return Ok(());
+    }
     let opts = AgentOptions {
         tls: args.coordinator.tls()?,
         token: args.coordinator.token()?,
