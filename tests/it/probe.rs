@@ -8,6 +8,15 @@ use worker::probe::{ProbeError, ProbeOptions};
 
 use crate::support;
 
+/// A tiny randomly initialised model (seed 0).
+fn tiny_model() -> (tch::nn::VarStore, JointModel) {
+    let _rng = support::torch_rng();
+    tch::manual_seed(0);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let model = JointModel::new(&vs.root(), &ModelConfig::tiny(Objective::ImageText)).unwrap();
+    (vs, model)
+}
+
 #[test]
 fn radial_probe_on_six_real_photos_reports_consistent_counts() {
     let Some(cameras) = support::cameras_dir() else {
@@ -26,13 +35,7 @@ fn radial_probe_on_six_real_photos_reports_consistent_counts() {
     std::fs::write(&broken, b"not a jpeg").unwrap();
     photos.push(broken);
 
-    let model = {
-        let _rng = support::torch_rng();
-        tch::manual_seed(0);
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let model = JointModel::new(&vs.root(), &ModelConfig::tiny(Objective::ImageText)).unwrap();
-        (vs, model)
-    };
+    let model = tiny_model();
     let params = RadialParams {
         crop: 48,
         per_photo: 3,
@@ -117,13 +120,7 @@ fn splice_probe_keeps_copies_of_an_image_together_and_separates_painted_images()
     let dir = tempfile::tempdir().unwrap();
     let photos = red_square_dataset(dir.path(), &cameras);
     let listing = read_dataset(&DatasetConfig::new(DatasetKind::Generic, dir.path())).unwrap();
-    let model = {
-        let _rng = support::torch_rng();
-        tch::manual_seed(0);
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let model = JointModel::new(&vs.root(), &ModelConfig::tiny(Objective::ImageText)).unwrap();
-        (vs, model)
-    };
+    let model = tiny_model();
     let opts = ProbeOptions {
         seed: 1,
         test_fraction: 0.5,

@@ -23,16 +23,7 @@ fn detect_writes_maps_masks_and_records_at_the_photos_size_and_skips_bad_files()
         return;
     };
     let cfg = write_config(dir.path(), &data, 4);
-    let train = Command::new(WORKER)
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        train.status.success(),
-        "{}",
-        String::from_utf8_lossy(&train.stderr)
-    );
+    common::train(&cfg);
 
     // A splice: the middle of a Canon photo pasted into an iPhone photo.
     let host = image::open(photo("apple_iphone-13-pro_01.jpg"))

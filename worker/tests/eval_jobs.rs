@@ -245,16 +245,7 @@ fn an_agent_killed_mid_evaluation_loses_its_lease_to_another_agent() {
             bench.display()
         ),
     );
-    let train = Command::new(WORKER)
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        train.status.success(),
-        "{}",
-        String::from_utf8_lossy(&train.stderr)
-    );
+    common::train(&cfg);
     let digest = worker::config::Config::load(&cfg).unwrap().digest.0;
 
     let port = free_port();

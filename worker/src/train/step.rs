@@ -385,6 +385,29 @@ mod tests {
     use kernels::config::ModelConfig;
     use tch::Kind;
 
+    /// Eval-mode settings (batch norm on running statistics: independent of the split).
+    fn eval_settings(buffers: &[Tensor], micro: Option<i64>, bf16: bool) -> StepSettings<'_> {
+        StepSettings {
+            buffers,
+            micro,
+            train: false,
+            sync_batch_norm: false,
+            seed: 0,
+            step: 0,
+            embed_dim: 8,
+            bf16,
+        }
+    }
+
+    fn zero_grads(vs: &nn::VarStore) {
+        for (_, t) in vs.variables() {
+            let mut g = t.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+    }
+
     fn grads(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
         let mut g: Vec<(String, Tensor)> = vs
             .variables()
@@ -427,24 +450,10 @@ mod tests {
             let vs = nn::VarStore::new(Device::Cpu);
             let model = JointModel::new(&vs.root(), &ModelConfig::tiny(objective)).unwrap();
             let (_, buffers) = split_variables(&vs);
-            let settings = |micro| StepSettings {
-                buffers: &buffers,
-                micro,
-                train: false,
-                sync_batch_norm: false,
-                seed: 0,
-                step: 0,
-                embed_dim: 8,
-                bf16: false,
-            };
+            let settings = |micro| eval_settings(&buffers, micro, false);
             let full = forward_backward(&model, &inputs, &settings(None), &mut Solo).unwrap();
             let g_full = grads(&vs);
-            for (_, t) in vs.variables() {
-                let mut g = t.grad();
-                if g.defined() {
-                    let _ = g.zero_();
-                }
-            }
+            zero_grads(&vs);
             let micro = forward_backward(&model, &inputs, &settings(Some(4)), &mut Solo).unwrap();
             assert!(
                 (full.loss - micro.loss).abs() < 1e-5,
@@ -487,22 +496,8 @@ mod tests {
         let model = JointModel::new(&vs.root(), &ModelConfig::tiny(Objective::ImageText)).unwrap();
         let (_, buffers) = split_variables(&vs);
         let run = |bf16, micro| {
-            for (_, t) in vs.variables() {
-                let mut g = t.grad();
-                if g.defined() {
-                    let _ = g.zero_();
-                }
-            }
-            let settings = StepSettings {
-                buffers: &buffers,
-                micro,
-                train: false,
-                sync_batch_norm: false,
-                seed: 0,
-                step: 0,
-                embed_dim: 8,
-                bf16,
-            };
+            zero_grads(&vs);
+            let settings = eval_settings(&buffers, micro, bf16);
             let out = forward_backward(&model, &inputs, &settings, &mut Solo).unwrap();
             (out.loss, grads(&vs))
         };

@@ -186,3 +186,17 @@ pub async fn wait_for(
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Runs `worker train --config cfg` to the end; fails the test with its stderr otherwise.
+pub fn train(cfg: &Path) {
+    let run = std::process::Command::new(WORKER)
+        .args(["train", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
