@@ -67,10 +67,10 @@ fn read_db(path: &std::path::Path) -> anyhow::Result<JobStatus> {
     let state = store
         .load()?
         .with_context(|| format!("the database {} holds no job", path.display()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Ok(coordinator::state::status(&state, now))
+    Ok(coordinator::state::status(
+        &state,
+        coordinator::server::now_ms(),
+    ))
 }
 
 /// The evaluation jobs of checkpoint `c`, oldest first.

@@ -20,7 +20,9 @@ pub struct Args {
     /// config trains on CUDA, else 1). On CUDA each process gets one GPU.
     #[arg(long, default_value = "1")]
     pub procs: String,
-    /// Stable name of this node (ranks are ordered by it). Default: the host name.
+    /// Stable name of this node (ranks are ordered by it). Default: `node-NNNNN` from the
+    /// launcher's node index (PET_NODE_RANK, SLURM_NODEID or JOB_COMPLETION_INDEX), else
+    /// the host name.
     #[arg(long)]
     pub node_name: Option<String>,
     /// Address other nodes reach this one at, for the collective.
@@ -36,7 +38,18 @@ pub fn run_join(args: Args) -> anyhow::Result<()> {
     let tls = args.coordinator.tls()?;
     let cfg = load_config(&args.config)?;
     let token = args.coordinator.token()?;
-    let name = args.node_name.unwrap_or_else(|| host_name("node"));
+    let name = match args.node_name {
+        Some(name) => name,
+        None => match worker::node::identity::node_name_from_env(|v| std::env::var(v).ok())
+            .map_err(anyhow::Error::msg)?
+        {
+            Some((name, launcher)) => {
+                tracing::info!(%name, launcher, "node name from the launcher's node index");
+                name
+            }
+            None => host_name("node"),
+        },
+    };
     let gpus = if cfg.device.is_cuda() {
         visible_gpus()
     } else {

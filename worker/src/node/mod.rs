@@ -11,6 +11,7 @@
 //! size, so no sample of an epoch is skipped or repeated.
 
 pub mod decide;
+pub mod identity;
 pub mod procs;
 
 use std::collections::BTreeMap;
