@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:50051"      # default; loopback unless told otherwise
+//! health_listen = "0.0.0.0:50052" # optional: grpc.health.v1 without token or TLS (probes)
 //! db_path = "coordinator.db"      # required
 //! token_file = "token"            # else the environment variable COORDINATOR_TOKEN
 //! min_nodes = 1                   # default 1
@@ -78,6 +79,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    health_listen: Option<String>,
     db_path: Option<PathBuf>,
     token_file: Option<PathBuf>,
     min_nodes: Option<u32>,
@@ -103,6 +105,9 @@ struct RawTls {
 pub struct ServeConfig {
     /// Address to listen on (default `127.0.0.1:50051`).
     pub listen: SocketAddr,
+    /// Where to serve `grpc.health.v1.Health` in plain HTTP/2 without the token (for
+    /// Kubernetes' gRPC probes); not served when `None`.
+    pub health_listen: Option<SocketAddr>,
     /// The shared token every call must carry.
     pub token: String,
     /// The state database.
@@ -145,6 +150,17 @@ impl ServeConfig {
                 &format!("{listen_text:?} is not an address such as 127.0.0.1:50051"),
             )
         })?;
+        let health_listen = raw
+            .health_listen
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    invalid(
+                        "health_listen",
+                        &format!("{text:?} is not an address such as 0.0.0.0:50052"),
+                    )
+                })
+            })
+            .transpose()?;
         let db_path = base.join(
             raw.db_path
                 .ok_or_else(|| invalid("db_path", "missing: name the state database file"))?,
@@ -222,6 +238,7 @@ impl ServeConfig {
         };
         Ok(Self {
             listen,
+            health_listen,
             token,
             db_path,
             policy: Policy {
@@ -264,6 +281,13 @@ mod tests {
             "relative to the config folder"
         );
         assert_eq!((config.policy.min_nodes, config.policy.max_nodes), (1, 1));
+        assert_eq!(config.health_listen, None);
+        assert_eq!(config.policy.eval_lease_ms, Policy::EVAL_LEASE_MS);
+        let config = load(
+            "db_path = \"s.db\"\nhealth_listen = \"0.0.0.0:50052\"",
+            Some("t"),
+        );
+        assert_eq!(config.unwrap().health_listen.unwrap().port(), 50052);
     }
 
     #[test]
@@ -284,6 +308,15 @@ mod tests {
                 "heartbeat_timeout_ms",
             ),
             ("db_path = \"s.db\"\nlisten = \"nowhere\"", "listen"),
+            (
+                "db_path = \"s.db\"\nhealth_listen = \":50052\"",
+                "health_listen",
+            ),
+            ("db_path = \"s.db\"\neval_lease_ms = 10", "eval_lease_ms"),
+            (
+                "db_path = \"s.db\"\neval_max_attempts = 0",
+                "eval_max_attempts",
+            ),
             ("min_nodes = 1", "db_path"),
         ];
         for (text, field) in cases {

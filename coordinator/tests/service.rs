@@ -21,6 +21,7 @@ const LONG_TIMEOUT_MS: u64 = 60_000;
 fn config(db_path: &Path, heartbeat_timeout_ms: u64) -> ServeConfig {
     ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        health_listen: Some("127.0.0.1:0".parse().unwrap()),
         token: TOKEN.into(),
         db_path: db_path.to_path_buf(),
         policy: Policy {
@@ -248,6 +249,41 @@ async fn calls_without_or_with_a_wrong_token_are_unauthenticated() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_is_served_without_the_token_on_its_own_port_and_only_there() {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    use tonic_health::ServingStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start(&dir.path().join("c.db"), LONG_TIMEOUT_MS).await;
+    let health_url = format!("http://{}", server.health_addr.unwrap());
+    let channel = |url: String| async move {
+        tonic::transport::Endpoint::from_shared(url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    };
+    let mut probe = HealthClient::new(channel(health_url.clone()).await);
+    let status = probe
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    // The health port serves nothing else, and the main port does not serve health.
+    let mut other = CoordinatorClient::connect(health_url).await.unwrap();
+    let err = other
+        .get_status(wire::GetStatusRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    let mut main = HealthClient::new(channel(server.url()).await);
+    let err = main.check(HealthCheckRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
     server.shutdown().await.unwrap();
 }
 

@@ -22,6 +22,7 @@ const TOKEN: &str = "tls-test-token";
 fn config(dir: &Path, tls: Option<ServerTls>) -> ServeConfig {
     ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        health_listen: None,
         token: TOKEN.into(),
         db_path: dir.join("c.db"),
         policy: Policy {

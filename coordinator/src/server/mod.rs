@@ -6,6 +6,11 @@
 //! One shutdown path: [`RunningServer::shutdown`] (or the future given to [`serve`])
 //! stops the timer, fails waiting joins with `UNAVAILABLE` and lets tonic drain the
 //! calls in flight.
+//!
+//! With `health_listen` the standard `grpc.health.v1.Health` service is also served, on
+//! that address, in plain HTTP/2 and without the token: Kubernetes' gRPC probes can send
+//! neither. It says SERVING while the coordinator serves and NOT_SERVING once it shuts
+//! down.
 
 mod auth;
 mod service;
@@ -134,6 +139,16 @@ fn tick_period(policy: &Policy) -> Duration {
     Duration::from_millis((shortest / 4).clamp(20, 1_000))
 }
 
+/// Binds `addr`.
+fn bind(addr: SocketAddr) -> Result<TcpIncoming, ServeError> {
+    TcpIncoming::bind(addr).map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// The health listener of `config`, bound (`None` without `health_listen`).
+fn bind_health(config: &ServeConfig) -> Result<Option<TcpIncoming>, ServeError> {
+    config.health_listen.map(bind).transpose()
+}
+
 /// Serves on `incoming` until `shutdown` completes.
 pub async fn serve(
     config: ServeConfig,
@@ -141,15 +156,35 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let server = builder(&config)?;
+    let health = bind_health(&config)?;
     let opened = open_state(&config).await?;
-    serve_state(config, server, opened, incoming, shutdown).await
+    serve_state(config, server, opened, (incoming, health), shutdown).await
+}
+
+/// Serves `grpc.health.v1.Health` on `incoming` until `stopping`; NOT_SERVING from then.
+async fn serve_health(
+    incoming: TcpIncoming,
+    mut stopping: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    let signal = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+    };
+    Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await
+        .map_err(ServeError::from)
 }
 
 async fn serve_state(
     config: ServeConfig,
     mut server: Server,
     (state, store): (State, Store),
-    incoming: TcpIncoming,
+    (incoming, health): (TcpIncoming, Option<TcpIncoming>),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -163,6 +198,7 @@ async fn serve_state(
         Some(tls) => tracing::info!(tls = %tls.describe(), "serving over TLS"),
         None => tracing::info!("serving plain HTTP/2 (no [tls] configured)"),
     }
+    let health = health.map(|h| tokio::spawn(serve_health(h, stop_rx.clone())));
     let timer = tokio::spawn(run_timer(shared.clone(), stop_rx));
     let service = CoordinatorServer::with_interceptor(
         service::CoordinatorService::new(shared),
@@ -178,6 +214,11 @@ async fn serve_state(
         .serve_with_incoming_shutdown(incoming, signal)
         .await;
     let _ = timer.await;
+    if let Some(health) = health {
+        if let Ok(Err(e)) = health.await {
+            tracing::warn!(error = %e, "the health service failed");
+        }
+    }
     result.map_err(ServeError::from)
 }
 
@@ -202,6 +243,8 @@ async fn run_timer(shared: Arc<Shared>, mut stopping: watch::Receiver<bool>) {
 pub struct RunningServer {
     /// Where it listens (the real port when the config said port 0).
     pub addr: SocketAddr,
+    /// Where the health service listens, if configured (the real port).
+    pub health_addr: Option<SocketAddr>,
     tls: bool,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
@@ -211,22 +254,30 @@ impl RunningServer {
     /// Binds `config.listen` and serves in a task.
     pub async fn start(config: ServeConfig) -> Result<Self, ServeError> {
         let addr = config.listen;
-        let incoming =
-            TcpIncoming::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+        let incoming = bind(addr)?;
         let addr = incoming
             .local_addr()
             .map_err(|source| ServeError::Bind { addr, source })?;
+        let health = bind_health(&config)?;
+        let health_addr = health.as_ref().and_then(|h| h.local_addr().ok());
         // Check TLS and load the state before returning so that bad files or a bad
         // database are reported at start.
         let server = builder(&config)?;
         let opened = open_state(&config).await?;
         let tls = config.tls.is_some();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_state(config, server, opened, incoming, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(serve_state(
+            config,
+            server,
+            opened,
+            (incoming, health),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Ok(Self {
             addr,
+            health_addr,
             tls,
             stop,
             task,

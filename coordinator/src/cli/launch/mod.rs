@@ -55,6 +55,10 @@ pub struct LaunchArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// Also serve grpc.health.v1 here, plain and without the token (for Kubernetes'
+    /// gRPC probes).
+    #[arg(long, value_name = "ADDR")]
+    pub health_listen: Option<SocketAddr>,
     /// The `worker` binary (default: next to this executable).
     #[arg(long)]
     pub worker_bin: Option<PathBuf>,
@@ -132,6 +136,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
     let (token, token_file) = launch_token(&args.work_dir, std::env::var(TOKEN_ENV).ok())?;
     let config = ServeConfig {
         listen: args.listen,
+        health_listen: args.health_listen,
         token: token.clone(),
         db_path,
         policy: Policy {
