@@ -222,26 +222,47 @@ impl Nccl {
             .map_err(|e| setup(&e.to_string()))
     }
 
-    /// Waits until `stream` has run everything enqueued so far, watching the
-    /// communicator; aborts it on an error or after the timeout.
+    /// Waits until NCCL has enqueued what it was given (a non-blocking communicator may
+    /// still be busy: `ncclInProgress`) and `stream` has run everything enqueued so far,
+    /// watching the communicator's asynchronous error; aborts it on an error or after the
+    /// timeout.
     fn wait(&mut self, stream: nccl::cudaStream_t, what: &str) -> Result<(), CollectiveError> {
         let t0 = Instant::now();
         loop {
-            // SAFETY: libtorch's live stream of this device.
-            let state = unsafe { cudarc::driver::sys::cuStreamQuery(stream as _) };
-            match state {
-                cudarc::driver::sys::CUresult::CUDA_SUCCESS => return Ok(()),
-                cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => {}
-                e => return Err(self.fail(&format!("{what}: CUDA {e:?}"))),
-            }
             match self.async_error() {
-                ncclResult_t::ncclSuccess | ncclResult_t::ncclInProgress => {}
+                ncclResult_t::ncclSuccess => {
+                    // SAFETY: libtorch's live stream of this device.
+                    let state = unsafe { cudarc::driver::sys::cuStreamQuery(stream as _) };
+                    match state {
+                        cudarc::driver::sys::CUresult::CUDA_SUCCESS => return Ok(()),
+                        cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => {}
+                        e => return Err(self.fail(&format!("{what}: CUDA {e:?}"))),
+                    }
+                }
+                // Not enqueued yet: the stream must not be asked before it is.
+                ncclResult_t::ncclInProgress => {}
                 e => return Err(self.fail(&format!("{what}: {e:?}"))),
             }
             if t0.elapsed() > self.timeout {
                 return Err(self.timeout(what));
             }
             std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until NCCL has taken the last call (a non-blocking communicator answers
+    /// `ncclInProgress` until then, and takes no other call meanwhile).
+    fn enqueued(&mut self, what: &str) -> Result<(), CollectiveError> {
+        let t0 = Instant::now();
+        loop {
+            match self.async_error() {
+                ncclResult_t::ncclSuccess => return Ok(()),
+                ncclResult_t::ncclInProgress if t0.elapsed() <= self.timeout => {
+                    std::thread::sleep(POLL)
+                }
+                ncclResult_t::ncclInProgress => return Err(self.timeout(what)),
+                e => return Err(self.fail(&format!("{what}: {e:?}"))),
+            }
         }
     }
 
@@ -311,6 +332,7 @@ impl Nccl {
             nccl::ncclAllReduce(ptr, ptr, n, kind, ncclRedOp_t::ncclSum, self.comm, stream)
         };
         self.check(rc, "all-reduce")?;
+        self.enqueued("all-reduce")?;
         Ok(stream)
     }
 }
