@@ -281,24 +281,16 @@ async fn drive(args: &LaunchArgs, url: &str, setup: &Setup) -> anyhow::Result<Ou
                 stop_job(&mut client, true, "launch interrupted").await;
                 break Outcome::Interrupted;
             }
-            Some(joined) = workers.join_next(), if !workers.is_empty() => match joined {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "a local worker cannot be kept running");
-                    stop_job(&mut client, true, "a local worker kept failing").await;
-                    break Outcome::WorkerFailed(e);
+            Some(joined) = workers.join_next(), if !workers.is_empty() => {
+                if let Some(failed) = gave_up(joined, "worker", &mut client).await {
+                    break failed;
                 }
-                Err(join) => std::panic::resume_unwind(join.into_panic()),
-            },
-            Some(joined) = agents.join_next(), if !agents.is_empty() => match joined {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "a local evaluation agent cannot be kept running");
-                    stop_job(&mut client, true, "a local evaluation agent kept failing").await;
-                    break Outcome::WorkerFailed(e);
+            }
+            Some(joined) = agents.join_next(), if !agents.is_empty() => {
+                if let Some(failed) = gave_up(joined, "evaluation agent", &mut client).await {
+                    break failed;
                 }
-                Err(join) => std::panic::resume_unwind(join.into_panic()),
-            },
+            }
         }
     };
     let _ = over_tx.send(true);
@@ -405,6 +397,24 @@ async fn wait_for_exit(
         );
         let _ = kill.send(true);
         while set.join_next().await.is_some() {}
+    }
+}
+
+/// A supervised local process (`what`) that ended: `Some` when supervision gave up on it
+/// (the job is stopped, members draining), `None` when it exited on its own.
+async fn gave_up(
+    joined: Result<Result<coordinator::launch::WorkerEnd, LaunchError>, tokio::task::JoinError>,
+    what: &str,
+    client: &mut proto::client::Client,
+) -> Option<Outcome> {
+    match joined {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a local {what} cannot be kept running");
+            stop_job(client, true, &format!("a local {what} kept failing")).await;
+            Some(Outcome::WorkerFailed(e))
+        }
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }
 

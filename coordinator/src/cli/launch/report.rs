@@ -105,7 +105,7 @@ pub(super) fn eval_results(s: &JobStatus) -> String {
 pub(super) fn failed_evals(s: &JobStatus) -> usize {
     s.evals
         .iter()
-        .filter(|e| e.phase.name() == "failed")
+        .filter(|e| matches!(e.phase, proto::domain::EvalPhase::Failed { .. }))
         .count()
 }
 
