@@ -20,3 +20,11 @@ pub mod node;
 pub mod probe;
 pub mod splice_bench;
 pub mod train;
+
+/// Tests that seed libtorch's global generator and then draw from it hold this lock, so
+/// tests running on other threads cannot reseed or draw in between.
+#[cfg(test)]
+pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

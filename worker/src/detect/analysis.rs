@@ -237,6 +237,7 @@ mod tests {
     /// Embeddings of a `rows x cols` grid where the patches in `spliced` come from another
     /// camera: two clusters with some noise.
     fn two_cameras(grid: &PatchGrid, spliced: impl Fn(u32, u32) -> bool) -> (Tensor, Tensor) {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(5);
         let d = 16;
         let host = Tensor::randn([d], (Kind::Double, Device::Cpu));

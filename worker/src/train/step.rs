@@ -423,6 +423,7 @@ mod tests {
     /// (eval-mode batch norm, which does not depend on the batch, so the two must agree).
     #[test]
     fn the_feature_cache_gives_the_full_batch_gradient() {
+        let _rng = crate::torch_rng_lock();
         for objective in [Objective::ImageText, Objective::CropClr] {
             tch::manual_seed(3);
             let pix = |seed| {
@@ -480,6 +481,7 @@ mod tests {
     /// loss differs), with and without micro-batches.
     #[test]
     fn a_bf16_step_keeps_float32_loss_and_gradients_close_to_float32() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(7);
         let images = preprocess(
             &Tensor::randint(256, [6, 32, 32, 3], (Kind::Uint8, Device::Cpu)),
