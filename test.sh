@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 scripts/setup.sh
+# A one-off build (CI, a fresh clone) gains nothing from incremental state, which would
+# add gigabytes to the build folder.
+if [[ ${CI:-} == true ]]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads "${TEST_THREADS:-2}"
 # The GPU build: compiled and linked against the wheel's CUDA libraries, checked without a
