@@ -117,6 +117,31 @@ pub async fn connect_with(
     Ok(client)
 }
 
+/// [`connect_with`], retried while nothing answers at `url` ([`ConnectError::Connect`])
+/// for up to `patience`: on a cluster the workers may start before the coordinator (or
+/// while it restarts). Other errors (a bad URL, unusable TLS files) return at once.
+pub async fn connect_patiently(
+    url: &str,
+    token: &str,
+    tls: Option<&ClientTls>,
+    patience: Duration,
+) -> Result<Client, ConnectError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match connect_with(url, token, tls).await {
+            Err(ConnectError::Connect { detail, .. })
+                if tokio::time::Instant::now() + pause < deadline =>
+            {
+                tracing::info!(%url, error = %detail, retry_in_ms = pause.as_millis() as u64, "coordinator not reachable yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A failed call as one line: its code, message and the chain of transport errors
 /// behind it.
 pub fn describe_status(status: &tonic::Status) -> String {

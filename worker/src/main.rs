@@ -44,10 +44,30 @@ enum Command {
     SpliceBench(cli::splice_bench::SpliceBenchCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+/// The exit status of a failure that running again unchanged cannot fix (a bad config,
+/// refused by the coordinator), like clap's usage errors: a cluster's restart policy can
+/// fail the job on it instead of retrying.
+const EXIT_MISCONFIGURED: u8 = 2;
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     dataloader::logging::init(cli.log_format);
-    match cli.command {
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            let permanent = e.chain().any(|c| {
+                c.is::<worker::config::ConfigError>()
+                    || c.downcast_ref::<worker::node::NodeError>()
+                        .is_some_and(|n| n.is_permanent())
+            });
+            std::process::ExitCode::from(if permanent { EXIT_MISCONFIGURED } else { 1 })
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Train(a) => cli::train::run(a),
         Command::Join(a) => cli::join::run_join(a),
         Command::Eval(c) => cli::eval::run(c),

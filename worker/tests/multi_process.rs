@@ -191,9 +191,10 @@ fn sigterm_checkpoints_and_leaves_and_resume_finishes_the_run() {
         .unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
+    assert_eq!(
+        out.status.code(),
+        Some(worker::train::EXIT_INTERRUPTED),
+        "stopped early after a checkpoint: neither done nor failed\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();

@@ -6,6 +6,7 @@
 pub mod previous;
 
 use crate::state::supervision::{on_worker_exit, ExitVerdict, RestartPolicy};
+use proto::domain::JobStatus;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -26,7 +27,7 @@ pub enum LaunchError {
         source: std::io::Error,
     },
     /// The token file exists but holds nothing.
-    #[error("token file {0} is empty: delete it to get a fresh token")]
+    #[error("token file {0} is empty: put the token in it (a launch's own token file in its work folder can be deleted to get a fresh one)")]
     EmptyToken(PathBuf),
     /// No random bytes for the token.
     #[error("cannot read /dev/urandom for a token: {0}")]
@@ -77,27 +78,35 @@ pub enum LaunchError {
     },
 }
 
-/// The token of a launch: `env_token` when given (nothing is written), else the one in
+/// The token of a launch: the one in `token_file` when given (a secret mounted as a file;
+/// it must exist), else `env_token` (nothing is written), else the one in
 /// `WORK_DIR/token`, else a fresh random one (32 bytes of `/dev/urandom`, hex) written
 /// there with mode 0600. Returns the token and the file holding it, if any.
 pub fn launch_token(
     work_dir: &Path,
+    token_file: Option<&Path>,
     env_token: Option<String>,
 ) -> Result<(String, Option<PathBuf>), LaunchError> {
+    if let Some(path) = token_file {
+        return match read_token(path)? {
+            Some(token) => Ok((token, Some(path.to_path_buf()))),
+            None => Err(LaunchError::Token {
+                path: path.to_path_buf(),
+                source: std::io::ErrorKind::NotFound.into(),
+            }),
+        };
+    }
     if let Some(token) = env_token.filter(|t| !t.trim().is_empty()) {
         return Ok((token.trim().to_string(), None));
     }
     let path = work_dir.join("token");
+    if let Some(token) = read_token(&path)? {
+        return Ok((token, Some(path)));
+    }
     let err = |source| LaunchError::Token {
         path: path.clone(),
         source,
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) if text.trim().is_empty() => return Err(LaunchError::EmptyToken(path)),
-        Ok(text) => return Ok((text.trim().to_string(), Some(path))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
@@ -111,6 +120,19 @@ pub fn launch_token(
         .map_err(err)?;
     writeln!(file, "{token}").map_err(err)?;
     Ok((token, Some(path)))
+}
+
+/// The token in `path`, trimmed; `None` when there is no such file.
+fn read_token(path: &Path) -> Result<Option<String>, LaunchError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => Err(LaunchError::EmptyToken(path.to_path_buf())),
+        Ok(text) => Ok(Some(text.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LaunchError::Token {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// The worker binary: `explicit` when given, else `worker` next to the running
@@ -251,6 +273,19 @@ fn spawn(worker: &LocalWorker) -> Result<tokio::process::Child, LaunchError> {
         })
 }
 
+/// Whether every live member has heartbeated since the job ended `since_over` ago (so
+/// it was told to stop), or `timeout` has passed: until then the coordinator keeps
+/// serving, else a member that missed its last directive would heartbeat a coordinator
+/// that is gone, and never exit.
+pub fn members_told(status: &JobStatus, since_over: Duration, timeout: Duration) -> bool {
+    since_over >= timeout
+        || status
+            .members
+            .iter()
+            .filter(|m| m.alive)
+            .all(|m| Duration::from_millis(m.heartbeat_age_ms) < since_over)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,24 +294,41 @@ mod tests {
     #[test]
     fn a_fresh_token_is_private_hex_and_reused_on_the_next_launch() {
         let dir = tempfile::tempdir().unwrap();
-        let (token, path) = launch_token(dir.path(), None).unwrap();
+        let (token, path) = launch_token(dir.path(), None, None).unwrap();
         let path = path.expect("a token file");
         assert_eq!(token.len(), 64);
         assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let (again, _) = launch_token(dir.path(), None).unwrap();
+        let (again, _) = launch_token(dir.path(), None, None).unwrap();
         assert_eq!(again, token, "the existing token file is reused");
         let other = tempfile::tempdir().unwrap();
-        assert_ne!(launch_token(other.path(), None).unwrap().0, token);
+        assert_ne!(launch_token(other.path(), None, None).unwrap().0, token);
     }
 
     #[test]
     fn the_environment_token_wins_and_nothing_is_written() {
         let dir = tempfile::tempdir().unwrap();
-        let (token, path) = launch_token(dir.path(), Some(" env-token\n".into())).unwrap();
+        let (token, path) = launch_token(dir.path(), None, Some(" env-token\n".into())).unwrap();
         assert_eq!((token.as_str(), path), ("env-token", None));
         assert!(!dir.path().join("token").exists());
+    }
+
+    #[test]
+    fn a_given_token_file_wins_and_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "from-secret\n").unwrap();
+        let (token, path) =
+            launch_token(dir.path(), Some(&secret), Some("env-token".into())).unwrap();
+        assert_eq!(
+            (token.as_str(), path),
+            ("from-secret", Some(secret.clone()))
+        );
+        assert!(!dir.path().join("token").exists(), "nothing written");
+        let missing = dir.path().join("missing");
+        let err = launch_token(dir.path(), Some(&missing), Some("env".into())).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 
     #[test]
@@ -284,7 +336,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), "\n").unwrap();
         assert!(matches!(
-            launch_token(dir.path(), None),
+            launch_token(dir.path(), None, None),
             Err(LaunchError::EmptyToken(_))
         ));
     }
@@ -297,5 +349,44 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains(&missing.display().to_string()), "{text}");
         assert!(text.contains("cargo build --release -p worker"), "{text}");
+    }
+
+    #[test]
+    fn the_coordinator_serves_on_until_every_live_member_heard_the_end() {
+        use proto::domain::{JobId, JobPhase, MemberStatus, NodeId};
+        let member = |age_ms, alive| MemberStatus {
+            node_id: NodeId(1),
+            spec: Default::default(),
+            alive,
+            heartbeat_age_ms: age_ms,
+            global_ranks: vec![],
+            progress: vec![],
+            finished: true,
+        };
+        let status = |members| JobStatus {
+            job_id: JobId(1),
+            phase: JobPhase::Finished,
+            round: 1,
+            world_size: 2,
+            members,
+            samples_per_sec: 0.0,
+            checkpoints: vec![],
+            config_digest: String::new(),
+            joined_nodes: 0,
+            evals: vec![],
+        };
+        let (ms, timeout) = (Duration::from_millis, Duration::from_secs(10));
+        let s = status(vec![member(300, true), member(1_500, true)]);
+        assert!(
+            !members_told(&s, ms(1_000), timeout),
+            "one last heard before the end"
+        );
+        assert!(members_told(&s, ms(2_000), timeout), "both heard since");
+        let gone = status(vec![member(300, true), member(60_000, false)]);
+        assert!(
+            members_told(&gone, ms(1_000), timeout),
+            "a dead member is not waited for"
+        );
+        assert!(members_told(&s, timeout, timeout), "not past the timeout");
     }
 }

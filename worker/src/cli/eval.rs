@@ -125,6 +125,7 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
     }
     let opts = AgentOptions {
         tls: args.coordinator.tls()?,
+        patience: args.coordinator.patience(),
         token: args.coordinator.token()?,
         coordinator: args.coordinator.coordinator,
         name: args

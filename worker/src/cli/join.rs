@@ -77,6 +77,7 @@ pub fn run_join(args: Args) -> anyhow::Result<()> {
         gpus.len()
     );
     let opts = NodeOptions {
+        patience: args.coordinator.patience(),
         coordinator: args.coordinator.coordinator,
         token,
         tls,

@@ -66,6 +66,10 @@ pub struct CoordinatorArgs {
     /// The client certificate's private key, PEM.
     #[arg(long, value_name = "FILE", env = proto::tls::TLS_KEY_ENV)]
     pub tls_key: Option<PathBuf>,
+    /// Keep trying to reach the coordinator this long at start (on a cluster the
+    /// coordinator may start after the workers, or be restarting).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait_for_coordinator_s: u64,
 }
 
 impl CoordinatorArgs {
@@ -79,6 +83,11 @@ impl CoordinatorArgs {
             )?,
         };
         Ok(token.trim().to_string())
+    }
+
+    /// How long to keep trying to reach the coordinator at start.
+    pub fn patience(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.wait_for_coordinator_s)
     }
 
     /// The TLS files given, checked; `None` when none is.

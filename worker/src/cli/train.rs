@@ -104,6 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::write(&path, serde_json::to_string_pretty(&s)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if s.interrupted {
+        // Not done, not failed: a node tells this apart from both.
+        std::process::exit(worker::train::EXIT_INTERRUPTED);
+    }
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto::client::{connect_with, Client};
+use proto::client::{connect_patiently, Client};
 use proto::domain::{
     Assignment, CheckpointReport, DataPosition, Directive, HeartbeatReport, JoinRequest, NodeId,
     NodeSpec, RankProgress, Registration,
@@ -43,7 +43,26 @@ pub enum NodeError {
     /// The coordinator ended the job before this node's part was done.
     #[error("the coordinator stopped the job before it finished")]
     Stopped,
+    /// The coordinator refused this node for good (another config than the job's, a job
+    /// that is over, an invalid registration): retrying cannot help.
+    #[error("the coordinator refused this node: {0}")]
+    Refused(String),
+    /// The training processes failed round after round before completing a step: a
+    /// cause that retrying does not fix (often the config against the world size).
+    #[error("the training processes failed in {0} rounds in a row without completing a step (their errors are above): fix the cause and run again")]
+    NoProgress(u32),
 }
+
+impl NodeError {
+    /// Whether retrying the same node cannot help (a configuration problem), as opposed
+    /// to a failure of the moment.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Refused(_) | Self::NoProgress(_))
+    }
+}
+
+/// Rounds in a row whose processes fail before completing a step before the node gives up.
+const MAX_FRUITLESS_ROUNDS: u32 = 3;
 
 fn rpc(what: &str, status: tonic::Status) -> NodeError {
     NodeError::Coordinator(format!(
@@ -62,6 +81,8 @@ pub struct NodeOptions {
     pub token: String,
     /// What to trust and present over TLS (`https://` URLs).
     pub tls: Option<proto::tls::ClientTls>,
+    /// How long to keep trying to reach the coordinator at start.
+    pub patience: Duration,
     /// This node's stable name.
     pub name: String,
     /// Address other nodes reach this host at (for the collective).
@@ -81,9 +102,14 @@ pub struct NodeOptions {
 
 /// Runs the node until the job ends; `Ok` when its part finished.
 pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
-    let mut client = connect_with(&opts.coordinator, &opts.token, opts.tls.as_ref())
-        .await
-        .map_err(|e| NodeError::Coordinator(e.to_string()))?;
+    let mut client = connect_patiently(
+        &opts.coordinator,
+        &opts.token,
+        opts.tls.as_ref(),
+        opts.patience,
+    )
+    .await
+    .map_err(|e| NodeError::Coordinator(e.to_string()))?;
     let mut reg = register(&mut client, &opts).await?;
     let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared::default()));
     let (dir_tx, mut dir_rx) = watch::channel(Directive::Continue);
@@ -96,6 +122,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<ProcMsg>();
     let mut terminate = signals()?;
     let mut round = 0;
+    let mut fruitless = 0;
     let outcome = 'rounds: loop {
         let assignment = match join(&mut client, reg.node_id, &opts, round).await {
             Ok(a) => a,
@@ -145,9 +172,17 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
                 Action::RestartRound => {
                     procs.kill().await;
                     phase = Phase::Failed;
+                    if shared.lock().unwrap().last_step_at.is_empty() {
+                        fruitless += 1;
+                        if fruitless >= MAX_FRUITLESS_ROUNDS {
+                            break 'rounds Err(NodeError::NoProgress(fruitless));
+                        }
+                    } else {
+                        fruitless = 0;
+                    }
                     tracing::warn!(
                         round,
-                        "a training process failed: registering again for a new round"
+                        "a training process failed or stopped early: registering again for a new round"
                     );
                     reg = register(&mut client, &opts).await?;
                 }
@@ -204,7 +239,12 @@ async fn register(client: &mut Client, opts: &NodeOptions) -> Result<Registratio
     let reg: Registration = client
         .register_node(wire::RegisterNodeRequest::from(spec))
         .await
-        .map_err(|s| rpc("register", s))?
+        .map_err(|s| match s.code() {
+            Code::FailedPrecondition | Code::InvalidArgument => {
+                NodeError::Refused(s.message().to_string())
+            }
+            _ => rpc("register", s),
+        })?
         .into_inner()
         .into();
     tracing::info!(node = reg.node_id.0, job = reg.job_id.0, "registered");

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::train::TrainEvent;
+use crate::train::{TrainEvent, EXIT_INTERRUPTED};
 
 /// What a child reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,8 +105,9 @@ impl TrainProcesses {
         Ok(Self { children })
     }
 
-    /// `Some(all_ok)` once every child exited; `None` while one runs. A child that
-    /// failed while others run is reported by [`any_failed`](Self::any_failed).
+    /// `Some(all_ok)` once every child exited (`all_ok`: each completed the job; one that
+    /// stopped on a signal after a checkpoint did not); `None` while one runs. A child
+    /// that failed while others run is reported by [`any_failed`](Self::any_failed).
     pub fn poll_exit(&mut self) -> Option<bool> {
         let mut all_ok = true;
         for (_, child) in &mut self.children {
@@ -119,12 +120,14 @@ impl TrainProcesses {
         Some(all_ok)
     }
 
-    /// Whether a child exited with a failure.
+    /// Whether a child exited with a failure. One that stopped on a signal after a
+    /// checkpoint ([`EXIT_INTERRUPTED`]) did not fail: the others are stopping at the same
+    /// step, and rank 0 may still be writing that checkpoint.
     pub fn any_failed(&mut self) -> bool {
         self.children
             .iter_mut()
             .any(|(rank, child)| match child.try_wait() {
-                Ok(Some(status)) if !status.success() => {
+                Ok(Some(status)) if !status.success() && !interrupted(status) => {
                     tracing::warn!(rank = *rank, %status, "training process failed");
                     true
                 }
@@ -144,7 +147,10 @@ impl TrainProcesses {
         }
         let mut all_ok = true;
         for (_, child) in &mut self.children {
-            all_ok &= child.wait().await.is_ok_and(|s| s.success());
+            all_ok &= child
+                .wait()
+                .await
+                .is_ok_and(|s| s.success() || interrupted(s));
         }
         all_ok
     }
@@ -158,4 +164,9 @@ impl TrainProcesses {
             }
         }
     }
+}
+
+/// Whether a training process stopped on a signal after checkpointing.
+fn interrupted(status: std::process::ExitStatus) -> bool {
+    status.code() == Some(EXIT_INTERRUPTED)
 }

@@ -172,6 +172,11 @@ pub struct TrainSummary {
     pub interrupted: bool,
 }
 
+/// The exit status of a `worker train` process that a signal stopped after its
+/// checkpoint (EX_TEMPFAIL): not done, not failed; `--resume` (or the next round)
+/// continues from that checkpoint.
+pub const EXIT_INTERRUPTED: i32 = 75;
+
 /// Gradient all-reduce bucket size.
 const BUCKET_BYTES: usize = 16 << 20;
 

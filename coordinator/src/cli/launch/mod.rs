@@ -14,7 +14,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use coordinator::config::{ServeConfig, TOKEN_ENV};
 use coordinator::launch::previous::{previous_job, start_new_job};
-use coordinator::launch::{launch_token, supervise, worker_binary, LaunchError, LocalWorker};
+use coordinator::launch::{
+    launch_token, members_told, supervise, worker_binary, LaunchError, LocalWorker,
+};
 use coordinator::server::RunningServer;
 use coordinator::state::supervision::RestartPolicy;
 use coordinator::state::Policy;
@@ -89,15 +91,45 @@ pub struct LaunchArgs {
     /// is kept as coordinator-job-N.db beside the new one.
     #[arg(long)]
     pub new_job: bool,
+    /// File holding the shared token (e.g. a mounted secret); default: COORDINATOR_TOKEN,
+    /// else the work folder's `token` (made when missing).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// What SIGTERM or Ctrl-C does: `stop` the job (members checkpoint and exit; it is
+    /// over), or `suspend` it: the coordinator exits and the job continues from its
+    /// database and newest checkpoint when the same launch runs again (a preempted or
+    /// requeued batch job, a coordinator pod moved to another machine).
+    #[arg(long, value_enum, default_value_t = OnSignal::Stop)]
+    pub on_signal: OnSignal,
+    /// With `--on-signal suspend`: first wait up to this long for the members to leave,
+    /// so the checkpoints they write on the way out are registered (a scheduler that
+    /// signals every process of a job at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub suspend_grace_s: u64,
+    /// After the job (and its evaluations), keep serving its status and checkpoint
+    /// registry until a signal; a work folder whose job is over is served as it is (a
+    /// coordinator that runs as a service, restarted by its supervisor).
+    #[arg(long)]
+    pub keep_serving: bool,
     #[command(flatten)]
     /// TLS.
     pub tls: LaunchTlsArgs,
+}
+
+/// What a signal to the launch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnSignal {
+    /// Stop the job: members checkpoint and exit.
+    Stop,
+    /// Leave the job to continue when launched again.
+    Suspend,
 }
 
 /// How the wait for the job ended.
 enum Outcome {
     Over(JobStatus),
     Interrupted,
+    Suspended,
     WorkerFailed(LaunchError),
 }
 
@@ -120,6 +152,9 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
     if args.eval_agents > 0 && !args.local {
         bail!("--eval-agents starts local processes: add --local, or start `worker eval agent` on other machines and pass --wait-for-evals");
     }
+    if args.on_signal == OnSignal::Suspend && args.local {
+        bail!("--on-signal suspend would leave the --local workers running without their coordinator: use it when workers run elsewhere (a batch job, a cluster)");
+    }
     if args.eval_lease_ms < 1_000 {
         bail!("--eval-lease-ms must be at least 1000 (agents renew every third of it)");
     }
@@ -132,8 +167,12 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("cannot create {}", args.work_dir.display()))?;
     let db_path = args.work_dir.join("coordinator.db");
-    check_previous_job(&db_path, &args.work_dir, args.new_job)?;
-    let (token, token_file) = launch_token(&args.work_dir, std::env::var(TOKEN_ENV).ok())?;
+    let over = check_previous_job(&db_path, &args.work_dir, args.new_job, args.keep_serving)?;
+    let (token, token_file) = launch_token(
+        &args.work_dir,
+        args.token_file.as_deref(),
+        std::env::var(TOKEN_ENV).ok(),
+    )?;
     let config = ServeConfig {
         listen: args.listen,
         health_listen: args.health_listen,
@@ -155,15 +194,22 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
         token_file,
         worker_bin,
         tls,
+        over,
     };
     super::runtime()?.block_on(launch(args, config, setup))
 }
 
 /// A job already in the database: an unfinished one continues; one that is over is an
-/// error that says what was found and what to do, unless `new_job` starts a new one.
-fn check_previous_job(db: &Path, work_dir: &Path, new_job: bool) -> anyhow::Result<()> {
+/// error that says what was found and what to do, unless `new_job` starts a new one or
+/// `keep_serving` serves it as it is (then `true`).
+fn check_previous_job(
+    db: &Path,
+    work_dir: &Path,
+    new_job: bool,
+    keep_serving: bool,
+) -> anyhow::Result<bool> {
     let Some(job) = previous_job(db)? else {
-        return Ok(());
+        return Ok(false);
     };
     if new_job {
         let archive = start_new_job(db, job.job_id)?;
@@ -173,12 +219,19 @@ fn check_previous_job(db: &Path, work_dir: &Path, new_job: bool) -> anyhow::Resu
             job.summary(),
             archive.display()
         );
+    } else if job.is_over() && keep_serving {
+        println!(
+            "the job in {} is over ({}); serving its status and registry",
+            db.display(),
+            job.summary()
+        );
+        return Ok(true);
     } else if job.is_over() {
         bail!("{}", job.over_message(work_dir));
     } else {
         println!("continuing the job in {}: {}", db.display(), job.summary());
     }
-    Ok(())
+    Ok(false)
 }
 
 /// What `run` prepared for the launch.
@@ -187,16 +240,42 @@ struct Setup {
     token_file: Option<PathBuf>,
     worker_bin: Option<PathBuf>,
     tls: Option<LaunchTls>,
+    /// The job in the work folder is over: serve it, run nothing.
+    over: bool,
 }
 
 async fn launch(args: LaunchArgs, config: ServeConfig, setup: Setup) -> anyhow::Result<()> {
     let started = Instant::now();
     let server = RunningServer::start(config).await?;
     let url = server.url();
+    if setup.over {
+        serve_until_signal(&url).await;
+        server.shutdown().await?;
+        return Ok(());
+    }
     print_join_help(&args, &url, setup.token_file.as_deref(), setup.tls.as_ref());
-    let result = drive(&args, &url, &setup).await;
+    let outcome = drive(&args, &url, &setup).await;
+    let keep_serving = args.keep_serving && matches!(outcome, Ok(Outcome::Over(_)));
+    let result = conclude(outcome, started);
+    if keep_serving {
+        if let Err(e) = &result {
+            tracing::error!(error = %format!("{e:#}"), "the job did not end well");
+        }
+        serve_until_signal(&url).await;
+    }
     server.shutdown().await?;
-    match result? {
+    result
+}
+
+/// Serves the status and registry at `url` until SIGTERM or Ctrl-C.
+async fn serve_until_signal(url: &str) {
+    tracing::info!(%url, "serving the job's status and checkpoint registry until SIGTERM");
+    super::serve::signal().await;
+}
+
+/// What the launch says and returns for how the job ended.
+fn conclude(outcome: anyhow::Result<Outcome>, started: Instant) -> anyhow::Result<()> {
+    match outcome? {
         Outcome::Over(status) if status.phase == JobPhase::Finished => {
             println!("{}", summary(&status, started.elapsed()));
             print!("{}", eval_results(&status));
@@ -213,6 +292,10 @@ async fn launch(args: LaunchArgs, config: ServeConfig, setup: Setup) -> anyhow::
         ),
         Outcome::Interrupted => {
             bail!("interrupted: the job was stopped (members were told to checkpoint and exit)")
+        }
+        Outcome::Suspended => {
+            println!("suspended: the job continues from its newest checkpoint when this launch runs again with the same --work-dir");
+            Ok(())
         }
         Outcome::WorkerFailed(e) => Err(e).context("the launch failed; the job was stopped"),
     }
@@ -251,32 +334,50 @@ async fn drive(args: &LaunchArgs, url: &str, setup: &Setup) -> anyhow::Result<Ou
     let signal = super::serve::signal();
     tokio::pin!(signal);
     let wait_for_evals = args.eval_agents > 0 || args.wait_for_evals;
-    let mut training_over = false;
+    let heartbeat_timeout = Duration::from_millis(args.heartbeat_timeout_ms);
+    let mut over_at: Option<Instant> = None;
+    let mut suspend_by: Option<Instant> = None;
     let outcome = loop {
         tokio::select! {
             _ = ticker.tick() => match client.get_status(GetStatusRequest {}).await {
+                _ if suspend_by.is_some_and(|by| Instant::now() >= by) => {
+                    tracing::warn!("members still running after the grace period; suspending");
+                    break Outcome::Suspended;
+                }
                 Ok(reply) => {
                     let status = JobStatus::try_from(reply.into_inner())?;
+                    if suspend_by.is_some() && !status.members.iter().any(|m| m.alive) {
+                        break Outcome::Suspended;
+                    }
                     let evals_left = status.evals.iter().any(|e| !e.phase.is_over());
-                    if !training_over {
+                    if over_at.is_none() {
                         tracing::info!("{}", progress_line(&status));
                     } else if evals_left {
                         tracing::info!("{}", evals_line(&status));
                     }
-                    if status.phase.is_over() && !training_over {
-                        training_over = true;
+                    if status.phase.is_over() && over_at.is_none() {
+                        over_at = Some(Instant::now());
                         let _ = over_tx.send(true);
                     }
                     let done_waiting = !wait_for_evals
                         || status.phase != JobPhase::Finished
                         || !evals_left;
-                    if training_over && done_waiting {
+                    let told = |at: Instant| members_told(&status, at.elapsed(), heartbeat_timeout);
+                    if over_at.is_some_and(told) && done_waiting {
                         break Outcome::Over(status);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the job status"),
             },
-            _ = &mut signal => {
+            _ = &mut signal, if suspend_by.is_none() => {
+                if args.on_signal == OnSignal::Suspend {
+                    tracing::warn!(grace_s = args.suspend_grace_s, "signal received: the coordinator exits (after the members left, within the grace period), the job is left to continue");
+                    if args.suspend_grace_s == 0 {
+                        break Outcome::Suspended;
+                    }
+                    suspend_by = Some(Instant::now() + Duration::from_secs(args.suspend_grace_s));
+                    continue;
+                }
                 tracing::warn!("signal received: stopping the job, members drain first");
                 stop_job(&mut client, true, "launch interrupted").await;
                 break Outcome::Interrupted;
