@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the coordinator in this process, start or await the workers, follow the job.
-    Launch(cli::launch::LaunchArgs),
+    Launch(Box<cli::launch::LaunchArgs>),
     /// Run the coordinator service.
     Serve(cli::serve::ServeArgs),
     /// Print the job, members, round, progress, throughput and checkpoints.
@@ -37,7 +37,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Launch(args) => cli::launch::run(args),
+        Command::Launch(args) => cli::launch::run(*args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Status(args) => cli::status::run(args),
         Command::Stop(args) => cli::stop::run(args),
