@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The test suite: installs what it needs (scripts/setup.sh), then runs every test of the
-# workspace. Tests that need the real camera photos look for ../shared/data/cameras (or
-# $CAMERAS_DIR) and fail under CI=true when it is missing. Then the GPU build's checks.
+# The test suite: installs what it needs (scripts/setup.sh, and scripts/setup-cluster-tools.sh
+# for kustomize and Slurm), then runs every test of the workspace. Tests that need the real
+# camera photos look for ../shared/data/cameras (or $CAMERAS_DIR) and fail under CI=true
+# when it is missing. Then the GPU build's checks.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 scripts/setup.sh
+scripts/setup-cluster-tools.sh
 # A one-off build (CI, a fresh clone) gains nothing from incremental state, which would
 # add gigabytes to the build folder.
 if [[ ${CI:-} == true ]]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi

@@ -14,7 +14,8 @@ while kill -0 "$child" 2>/dev/null; do
   wait "$child"
   rc=$?
 done
-if [[ $rc -ne 0 ]]; then
+# 75: the node left on a signal after its processes checkpointed (a requeue follows).
+if [[ $rc -ne 0 && $rc -ne 75 ]]; then
   echo "[exiflang] node $SLURMD_NODENAME (SLURM_NODEID $SLURM_NODEID, address ${host:-?}) failed: worker join exited with $rc" >&2
 fi
 exit "$rc"

@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod config;
+mod deploy;
 mod detect;
 mod exif;
 mod jpeg;

@@ -55,12 +55,15 @@ fn main() -> std::process::ExitCode {
     match run(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            use worker::node::NodeError;
+            let node = || e.chain().find_map(|c| c.downcast_ref::<NodeError>());
+            if let Some(NodeError::Left) = node() {
+                tracing::warn!("{e}");
+                return std::process::ExitCode::from(worker::train::EXIT_INTERRUPTED as u8);
+            }
             eprintln!("Error: {e:?}");
-            let permanent = e.chain().any(|c| {
-                c.is::<worker::config::ConfigError>()
-                    || c.downcast_ref::<worker::node::NodeError>()
-                        .is_some_and(|n| n.is_permanent())
-            });
+            let permanent = e.chain().any(|c| c.is::<worker::config::ConfigError>())
+                || node().is_some_and(NodeError::is_permanent);
             std::process::ExitCode::from(if permanent { EXIT_MISCONFIGURED } else { 1 })
         }
     }

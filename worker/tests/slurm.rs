@@ -242,6 +242,10 @@ fn a_signalled_job_checkpoints_requeues_and_finishes_from_its_checkpoint() {
     assert!(log.contains("job finished"), "{log}");
     assert_eq!(newest_step(work), Some(40), "{log}");
     assert!(log.contains("requeueing job"), "{log}");
+    assert!(
+        !log.contains("failed: worker join exited"),
+        "leaving on the signal is not a node failure: {log}"
+    );
     assert!(log.contains("(restart 1)"), "the job ran again: {log}");
     assert!(
         log.contains("continuing the job"),

@@ -47,6 +47,10 @@ pub enum NodeError {
     /// that is over, an invalid registration): retrying cannot help.
     #[error("the coordinator refused this node: {0}")]
     Refused(String),
+    /// A signal made this node leave before the job finished, after its processes
+    /// checkpointed: not done, not failed.
+    #[error("this node left the job on a signal after its processes checkpointed; running it again continues the job")]
+    Left,
     /// The training processes failed round after round before completing a step: a
     /// cause that retrying does not fix (often the config against the world size).
     #[error("the training processes failed in {0} rounds in a row without completing a step (their errors are above): fix the cause and run again")]
@@ -195,7 +199,8 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
                     shared.lock().unwrap().leaving = true;
                     procs.drain().await;
                     send_heartbeat(&mut client, &reg, &shared).await.ok();
-                    break 'rounds Ok(());
+                    let done = shared.lock().unwrap().finished;
+                    break 'rounds if done { Ok(()) } else { Err(NodeError::Left) };
                 }
                 Action::Exit { success } => {
                     procs.kill().await;

