@@ -1,7 +1,7 @@
 //! `coordinator launch` without a real worker: argument checks, a missing worker binary,
 //! the restart limit for a local worker that keeps failing, a work folder whose job is
-//! over, and TLS settings handed to the local workers (a stand-in worker runs
-//! `coordinator status` with them).
+//! over (refused, or served with `--keep-serving` and a token file), and TLS settings
+//! handed to the local workers (a stand-in worker runs `coordinator status` with them).
 
 mod pki;
 
@@ -324,4 +324,89 @@ fn a_malformed_tls_file_is_named_before_anything_starts() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("server.pem"), "{err}");
     assert!(!dir.path().join("launch").exists(), "nothing started");
+}
+
+#[test]
+fn keep_serving_serves_a_finished_jobs_registry_with_a_token_file_until_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("launch").join("coordinator.db");
+    finished_job_db(&db);
+    let token = dir.path().join("secret-token");
+    std::fs::write(&token, "mounted-secret\n").unwrap();
+    let config = dir.path().join("train.toml");
+    std::fs::write(&config, "").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .args(["launch", "--nodes", "1", "--keep-serving", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--work-dir")
+        .arg(dir.path().join("launch"))
+        .arg("--token-file")
+        .arg(&token)
+        .env_remove("COORDINATOR_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The registry answers (with the mounted token), again and again, until SIGTERM.
+    let start = std::time::Instant::now();
+    let listed = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+            .args([
+                "checkpoints",
+                "--json",
+                "--coordinator",
+                &url,
+                "--token-file",
+            ])
+            .arg(&token)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{}",
+            stderr(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let entries: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(entries[0]["checkpoint"]["step"], 40, "{listed}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "still serving");
+    // SAFETY: kill(2) on the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("is over (job 1 finished at step 40"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let state = Store::open(&db).unwrap().load().unwrap().unwrap();
+    assert_eq!(state.phase, JobPhase::Finished, "the database is untouched");
+}
+
+#[test]
+fn suspend_with_local_workers_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = launch(
+        dir.path(),
+        &["--nodes", "1", "--local", "--on-signal", "suspend"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--on-signal suspend would leave the --local workers"),
+        "{}",
+        stderr(&out)
+    );
 }

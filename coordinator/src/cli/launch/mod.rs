@@ -5,7 +5,10 @@
 //! `--wait-for-evals`) it then waits for the evaluations and prints the final
 //! checkpoint's results. With
 //! `--tls-cert` the coordinator serves TLS ([`tls`]). A work folder whose job is over is
-//! not run again unless `--new-job` says to start a new one there.
+//! not run again unless `--new-job` says to start a new one there, or `--keep-serving`
+//! serves it as it is. On a cluster: `--token-file` (a mounted secret), `--on-signal
+//! suspend` (the coordinator goes, the job stays resumable), `--keep-serving` (status and
+//! registry stay up after the job).
 
 mod report;
 mod tls;
