@@ -142,6 +142,27 @@ pub async fn connect_patiently(
     }
 }
 
+/// Where a coordinator is and how to reach it: what `worker join` and an evaluation agent
+/// are given.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Its URL (`http://host:port`, or `https://` for TLS).
+    pub url: String,
+    /// The shared token.
+    pub token: String,
+    /// What to trust and present over TLS (`https://` URLs).
+    pub tls: Option<ClientTls>,
+    /// How long to keep trying to reach it at start ([`connect_patiently`]).
+    pub patience: Duration,
+}
+
+impl Endpoint {
+    /// Connects, retrying while nothing answers for up to `patience`.
+    pub async fn connect(&self) -> Result<Client, ConnectError> {
+        connect_patiently(&self.url, &self.token, self.tls.as_ref(), self.patience).await
+    }
+}
+
 /// A failed call as one line: its code, message and the chain of transport errors
 /// behind it.
 pub fn describe_status(status: &tonic::Status) -> String {

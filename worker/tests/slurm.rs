@@ -145,6 +145,22 @@ impl Cluster {
         }
     }
 
+    /// Waits for the complete checkpoint of `step` (the config checkpoints every 2 steps).
+    fn wait_for_checkpoint(&self, work: &Path, step: u64) {
+        let complete = work.join(format!("ckpt/step-{step:09}/COMPLETE.json"));
+        self.wait(
+            work,
+            &format!("a checkpoint at step {step}"),
+            Duration::from_secs(300),
+            || complete.exists(),
+        );
+    }
+
+    /// Waits for the job to end (in any way).
+    fn wait_for_end(&self, work: &Path, job: &str, limit: Duration) {
+        self.wait(work, "the job to end", limit, || self.ended(job));
+    }
+
     fn daemon_logs(&self) -> String {
         let ctld = std::fs::read_to_string(self.dir.join("log/slurmctld.log")).unwrap_or_default();
         let tail: Vec<&str> = ctld.lines().rev().take(30).collect();
@@ -209,13 +225,7 @@ fn a_signalled_job_checkpoints_requeues_and_finishes_from_its_checkpoint() {
         return;
     };
     let job = cluster.submit("train.sbatch", work, &config, &["--nodes=3"]);
-    let checkpoint = work.join("ckpt/step-000000006/COMPLETE.json");
-    cluster.wait(
-        work,
-        "a checkpoint at step 6",
-        Duration::from_secs(300),
-        || checkpoint.exists(),
-    );
+    cluster.wait_for_checkpoint(work, 6);
     // What `--signal=B:USR1@SECONDS` does ahead of the time limit.
     cluster.run("scancel", &["--signal=USR1", "--batch", &job]);
     cluster.wait(work, "the requeue", Duration::from_secs(120), || {
@@ -233,9 +243,7 @@ fn a_signalled_job_checkpoints_requeues_and_finishes_from_its_checkpoint() {
         "scontrol",
         &["update", &format!("JobId={job}"), "StartTime=now"],
     );
-    cluster.wait(work, "the job to end", Duration::from_secs(400), || {
-        cluster.ended(&job)
-    });
+    cluster.wait_for_end(work, &job, Duration::from_secs(400));
     let log = log(work);
     let state = cluster.state(&job);
     assert!(state.starts_with("COMPLETED"), "{state}\n{log}");
@@ -275,9 +283,7 @@ fn the_heterogeneous_job_runs_the_coordinator_in_its_own_component_to_the_end() 
         &config,
         &["--nodes=1", ":", "--nodes=2"],
     );
-    cluster.wait(work, "the job to end", Duration::from_secs(300), || {
-        cluster.ended(&job)
-    });
+    cluster.wait_for_end(work, &job, Duration::from_secs(300));
     let log = log(work);
     let state = cluster.state(&job);
     assert!(state.starts_with("COMPLETED"), "{state}\n{log}");
@@ -299,13 +305,7 @@ fn a_dead_node_ends_the_job_at_once_and_is_named() {
         return;
     };
     let job = cluster.submit("train.sbatch", work, &config, &["--nodes=3"]);
-    let checkpoint = work.join("ckpt/step-000000004/COMPLETE.json");
-    cluster.wait(
-        work,
-        "a checkpoint at step 4",
-        Duration::from_secs(300),
-        || checkpoint.exists(),
-    );
+    cluster.wait_for_checkpoint(work, 4);
     // The `worker join` of the node with SLURM_NODEID 1 dies.
     let victim = std::fs::read_dir("/proc")
         .unwrap()
@@ -321,9 +321,7 @@ fn a_dead_node_ends_the_job_at_once_and_is_named() {
         .expect("the worker join of node 1");
     // SAFETY: kill(2) on a process this test's job started.
     assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
-    cluster.wait(work, "the job to end", Duration::from_secs(120), || {
-        cluster.ended(&job)
-    });
+    cluster.wait_for_end(work, &job, Duration::from_secs(120));
     let log = log(work);
     let state = cluster.state(&job);
     assert!(state.starts_with("FAILED"), "{state}\n{log}");

@@ -124,10 +124,7 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let opts = AgentOptions {
-        tls: args.coordinator.tls()?,
-        patience: args.coordinator.patience(),
-        token: args.coordinator.token()?,
-        coordinator: args.coordinator.coordinator,
+        coordinator: args.coordinator.endpoint()?,
         name: args
             .agent_name
             .unwrap_or_else(|| super::host_name("eval-agent")),

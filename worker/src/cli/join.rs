@@ -35,9 +35,8 @@ pub struct Args {
 
 /// Runs `worker join`.
 pub fn run_join(args: Args) -> anyhow::Result<()> {
-    let tls = args.coordinator.tls()?;
     let cfg = load_config(&args.config)?;
-    let token = args.coordinator.token()?;
+    let coordinator = args.coordinator.endpoint()?;
     let name = match args.node_name {
         Some(name) => name,
         None => match worker::node::identity::node_name_from_env(|v| std::env::var(v).ok())
@@ -77,10 +76,7 @@ pub fn run_join(args: Args) -> anyhow::Result<()> {
         gpus.len()
     );
     let opts = NodeOptions {
-        patience: args.coordinator.patience(),
-        coordinator: args.coordinator.coordinator,
-        token,
-        tls,
+        coordinator,
         name,
         host: args.host,
         procs,

@@ -85,9 +85,14 @@ impl CoordinatorArgs {
         Ok(token.trim().to_string())
     }
 
-    /// How long to keep trying to reach the coordinator at start.
-    pub fn patience(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.wait_for_coordinator_s)
+    /// The coordinator's URL with the token and TLS files (checked) to reach it.
+    pub fn endpoint(&self) -> anyhow::Result<proto::client::Endpoint> {
+        Ok(proto::client::Endpoint {
+            url: self.coordinator.clone(),
+            tls: self.tls()?,
+            token: self.token()?,
+            patience: std::time::Duration::from_secs(self.wait_for_coordinator_s),
+        })
     }
 
     /// The TLS files given, checked; `None` when none is.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataloader::store::StoreOptions;
-use proto::client::{connect_patiently, Client};
+use proto::client::{Client, Endpoint};
 use proto::domain::{EvalLease, EvalReport, LeaseAnswer, LeaseRequest};
 use proto::wire;
 use tokio::sync::oneshot;
@@ -21,14 +21,8 @@ use crate::config::Config;
 /// How the agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
-    /// Coordinator URL.
-    pub coordinator: String,
-    /// Shared token.
-    pub token: String,
-    /// TLS for `https://` URLs.
-    pub tls: Option<proto::tls::ClientTls>,
-    /// How long to keep trying to reach the coordinator at start.
-    pub patience: Duration,
+    /// The coordinator and how to reach it.
+    pub coordinator: Endpoint,
     /// The agent's name in the coordinator's status.
     pub name: String,
     /// Exit once training is over and nothing is left to evaluate (else keep polling).
@@ -69,21 +63,18 @@ fn rpc(what: &str, s: &tonic::Status) -> AgentError {
 
 /// Runs the agent until training is over (with `until_over`) or forever.
 pub async fn run(opts: AgentOptions, cfg: Arc<Config>) -> Result<AgentSummary, AgentError> {
-    let mut client = connect_patiently(
-        &opts.coordinator,
-        &opts.token,
-        opts.tls.as_ref(),
-        opts.patience,
-    )
-    .await
-    .map_err(|e| AgentError::Coordinator(e.to_string()))?;
+    let mut client = opts
+        .coordinator
+        .connect()
+        .await
+        .map_err(|e| AgentError::Coordinator(e.to_string()))?;
     let request = wire::LeaseEvalRequest::from(LeaseRequest {
         agent: opts.name.clone(),
         config_digest: cfg.digest.as_str().to_string(),
     });
     let mut summary = AgentSummary::default();
     let mut unavailable = 0;
-    tracing::info!(agent = %opts.name, coordinator = %opts.coordinator, "evaluation agent ready");
+    tracing::info!(agent = %opts.name, coordinator = %opts.coordinator.url, "evaluation agent ready");
     loop {
         let answer = match client.lease_eval(request.clone()).await {
             Ok(reply) => {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto::client::{connect_patiently, Client};
+use proto::client::{Client, Endpoint};
 use proto::domain::{
     Assignment, CheckpointReport, DataPosition, Directive, HeartbeatReport, JoinRequest, NodeId,
     NodeSpec, RankProgress, Registration,
@@ -79,14 +79,8 @@ fn rpc(what: &str, status: tonic::Status) -> NodeError {
 /// How the node runs.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
-    /// Coordinator URL (`http://host:port`, or `https://` for TLS).
-    pub coordinator: String,
-    /// Shared token.
-    pub token: String,
-    /// What to trust and present over TLS (`https://` URLs).
-    pub tls: Option<proto::tls::ClientTls>,
-    /// How long to keep trying to reach the coordinator at start.
-    pub patience: Duration,
+    /// The coordinator and how to reach it.
+    pub coordinator: Endpoint,
     /// This node's stable name.
     pub name: String,
     /// Address other nodes reach this host at (for the collective).
@@ -106,14 +100,11 @@ pub struct NodeOptions {
 
 /// Runs the node until the job ends; `Ok` when its part finished.
 pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
-    let mut client = connect_patiently(
-        &opts.coordinator,
-        &opts.token,
-        opts.tls.as_ref(),
-        opts.patience,
-    )
-    .await
-    .map_err(|e| NodeError::Coordinator(e.to_string()))?;
+    let mut client = opts
+        .coordinator
+        .connect()
+        .await
+        .map_err(|e| NodeError::Coordinator(e.to_string()))?;
     let mut reg = register(&mut client, &opts).await?;
     let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared::default()));
     let (dir_tx, mut dir_rx) = watch::channel(Directive::Continue);
