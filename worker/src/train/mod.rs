@@ -16,6 +16,7 @@
 //! resumed give the same weights.
 
 pub mod data;
+pub mod guard;
 pub mod model;
 pub mod optimizer;
 pub mod progress;
@@ -94,6 +95,26 @@ pub enum TrainError {
     /// A local temporary file failed.
     #[error("temporary file: {0}")]
     Io(#[from] std::io::Error),
+    /// The device (or the host) ran out of memory ([`guard`]).
+    #[error("{device} ran out of memory {what}: {message}. Lower train.batch_size, or set train.micro_batch_size: micro-batches bound the memory of a pass while the loss still covers the whole batch")]
+    OutOfMemory {
+        /// `cuda:0`, `cpu`.
+        device: String,
+        /// What was asked (the step and its batch).
+        what: String,
+        /// libtorch's message.
+        message: String,
+    },
+    /// Another libtorch failure ([`guard`]).
+    #[error("libtorch failed on {device} {what}: {message}")]
+    Torch {
+        /// `cuda:0`, `cpu`.
+        device: String,
+        /// What was asked.
+        what: String,
+        /// libtorch's message.
+        message: String,
+    },
 }
 
 /// How to run, besides the config.
@@ -202,7 +223,11 @@ pub fn train(
         .stop_at_step
         .map_or(schedule.total_steps, |s| s.min(schedule.total_steps));
 
-    let (vs, model) = model::build(cfg, device, spec.data.seed)?;
+    let (vs, model) = guard::guarded(
+        device,
+        || "building the model".into(),
+        || model::build(cfg, device, spec.data.seed),
+    )?;
     let (trained, buffers) = split_variables(&vs);
     let params: Vec<tch::Tensor> = trained.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
@@ -344,32 +369,48 @@ pub fn train(
                 );
                 continue;
             }
-            let mut inputs = StepInputs::from_batch(&batch, spec.model.objective, device)?;
-            if let Some(cache) = text_cache.as_mut() {
-                inputs.set_pooled_texts(cache.pooled(&model, &batch, device)?);
-            }
-            opt.zero_grad();
-            let settings = StepSettings {
-                buffers: &buffers,
-                micro,
-                train: true,
-                sync_batch_norm: spec.train.batch_norm == BatchNormStats::Synced,
-                seed: spec.data.seed,
-                step,
-                embed_dim: spec.model.embed_dim,
-                bf16: spec.train.precision == Precision::Bf16,
-            };
-            let out = forward_backward(&model, &inputs, &settings, coll)?;
-            all_reduce_gradients(coll, &params, BUCKET_BYTES, spec.train.grad_reduce)?;
-            if !out.loss.is_finite() {
-                return Err(TrainError::Diverged {
-                    step,
-                    loss: out.loss,
+            let asked = || {
+                let micro = micro.map_or("the whole local batch".into(), |m| {
+                    format!("micro-batches of {m}")
                 });
-            }
-            let grad_norm = opt.clip_grad_norm(spec.optim.grad_clip_norm);
-            let lr = schedule.lr_at(step);
-            opt.step(lr);
+                format!(
+                    "at step {} (this rank's {} of {global} pairs, {micro}, {:?}, {} px patches, texts of {} tokens)",
+                    step + 1,
+                    batch.len(),
+                    format!("{:?}", spec.train.precision).to_lowercase(),
+                    batch.patch,
+                    batch.seq_len,
+                )
+            };
+            let (out, grad_norm, lr) = guard::guarded(device, asked, || {
+                let mut inputs = StepInputs::from_batch(&batch, spec.model.objective, device)?;
+                if let Some(cache) = text_cache.as_mut() {
+                    inputs.set_pooled_texts(cache.pooled(&model, &batch, device)?);
+                }
+                opt.zero_grad();
+                let settings = StepSettings {
+                    buffers: &buffers,
+                    micro,
+                    train: true,
+                    sync_batch_norm: spec.train.batch_norm == BatchNormStats::Synced,
+                    seed: spec.data.seed,
+                    step,
+                    embed_dim: spec.model.embed_dim,
+                    bf16: spec.train.precision == Precision::Bf16,
+                };
+                let out = forward_backward(&model, &inputs, &settings, &mut *coll)?;
+                all_reduce_gradients(&mut *coll, &params, BUCKET_BYTES, spec.train.grad_reduce)?;
+                if !out.loss.is_finite() {
+                    return Err(TrainError::Diverged {
+                        step,
+                        loss: out.loss,
+                    });
+                }
+                let grad_norm = opt.clip_grad_norm(spec.optim.grad_clip_norm);
+                let lr = schedule.lr_at(step);
+                opt.step(lr);
+                Ok((out, grad_norm, lr))
+            })?;
             step += 1;
             stepped = true;
             summary.samples += global as u64;

@@ -27,7 +27,17 @@ pub fn torch_device(device: Device) -> Result<tch::Device, TrainError> {
                     "train.device asks for cuda:{i}, but libtorch sees {count} CUDA device(s): {why}"
                 )));
             }
-            Ok(tch::Device::Cuda(i as usize))
+            let dev = tch::Device::Cuda(i as usize);
+            // The first allocation creates the CUDA context: a GPU held by another process
+            // (exclusive compute mode) or without memory left fails here, with a message.
+            if let Err(e) = tch::Tensor::f_zeros([1], (tch::Kind::Float, dev)) {
+                return Err(super::guard::torch_error(
+                    dev,
+                    "when first used (train.device)",
+                    super::guard::tch_error_message(&e),
+                ));
+            }
+            Ok(dev)
         }
     }
 }
