@@ -20,6 +20,7 @@ fn main() {
         .cpp(true)
         .file("csrc/sync_batch_norm.cpp")
         .file("csrc/autocast.cpp")
+        .file("csrc/grad_hooks.cpp")
         .include(libtorch.join("include"))
         .include(libtorch.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

@@ -6,8 +6,8 @@
 //! adds the pooling and projection on top of a text encoder, `loss` the temperature and the
 //! symmetric InfoNCE loss, and `joint` puts both towers together for the image-text
 //! objective of "EXIF as Language" (and the CropCLR image-image baseline). `config` holds
-//! the serde configuration and its validation. `autocast` gives bf16 autocast regions and
-//! `sync_bn` synchronised batch norm (both C++ in `csrc/`). The data pipeline (`dataloader`) does not
+//! the serde configuration and its validation. `autocast` gives bf16 autocast regions, `sync_bn`
+//! synchronised batch norm and `grad_hooks` gradient-ready hooks (all C++ in `csrc/`). The data pipeline (`dataloader`) does not
 //! depend on this crate; `patches_to_tensor`/`preprocess` and `tokens_to_tensors` take its
 //! batch buffers.
 
@@ -21,6 +21,7 @@ pub mod config;
 pub mod cuda;
 pub mod distilbert;
 pub mod error;
+pub mod grad_hooks;
 pub mod joint;
 pub mod loss;
 pub mod resnet;

@@ -119,7 +119,7 @@ pub fn time_steps(
             embed_dim: spec.model.embed_dim,
             bf16: spec.train.precision == crate::config::Precision::Bf16,
         };
-        let out = forward_backward(&model, &inputs, &settings, &mut Solo)?;
+        let out = forward_backward(&model, &inputs, &settings, &mut Solo, None)?;
         opt.clip_grad_norm(spec.optim.grad_clip_norm);
         opt.step(spec.optim.lr);
         if let tch::Device::Cuda(i) = device {

@@ -13,7 +13,7 @@ use kernels::joint::JointModel;
 use kernels::resnet::preprocess;
 use tch::{nn, Device, Kind, Tensor};
 use worker::collective::tcp::TcpCollective;
-use worker::collective::{all_reduce_gradients, broadcast_variables, Collective, GradReduce, Solo};
+use worker::collective::{broadcast_variables, Collective, GradBuckets, GradReduce, Solo};
 use worker::train::optimizer::{AdamW, AdamWConfig};
 use worker::train::step::{forward_backward, split_variables, StepInputs, StepSettings, TextInput};
 
@@ -58,6 +58,8 @@ struct Setup {
     sync: bool,
     /// This rank's rows of the global batch (`None`: an equal share).
     rows: Option<[(i64, i64); 2]>,
+    /// Gradient buckets summed while backward runs (else after it).
+    overlap: bool,
 }
 
 impl Setup {
@@ -68,6 +70,7 @@ impl Setup {
             train: false,
             sync: false,
             rows: None,
+            overlap: false,
         }
     }
 }
@@ -125,6 +128,10 @@ fn run(setup: Setup, coll: &mut dyn Collective, init_seed: i64) -> RunResult {
             b: cut(&b),
         },
     };
+    let mut grads = GradBuckets::new(&params, 1 << 10, GradReduce::Fp32);
+    if setup.overlap {
+        grads = grads.overlapped(coll.world()).unwrap();
+    }
     let mut losses = Vec::new();
     for step in 0..STEPS {
         opt.zero_grad();
@@ -139,11 +146,11 @@ fn run(setup: Setup, coll: &mut dyn Collective, init_seed: i64) -> RunResult {
             bf16: false,
         };
         losses.push(
-            forward_backward(&model, &inputs, &settings, coll)
+            forward_backward(&model, &inputs, &settings, coll, Some(&mut grads))
                 .unwrap()
                 .loss,
         );
-        all_reduce_gradients(coll, &params, 1 << 10, GradReduce::Fp32).unwrap();
+        grads.reduce(coll).unwrap();
         opt.clip_grad_norm(Some(1.0));
         opt.step(1e-2);
     }
@@ -174,17 +181,27 @@ fn two_ranks(setup: Setup) -> Vec<RunResult> {
 #[test]
 fn two_ranks_with_half_batches_train_like_one_rank_with_the_whole_batch() {
     let _serial = one_at_a_time();
-    for (objective, micro) in [
-        (Objective::ImageText, None),
-        (Objective::ImageText, Some(2)),
-        (Objective::CropClr, Some(3)),
+    // Gradient buckets summed after backward, or while it runs (each bucket issued by the
+    // gradient-ready hooks), also with one rank holding most of the batch (the other rank
+    // issues its buckets after a shorter backward pass).
+    let uneven = Some([(0, 6), (6, 2)]);
+    for (objective, micro, overlap, rows) in [
+        (Objective::ImageText, None, false, None),
+        (Objective::ImageText, None, true, None),
+        (Objective::ImageText, Some(2), true, uneven),
+        (Objective::CropClr, Some(3), false, None),
+        (Objective::CropClr, Some(3), true, None),
     ] {
         let reference = run(Setup::new(objective, None), &mut Solo, 1);
-        for (rank, got) in two_ranks(Setup::new(objective, micro))
-            .into_iter()
-            .enumerate()
-        {
-            let what = format!("{objective:?}, micro {micro:?}, rank {rank}");
+        let setup = Setup {
+            overlap,
+            rows,
+            ..Setup::new(objective, micro)
+        };
+        for (rank, got) in two_ranks(setup).into_iter().enumerate() {
+            let what = format!(
+                "{objective:?}, micro {micro:?}, overlap {overlap}, rows {rows:?}, rank {rank}"
+            );
             assert_same(&got, &reference, &what);
         }
         // The weights moved: the comparison is not between two untouched models.

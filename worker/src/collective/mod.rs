@@ -10,6 +10,7 @@
 //! dies or stops answering makes the call fail with [`CollectiveError`] after the
 //! backend's timeout instead of hanging, so the caller can hand the failure to recovery.
 
+pub mod buckets;
 #[cfg(feature = "cuda")]
 pub mod nccl;
 pub mod tcp;
@@ -19,6 +20,7 @@ pub mod tcp;
 /// by the coordinator's rendezvous (the round's bootstrap).
 pub const NCCL_ID_ENV: &str = "EXIFLANG_NCCL_ID";
 
+pub use buckets::GradBuckets;
 use tch::{Kind, Tensor};
 
 /// Why a collective call failed.
@@ -136,58 +138,14 @@ impl GradReduce {
 }
 
 /// Sums the gradients of `params` over all ranks, in buckets of about `bucket_bytes`
-/// (one call per bucket instead of one per tensor, all issued before the first is waited
-/// for), in the precision `how` says. A
-/// parameter without a gradient on this rank (the logit scale off rank 0, everything on a
-/// rank whose local batch was empty) gets a zero one first, so every rank sends the same
-/// buckets.
+/// issued after back-propagation, in the precision `how` says ([`GradBuckets::reduce`]).
 pub fn all_reduce_gradients(
     coll: &mut dyn Collective,
     params: &[Tensor],
     bucket_bytes: usize,
     how: GradReduce,
 ) -> Result<(), CollectiveError> {
-    if coll.world() == 1 {
-        return Ok(());
-    }
-    for p in params {
-        if !p.grad().defined() {
-            (p.sum(p.kind()) * 0.0).backward();
-        }
-    }
-    let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
-    // Every bucket's reduction is issued before any is waited for; the sums are copied
-    // back once all are complete.
-    let mut reduced = Vec::new();
-    let mut start = 0;
-    while start < grads.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < grads.len() && (end == start || bytes < bucket_bytes) {
-            bytes += grads[end].numel() * how.kind().elt_size_in_bytes();
-            end += 1;
-        }
-        let bucket = &grads[start..end];
-        let flat: Vec<Tensor> = bucket.iter().map(|g| g.reshape([-1])).collect();
-        let mut joined = Tensor::cat(&flat, 0).to_kind(how.kind());
-        coll.all_reduce_sum_deferred(&mut joined)?;
-        reduced.push((bucket, joined));
-        start = end;
-    }
-    coll.complete()?;
-    for (bucket, joined) in reduced {
-        let joined = joined.to_kind(Kind::Float);
-        let mut offset = 0;
-        tch::no_grad(|| {
-            for g in bucket {
-                let n = g.numel() as i64;
-                g.shallow_clone()
-                    .copy_(&joined.narrow(0, offset, n).view_as(g));
-                offset += n;
-            }
-        });
-    }
-    Ok(())
+    GradBuckets::new(params, bucket_bytes, how).reduce(coll)
 }
 
 /// Makes every rank's variables (parameters and batch-norm statistics) equal rank 0's,

@@ -349,11 +349,11 @@ fn kind_of(code: u8) -> Option<Kind> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Runs `f(rank, group)` on `world` threads joined through a loopback star.
-    fn on_group<T: Send + 'static>(
+    pub(crate) fn on_group<T: Send + 'static>(
         world: usize,
         f: impl Fn(usize, &mut TcpCollective) -> T + Send + Sync + 'static,
     ) -> Vec<T> {

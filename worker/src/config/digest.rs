@@ -5,8 +5,8 @@
 //! Left out, because they change where or how fast training runs but not its result:
 //! the whole `[checkpoint]`, `[logging]` and `[eval]` sections, `data.prefetch_batches`,
 //! `data.decode_threads`, `train.micro_batch_size` (the feature cache method gives the
-//! same gradients for any split of the batch) and the index of a CUDA device
-//! (`train.device` enters only as `cpu` or `cuda`). Everything else enters, the dataset
+//! same gradients for any split of the batch), `train.overlap_grad_reduce` and the index
+//! of a CUDA device (`train.device` enters only as `cpu` or `cuda`). Everything else enters, the dataset
 //! URL, file paths and `[model_init]` included; `[model]` enters as the model code's
 //! configuration serialises (defaults written out). The serialisation is JSON with object keys sorted and
 //! numbers as serde_json writes them (shortest round-trip form), prefixed by a version
@@ -58,6 +58,7 @@ pub fn canonical_json(c: &TrainConfig) -> String {
         }
         if let Some(Value::Object(train)) = root.get_mut("train") {
             train.remove("micro_batch_size");
+            train.remove("overlap_grad_reduce");
             let kind = match Device::parse(&c.train.device) {
                 Ok(Device::Cpu) => "cpu".to_string(),
                 Ok(Device::Cuda(_)) => "cuda".to_string(),

@@ -170,6 +170,11 @@ pub struct TrainLoopConfig {
         skip_serializing_if = "crate::collective::GradReduce::is_fp32"
     )]
     pub grad_reduce: crate::collective::GradReduce,
+    /// Sum each gradient bucket over the ranks as soon as back-propagation has produced it,
+    /// while the rest of the backward pass runs (default `true`; `false` issues every
+    /// bucket after back-propagation). Not in the digest: the sums are the same.
+    #[serde(default = "yes")]
+    pub overlap_grad_reduce: bool,
 }
 
 /// Where batch norms take their batch statistics from in data-parallel training.

@@ -38,7 +38,7 @@ use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointRef, CheckpointStore, DataPosition, TrainState,
     FORMAT_VERSION,
 };
-use crate::collective::{all_reduce_gradients, broadcast_variables, Collective};
+use crate::collective::{broadcast_variables, Collective, GradBuckets};
 use crate::config::{BatchNormStats, Config, FieldError, Precision};
 use data::DataSource;
 use optimizer::{AdamW, AdamWConfig, OptimizerError};
@@ -231,6 +231,10 @@ pub fn train(
     let (trained, buffers) = split_variables(&vs);
     let params: Vec<tch::Tensor> = trained.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
+    let mut grads = GradBuckets::new(&params, BUCKET_BYTES, spec.train.grad_reduce);
+    if spec.train.overlap_grad_reduce {
+        grads = grads.overlapped(coll.world())?;
+    }
     let (decayed, exempt) = opt.groups();
     tracing::info!(
         decayed = decayed.len(),
@@ -398,8 +402,9 @@ pub fn train(
                     embed_dim: spec.model.embed_dim,
                     bf16: spec.train.precision == Precision::Bf16,
                 };
-                let out = forward_backward(&model, &inputs, &settings, &mut *coll)?;
-                all_reduce_gradients(&mut *coll, &params, BUCKET_BYTES, spec.train.grad_reduce)?;
+                let out =
+                    forward_backward(&model, &inputs, &settings, &mut *coll, Some(&mut grads))?;
+                grads.reduce(&mut *coll)?;
                 if !out.loss.is_finite() {
                     return Err(TrainError::Diverged {
                         step,

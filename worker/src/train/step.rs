@@ -27,7 +27,7 @@ use kernels::config::Objective;
 
 use super::sync_norm::StepNorms;
 use super::TrainError;
-use crate::collective::Collective;
+use crate::collective::{Collective, GradBuckets};
 use kernels::resnet::NormMode;
 
 /// The text side of an image-text batch.
@@ -226,11 +226,17 @@ pub struct StepSettings<'a> {
 /// so the sum counts it once. Dropout masks are drawn from [`draw_seed`]. With
 /// synchronised batch norm every pass is a collective call, so ranks pad their micro-batch
 /// passes with empty ones up to the largest count.
+///
+/// With `grads`, the last backward pass goes through [`GradBuckets::backward`], which
+/// starts summing gradient buckets over the ranks while it runs (unless batch norms are
+/// synchronised: their backward sums would interleave with the buckets'); the caller
+/// finishes with [`GradBuckets::reduce`].
 pub fn forward_backward(
     model: &JointModel,
     inputs: &StepInputs,
     s: &StepSettings<'_>,
     coll: &mut dyn Collective,
+    mut grads: Option<&mut GradBuckets>,
 ) -> Result<StepLoss, TrainError> {
     let n = inputs.len();
     let (rank, world) = (coll.rank(), coll.world());
@@ -345,7 +351,10 @@ pub fn forward_backward(
         };
         let loss = symmetric_infonce(&rows(&all_a, &cache_a, a), &rows(&all_b, &cache_b, b), &sc);
         if loss.requires_grad() {
-            norms.backward(&loss, coll)?;
+            match grads.as_deref_mut() {
+                Some(g) if j + 1 == passes && !norms.is_synced() => g.backward(&loss, coll)?,
+                _ => norms.backward(&loss, coll)?,
+            }
         }
         loss_value = loss.double_value(&[]);
     }
@@ -452,10 +461,11 @@ mod tests {
             let model = JointModel::new(&vs.root(), &ModelConfig::tiny(objective)).unwrap();
             let (_, buffers) = split_variables(&vs);
             let settings = |micro| eval_settings(&buffers, micro, false);
-            let full = forward_backward(&model, &inputs, &settings(None), &mut Solo).unwrap();
+            let full = forward_backward(&model, &inputs, &settings(None), &mut Solo, None).unwrap();
             let g_full = grads(&vs);
             zero_grads(&vs);
-            let micro = forward_backward(&model, &inputs, &settings(Some(4)), &mut Solo).unwrap();
+            let micro =
+                forward_backward(&model, &inputs, &settings(Some(4)), &mut Solo, None).unwrap();
             assert!(
                 (full.loss - micro.loss).abs() < 1e-5,
                 "{objective:?}: {full:?} vs {micro:?}"
@@ -500,7 +510,7 @@ mod tests {
         let run = |bf16, micro| {
             zero_grads(&vs);
             let settings = eval_settings(&buffers, micro, bf16);
-            let out = forward_backward(&model, &inputs, &settings, &mut Solo).unwrap();
+            let out = forward_backward(&model, &inputs, &settings, &mut Solo, None).unwrap();
             (out.loss, grads(&vs))
         };
         let (fp32, g32) = run(false, None);
