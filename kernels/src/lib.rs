@@ -6,10 +6,10 @@
 //! adds the pooling and projection on top of a text encoder, `loss` the temperature and the
 //! symmetric InfoNCE loss, and `joint` puts both towers together for the image-text
 //! objective of "EXIF as Language" (and the CropCLR image-image baseline). `config` holds
-//! the serde configuration and its validation. `autocast` gives bf16 autocast regions, `sync_bn`
-//! synchronised batch norm and `grad_hooks` gradient-ready hooks (all C++ in `csrc/`). The data pipeline (`dataloader`) does not
-//! depend on this crate; `patches_to_tensor`/`preprocess` and `tokens_to_tensors` take its
-//! batch buffers.
+//! the serde configuration and its validation. `autocast` gives bf16 autocast regions,
+//! `sync_bn` synchronised batch norm and `grad_hooks` gradient-ready hooks (all C++ in
+//! `csrc/`). The data pipeline (`dataloader`) does not depend on this crate;
+//! `patches_to_tensor`/`preprocess` and `tokens_to_tensors` take its batch buffers.
 
 #![warn(missing_docs)]
 
