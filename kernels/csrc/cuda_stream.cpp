@@ -22,6 +22,20 @@ void *exiflang_cuda_current_stream(int device) {
   }
 }
 
+// A stream of libtorch's pool on `device` (high priority), for communication that runs
+// beside the compute stream; nullptr when the device does not exist or CUDA fails (a pool
+// stream is never the null default stream).
+void *exiflang_cuda_pool_stream(int device) {
+  try {
+    if (device < 0 || device >= static_cast<int>(c10::cuda::device_count())) {
+      return nullptr;
+    }
+    return c10::cuda::getStreamFromPool(true, static_cast<c10::DeviceIndex>(device)).stream();
+  } catch (const std::exception &) {
+    return nullptr;
+  }
+}
+
 // Makes `device` libtorch's current CUDA device; 0 on success.
 int exiflang_cuda_set_device(int device) {
   try {

@@ -1,6 +1,7 @@
 //! The GPU build's access to libtorch's CUDA state (C++ in `csrc/cuda_stream.cpp`):
 //! the current stream of a device, where NCCL collectives are enqueued so that they are
-//! ordered with libtorch's own kernels, and the current device.
+//! ordered with libtorch's own kernels, a pool stream for communication beside them, and
+//! the current device.
 
 use std::os::raw::{c_int, c_void};
 
@@ -9,6 +10,7 @@ use crate::KernelsError;
 extern "C" {
     fn exiflang_cuda_current_stream(device: c_int) -> *mut c_void;
     fn exiflang_cuda_set_device(device: c_int) -> c_int;
+    fn exiflang_cuda_pool_stream(device: c_int) -> *mut c_void;
 }
 
 /// libtorch's current CUDA stream on `device` (a `cudaStream_t`).
@@ -25,6 +27,23 @@ pub fn current_stream(device: usize) -> Result<*mut c_void, KernelsError> {
         });
     }
     // The default stream is the null handle; that is a valid stream.
+    Ok(stream)
+}
+
+/// A stream of libtorch's pool on `device` (a `cudaStream_t`, high priority), for work
+/// that runs beside the compute stream (the gradient buckets' all-reduces).
+pub fn pool_stream(device: usize) -> Result<*mut c_void, KernelsError> {
+    // SAFETY: a plain integer in; the C++ side checks it and catches every exception.
+    let stream = unsafe { exiflang_cuda_pool_stream(device as c_int) };
+    if stream.is_null() {
+        return Err(KernelsError::Input {
+            what: "CUDA device",
+            reason: format!(
+                "no stream from libtorch's pool on cuda:{device} (libtorch sees {} CUDA device(s))",
+                tch::Cuda::device_count()
+            ),
+        });
+    }
     Ok(stream)
 }
 

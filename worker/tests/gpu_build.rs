@@ -115,6 +115,45 @@ fn nccl_collectives_run_on_libtorch_memory_and_stream() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU: scripts/gpu-check runs it"]
+fn gradient_buckets_reduced_during_backward_on_the_side_stream_keep_the_gradients() {
+    use worker::collective::{GradBuckets, GradReduce};
+    assert!(has_gpu(), "no GPU visible");
+    let id = unique_id().unwrap();
+    let mut group = Nccl::init(&id, 0, 1, 0, std::time::Duration::from_secs(60)).unwrap();
+    let dev = tch::Device::Cuda(0);
+    tch::manual_seed(0);
+    let params: Vec<tch::Tensor> = [(512, 256), (256, 64), (64, 8)]
+        .iter()
+        .map(|&(i, o)| tch::Tensor::randn([i, o], (tch::Kind::Float, dev)).set_requires_grad(true))
+        .collect();
+    let x = tch::Tensor::randn([32, 512], (tch::Kind::Float, dev));
+    let loss = || {
+        params
+            .iter()
+            .fold(x.shallow_clone(), |h, w| h.matmul(w).tanh())
+            .square()
+            .sum(tch::Kind::Float)
+    };
+    loss().backward();
+    let plain: Vec<tch::Tensor> = params.iter().map(|p| p.grad().copy()).collect();
+    for p in &params {
+        let _ = p.grad().zero_();
+    }
+    // Hooks armed as for two ranks: every bucket (64 KiB) is issued from libtorch's
+    // backward thread onto the side stream; one rank's sum is its own gradient.
+    let mut buckets = GradBuckets::new(&params, 64 << 10, GradReduce::Fp32)
+        .overlapped(2)
+        .unwrap();
+    buckets.backward(&loss(), &mut group).unwrap();
+    buckets.reduce(&mut group).unwrap();
+    for (p, want) in params.iter().zip(&plain) {
+        let diff = (p.grad() - want).abs().max().double_value(&[]);
+        assert!(diff <= 1e-5, "gradient changed by {diff}");
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: scripts/gpu-check runs it"]
 fn a_bf16_run_on_the_gpu_trains_and_checkpoints() {
     assert!(has_gpu(), "no GPU visible");
     let dir = tempfile::tempdir().unwrap();
@@ -151,4 +190,79 @@ fn a_bf16_run_on_the_gpu_trains_and_checkpoints() {
         .path()
         .join("ckpt/step-000000004/COMPLETE.json")
         .is_file());
+}
+
+/// One `worker train` process per GPU (CUDA_VISIBLE_DEVICES), NCCL between them: the
+/// ranks agree on every loss, and buckets summed during backward (on the side stream)
+/// train as buckets summed after it. Skips when fewer than two GPUs are visible.
+#[test]
+#[ignore = "needs two NVIDIA GPUs: scripts/gpu-check runs it (it says when it skips)"]
+fn two_gpus_train_one_job_over_nccl_and_overlapped_buckets_change_nothing() {
+    if tch::Cuda::device_count() < 2 {
+        eprintln!("skipping: fewer than two GPUs visible");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let losses = |name: &str, overlap: bool| -> Vec<Vec<f64>> {
+        let ranks = 2;
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let cfg = write_config(&sub, &data, 4);
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "device = \"cpu\"",
+            &format!("device = \"cuda\"\noverlap_grad_reduce = {overlap}"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let master = format!("127.0.0.1:{}", common::free_port());
+        let procs: Vec<_> = (0..ranks)
+            .map(|rank| {
+                let summary = sub.join(format!("summary-{rank}.json"));
+                let child = Command::new(WORKER)
+                    .args(["train", "--config"])
+                    .arg(&cfg)
+                    .args(["--world", &ranks.to_string(), "--rank", &rank.to_string()])
+                    .args(["--master", &master, "--summary"])
+                    .arg(&summary)
+                    .env("CUDA_VISIBLE_DEVICES", rank.to_string())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (child, summary)
+            })
+            .collect();
+        procs
+            .into_iter()
+            .map(|(child, summary)| {
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let s: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
+                s["losses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l[1].as_f64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let during = losses("during", true);
+    let after = losses("after", false);
+    assert_eq!(during[0].len(), 4);
+    for (a, b) in during[0].iter().zip(&during[1]) {
+        assert!((a - b).abs() <= 1e-4, "the ranks disagree: {during:?}");
+    }
+    for (a, b) in during[0].iter().zip(&after[0]) {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+            "buckets during backward {during:?} vs after {after:?}"
+        );
+    }
 }

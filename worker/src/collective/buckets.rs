@@ -8,8 +8,8 @@
 //! [`GradBuckets::backward`]: gradient-ready hooks ([`kernels::grad_hooks`]) count each
 //! bucket's parameters, and a bucket whose gradients are all accumulated is issued at once
 //! (deferred: on a GPU its all-reduce runs on a communication stream while the backward
-//! kernels go on), so most of the communication hides behind the rest of the backward
-//! pass. Buckets are always issued in the same order on every rank (a bucket waits for
+//! kernels go on), so the communication can run while back-propagation computes the rest
+//! of the pass. Buckets are always issued in the same order on every rank (a bucket waits for
 //! the ones before it), as NCCL requires.
 //!
 //! Bucket order: parameters in reverse name order at first (the layers nearest the loss
@@ -159,7 +159,7 @@ impl GradBuckets {
     /// a rank whose local batch was empty, get a zero one first, so every rank sends the
     /// same buckets), waits for all, and writes the sums back.
     pub fn reduce(&mut self, coll: &mut dyn Collective) -> Result<(), CollectiveError> {
-        if coll.world() == 1 {
+        if coll.world() == 1 && self.pass.issued.is_empty() {
             return Ok(());
         }
         let mut pass = std::mem::take(&mut self.pass);

@@ -84,6 +84,12 @@ pub trait Collective: Send {
     fn complete(&mut self) -> Result<(), CollectiveError> {
         Ok(())
     }
+    /// Whether deferred all-reduces run beside the caller's computation (a GPU backend's
+    /// communication stream), so issuing gradient buckets during backward can pay off;
+    /// a backend that sums at once would only block back-propagation.
+    fn reduces_beside_compute(&self) -> bool {
+        false
+    }
 }
 
 /// The group of one: every operation is the identity.

@@ -6,8 +6,9 @@
 //! One communicator per round: rank 0's unique id ([`unique_id`]) reaches every rank
 //! (through the coordinator's rendezvous, or the CPU group), then [`Nccl::init`] joins it
 //! without blocking, polled up to the timeout. Every collective is enqueued and then
-//! waited for (deferred all-reduces, the gradient buckets, once for all of them in
-//! `complete`), polling the stream and NCCL's asynchronous error up to the timeout: an NCCL
+//! waited for (deferred all-reduces, the gradient buckets issued during backward, run on
+//! a libtorch pool stream ordered after the compute stream by an event, so the backward
+//! kernels still to come run beside them; all waited for once in `complete`), polling the stream and NCCL's asynchronous error up to the timeout: an NCCL
 //! error or a peer that never arrives aborts the communicator (`ncclCommAbort`) and comes
 //! back as a [`CollectiveError`], which the training loop hands to the coordinator's
 //! recovery path instead of hanging in a CUDA synchronisation.
@@ -71,7 +72,10 @@ pub struct Nccl {
     device: usize,
     timeout: Duration,
     aborted: bool,
-    /// Enqueued operations not yet waited for ([`Collective::complete`] waits).
+    /// libtorch pool stream the deferred all-reduces (gradient buckets) run on, beside
+    /// the compute stream.
+    side: nccl::cudaStream_t,
+    /// Deferred operations not yet waited for ([`Collective::complete`] waits).
     pending: bool,
 }
 
@@ -133,6 +137,8 @@ impl Nccl {
             )));
         }
         kernels::cuda::set_device(device).map_err(|e| setup(&e.to_string()))?;
+        let side = kernels::cuda::pool_stream(device).map_err(|e| setup(&e.to_string()))?
+            as nccl::cudaStream_t;
         let mut unique = ncclUniqueId {
             internal: [0; UNIQUE_ID_BYTES],
         };
@@ -152,6 +158,7 @@ impl Nccl {
             device,
             timeout,
             aborted: false,
+            side,
             pending: false,
         };
         if !matches!(
@@ -314,15 +321,18 @@ impl Nccl {
     }
 
     fn all_reduce_on_device(&mut self, t: &mut Tensor) -> Result<(), CollectiveError> {
-        let stream = self.enqueue_all_reduce(t)?;
-        self.pending = false;
+        let stream = self.stream()?;
+        self.enqueue_all_reduce(t, stream)?;
         self.wait(stream, "all-reduce")
     }
 
-    /// Enqueues an in-place all-reduce of the device tensor `t` on libtorch's stream.
-    fn enqueue_all_reduce(&mut self, t: &Tensor) -> Result<nccl::cudaStream_t, CollectiveError> {
+    /// Enqueues an in-place all-reduce of the device tensor `t` on `stream`.
+    fn enqueue_all_reduce(
+        &mut self,
+        t: &Tensor,
+        stream: nccl::cudaStream_t,
+    ) -> Result<(), CollectiveError> {
         let kind = self.checked(t)?;
-        let stream = self.stream()?;
         let n = t.numel();
         let ptr = t.data_ptr();
         // SAFETY: in-place on a contiguous device tensor of `n` elements; the caller keeps it
@@ -332,8 +342,36 @@ impl Nccl {
             nccl::ncclAllReduce(ptr, ptr, n, kind, ncclRedOp_t::ncclSum, self.comm, stream)
         };
         self.check(rc, "all-reduce")?;
-        self.enqueued("all-reduce")?;
-        Ok(stream)
+        self.enqueued("all-reduce")
+    }
+
+    /// Makes the side stream wait for what `compute` has been given so far (the bucket's
+    /// gradients and their copy into it), without blocking the host.
+    fn side_after(&mut self, compute: nccl::cudaStream_t) -> Result<(), CollectiveError> {
+        use cudarc::driver::sys::{self as cu, CUresult};
+        let mut event: cu::CUevent = std::ptr::null_mut();
+        // SAFETY: out-pointer to a local; the streams are libtorch's live streams of this
+        // device; the event is destroyed after use (CUDA frees it once it has fired).
+        let rc = unsafe {
+            let mut rc = cu::cuEventCreate(
+                &mut event,
+                cu::CUevent_flags::CU_EVENT_DISABLE_TIMING as u32,
+            );
+            if rc == CUresult::CUDA_SUCCESS {
+                rc = cu::cuEventRecord(event, compute as _);
+                if rc == CUresult::CUDA_SUCCESS {
+                    rc = cu::cuStreamWaitEvent(self.side as _, event, 0);
+                }
+                cu::cuEventDestroy_v2(event);
+            }
+            rc
+        };
+        match rc {
+            CUresult::CUDA_SUCCESS => Ok(()),
+            e => Err(self.fail(&format!(
+                "ordering the communication stream after the compute stream: CUDA {e:?}"
+            ))),
+        }
     }
 }
 
@@ -431,21 +469,37 @@ impl Collective for Nccl {
         self.all_reduce_sum(&mut one)
     }
 
+    fn reduces_beside_compute(&self) -> bool {
+        true
+    }
+
+    /// On the side stream, after everything the calling thread's current stream has been
+    /// given: the backward kernels still to come run beside the reduction.
     fn all_reduce_sum_deferred(&mut self, t: &mut Tensor) -> Result<(), CollectiveError> {
         if t.device() != tch::Device::Cuda(self.device) || !t.is_contiguous() {
             return self.all_reduce_sum(t);
         }
-        self.enqueue_all_reduce(t)?;
+        let compute = self.stream()?;
+        self.side_after(compute)?;
+        self.enqueue_all_reduce(t, self.side)?;
         self.pending = true;
         Ok(())
     }
 
+    /// Waits (host side, with the timeout) until the side stream has run every deferred
+    /// reduction: the sums are there for any stream, and the tensors the caller holds
+    /// were not freed before (they were made on the compute stream, which reuses their
+    /// memory only for its own later work).
     fn complete(&mut self) -> Result<(), CollectiveError> {
         if !self.pending {
             return Ok(());
         }
-        let stream = self.stream()?;
+        if self.aborted {
+            return Err(setup(
+                "the NCCL communicator was aborted after an earlier failure",
+            ));
+        }
         self.pending = false;
-        self.wait(stream, "deferred all-reduces")
+        self.wait(self.side, "deferred all-reduces")
     }
 }

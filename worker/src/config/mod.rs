@@ -172,7 +172,9 @@ pub struct TrainLoopConfig {
     pub grad_reduce: crate::collective::GradReduce,
     /// Sum each gradient bucket over the ranks as soon as back-propagation has produced it,
     /// while the rest of the backward pass runs (default `true`; `false` issues every
-    /// bucket after back-propagation). Not in the digest: the sums are the same.
+    /// bucket after back-propagation). Only where the backend sums beside the computation
+    /// (NCCL); the CPU backend sums after backward either way. Not in the digest: the sums
+    /// are the same.
     #[serde(default = "yes")]
     pub overlap_grad_reduce: bool,
 }

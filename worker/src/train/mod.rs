@@ -232,7 +232,7 @@ pub fn train(
     let params: Vec<tch::Tensor> = trained.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
     let mut grads = GradBuckets::new(&params, BUCKET_BYTES, spec.train.grad_reduce);
-    if spec.train.overlap_grad_reduce {
+    if spec.train.overlap_grad_reduce && coll.reduces_beside_compute() {
         grads = grads.overlapped(coll.world())?;
     }
     let (decayed, exempt) = opt.groups();
