@@ -143,17 +143,6 @@ impl GradReduce {
     }
 }
 
-/// Sums the gradients of `params` over all ranks, in buckets of about `bucket_bytes`
-/// issued after back-propagation, in the precision `how` says ([`GradBuckets::reduce`]).
-pub fn all_reduce_gradients(
-    coll: &mut dyn Collective,
-    params: &[Tensor],
-    bucket_bytes: usize,
-    how: GradReduce,
-) -> Result<(), CollectiveError> {
-    GradBuckets::new(params, bucket_bytes, how).reduce(coll)
-}
-
 /// Makes every rank's variables (parameters and batch-norm statistics) equal rank 0's,
 /// in name order; the start of data-parallel training.
 pub fn broadcast_variables(

@@ -8,10 +8,11 @@
 //! without blocking, polled up to the timeout. Every collective is enqueued and then
 //! waited for (deferred all-reduces, the gradient buckets issued during backward, run on
 //! a libtorch pool stream ordered after the compute stream by an event, so the backward
-//! kernels still to come run beside them; all waited for once in `complete`), polling the stream and NCCL's asynchronous error up to the timeout: an NCCL
-//! error or a peer that never arrives aborts the communicator (`ncclCommAbort`) and comes
-//! back as a [`CollectiveError`], which the training loop hands to the coordinator's
-//! recovery path instead of hanging in a CUDA synchronisation.
+//! kernels still to come run beside them; all waited for once in `complete`), polling the
+//! stream and NCCL's asynchronous error up to the timeout: an NCCL error or a peer that
+//! never arrives aborts the communicator (`ncclCommAbort`) and comes back as a
+//! [`CollectiveError`], which the training loop hands to the coordinator's recovery path
+//! instead of hanging in a CUDA synchronisation.
 //!
 //! Kinds float32, bfloat16, float16, float64, int64, int32 and uint8. Device tensors are
 //! used in place; CPU tensors (batch sizes, flags) are staged through the device.

@@ -426,7 +426,7 @@ pub(crate) mod tests {
 
     #[test]
     fn gradients_reduce_in_bf16_when_asked_and_stay_float32() {
-        use crate::collective::{all_reduce_gradients, GradReduce};
+        use crate::collective::{GradBuckets, GradReduce};
         // 1 + 1/256 is not a bf16 number: a bf16 reduction loses the 1/256.
         let out = on_group(2, |_, c| {
             let sums: Vec<Vec<f32>> = [GradReduce::Fp32, GradReduce::Bf16]
@@ -437,7 +437,9 @@ pub(crate) mod tests {
                     (&p * Tensor::from_slice(&[1.0f32 + 1.0 / 256.0, 2.0, 0.5]))
                         .sum(Kind::Float)
                         .backward();
-                    all_reduce_gradients(c, std::slice::from_ref(&p), 1 << 10, how).unwrap();
+                    GradBuckets::new(std::slice::from_ref(&p), 1 << 10, how)
+                        .reduce(c)
+                        .unwrap();
                     assert_eq!(p.grad().kind(), Kind::Float);
                     values(&p.grad())
                 })

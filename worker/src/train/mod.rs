@@ -378,7 +378,7 @@ pub fn train(
                     format!("micro-batches of {m}")
                 });
                 format!(
-                    "at step {} (this rank's {} of {global} pairs, {micro}, {:?}, {} px patches, texts of {} tokens)",
+                    "at step {} (this rank's {} of {global} pairs, {micro}, {}, {} px patches, texts of {} tokens)",
                     step + 1,
                     batch.len(),
                     format!("{:?}", spec.train.precision).to_lowercase(),

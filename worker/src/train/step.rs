@@ -216,7 +216,7 @@ pub struct StepSettings<'a> {
 
 /// Runs forward and backward of this rank's `inputs` over the global batch of every rank
 /// of `coll`, leaving in the parameters' `.grad` this rank's part of the full-batch
-/// gradient: summed over ranks ([`crate::collective::all_reduce_gradients`]) it is the
+/// gradient: summed over ranks ([`GradBuckets::reduce`]) it is the
 /// gradient of the loss over the whole global batch.
 ///
 /// The other ranks' embeddings come from an all-gather (without gradient), this rank's
