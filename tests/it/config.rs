@@ -242,6 +242,7 @@ fn digest_follows_training_semantics_only() {
     assert_eq!(digest(&|c| c.data.prefetch_batches = 16), base);
     assert_eq!(digest(&|c| c.data.decode_threads = Some(3)), base);
     assert_eq!(digest(&|c| c.train.micro_batch_size = Some(256)), base);
+    assert_eq!(digest(&|c| c.train.overlap_grad_reduce = false), base);
     assert_eq!(digest(&|c| c.train.device = "cuda:1".into()), base);
     // The default batch norm is left out, so configs from before the option keep theirs.
     assert_eq!(
