@@ -186,6 +186,21 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// The last lines of the emulated cluster's Slurm daemon logs (for failure messages).
+fn daemon_logs(cluster: &Cluster) -> String {
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir(cluster.dir.join("log")) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        out.push_str(&format!("--- {}\n{tail}\n", entry.path().display()));
+    }
+    out
+}
+
 fn log(work: &Path) -> String {
     std::fs::read_to_string(work.join("job.log")).unwrap_or_default()
 }
@@ -246,7 +261,11 @@ fn a_signalled_job_checkpoints_requeues_and_finishes_from_its_checkpoint() {
     cluster.wait_for_end(work, &job, Duration::from_secs(400));
     let log = log(work);
     let state = cluster.state(&job);
-    assert!(state.starts_with("COMPLETED"), "{state}\n{log}");
+    assert!(
+        state.starts_with("COMPLETED"),
+        "{state}\n{log}\n{}",
+        daemon_logs(&cluster)
+    );
     assert!(log.contains("job finished"), "{log}");
     assert_eq!(newest_step(work), Some(40), "{log}");
     assert!(log.contains("requeueing job"), "{log}");
