@@ -18,13 +18,7 @@ pub fn current_stream(device: usize) -> Result<*mut c_void, KernelsError> {
     // SAFETY: a plain integer in; the C++ side checks it and catches every exception.
     let stream = unsafe { exiflang_cuda_current_stream(device as c_int) };
     if stream.is_null() && tch::Cuda::device_count() <= device as i64 {
-        return Err(KernelsError::Input {
-            what: "CUDA device",
-            reason: format!(
-                "cuda:{device} does not exist: libtorch sees {} CUDA device(s)",
-                tch::Cuda::device_count()
-            ),
-        });
+        return Err(device_error(format!("cuda:{device} does not exist")));
     }
     // The default stream is the null handle; that is a valid stream.
     Ok(stream)
@@ -36,13 +30,9 @@ pub fn pool_stream(device: usize) -> Result<*mut c_void, KernelsError> {
     // SAFETY: a plain integer in; the C++ side checks it and catches every exception.
     let stream = unsafe { exiflang_cuda_pool_stream(device as c_int) };
     if stream.is_null() {
-        return Err(KernelsError::Input {
-            what: "CUDA device",
-            reason: format!(
-                "no stream from libtorch's pool on cuda:{device} (libtorch sees {} CUDA device(s))",
-                tch::Cuda::device_count()
-            ),
-        });
+        return Err(device_error(format!(
+            "no stream from libtorch's pool on cuda:{device}"
+        )));
     }
     Ok(stream)
 }
@@ -51,13 +41,18 @@ pub fn pool_stream(device: usize) -> Result<*mut c_void, KernelsError> {
 pub fn set_device(device: usize) -> Result<(), KernelsError> {
     // SAFETY: a plain integer in; the C++ side catches every exception.
     if unsafe { exiflang_cuda_set_device(device as c_int) } != 0 {
-        return Err(KernelsError::Input {
-            what: "CUDA device",
-            reason: format!(
-                "cannot make cuda:{device} current (libtorch sees {} CUDA device(s))",
-                tch::Cuda::device_count()
-            ),
-        });
+        return Err(device_error(format!("cannot make cuda:{device} current")));
     }
     Ok(())
+}
+
+/// A CUDA device error saying `what` failed and how many devices libtorch sees.
+fn device_error(what: String) -> KernelsError {
+    KernelsError::Input {
+        what: "CUDA device",
+        reason: format!(
+            "{what} (libtorch sees {} CUDA device(s))",
+            tch::Cuda::device_count()
+        ),
+    }
 }
