@@ -80,6 +80,8 @@ struct Pass {
 pub struct GradBuckets {
     params: Vec<Tensor>,
     how: GradReduce,
+    /// Each parameter's bytes in a bucket (in `how`'s kind).
+    bytes: Vec<usize>,
     bucket_bytes: usize,
     layout: Layout,
     hooks: Option<GradHooks>,
@@ -100,6 +102,7 @@ impl GradBuckets {
         GradBuckets {
             params: params.iter().map(Tensor::shallow_clone).collect(),
             how,
+            bytes,
             bucket_bytes,
             layout,
             hooks: None,
@@ -222,12 +225,7 @@ impl GradBuckets {
                 "rank 0's bucket order is not an order of this rank's parameters".into(),
             ));
         }
-        let bytes: Vec<usize> = self
-            .params
-            .iter()
-            .map(|p| p.numel() * self.how.kind().elt_size_in_bytes())
-            .collect();
-        self.layout = Layout::new(order, &bytes, self.bucket_bytes);
+        self.layout = Layout::new(order, &self.bytes, self.bucket_bytes);
         tracing::debug!(
             buckets = self.layout.ranges.len(),
             "gradient buckets ordered as rank 0's gradients became ready"
