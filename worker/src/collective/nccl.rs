@@ -76,6 +76,9 @@ pub struct Nccl {
     /// libtorch pool stream the deferred all-reduces (gradient buckets) run on, beside
     /// the compute stream.
     side: nccl::cudaStream_t,
+    /// The event that orders the side stream after the compute stream (made at first use,
+    /// recorded again for every bucket).
+    order: cudarc::driver::sys::CUevent,
     /// Deferred operations not yet waited for ([`Collective::complete`] waits).
     pending: bool,
 }
@@ -160,6 +163,7 @@ impl Nccl {
             timeout,
             aborted: false,
             side,
+            order: std::ptr::null_mut(),
             pending: false,
         };
         if !matches!(
@@ -309,6 +313,10 @@ impl Nccl {
 
 impl Drop for Nccl {
     fn drop(&mut self) {
+        if !self.order.is_null() {
+            // SAFETY: an event this communicator made; CUDA frees it once it has fired.
+            unsafe { cudarc::driver::sys::cuEventDestroy_v2(self.order) };
+        }
         if !self.aborted && !self.comm.is_null() {
             // SAFETY: a communicator not aborted; nothing uses it after this.
             unsafe { nccl::ncclCommDestroy(self.comm) };
@@ -350,20 +358,22 @@ impl Nccl {
     /// gradients and their copy into it), without blocking the host.
     fn side_after(&mut self, compute: nccl::cudaStream_t) -> Result<(), CollectiveError> {
         use cudarc::driver::sys::{self as cu, CUresult};
-        let mut event: cu::CUevent = std::ptr::null_mut();
-        // SAFETY: out-pointer to a local; the streams are libtorch's live streams of this
-        // device; the event is destroyed after use (CUDA frees it once it has fired).
+        // SAFETY: out-pointer to a field; the streams are libtorch's live streams of this
+        // device; a wait on the event takes the work recorded so far, so recording it again
+        // for the next bucket is safe; it is destroyed with the communicator.
         let rc = unsafe {
-            let mut rc = cu::cuEventCreate(
-                &mut event,
-                cu::CUevent_flags::CU_EVENT_DISABLE_TIMING as u32,
-            );
+            let mut rc = CUresult::CUDA_SUCCESS;
+            if self.order.is_null() {
+                rc = cu::cuEventCreate(
+                    &mut self.order,
+                    cu::CUevent_flags::CU_EVENT_DISABLE_TIMING as u32,
+                );
+            }
             if rc == CUresult::CUDA_SUCCESS {
-                rc = cu::cuEventRecord(event, compute as _);
-                if rc == CUresult::CUDA_SUCCESS {
-                    rc = cu::cuStreamWaitEvent(self.side as _, event, 0);
-                }
-                cu::cuEventDestroy_v2(event);
+                rc = cu::cuEventRecord(self.order, compute as _);
+            }
+            if rc == CUresult::CUDA_SUCCESS {
+                rc = cu::cuStreamWaitEvent(self.side as _, self.order, 0);
             }
             rc
         };
