@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{packed_photos, write_config, WORKER};
@@ -16,6 +17,27 @@ use worker::collective::{Collective, CollectiveError};
 
 fn has_gpu() -> bool {
     tch::Cuda::is_available()
+}
+
+/// A communicator of one rank on GPU 0.
+fn one_rank_group() -> Nccl {
+    let id = unique_id().unwrap();
+    Nccl::init(&id, 0, 1, 0, std::time::Duration::from_secs(60)).unwrap()
+}
+
+/// The tests' small training config on `data`, on the GPU in `precision`, with `train`
+/// lines added to its `[train]` table.
+fn cuda_config(dir: &Path, data: &str, steps: u64, precision: &str, train: &str) -> PathBuf {
+    let cfg = write_config(dir, data, steps);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("device = \"cpu\"", &format!("device = \"cuda\"\n{train}"))
+        .replace(
+            "precision = \"fp32\"",
+            &format!("precision = \"{precision}\""),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
 }
 
 #[test]
@@ -58,12 +80,7 @@ fn without_a_driver_cuda_training_and_nccl_say_what_is_missing() {
         "{err}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "/nonexistent/data", 2);
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("device = \"cpu\"", "device = \"cuda\"")
-        .replace("precision = \"fp32\"", "precision = \"bf16\"");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = cuda_config(dir.path(), "/nonexistent/data", 2, "bf16", "");
     let run = Command::new(WORKER)
         .args(["train", "--config"])
         .arg(&cfg)
@@ -82,8 +99,7 @@ fn without_a_driver_cuda_training_and_nccl_say_what_is_missing() {
 #[ignore = "needs an NVIDIA GPU: scripts/gpu-check runs it"]
 fn nccl_collectives_run_on_libtorch_memory_and_stream() {
     assert!(has_gpu(), "no GPU visible");
-    let id = unique_id().unwrap();
-    let mut group = Nccl::init(&id, 0, 1, 0, std::time::Duration::from_secs(60)).unwrap();
+    let mut group = one_rank_group();
     let dev = tch::Device::Cuda(0);
     let mut t = tch::Tensor::arange(6, (tch::Kind::Float, dev));
     group.all_reduce_sum(&mut t).unwrap();
@@ -118,8 +134,7 @@ fn nccl_collectives_run_on_libtorch_memory_and_stream() {
 fn gradient_buckets_reduced_during_backward_on_the_side_stream_keep_the_gradients() {
     use worker::collective::{GradBuckets, GradReduce};
     assert!(has_gpu(), "no GPU visible");
-    let id = unique_id().unwrap();
-    let mut group = Nccl::init(&id, 0, 1, 0, std::time::Duration::from_secs(60)).unwrap();
+    let mut group = one_rank_group();
     let dev = tch::Device::Cuda(0);
     tch::manual_seed(0);
     let params: Vec<tch::Tensor> = [(512, 256), (256, 64), (64, 8)]
@@ -160,12 +175,7 @@ fn a_bf16_run_on_the_gpu_trains_and_checkpoints() {
     let Some(data) = packed_photos(dir.path()) else {
         return;
     };
-    let cfg = write_config(dir.path(), &data, 4);
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("device = \"cpu\"", "device = \"cuda\"")
-        .replace("precision = \"fp32\"", "precision = \"bf16\"");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = cuda_config(dir.path(), &data, 4, "bf16", "");
     let summary = dir.path().join("summary.json");
     let run = Command::new(WORKER)
         .args(["train", "--config"])
@@ -210,12 +220,13 @@ fn two_gpus_train_one_job_over_nccl_and_overlapped_buckets_change_nothing() {
         let ranks = 2;
         let sub = dir.path().join(name);
         std::fs::create_dir_all(&sub).unwrap();
-        let cfg = write_config(&sub, &data, 4);
-        let text = std::fs::read_to_string(&cfg).unwrap().replace(
-            "device = \"cpu\"",
-            &format!("device = \"cuda\"\noverlap_grad_reduce = {overlap}"),
+        let cfg = cuda_config(
+            &sub,
+            &data,
+            4,
+            "fp32",
+            &format!("overlap_grad_reduce = {overlap}"),
         );
-        std::fs::write(&cfg, text).unwrap();
         let master = format!("127.0.0.1:{}", common::free_port());
         let procs: Vec<_> = (0..ranks)
             .map(|rank| {
