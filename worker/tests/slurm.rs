@@ -218,27 +218,28 @@ fn newest_step(work: &Path) -> Option<u64> {
     entries[0]["checkpoint"]["step"].as_u64()
 }
 
-/// A work folder with packed photos and a small config of `steps` steps, its global
-/// batch of 12 divisible by 2, 3 and 4 nodes.
-fn job_setup(work: &Path, steps: u64) -> Option<PathBuf> {
+/// A 3-node emulated cluster and a work folder with packed photos and a small config of
+/// `steps` steps (global batch 12: divisible by 2, 3 and 4 nodes); `None` where Slurm or
+/// the photos are missing. Bound as `(tmp, config, cluster)`, locals drop in reverse: the
+/// cluster stops before its folder goes.
+fn job_setup(steps: u64) -> Option<(tempfile::TempDir, PathBuf, Cluster)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
     let data = packed_photos(work)?;
     let config = write_config(work, &data, steps);
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("batch_size = 8"));
     std::fs::write(&config, text.replace("batch_size = 8", "batch_size = 12")).unwrap();
-    Some(config)
+    let cluster = Cluster::start(work, 3)?;
+    Some((tmp, config, cluster))
 }
 
 #[test]
 fn a_signalled_job_checkpoints_requeues_and_finishes_from_its_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some((tmp, config, cluster)) = job_setup(40) else {
+        return;
+    };
     let work = tmp.path();
-    let Some(config) = job_setup(work, 40) else {
-        return;
-    };
-    let Some(cluster) = Cluster::start(work, 3) else {
-        return;
-    };
     let job = cluster.submit("train.sbatch", work, &config, &["--nodes=3"]);
     cluster.wait_for_checkpoint(work, 6);
     // What `--signal=B:USR1@SECONDS` does ahead of the time limit.
@@ -287,14 +288,10 @@ fn a_signalled_job_checkpoints_requeues_and_finishes_from_its_checkpoint() {
 
 #[test]
 fn the_heterogeneous_job_runs_the_coordinator_in_its_own_component_to_the_end() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some((tmp, config, cluster)) = job_setup(12) else {
+        return;
+    };
     let work = tmp.path();
-    let Some(config) = job_setup(work, 12) else {
-        return;
-    };
-    let Some(cluster) = Cluster::start(work, 3) else {
-        return;
-    };
     // One node for the coordinator, two for the workers (the script asks for 1 + 4).
     let job = cluster.submit(
         "train-hetjob.sbatch",
@@ -315,14 +312,10 @@ fn the_heterogeneous_job_runs_the_coordinator_in_its_own_component_to_the_end() 
 
 #[test]
 fn a_dead_node_ends_the_job_at_once_and_is_named() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some((tmp, config, cluster)) = job_setup(100_000) else {
+        return;
+    };
     let work = tmp.path();
-    let Some(config) = job_setup(work, 100_000) else {
-        return;
-    };
-    let Some(cluster) = Cluster::start(work, 3) else {
-        return;
-    };
     let job = cluster.submit("train.sbatch", work, &config, &["--nodes=3"]);
     cluster.wait_for_checkpoint(work, 4);
     // The `worker join` of the node with SLURM_NODEID 1 dies.
