@@ -10,15 +10,13 @@
 //! thread libtorch accumulates gradients on (the caller's on the CPU, the device's autograd
 //! thread on a GPU) while the caller waits in `backward()`.
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use tch::Tensor;
 use torch_sys::C_tensor;
 
 use crate::error::KernelsError;
+use crate::scopes::Scopes;
 
 /// Hears that parameter `index` (its position in [`GradHooks::new`]'s list) has its
 /// gradient for this backward pass.
@@ -46,14 +44,7 @@ struct Entry {
 // the arming thread waits in `backward()`; `GradReady: Send`.
 unsafe impl Send for Entry {}
 
-static HOOKS: Mutex<Option<HashMap<u64, Entry>>> = Mutex::new(None);
-static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
-
-fn registry() -> MutexGuard<'static, Option<HashMap<u64, Entry>>> {
-    HOOKS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+static HOOKS: Scopes<Entry> = Scopes::new();
 
 /// Hooks on a list of parameters (leaf tensors that require a gradient).
 #[derive(Debug)]
@@ -65,10 +56,7 @@ pub struct GradHooks {
 impl GradHooks {
     /// Sets a hook on each of `params` (replacing any other post-accumulate-grad hook).
     pub fn new(params: &[Tensor]) -> Result<Self, KernelsError> {
-        let scope = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
-        registry()
-            .get_or_insert_with(HashMap::new)
-            .insert(scope, Entry::default());
+        let scope = HOOKS.open(Entry::default());
         let hooks = GradHooks {
             scope,
             params: params.iter().map(Tensor::shallow_clone).collect(),
@@ -96,25 +84,20 @@ impl GradHooks {
         // SAFETY: only the lifetime is erased; `Disarm` removes the pointer before `'h`
         // ends, also when `f` panics.
         let handler: *mut (dyn GradReady + 'static) = unsafe { std::mem::transmute(handler) };
-        if let Some(entry) = registry().as_mut().and_then(|m| m.get_mut(&self.scope)) {
+        HOOKS.with(self.scope, |entry| {
             entry.handler = Some(handler);
             entry.panicked = false;
-        }
+        });
         struct Disarm(u64);
         impl Drop for Disarm {
             fn drop(&mut self) {
-                if let Some(entry) = registry().as_mut().and_then(|m| m.get_mut(&self.0)) {
-                    entry.handler = None;
-                }
+                HOOKS.with(self.0, |entry| entry.handler = None);
             }
         }
         let disarm = Disarm(self.scope);
         let out = f();
         drop(disarm);
-        let panicked = registry()
-            .as_ref()
-            .and_then(|m| m.get(&self.scope))
-            .is_some_and(|e| e.panicked);
+        let panicked = HOOKS.with(self.scope, |entry| entry.panicked) == Some(true);
         if panicked {
             return Err(KernelsError::Input {
                 what: "gradient hook",
@@ -131,19 +114,13 @@ impl Drop for GradHooks {
             // SAFETY: a live tensor.
             unsafe { exiflang_grad_ready_hook_clear(p.as_ptr()) };
         }
-        if let Some(m) = registry().as_mut() {
-            m.remove(&self.scope);
-        }
+        HOOKS.close(self.scope);
     }
 }
 
 extern "C" fn on_ready(scope: u64, index: u64) {
     // The lock is not held while the handler runs.
-    let handler = registry()
-        .as_ref()
-        .and_then(|m| m.get(&scope))
-        .and_then(|e| e.handler);
-    let Some(handler) = handler else {
+    let Some(handler) = HOOKS.with(scope, |entry| entry.handler).flatten() else {
         return;
     };
     // SAFETY: armed, so the borrow the pointer came from is live and its owner waits in
@@ -152,9 +129,7 @@ extern "C" fn on_ready(scope: u64, index: u64) {
         (*handler).ready(index as usize)
     }));
     if result.is_err() {
-        if let Some(entry) = registry().as_mut().and_then(|m| m.get_mut(&scope)) {
-            entry.panicked = true;
-        }
+        HOOKS.with(scope, |entry| entry.panicked = true);
     }
 }
 
@@ -193,7 +168,7 @@ mod tests {
         assert_eq!(seen.0.len(), 2);
         let scope = hooks.scope;
         drop(hooks);
-        assert!(registry().as_ref().unwrap().get(&scope).is_none());
+        assert!(HOOKS.with(scope, |_| ()).is_none());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod grad_hooks;
 pub mod joint;
 pub mod loss;
 pub mod resnet;
+mod scopes;
 pub mod sync_bn;
 pub mod text;
 pub mod weights;

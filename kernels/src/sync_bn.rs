@@ -9,18 +9,16 @@
 //! forward or backward pass runs, and a pass without one gets an error instead of a
 //! dangling reducer.
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use tch::nn::BatchNorm;
 use tch::Tensor;
 use torch_sys::C_tensor;
 
 use crate::error::KernelsError;
+use crate::scopes::Scopes;
 
 /// Sums a tensor over every rank of the job, in place (all ranks call it in the same
 /// order with the same shapes).
@@ -64,14 +62,7 @@ struct Entry {
 // libtorch's backward thread while that thread waits in `backward()`.
 unsafe impl Send for Entry {}
 
-static GROUPS: Mutex<Option<HashMap<u64, Entry>>> = Mutex::new(None);
-static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
-
-fn groups() -> MutexGuard<'static, Option<HashMap<u64, Entry>>> {
-    GROUPS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+static GROUPS: Scopes<Entry> = Scopes::new();
 
 /// The batch norms of one training step: their forward and backward passes sum over the
 /// ranks through whatever reducer is attached at the time (the step uses the same
@@ -90,14 +81,10 @@ impl Default for SyncGroup {
 impl SyncGroup {
     /// A new group with no reducer attached.
     pub fn new() -> Self {
-        let id = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-        groups().get_or_insert_with(HashMap::new).insert(
-            id,
-            Entry {
-                reducer: None,
-                error: None,
-            },
-        );
+        let id = GROUPS.open(Entry {
+            reducer: None,
+            error: None,
+        });
         Self { id }
     }
 
@@ -107,10 +94,10 @@ impl SyncGroup {
         // SAFETY: only the lifetime is erased; `Attached::drop` detaches the pointer
         // before the borrow `'g` ends.
         let reducer: *mut (dyn StatsReducer + 'static) = unsafe { std::mem::transmute(reducer) };
-        if let Some(entry) = groups().as_mut().and_then(|m| m.get_mut(&self.id)) {
+        GROUPS.with(self.id, |entry| {
             entry.reducer = Some(reducer);
             entry.error = None;
-        }
+        });
         Attached {
             group: self,
             _reducer: PhantomData,
@@ -120,9 +107,7 @@ impl SyncGroup {
 
 impl Drop for SyncGroup {
     fn drop(&mut self) {
-        if let Some(m) = groups().as_mut() {
-            m.remove(&self.id);
-        }
+        GROUPS.close(self.id);
     }
 }
 
@@ -137,10 +122,9 @@ pub struct Attached<'g> {
 impl Attached<'_> {
     /// The reducer's error if a sum failed since it was attached (cleared by the call).
     pub fn take_error(&self) -> Option<String> {
-        groups()
-            .as_mut()
-            .and_then(|m| m.get_mut(&self.group.id))
-            .and_then(|e| e.error.take())
+        GROUPS
+            .with(self.group.id, |entry| entry.error.take())
+            .flatten()
     }
 
     /// Synchronised batch norm of `xs` (`[N, C, ...]`) in training mode with `bn`'s
@@ -188,9 +172,7 @@ impl Attached<'_> {
 
 impl Drop for Attached<'_> {
     fn drop(&mut self) {
-        if let Some(entry) = groups().as_mut().and_then(|m| m.get_mut(&self.group.id)) {
-            entry.reducer = None;
-        }
+        GROUPS.with(self.group.id, |entry| entry.reducer = None);
     }
 }
 
@@ -202,11 +184,8 @@ fn sync_error(reason: &str) -> KernelsError {
 }
 
 extern "C" fn reduce_callback(scope: u64, t: *mut C_tensor) -> c_int {
-    let reducer = match groups().as_ref().and_then(|m| m.get(&scope)) {
-        Some(Entry {
-            reducer: Some(r), ..
-        }) => *r,
-        _ => return 2,
+    let Some(reducer) = GROUPS.with(scope, |entry| entry.reducer).flatten() else {
+        return 2;
     };
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `t` is a live at::Tensor owned by the C++ caller; this is a shallow
@@ -224,9 +203,7 @@ extern "C" fn reduce_callback(scope: u64, t: *mut C_tensor) -> c_int {
         Ok(Err(e)) => e,
         Err(_) => "the reducer panicked".to_string(),
     };
-    if let Some(entry) = groups().as_mut().and_then(|m| m.get_mut(&scope)) {
-        entry.error = Some(error);
-    }
+    GROUPS.with(scope, |entry| entry.error = Some(error));
     1
 }
 
