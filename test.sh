@@ -14,5 +14,7 @@ if [[ ${CI:-} == true ]]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0};
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads "${TEST_THREADS:-2}"
 # The GPU build: compiled and linked against the wheel's CUDA libraries, checked without a
-# GPU (GPU-only tests are ignored here; scripts/gpu-check runs them on a GPU machine).
-cargo test -p worker --features cuda --test gpu_build
+# GPU (GPU-only tests are ignored here; the GPU kit's gpu-check runs them on a GPU node),
+# and the GPU kit made from it, run in a node-like environment (tests/gpu_kit.rs).
+PROFILE=dev XZ_LEVEL=-1 scripts/gpu-kit target/gpu-kit-dev
+cargo test -p worker --features cuda --test gpu_build --test gpu_kit

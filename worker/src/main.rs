@@ -3,7 +3,7 @@
 //! config; `eval retrieval` / `eval splice` measure a checkpoint; `detect` finds spliced
 //! regions in photos; `probe` measures frozen image features with linear probes; `bench
 //! step` times the training step against PyTorch; `splice-bench make` builds the splice
-//! benchmark.
+//! benchmark; `env` says which libtorch, CUDA devices and NCCL it runs on.
 
 mod cli;
 
@@ -42,6 +42,8 @@ enum Command {
     /// The cross-camera splice benchmark made from real photos.
     #[command(subcommand)]
     SpliceBench(cli::splice_bench::SpliceBenchCommand),
+    /// What this worker runs on: libtorch (folder, version), CUDA devices, NCCL.
+    Env,
 }
 
 /// The exit status of a failure that running again unchanged cannot fix (a bad config,
@@ -50,6 +52,12 @@ enum Command {
 const EXIT_MISCONFIGURED: u8 = 2;
 
 fn main() -> std::process::ExitCode {
+    // Before anything else: the libtorch the loader found must be the release this binary
+    // was built against (`torchenv` chooses one; LD_LIBRARY_PATH can point elsewhere).
+    if let Err(e) = torchenv::check_loaded() {
+        eprintln!("worker: {e}");
+        return std::process::ExitCode::from(EXIT_MISCONFIGURED);
+    }
     let cli = Cli::parse();
     dataloader::logging::init(cli.log_format);
     match run(cli.command) {
@@ -78,5 +86,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Probe(c) => cli::probe::run(c),
         Command::Bench(c) => cli::bench::run(c),
         Command::SpliceBench(c) => cli::splice_bench::run(c),
+        Command::Env => cli::env::run(),
     }
 }

@@ -130,7 +130,7 @@ fn run(setup: Setup, coll: &mut dyn Collective, init_seed: i64) -> RunResult {
     };
     let mut grads = GradBuckets::new(&params, 1 << 10, GradReduce::Fp32);
     if setup.overlap {
-        grads = grads.overlapped(coll.world()).unwrap();
+        grads = grads.overlapped(coll.world() > 1).unwrap();
     }
     let mut losses = Vec::new();
     for step in 0..STEPS {

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod detect;
+pub mod env;
 pub mod eval;
 pub mod join;
 pub mod probe;

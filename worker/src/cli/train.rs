@@ -42,8 +42,10 @@ pub struct Args {
     #[arg(long, default_value_t = 120)]
     pub group_timeout_s: u64,
     /// The collective backend: tcp (CPU, through rank 0), nccl (GPU build: GPU memory on
-    /// libtorch's stream), or auto (nccl when training on CUDA in a GPU build).
-    #[arg(long, value_enum, default_value = "auto")]
+    /// libtorch's stream; also forms a one-rank group, to exercise NCCL and overlapped
+    /// buckets on one GPU), or auto (nccl when training on CUDA in a GPU build, with more
+    /// than one rank).
+    #[arg(long, value_enum, default_value = "auto", env = "WORKER_COLLECTIVE")]
     pub collective: Backend,
     /// Print progress and checkpoint events as JSON lines on stdout (for a supervisor).
     #[arg(long)]

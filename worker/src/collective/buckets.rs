@@ -112,9 +112,10 @@ impl GradBuckets {
     }
 
     /// Issues each bucket during [`GradBuckets::backward`] as soon as its gradients are
-    /// ready (when there is more than one rank).
-    pub fn overlapped(mut self, world: usize) -> Result<Self, KernelsError> {
-        if world > 1 {
+    /// ready, when `armed` (there is a sum to overlap: more than one rank, or a one-rank
+    /// NCCL group formed to exercise the path).
+    pub fn overlapped(mut self, armed: bool) -> Result<Self, KernelsError> {
+        if armed {
             self.hooks = Some(GradHooks::new(&self.params)?);
             self.learn_order = true;
         }
@@ -339,7 +340,7 @@ mod tests {
                 // Buckets of one or two parameters (8 floats = 32 bytes).
                 let mut buckets = GradBuckets::new(&ps, 32, GradReduce::Fp32);
                 if overlap {
-                    buckets = buckets.overlapped(2).unwrap();
+                    buckets = buckets.overlapped(true).unwrap();
                 }
                 for step in 0..2 {
                     for p in &ps {
@@ -386,7 +387,7 @@ mod tests {
             }
             let p = param(4);
             let mut buckets = GradBuckets::new(std::slice::from_ref(&p), 1 << 10, GradReduce::Fp32)
-                .overlapped(2)
+                .overlapped(true)
                 .unwrap();
             let loss = (&p * 2.0).sum(Kind::Float);
             Some(buckets.backward(&loss, c).unwrap_err())

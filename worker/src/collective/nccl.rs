@@ -50,8 +50,9 @@ pub fn check_libraries() -> Result<(), CollectiveError> {
     }
     if !unsafe { nccl::is_culib_present() } {
         return Err(setup(
-            "libnccl.so cannot be loaded: scripts/setup.sh --gpu links it next to the wheel's \
-             libnccl.so.2 (nvidia/nccl/lib), which must be on LD_LIBRARY_PATH",
+            "libnccl.so cannot be loaded: start the worker through torchenv (the GPU kit's \
+             bin/worker), which gives the wheel's libnccl.so.2 that name, or put a folder \
+             with a libnccl.so link to it on LD_LIBRARY_PATH",
         ));
     }
     Ok(())
@@ -97,13 +98,14 @@ impl std::fmt::Debug for Nccl {
     }
 }
 
-/// NCCL's default configuration (`NCCL_CONFIG_INITIALIZER` of NCCL 2.29), non-blocking.
+/// NCCL's default configuration (`NCCL_CONFIG_INITIALIZER` of NCCL 2.28, the torch 2.11
+/// wheels' NCCL), non-blocking.
 fn non_blocking_config() -> nccl::ncclConfig_t {
     const UNDEF: i32 = i32::MIN;
     nccl::ncclConfig_t {
         size: std::mem::size_of::<nccl::ncclConfig_t>(),
         magic: 0xcafe_beef,
-        version: 2 * 10_000 + 29 * 100 + 7,
+        version: 2 * 10_000 + 28 * 100 + 9,
         blocking: 0,
         cgaClusterSize: UNDEF,
         minCTAs: UNDEF,
@@ -118,8 +120,6 @@ fn non_blocking_config() -> nccl::ncclConfig_t {
         nvlsCTAs: UNDEF,
         nChannelsPerNetPeer: UNDEF,
         nvlinkCentricSched: UNDEF,
-        graphUsageMode: UNDEF,
-        numRmaCtx: UNDEF,
     }
 }
 

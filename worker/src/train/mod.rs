@@ -233,7 +233,8 @@ pub fn train(
     let mut opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
     let mut grads = GradBuckets::new(&params, BUCKET_BYTES, spec.train.grad_reduce);
     if spec.train.overlap_grad_reduce && coll.reduces_beside_compute() {
-        grads = grads.overlapped(coll.world())?;
+        // Also in a one-rank NCCL group (`--collective nccl`), which exists to exercise it.
+        grads = grads.overlapped(true)?;
     }
     let (decayed, exempt) = opt.groups();
     tracing::info!(

@@ -1,0 +1,24 @@
+//! Records which libtorch the workspace is built against (`LIBTORCH`, from
+//! `.cargo/config.toml` unless exported): its folder, the build's fallback at run time, and
+//! its version, the one every binary linking it needs at run time.
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    let dir = std::env::var("LIBTORCH").unwrap_or_default();
+    let dir = std::fs::canonicalize(&dir)
+        .map(|p| p.display().to_string())
+        .unwrap_or(dir);
+    let version = ["version.py", "build-version"]
+        .iter()
+        .find_map(|f| {
+            let path = std::path::Path::new(&dir).join(f);
+            println!("cargo:rerun-if-changed={}", path.display());
+            std::fs::read_to_string(path).ok()
+        })
+        .and_then(|text| version_in(&text))
+        .unwrap_or_default();
+    println!("cargo:rustc-env=TORCHENV_BUILD_LIBTORCH={dir}");
+    println!("cargo:rustc-env=TORCHENV_BUILT_FOR={version}");
+}
+
+include!("src/version_text.rs");

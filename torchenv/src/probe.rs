@@ -1,0 +1,58 @@
+//! What a candidate folder holds (the version of its libtorch, whether it has CUDA), and
+//! where a Python interpreter's torch package is, asked without importing torch.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A libtorch folder's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// Its version, from `version.py` (a torch package) or `build-version` (an archive).
+    pub version: String,
+    /// Whether it carries `lib/libtorch_cuda.so`.
+    pub cuda: bool,
+}
+
+/// The libtorch in `dir`, or why there is none usable.
+pub fn probe_dir(dir: &Path) -> Result<Probe, String> {
+    if !dir.is_dir() {
+        return Err("missing".into());
+    }
+    if !dir.join("lib/libtorch_cpu.so").is_file() {
+        return Err("no lib/libtorch_cpu.so in it".into());
+    }
+    let version = ["version.py", "build-version"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        .and_then(|text| crate::parse_version(&text))
+        .ok_or("neither version.py nor build-version says its version")?;
+    Ok(Probe {
+        version,
+        cuda: dir.join("lib/libtorch_cuda.so").is_file(),
+    })
+}
+
+/// The `torch` package folder of `python` (a path or a name looked up on the `PATH`), found
+/// with `importlib.util.find_spec`, which does not import it.
+pub fn python_torch_dir(python: &Path) -> Result<PathBuf, String> {
+    const ASK: &str = "import importlib.util as u\n\
+        s = u.find_spec('torch')\n\
+        print(s.submodule_search_locations[0] if s and s.submodule_search_locations else '')";
+    let out = Command::new(python)
+        .args(["-I", "-c", ASK])
+        .output()
+        .map_err(|e| format!("cannot run it ({e})"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "it failed ({}): {}",
+            out.status,
+            err.lines().last().unwrap_or("")
+        ));
+    }
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if dir.is_empty() {
+        return Err("no torch package".into());
+    }
+    Ok(PathBuf::from(dir))
+}
