@@ -101,7 +101,9 @@ pub struct StepArgs {
 /// Peak dense bf16 tensor-core TFLOP/s of a GPU by its name, for the ones we know.
 fn peak_bf16_tflops(gpu: &str) -> Option<f64> {
     let g = gpu.to_ascii_uppercase();
-    if g.contains("H100") || g.contains("H200") || g.contains("GH200") {
+    if g.contains("H100") && g.contains("PCIE") {
+        Some(756.0)
+    } else if g.contains("H100") || g.contains("H200") || g.contains("GH200") {
         Some(989.0)
     } else if g.contains("A100") {
         Some(312.0)
