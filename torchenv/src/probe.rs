@@ -33,13 +33,17 @@ pub fn probe_dir(dir: &Path) -> Result<Probe, String> {
 }
 
 /// The `torch` package folder of `python` (a path or a name looked up on the `PATH`), found
-/// with `importlib.util.find_spec`, which does not import it.
+/// with `importlib.util.find_spec`, which does not import it. Its search path is the one
+/// `import torch` would use (`PYTHONPATH` and user site-packages included, as clusters'
+/// environment modules set them), less the current folder.
 pub fn python_torch_dir(python: &Path) -> Result<PathBuf, String> {
-    const ASK: &str = "import importlib.util as u\n\
+    const ASK: &str = "import sys\n\
+        sys.path = [p for p in sys.path if p not in ('', '.')]\n\
+        import importlib.util as u\n\
         s = u.find_spec('torch')\n\
         print(s.submodule_search_locations[0] if s and s.submodule_search_locations else '')";
     let out = Command::new(python)
-        .args(["-I", "-c", ASK])
+        .args(["-c", ASK])
         .output()
         .map_err(|e| format!("cannot run it ({e})"))?;
     if !out.status.success() {

@@ -143,7 +143,7 @@ fn python_is_asked_where_its_torch_is_without_importing_it() {
     std::fs::write(
         &python,
         format!(
-            "#!/bin/sh\nexec python3 -c \"import sys; sys.path.insert(0, '{}'); exec(sys.argv[1])\" \"$3\"\n",
+            "#!/bin/sh\nexec python3 -c \"import sys; sys.path.append('{}'); exec(sys.argv[1])\" \"$2\"\n",
             root.path().join("site-packages").display()
         ),
     )

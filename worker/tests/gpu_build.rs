@@ -1,7 +1,7 @@
 //! The GPU build (`cargo test -p worker --features cuda --test gpu_build`). On any machine:
 //! libtorch's CUDA library is really linked, NCCL is found by the name cudarc loads, and
 //! without an NVIDIA driver asking for CUDA or NCCL fails with a message naming what is
-//! missing. On a GPU machine (`scripts/gpu-check` runs the ignored tests): NCCL
+//! missing. On a GPU machine (the GPU kit's `gpu-check` runs the ignored tests): NCCL
 //! collectives on libtorch's stream and memory, and a few bf16 training steps.
 //!
 //! The GPU kit (`scripts/gpu-kit`) carries this program to GPU nodes, where `WORKER_BIN`
@@ -115,7 +115,7 @@ fn without_a_driver_cuda_training_and_nccl_say_what_is_missing() {
 }
 
 #[test]
-#[ignore = "needs an NVIDIA GPU: scripts/gpu-check runs it"]
+#[ignore = "needs an NVIDIA GPU: the GPU kit's gpu-check runs it"]
 fn nccl_collectives_run_on_libtorch_memory_and_stream() {
     assert!(has_gpu(), "no GPU visible");
     let mut group = one_rank_group();
@@ -149,7 +149,7 @@ fn nccl_collectives_run_on_libtorch_memory_and_stream() {
 }
 
 #[test]
-#[ignore = "needs an NVIDIA GPU: scripts/gpu-check runs it"]
+#[ignore = "needs an NVIDIA GPU: the GPU kit's gpu-check runs it"]
 fn gradient_buckets_reduced_during_backward_on_the_side_stream_keep_the_gradients() {
     use worker::collective::{GradBuckets, GradReduce};
     assert!(has_gpu(), "no GPU visible");
@@ -187,7 +187,7 @@ fn gradient_buckets_reduced_during_backward_on_the_side_stream_keep_the_gradient
 }
 
 #[test]
-#[ignore = "needs an NVIDIA GPU: scripts/gpu-check runs it"]
+#[ignore = "needs an NVIDIA GPU: the GPU kit's gpu-check runs it"]
 fn a_bf16_run_on_the_gpu_trains_and_checkpoints() {
     assert!(has_gpu(), "no GPU visible");
     let dir = tempfile::tempdir().unwrap();
@@ -225,7 +225,7 @@ fn a_bf16_run_on_the_gpu_trains_and_checkpoints() {
 /// ranks agree on every loss, and buckets summed during backward (on the side stream)
 /// train as buckets summed after it. Skips when fewer than two GPUs are visible.
 #[test]
-#[ignore = "needs two NVIDIA GPUs: scripts/gpu-check runs it (it says when it skips)"]
+#[ignore = "needs two NVIDIA GPUs: the GPU kit's gpu-check runs it (it says when it skips)"]
 fn two_gpus_train_one_job_over_nccl_and_overlapped_buckets_change_nothing() {
     if tch::Cuda::device_count() < 2 {
         eprintln!("skipping: fewer than two GPUs visible");
