@@ -271,7 +271,10 @@ pub fn forward_backward(
             let _autocast = autocast()?;
             Ok(float(norms.embed(model, part, coll)?))
         };
-    if world == 1 && chunks.len() <= 1 {
+    // One rank and one pass: plain backward, unless buckets are to be summed during it
+    // (a one-rank NCCL group, formed to exercise that path, takes the path of many ranks).
+    let overlapped = grads.as_deref().is_some_and(GradBuckets::overlaps);
+    if world == 1 && chunks.len() <= 1 && !overlapped {
         tch::manual_seed(seed_of(0));
         let (a, b) = {
             let _autocast = autocast()?;
