@@ -79,7 +79,13 @@ fn the_kit_runs_on_a_gpu_node_with_only_its_own_pytorch() {
 
     // The node: the kit copied over, and a Python with its own copy of torch and the
     // NVIDIA libraries beside it (as a site-installed PyTorch has them).
-    let node = tempfile::tempdir().unwrap();
+    // Beside the workspace when possible (one file system, so the torch copy is hard links),
+    // never inside it (it is hidden from the check).
+    let node = tempfile::Builder::new()
+        .prefix("gpu-node-")
+        .tempdir_in(root.parent().unwrap())
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
     let node_kit = node.path().join("kit");
     run(Command::new("cp").arg("-r").arg(&kit).arg(&node_kit));
     let py = node.path().join("py");
