@@ -8,15 +8,10 @@ fn main() {
     let dir = std::fs::canonicalize(&dir)
         .map(|p| p.display().to_string())
         .unwrap_or(dir);
-    let version = ["version.py", "build-version"]
-        .iter()
-        .find_map(|f| {
-            let path = std::path::Path::new(&dir).join(f);
-            println!("cargo:rerun-if-changed={}", path.display());
-            std::fs::read_to_string(path).ok()
-        })
-        .and_then(|text| version_in(&text))
-        .unwrap_or_default();
+    for f in VERSION_FILES {
+        println!("cargo:rerun-if-changed={dir}/{f}");
+    }
+    let version = version_of_dir(std::path::Path::new(&dir)).unwrap_or_default();
     println!("cargo:rustc-env=TORCHENV_BUILD_LIBTORCH={dir}");
     println!("cargo:rustc-env=TORCHENV_BUILT_FOR={version}");
 }

@@ -77,6 +77,27 @@ impl fmt::Display for Candidate {
     }
 }
 
+impl Candidate {
+    /// What `dir` holds, found through `source`.
+    fn at(source: Source, dir: PathBuf) -> Self {
+        let probe = probe_dir(&dir);
+        Candidate {
+            source,
+            dir: Some(dir),
+            probe,
+        }
+    }
+
+    /// `source` named no folder, for the reason `why`.
+    fn absent(source: Source, why: impl Into<String>) -> Self {
+        Candidate {
+            source,
+            dir: None,
+            probe: Err(why.into()),
+        }
+    }
+}
+
 fn cuda_note(p: &Probe) -> &'static str {
     if p.cuda {
         " with CUDA"
@@ -142,11 +163,6 @@ pub fn compatible(found: &str, built_for: &str) -> bool {
     base_version(found) == base_version(built_for)
 }
 
-/// The version in a torch package's `version.py` or a libtorch archive's `build-version`.
-pub fn parse_version(text: &str) -> Option<String> {
-    version_in(text)
-}
-
 /// The decision: an explicit setting, when present, must match (it is never passed over);
 /// otherwise the first candidate whose libtorch is compatible with `built_for`.
 pub fn choose(candidates: Vec<Candidate>, built_for: &str) -> Result<Libtorch, LocateError> {
@@ -184,37 +200,19 @@ pub fn candidates(setting: Option<PathBuf>, python: &Path) -> Vec<Candidate> {
             .filter(|v| !v.is_empty())
             .map(|v| (LIBTORCH_ENV, PathBuf::from(v))),
     };
-    let mut out = Vec::new();
-    match explicit {
-        Some((name, dir)) => out.push(candidate(Source::Setting(name), dir)),
-        None => out.push(Candidate {
-            source: Source::Setting(LIBTORCH_ENV),
-            dir: None,
-            probe: Err("not set".into()),
-        }),
-    }
+    let mut out = vec![match explicit {
+        Some((name, dir)) => Candidate::at(Source::Setting(name), dir),
+        None => Candidate::absent(Source::Setting(LIBTORCH_ENV), "not set"),
+    }];
     let source = Source::Python(python.to_path_buf());
-    match python_torch_dir(python) {
-        Ok(dir) => out.push(candidate(source, dir)),
-        Err(why) => out.push(Candidate {
-            source,
-            dir: None,
-            probe: Err(why),
-        }),
-    }
+    out.push(match python_torch_dir(python) {
+        Ok(dir) => Candidate::at(source, dir),
+        Err(why) => Candidate::absent(source, why),
+    });
     if !BUILD_LIBTORCH.is_empty() {
-        out.push(candidate(Source::Build, PathBuf::from(BUILD_LIBTORCH)));
+        out.push(Candidate::at(Source::Build, PathBuf::from(BUILD_LIBTORCH)));
     }
     out
-}
-
-fn candidate(source: Source, dir: PathBuf) -> Candidate {
-    let probe = probe_dir(&dir);
-    Candidate {
-        source,
-        dir: Some(dir),
-        probe,
-    }
 }
 
 /// The environment a program needs to run on `lib`: its `lib/` folder, and NCCL's folder

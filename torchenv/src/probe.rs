@@ -21,10 +21,7 @@ pub fn probe_dir(dir: &Path) -> Result<Probe, String> {
     if !dir.join("lib/libtorch_cpu.so").is_file() {
         return Err("no lib/libtorch_cpu.so in it".into());
     }
-    let version = ["version.py", "build-version"]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
-        .and_then(|text| crate::parse_version(&text))
+    let version = crate::version_of_dir(dir)
         .ok_or("neither version.py nor build-version says its version")?;
     Ok(Probe {
         version,

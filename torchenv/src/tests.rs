@@ -27,21 +27,13 @@ fn found(source: Source, dir: &str, version: &str) -> Candidate {
     }
 }
 
-fn nothing(source: Source, why: &str) -> Candidate {
-    Candidate {
-        source,
-        dir: None,
-        probe: Err(why.into()),
-    }
-}
-
 #[test]
 fn versions_are_read_from_version_py_and_build_version() {
     let py = "__all__ = ['__version__']\n__version__ = '2.11.0+cu130'\ngit_version = 'abc'\n";
-    assert_eq!(parse_version(py).as_deref(), Some("2.11.0+cu130"));
-    assert_eq!(parse_version("2.11.0+cpu\n").as_deref(), Some("2.11.0+cpu"));
-    assert_eq!(parse_version("not a version\n"), None);
-    assert_eq!(parse_version(""), None);
+    assert_eq!(version_in(py).as_deref(), Some("2.11.0+cu130"));
+    assert_eq!(version_in("2.11.0+cpu\n").as_deref(), Some("2.11.0+cpu"));
+    assert_eq!(version_in("not a version\n"), None);
+    assert_eq!(version_in(""), None);
 }
 
 #[test]
@@ -55,7 +47,7 @@ fn a_release_matches_whatever_its_build_variant() {
 #[test]
 fn python_torch_comes_before_the_build_and_mismatches_are_passed_over() {
     let c = vec![
-        nothing(Source::Setting("LIBTORCH"), "not set"),
+        Candidate::absent(Source::Setting("LIBTORCH"), "not set"),
         found(
             Source::Python("python3".into()),
             "/node/torch",
@@ -67,7 +59,7 @@ fn python_torch_comes_before_the_build_and_mismatches_are_passed_over() {
     assert_eq!(lib.dir, Path::new("/node/torch"));
 
     let c = vec![
-        nothing(Source::Setting("LIBTORCH"), "not set"),
+        Candidate::absent(Source::Setting("LIBTORCH"), "not set"),
         found(Source::Python("python3".into()), "/node/torch", "2.10.0"),
         found(Source::Build, "/build/torch", "2.11.0"),
     ];
@@ -96,8 +88,8 @@ fn an_explicit_setting_that_does_not_match_is_an_error_naming_both_versions() {
 #[test]
 fn when_nothing_matches_every_place_looked_is_listed() {
     let c = vec![
-        nothing(Source::Setting("LIBTORCH"), "not set"),
-        nothing(Source::Python("python3".into()), "no torch package"),
+        Candidate::absent(Source::Setting("LIBTORCH"), "not set"),
+        Candidate::absent(Source::Python("python3".into()), "no torch package"),
         Candidate {
             source: Source::Build,
             dir: Some("/gone/torch".into()),
