@@ -22,6 +22,7 @@
 
 use crate::state::Policy;
 use crate::tls::ServerTls;
+use infra::FieldError;
 use proto::tls::TlsError;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -50,13 +51,8 @@ pub enum ConfigError {
         source: toml::de::Error,
     },
     /// A field holds an unusable value.
-    #[error("coordinator config field `{field}`: {reason}")]
-    Invalid {
-        /// Field name.
-        field: &'static str,
-        /// What is wrong and what to do.
-        reason: String,
-    },
+    #[error("coordinator config field {0}")]
+    Invalid(FieldError),
     /// The token file cannot be read.
     #[error("cannot read the token file {path}: {source}")]
     TokenFile {
@@ -139,10 +135,8 @@ impl ServeConfig {
         base: &Path,
         env_token: Option<String>,
     ) -> Result<Self, ConfigError> {
-        let invalid = |field, reason: &str| ConfigError::Invalid {
-            field,
-            reason: reason.to_string(),
-        };
+        let invalid =
+            |field: &str, reason: &str| ConfigError::Invalid(FieldError::new(field, reason));
         let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:50051".into());
         let listen = listen_text.parse().map_err(|_| {
             invalid(
@@ -321,7 +315,7 @@ mod tests {
         ];
         for (text, field) in cases {
             match load(text, Some("t")) {
-                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                Err(ConfigError::Invalid(e)) => assert_eq!(e.field, field, "{text}"),
                 other => panic!("{text}: expected an invalid {field}, got {other:?}"),
             }
         }
@@ -363,13 +357,7 @@ mod tests {
         std::fs::write(&path, "db_path = \"s.db\"\n[tls]\ncert = \"tls/c.pem\"\n").unwrap();
         let err = ServeConfig::load(&path, Some("t".into())).unwrap_err();
         assert!(
-            matches!(
-                err,
-                ConfigError::Invalid {
-                    field: "tls.key",
-                    ..
-                }
-            ),
+            matches!(&err, ConfigError::Invalid(e) if e.field == "tls.key"),
             "{err}"
         );
         std::fs::write(

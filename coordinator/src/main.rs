@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(flatten)]
+    log: infra::logging::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,14 +31,9 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    cli.log.init();
+    match cli.command {
         Command::Launch(args) => cli::launch::run(*args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Status(args) => cli::status::run(args),

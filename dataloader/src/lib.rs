@@ -8,13 +8,12 @@
 //!   training text, and computes tag frequencies over a corpus.
 //! - `jpeg` decodes only the part of a JPEG that a crop needs.
 //! - `synth` generates photos from simulated cameras when no real folder is given.
-//! - `store` turns URLs into object stores; `shard` writes and reads webdataset-style
-//!   tar shards and their manifest; `pack` and `inspect` are the commands on top.
+//! - `shard` writes and reads webdataset-style tar shards and their manifest in object
+//!   storage (`infra::store`); `pack` and `inspect` are the commands on top.
 //! - `order` fixes the global sample order of an epoch; `stream` reads this rank's part of
 //!   it with bounded prefetch, decodes and tokenises on a thread pool, and yields batches;
 //!   `tokenize` is the BERT uncased WordPiece tokenizer; `bench` measures the read path.
 //! - `split` divides photos by camera model into training and held-out file lists.
-//! - `logging` sets up `tracing` output for the project's binaries.
 
 pub mod tagmap;
 
@@ -22,12 +21,10 @@ pub use tagmap::TagMap;
 pub mod bench;
 pub mod exif;
 pub mod jpeg;
-pub mod logging;
 pub mod order;
 pub mod pack;
 pub mod shard;
 pub mod split;
-pub mod store;
 pub mod stream;
 pub mod synth;
 pub mod tokenize;

@@ -3,16 +3,14 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use dataloader::logging::LogFormat;
+use infra::logging::LogArgs;
 
 /// EXIF-as-text data pipeline: photos to webdataset shards in object storage to batches.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Log format: `text` for people, `json` for log collectors. Default: text on a
-    /// terminal, json otherwise.
-    #[arg(long, global = true, env = "LOG_FORMAT")]
-    log_format: Option<LogFormat>,
+    #[command(flatten)]
+    log: LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,7 +37,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    dataloader::logging::init(cli.log_format);
+    cli.log.init();
     match cli.command {
         Command::Exif(a) => cli::exif::run(a),
         Command::Tags(a) => cli::tags::run(a),

@@ -4,7 +4,7 @@
 //! `ModelConfig::validate` checks every field before any tensor is allocated; an error names
 //! the field (`text.num_heads`, `image.layers`, ...) and says what would be accepted.
 
-use crate::error::ConfigError;
+use infra::FieldError;
 use serde::{Deserialize, Serialize};
 
 /// The whole model: image tower, text tower, joint space, temperature and objective.
@@ -87,15 +87,15 @@ impl ImageTowerConfig {
     }
 
     /// Checks the fields; errors are prefixed with `image.`.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if let Some(i) = self.layers.iter().position(|&n| n < 1) {
-            return Err(ConfigError::new(
+            return Err(FieldError::new(
                 format!("image.layers[{i}]"),
                 "must be at least 1 block per stage",
             ));
         }
         if self.width < 1 {
-            return Err(ConfigError::new("image.width", "must be at least 1"));
+            return Err(FieldError::new("image.width", "must be at least 1"));
         }
         Ok(())
     }
@@ -215,7 +215,7 @@ impl TextTowerConfig {
     }
 
     /// Checks the fields; errors are prefixed with `text.`.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         let positive = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -227,14 +227,14 @@ impl TextTowerConfig {
         ];
         for (name, v) in positive {
             if v < 1 {
-                return Err(ConfigError::new(
+                return Err(FieldError::new(
                     format!("text.{name}"),
                     format!("must be at least 1, got {v}"),
                 ));
             }
         }
         if self.hidden_size % self.num_heads != 0 {
-            return Err(ConfigError::new(
+            return Err(FieldError::new(
                 "text.num_heads",
                 format!(
                     "must divide hidden_size {}, got {}",
@@ -243,13 +243,13 @@ impl TextTowerConfig {
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ConfigError::new(
+            return Err(FieldError::new(
                 "text.dropout",
                 format!("must be in [0, 1), got {}", self.dropout),
             ));
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
-            return Err(ConfigError::new(
+            return Err(FieldError::new(
                 "text.layer_norm_eps",
                 format!("must be in (0, 1), got {}", self.layer_norm_eps),
             ));
@@ -302,21 +302,21 @@ impl Temperature {
     }
 
     /// Checks the fields; errors are prefixed with `temperature.`.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         match *self {
             Temperature::Fixed { logit_scale }
                 if !(logit_scale > 0.0 && logit_scale.is_finite()) =>
             {
-                Err(ConfigError::new(
+                Err(FieldError::new(
                     "temperature.logit_scale",
                     format!("must be a positive number, got {logit_scale}"),
                 ))
             }
             Temperature::Learnable { init, .. } if !(init > 0.0 && init.is_finite()) => Err(
-                ConfigError::new("temperature.init", format!("must be positive, got {init}")),
+                FieldError::new("temperature.init", format!("must be positive, got {init}")),
             ),
             Temperature::Learnable { init, max } if !(max >= init && max.is_finite()) => {
-                Err(ConfigError::new(
+                Err(FieldError::new(
                     "temperature.max",
                     format!("must be finite and at least init {init}, got {max}"),
                 ))
@@ -360,12 +360,12 @@ impl ModelConfig {
     }
 
     /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         self.image.validate()?;
         self.text.validate()?;
         self.temperature.validate()?;
         if self.embed_dim < 1 {
-            return Err(ConfigError::new(
+            return Err(FieldError::new(
                 "embed_dim",
                 format!("must be at least 1, got {}", self.embed_dim),
             ));
@@ -374,7 +374,7 @@ impl ModelConfig {
             && !self.text.pooling.projects()
             && self.embed_dim != self.text.hidden_size
         {
-            return Err(ConfigError::new(
+            return Err(FieldError::new(
                 "embed_dim",
                 format!(
                     "must equal text.hidden_size {} with masked_mean pooling (no projection), got {}",

@@ -2,31 +2,15 @@
 
 use std::path::PathBuf;
 
-/// A configuration value that cannot build a model; names the field and the reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid model config: `{field}` {reason}")]
-pub struct ConfigError {
-    /// Dotted path of the offending field, e.g. `text.num_heads`.
-    pub field: String,
-    /// What is wrong and what would be accepted.
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-}
+use infra::FieldError;
 
 /// Everything that can go wrong building, loading or running the model.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelsError {
-    /// The configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    /// The configuration is invalid (the dotted path of the field, e.g. `text.num_heads`,
+    /// and why).
+    #[error("invalid model config: {0}")]
+    Config(#[from] FieldError),
     /// A weights file could not be read.
     #[error("cannot read weights {path}: {source}")]
     ReadWeights {

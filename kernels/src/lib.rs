@@ -34,7 +34,7 @@ pub use config::{
     Block, ImageTowerConfig, ModelConfig, Objective, Pooling, Temperature, TextKind,
     TextTowerConfig,
 };
-pub use error::{ConfigError, KernelsError};
+pub use error::KernelsError;
 pub use joint::JointModel;
 pub use loss::{l2_normalize, symmetric_infonce, LogitScale};
 pub use resnet::{patches_to_tensor, preprocess, ImageTower, CLIP_MEAN, CLIP_STD};

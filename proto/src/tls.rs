@@ -13,13 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-/// Environment variable naming the CA file clients trust (`--tls-ca`).
-pub const TLS_CA_ENV: &str = "COORDINATOR_TLS_CA";
-/// Environment variable naming the client certificate file (`--tls-cert`).
-pub const TLS_CERT_ENV: &str = "COORDINATOR_TLS_CERT";
-/// Environment variable naming the client key file (`--tls-key`).
-pub const TLS_KEY_ENV: &str = "COORDINATOR_TLS_KEY";
-
 /// How long a TLS handshake may take before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -201,6 +194,16 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
+    /// What the TLS client flags (`--tls-ca`, `--tls-cert`, `--tls-key` or their
+    /// environment variables) name, read and checked; `None` when they name nothing.
+    pub fn from_args(args: &infra::cli::ClientTlsArgs) -> Result<Option<Self>, TlsError> {
+        Self::load(
+            args.tls_ca.as_deref(),
+            args.tls_cert.as_deref(),
+            args.tls_key.as_deref(),
+        )
+    }
+
     /// Reads the files given (`--tls-ca`, `--tls-cert`, `--tls-key`); `cert` and `key`
     /// come together. `None` when no file is given at all.
     pub fn load(

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dataloader::store::{RetryPolicy, StoreOptions};
+use infra::store::{RetryPolicy, StoreOptions};
 use object_store::{ObjectStoreExt, PutPayload};
 use worker::checkpoint::{
     dir_name, Checkpoint, CheckpointError, CheckpointStore, DataPosition, TrainState,
@@ -309,7 +309,7 @@ async fn s3_round_trip_retention_and_damaged_checkpoints() {
     assert_eq!(store.load(&r).await.unwrap(), small(30));
 
     // Step 10 was pruned object by object.
-    let (raw, prefix) = dataloader::store::open_url(url, &opts).unwrap();
+    let (raw, prefix) = infra::store::open_url(url, &opts).unwrap();
     let left = raw.list_with_delimiter(Some(&prefix)).await.unwrap();
     let names: Vec<_> = left
         .common_prefixes

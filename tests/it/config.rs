@@ -4,9 +4,9 @@
 //! learning-rate schedule resolves epochs to steps.
 
 use kernels::config::{Block, ImageTowerConfig, Objective, Pooling, Temperature, TextKind};
-use worker::config::{
-    BatchNormStats, Config, ConfigError, Device, FieldError, Precision, TrainConfig,
-};
+use worker::config::{BatchNormStats, Config, ConfigError, Device, Precision, TrainConfig};
+
+use infra::FieldError;
 
 use crate::support;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dataloader::pack::{self, Input};
 use dataloader::shard::{Compression, Dataset, ShardError};
-use dataloader::store::{RetryPolicy, StoreOptions};
+use infra::store::{RetryPolicy, StoreOptions};
 
 use crate::shards::{assert_round_trip, camera_photos, photo_folder, test_options};
 use crate::support;
@@ -151,7 +151,7 @@ async fn pack_to_s3_and_read_back() {
         .await
         .unwrap_err();
     assert!(matches!(err, ShardError::NoManifest { .. }), "{err}");
-    let (store, prefix) = dataloader::store::open_url(url, &server.options()).unwrap();
+    let (store, prefix) = infra::store::open_url(url, &server.options()).unwrap();
     use object_store::ObjectStoreExt;
     store
         .delete(&prefix.clone().join(m.shards[1].name.as_str()))

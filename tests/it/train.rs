@@ -11,8 +11,9 @@ use worker::checkpoint::CheckpointStore;
 use worker::collective::Solo;
 use worker::config::{Config, TrainConfig};
 use worker::eval::retrieval::{evaluate, RetrievalOptions};
-use worker::train::data::DataSource;
-use worker::train::{model, train, TrainError, TrainOptions};
+use worker::runtime::data::DataSource;
+use worker::runtime::{model, RuntimeError};
+use worker::train::{train, TrainError, TrainOptions};
 
 use crate::support;
 
@@ -200,7 +201,10 @@ fn resuming_from_the_middle_gives_the_same_weights_as_training_straight_through(
     let other = config(&data, &split_url, |c| c.optim.lr = 1e-3);
     let err = train(&other, &resume, &mut Solo).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, TrainError::Checkpoint(_)), "{msg}");
+    assert!(
+        matches!(err, TrainError::Runtime(RuntimeError::Checkpoint(_))),
+        "{msg}"
+    );
     assert!(
         msg.contains(cfg.digest.as_str()) && msg.contains(other.digest.as_str()),
         "{msg}"
@@ -275,7 +279,10 @@ fn configs_this_build_cannot_run_fail_with_clear_errors() {
         &mut Solo,
     )
     .unwrap_err();
-    assert!(matches!(err, TrainError::Dataset(_)), "{err}");
+    assert!(
+        matches!(err, TrainError::Runtime(RuntimeError::Dataset(_))),
+        "{err}"
+    );
     assert!(err.to_string().contains("no-such-dataset"), "{err}");
 
     let err = train(

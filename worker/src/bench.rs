@@ -13,10 +13,11 @@ use tch::{Kind, Tensor};
 
 use crate::collective::Solo;
 use crate::config::Config;
-use crate::train::model;
-use crate::train::optimizer::{AdamW, AdamWConfig};
-use crate::train::step::{forward_backward, split_variables, StepInputs, StepSettings, TextInput};
-use crate::train::TrainError;
+use crate::runtime::inputs::{StepInputs, TextInput};
+use crate::runtime::model;
+use crate::runtime::optimizer::{AdamW, AdamWConfig};
+use crate::runtime::step::{forward_backward, split_variables, StepSettings};
+use crate::runtime::RuntimeError;
 
 /// Timings of one implementation.
 #[derive(Debug, Clone, Serialize)]
@@ -53,7 +54,7 @@ pub fn time_steps(
     seq_len: i64,
     steps: usize,
     warmup: usize,
-) -> Result<StepTimes, TrainError> {
+) -> Result<StepTimes, RuntimeError> {
     let spec = &cfg.spec;
     let device = model::torch_device(cfg.device)?;
     let (vs, model) = model::build(cfg, device, 0)?;

@@ -1,14 +1,20 @@
 //! The worker's library: what one training node needs besides the data pipeline
-//! (`dataloader`) and the model (`kernels`).
+//! (`dataloader`) and the model (`kernels`), in floors from the bottom up.
 //!
-//! [`config`] reads and validates the training configuration (a TOML file), computes its
-//! digest and the learning-rate schedule; [`checkpoint`] saves and loads training
-//! checkpoints in object storage, each committed by a marker written last, so a crash
-//! while writing never leaves a checkpoint that looks complete; [`train`] is the
-//! training loop (one process, or one rank of a data-parallel group through [`collective`]); [`eval`] measures a trained model; [`bench`] times the
-//! training step; [`node`] is `worker join`, one node of a coordinated job; [`probe`]
-//! measures frozen image features with linear probes; [`splice_bench`] makes the
-//! cross-camera splice benchmark from real photos.
+//! - Below everything: [`config`] reads and validates the training configuration (a TOML
+//!   file), computes its digest and the learning-rate schedule; [`checkpoint`] saves and
+//!   loads training checkpoints in object storage, each committed by a marker written
+//!   last; [`collective`] is the data-parallel group (TCP, or NCCL in the GPU build);
+//!   [`events`] is what a training process tells its supervisor.
+//! - [`runtime`]: the model runtime (model building and loading, step inputs,
+//!   forward/backward over the global batch, AdamW, the libtorch guard) that every
+//!   model-running command stands on.
+//! - On it: [`train`], the training loop (`worker train`, and nothing else imports it);
+//!   [`eval`] measures a trained model; [`detect`] finds splices in a photo; [`probe`]
+//!   measures frozen features with linear probes; [`bench`] times the training step.
+//! - Beside them: [`node`] is `worker join`, one node of a coordinated job, supervising
+//!   `worker train` processes through [`events`]; [`splice_bench`] makes the cross-camera
+//!   splice benchmark from real photos.
 
 pub mod bench;
 pub mod checkpoint;
@@ -16,8 +22,10 @@ pub mod collective;
 pub mod config;
 pub mod detect;
 pub mod eval;
+pub mod events;
 pub mod node;
 pub mod probe;
+pub mod runtime;
 pub mod splice_bench;
 pub mod train;
 

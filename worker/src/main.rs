@@ -8,16 +8,14 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use dataloader::logging::LogFormat;
+use infra::logging::LogArgs;
 
 /// Training and evaluation worker.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Log format: `text` for people, `json` for log collectors. Default: text on a
-    /// terminal, json otherwise.
-    #[arg(long, global = true, env = "LOG_FORMAT")]
-    log_format: Option<LogFormat>,
+    #[command(flatten)]
+    log: LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,7 +57,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(EXIT_MISCONFIGURED);
     }
     let cli = Cli::parse();
-    dataloader::logging::init(cli.log_format);
+    cli.log.init();
     match run(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -67,7 +65,7 @@ fn main() -> std::process::ExitCode {
             let node = || e.chain().find_map(|c| c.downcast_ref::<NodeError>());
             if let Some(NodeError::Left) = node() {
                 tracing::warn!("{e}");
-                return std::process::ExitCode::from(worker::train::EXIT_INTERRUPTED as u8);
+                return std::process::ExitCode::from(worker::events::EXIT_INTERRUPTED as u8);
             }
             eprintln!("Error: {e:?}");
             let permanent = e.chain().any(|c| c.is::<worker::config::ConfigError>())

@@ -14,8 +14,9 @@ use kernels::resnet::preprocess;
 use tch::{nn, Device, Kind, Tensor};
 use worker::collective::tcp::TcpCollective;
 use worker::collective::{broadcast_variables, Collective, GradBuckets, GradReduce, Solo};
-use worker::train::optimizer::{AdamW, AdamWConfig};
-use worker::train::step::{forward_backward, split_variables, StepInputs, StepSettings, TextInput};
+use worker::runtime::inputs::{StepInputs, TextInput};
+use worker::runtime::optimizer::{AdamW, AdamWConfig};
+use worker::runtime::step::{forward_backward, split_variables, StepSettings};
 
 const GLOBAL: i64 = 8;
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());

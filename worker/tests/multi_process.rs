@@ -193,7 +193,7 @@ fn sigterm_checkpoints_and_leaves_and_resume_finishes_the_run() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(worker::train::EXIT_INTERRUPTED),
+        Some(worker::events::EXIT_INTERRUPTED),
         "stopped early after a checkpoint: neither done nor failed\n{}",
         String::from_utf8_lossy(&out.stderr)
     );

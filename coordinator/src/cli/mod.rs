@@ -8,6 +8,7 @@ pub mod stop;
 
 use anyhow::Context;
 use clap::Args;
+use infra::cli::ClientTlsArgs;
 use proto::tls::ClientTls;
 use std::path::PathBuf;
 
@@ -25,37 +26,11 @@ pub struct Connection {
     pub tls: ClientTlsArgs,
 }
 
-/// What a client trusts and presents over TLS.
-#[derive(Args, Debug, Clone, Default)]
-pub struct ClientTlsArgs {
-    /// CA that signed the coordinator's certificate, PEM (https:// URLs; default: the
-    /// system's CA roots).
-    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CA_ENV)]
-    pub tls_ca: Option<PathBuf>,
-    /// Client certificate, PEM, for a coordinator that requires one (with --tls-key).
-    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CERT_ENV)]
-    pub tls_cert: Option<PathBuf>,
-    /// The client certificate's private key, PEM.
-    #[arg(long, value_name = "FILE", env = proto::tls::TLS_KEY_ENV)]
-    pub tls_key: Option<PathBuf>,
-}
-
-impl ClientTlsArgs {
-    /// Reads and checks the files given; `None` when none is.
-    pub fn load(&self) -> anyhow::Result<Option<ClientTls>> {
-        Ok(ClientTls::load(
-            self.tls_ca.as_deref(),
-            self.tls_cert.as_deref(),
-            self.tls_key.as_deref(),
-        )?)
-    }
-}
-
 impl Connection {
     /// Connects with the token from `--token-file` or the environment, over TLS for an
     /// `https://` URL; the TLS files are checked before anything else.
     pub async fn connect(&self) -> anyhow::Result<coordinator::client::Client> {
-        let tls = self.tls.load()?;
+        let tls = ClientTls::from_args(&self.tls)?;
         let token = match &self.token_file {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the token file {}", path.display()))?,

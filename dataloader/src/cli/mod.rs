@@ -12,7 +12,7 @@ pub mod tags;
 
 use anyhow::Context;
 use dataloader::shard::Dataset;
-use dataloader::store::{RetryPolicy, StoreOptions};
+use infra::store::{RetryPolicy, StoreOptions};
 use tokio::runtime::Runtime;
 
 /// Object-storage settings shared by the commands that read or write datasets.

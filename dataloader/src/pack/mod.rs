@@ -17,8 +17,8 @@ use crate::exif::frequency::{FrequencyCounter, DEFAULT_THRESHOLD};
 use crate::exif::TagList;
 use crate::shard::writer::DatasetInfo;
 use crate::shard::{DatasetWriter, Manifest, ShardError, WriterOptions};
-use crate::store::StoreOptions;
 use crate::TagMap;
+use infra::store::StoreOptions;
 pub use input::{list_photos, make_key, Input, PhotoItem};
 pub use photo::{SkipReason, PATCH_SIZE};
 

@@ -18,7 +18,7 @@ pub use reader::{Dataset, ShardCheck};
 pub use sample::{EncodedSample, RawSample, SampleError, SampleInput};
 pub use writer::{DatasetInfo, DatasetWriter, WriterOptions};
 
-use crate::store::{RetryError, StoreError};
+use infra::store::{RetryError, StoreError};
 
 /// Errors of reading or writing a dataset.
 ///

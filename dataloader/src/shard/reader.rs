@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use super::manifest::{Compression, Manifest, ShardIndex, FORMAT_VERSION, MANIFEST_NAME};
 use super::sample::{self, RawSample, SampleError};
 use super::ShardError;
-use crate::store::{self, retry, RetryError, RetryPolicy, StoreOptions, StoreUrl};
+use infra::store::{self, retry, RetryError, RetryPolicy, StoreOptions, StoreUrl};
 
 /// A packed dataset opened for reading. Cheap to share behind an `Arc`; shard indexes are
 /// fetched on first use and cached.

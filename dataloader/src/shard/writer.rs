@@ -13,7 +13,7 @@ use super::manifest::{
 use super::manifest::{FORMAT_VERSION, MANIFEST_NAME};
 use super::sample::{self, EncodedSample, SampleInput};
 use super::ShardError;
-use crate::store::{self, retry, RetryError, RetryPolicy, StoreOptions, StoreUrl};
+use infra::store::{self, retry, RetryError, RetryPolicy, StoreOptions, StoreUrl};
 
 /// How shards are written.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use dataloader::pack::{self, Input};
 use dataloader::shard::{Compression, Dataset, SampleError, ShardError};
-use dataloader::store::StoreOptions;
+use infra::store::StoreOptions;
 
 use super::{camera_photos, photo_folder, test_options};
 

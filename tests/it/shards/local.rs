@@ -5,7 +5,7 @@ use std::path::Path;
 
 use dataloader::pack::{self, Input};
 use dataloader::shard::{Compression, Dataset, ShardError, WriterOptions};
-use dataloader::store::StoreOptions;
+use infra::store::StoreOptions;
 
 use super::{assert_round_trip, camera_photos, photo_folder, stem, tags_for, test_options};
 use crate::support;

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use dataloader::pack::{PackOptions, TagListChoice, TagSource};
 use dataloader::shard::{Compression, Dataset, WriterOptions};
-use dataloader::store::RetryPolicy;
 use dataloader::TagMap;
+use infra::store::RetryPolicy;
 
 use crate::support;
 

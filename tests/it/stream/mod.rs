@@ -116,9 +116,9 @@ use dataloader::order::{RankPlan, TailPolicy};
 use dataloader::shard::{
     Compression, Dataset, DatasetInfo, DatasetWriter, SampleInput, WriterOptions,
 };
-use dataloader::store::{RetryPolicy, StoreOptions};
 use dataloader::stream::{Batch, BatchStream, CropDecode, SkipReason, StreamError, StreamOptions};
 use dataloader::TagMap;
+use infra::store::{RetryPolicy, StoreOptions};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 

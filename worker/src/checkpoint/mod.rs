@@ -126,10 +126,10 @@ pub fn parse_dir_name(name: &str) -> Option<u64> {
 pub enum CheckpointError {
     /// The checkpoint URL could not be opened.
     #[error(transparent)]
-    Open(#[from] dataloader::store::StoreError),
+    Open(#[from] infra::store::StoreError),
     /// Reading, writing, listing or deleting failed (after retries).
     #[error(transparent)]
-    Storage(#[from] dataloader::store::RetryError),
+    Storage(#[from] infra::store::RetryError),
     /// A file's contents differ from what the marker records, or the state file does not
     /// parse: the checkpoint must not be used.
     #[error("checkpoint {url} is corrupt: {reason}; it will not be loaded (delete it, or resume from an older one)")]

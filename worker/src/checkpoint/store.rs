@@ -2,8 +2,8 @@
 //! checkpoints, loading with verification, and pruning old and abandoned ones.
 
 use bytes::Bytes;
-use dataloader::store::{self, retry, RetryPolicy, StoreOptions, StoreUrl};
 use futures::{StreamExt, TryStreamExt};
+use infra::store::{self, retry, RetryPolicy, StoreOptions, StoreUrl};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};

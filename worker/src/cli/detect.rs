@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use worker::detect::{self, output, AnalysisParams, DetectParams};
-use worker::train::model;
+use worker::runtime::model;
 
 use super::{load_checkpoint, load_config, StoreArgs};
 

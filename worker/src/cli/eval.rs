@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use dataloader::order::RankPlan;
 use worker::eval::retrieval::{evaluate, RetrievalOptions};
-use worker::train::data::DataSource;
-use worker::train::model;
+use worker::runtime::data::DataSource;
+use worker::runtime::model;
 
 use super::{load_checkpoint, load_config, StoreArgs};
 

@@ -11,7 +11,7 @@ pub mod splice_bench;
 pub mod train;
 
 use anyhow::Context;
-use dataloader::store::StoreOptions;
+use infra::store::StoreOptions;
 use std::path::{Path, PathBuf};
 use worker::config::Config;
 
@@ -41,9 +41,9 @@ pub fn load_checkpoint(
     reference: Option<&str>,
     device: tch::Device,
     store: &StoreArgs,
-) -> anyhow::Result<worker::train::model::LoadedModel> {
+) -> anyhow::Result<worker::runtime::model::LoadedModel> {
     let reference = reference.unwrap_or(&cfg.spec.checkpoint.url);
-    worker::train::model::from_checkpoint(cfg, reference, device, &store.options())
+    worker::runtime::model::from_checkpoint(cfg, reference, device, &store.options())
         .with_context(|| format!("loading the checkpoint {reference}"))
 }
 
@@ -57,16 +57,9 @@ pub struct CoordinatorArgs {
     /// File holding the shared token; default: the environment variable COORDINATOR_TOKEN.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// CA that signed the coordinator's certificate, PEM (https:// URLs; default: the
-    /// system's CA roots).
-    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CA_ENV)]
-    pub tls_ca: Option<PathBuf>,
-    /// Client certificate, PEM, for a coordinator that requires one (with --tls-key).
-    #[arg(long, value_name = "FILE", env = proto::tls::TLS_CERT_ENV)]
-    pub tls_cert: Option<PathBuf>,
-    /// The client certificate's private key, PEM.
-    #[arg(long, value_name = "FILE", env = proto::tls::TLS_KEY_ENV)]
-    pub tls_key: Option<PathBuf>,
+    /// TLS settings.
+    #[command(flatten)]
+    pub tls: infra::cli::ClientTlsArgs,
     /// Keep trying to reach the coordinator this long at start (on a cluster the
     /// coordinator may start after the workers, or be restarting).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
@@ -98,11 +91,7 @@ impl CoordinatorArgs {
 
     /// The TLS files given, checked; `None` when none is.
     pub fn tls(&self) -> anyhow::Result<Option<proto::tls::ClientTls>> {
-        Ok(proto::tls::ClientTls::load(
-            self.tls_ca.as_deref(),
-            self.tls_cert.as_deref(),
-            self.tls_key.as_deref(),
-        )?)
+        Ok(proto::tls::ClientTls::from_args(&self.tls)?)
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use dataloader::pack::{list_photos, Input};
 use worker::probe::{self, exif::ExifParams, radial::RadialParams, LogisticOptions, ProbeOptions};
-use worker::train::model;
+use worker::runtime::model;
 
 use super::{load_config, StoreArgs};
 

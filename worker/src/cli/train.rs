@@ -108,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if s.interrupted {
         // Not done, not failed: a node tells this apart from both.
-        std::process::exit(worker::train::EXIT_INTERRUPTED);
+        std::process::exit(worker::events::EXIT_INTERRUPTED);
     }
     Ok(())
 }
@@ -204,8 +204,8 @@ fn tcp_group(args: &Args) -> anyhow::Result<Box<dyn Collective>> {
 }
 
 /// A sender whose events a thread prints as JSON lines on stdout.
-fn print_events() -> std::sync::mpsc::Sender<worker::train::TrainEvent> {
-    let (tx, rx) = std::sync::mpsc::channel::<worker::train::TrainEvent>();
+fn print_events() -> std::sync::mpsc::Sender<worker::events::TrainEvent> {
+    let (tx, rx) = std::sync::mpsc::channel::<worker::events::TrainEvent>();
     std::thread::spawn(move || {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

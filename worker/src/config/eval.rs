@@ -25,8 +25,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::FieldError;
 use crate::eval::datasets::DatasetConfig;
+use infra::FieldError;
 
 /// `[eval]`: the eval suites.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -160,7 +160,7 @@ impl EvalConfig {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
             if !name_ok {
                 errors.push(FieldError::new(
-                    &at("name"),
+                    at("name"),
                     format!(
                         "{:?} must be letters, digits, '-', '_' or '.' (it names a file)",
                         s.name
@@ -169,16 +169,16 @@ impl EvalConfig {
             }
             if self.suites[..i].iter().any(|o| o.name == s.name) {
                 errors.push(FieldError::new(
-                    &at("name"),
+                    at("name"),
                     format!("{:?} is used twice", s.name),
                 ));
             }
             if s.every_steps == Some(0) {
-                errors.push(FieldError::new(&at("every_steps"), "must be at least 1"));
+                errors.push(FieldError::new(at("every_steps"), "must be at least 1"));
             }
             if s.every_steps.is_none() && !s.on_final {
                 errors.push(FieldError::new(
-                    &at("final"),
+                    at("final"),
                     "the suite never runs: set every_steps or final = true",
                 ));
             }
@@ -187,30 +187,27 @@ impl EvalConfig {
                     errors.extend(splice.dataset.validate(&at("splice.dataset")));
                     if !(2..=200).contains(&splice.patches_per_side) {
                         errors.push(FieldError::new(
-                            &at("splice.patches_per_side"),
+                            at("splice.patches_per_side"),
                             format!("{} is outside 2..=200", splice.patches_per_side),
                         ));
                     }
                 }
                 (None, Some(r)) => {
                     if r.data.trim().is_empty() {
-                        errors.push(FieldError::new(&at("retrieval.data"), "must not be empty"));
+                        errors.push(FieldError::new(at("retrieval.data"), "must not be empty"));
                     }
                     if r.batch < 2 {
-                        errors.push(FieldError::new(
-                            &at("retrieval.batch"),
-                            "must be at least 2",
-                        ));
+                        errors.push(FieldError::new(at("retrieval.batch"), "must be at least 2"));
                     }
                     if r.rounds == 0 {
                         errors.push(FieldError::new(
-                            &at("retrieval.rounds"),
+                            at("retrieval.rounds"),
                             "must be at least 1",
                         ));
                     }
                 }
                 _ => errors.push(FieldError::new(
-                    &at("name"),
+                    at("name"),
                     "give exactly one of [eval.suites.splice] or [eval.suites.retrieval]",
                 )),
             }

@@ -19,13 +19,14 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use dataloader::exif::TextFormat;
+use infra::{join_fields, FieldError};
 use serde::{Deserialize, Serialize};
 
 pub use kernels::config::ModelConfig;
 
 pub use digest::ConfigDigest;
 pub use schedule::LrSchedule;
-pub use validate::{Device, FieldError};
+pub use validate::Device;
 
 /// The whole training configuration, as written in the TOML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,21 +267,13 @@ pub enum ConfigError {
         source: Box<toml::de::Error>,
     },
     /// One or more fields have values that are not allowed.
-    #[error("invalid config {origin}: {}", join(.errors))]
+    #[error("invalid config {origin}: {}", join_fields(.errors))]
     Invalid {
         /// The file, or `<string>`.
         origin: String,
         /// Every offending field with its reason.
         errors: Vec<FieldError>,
     },
-}
-
-fn join(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl TrainConfig {

@@ -1,7 +1,9 @@
 //! The learning-rate schedule: linear warm-up to the peak rate, then a half cosine down to
 //! the minimum rate at the last step, as a pure function of the step.
 
-use super::{FieldError, TrainConfig};
+use infra::FieldError;
+
+use super::TrainConfig;
 
 /// A resolved schedule, in optimiser steps.
 #[derive(Debug, Clone, Copy, PartialEq)]

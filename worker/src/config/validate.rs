@@ -3,32 +3,9 @@
 
 use kernels::config::Objective;
 
+use infra::FieldError;
+
 use super::TrainConfig;
-
-/// One invalid field: its path in the TOML file and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Dotted path of the field, e.g. `train.batch_size`.
-    pub field: String,
-    /// What is wrong and what is allowed.
-    pub reason: String,
-}
-
-impl FieldError {
-    /// An error for `field`.
-    pub fn new(field: &str, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.to_string(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
-    }
-}
 
 /// The device training runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dataloader::store::StoreOptions;
+use infra::store::StoreOptions;
 use proto::client::{Client, Endpoint};
 use proto::domain::{EvalLease, EvalReport, LeaseAnswer, LeaseRequest};
 use proto::wire;

@@ -17,9 +17,9 @@ use kernels::joint::JointModel;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use crate::train::data::DataSource;
-use crate::train::step::StepInputs;
-use crate::train::TrainError;
+use crate::runtime::data::DataSource;
+use crate::runtime::inputs::StepInputs;
+use crate::runtime::RuntimeError;
 
 /// How to measure.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ pub fn evaluate(
     device: tch::Device,
     data: &DataSource,
     opts: &RetrievalOptions,
-) -> Result<RetrievalReport, TrainError> {
+) -> Result<RetrievalReport, RuntimeError> {
     let mut report = RetrievalReport::default();
     let (mut text, mut patch) = (Tally::default(), Tally::default());
     for round in 0..opts.rounds {
@@ -101,7 +101,7 @@ pub fn evaluate(
                 continue;
             }
             report.batches += 1;
-            tch::no_grad(|| -> Result<(), TrainError> {
+            tch::no_grad(|| -> Result<(), RuntimeError> {
                 let pairs =
                     StepInputs::from_batch(&batch, kernels::config::Objective::CropClr, device)?;
                 let StepInputs::CropPairs { a, b } = pairs else {

@@ -12,7 +12,7 @@
 //! `patch_to_patch.chance`.
 
 use dataloader::order::RankPlan;
-use dataloader::store::StoreOptions;
+use infra::store::StoreOptions;
 use proto::domain::EvalMetric;
 use serde::Serialize;
 
@@ -23,9 +23,9 @@ use crate::checkpoint::CheckpointError;
 use crate::config::eval::SuiteKind;
 use crate::config::Config;
 use crate::detect::DetectParams;
-use crate::train::data::DataSource;
-use crate::train::model::{from_checkpoint, torch_device};
-use crate::train::TrainError;
+use crate::runtime::data::DataSource;
+use crate::runtime::model::{from_checkpoint, torch_device};
+use crate::runtime::RuntimeError;
 
 /// Why a suite could not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum SuiteError {
     UnknownSuite(String),
     /// The checkpoint, the model or the packed data could not be used.
     #[error(transparent)]
-    Train(#[from] TrainError),
+    Runtime(#[from] RuntimeError),
     /// The splice dataset could not be listed.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
@@ -118,7 +118,7 @@ pub fn run_suite(
         SuiteKind::Retrieval(r) => {
             let plan = RankPlan::new(r.batch, 1, 0)
                 .map_err(dataloader::stream::StreamError::from)
-                .map_err(TrainError::from)?;
+                .map_err(RuntimeError::from)?;
             let data = DataSource::open(&cfg.spec, &r.data, plan, store)?;
             let opts = RetrievalOptions {
                 batch: r.batch,
@@ -142,7 +142,7 @@ pub fn run_suite(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(TrainError::from)?;
+        .map_err(RuntimeError::from)?;
     let result_url = rt.block_on(loaded.store.put_eval_result(
         &loaded.checkpoint,
         name,

@@ -27,7 +27,7 @@ use proto::wire;
 use tokio::sync::{mpsc, watch};
 use tonic::Code;
 
-use crate::train::TrainEvent;
+use crate::events::TrainEvent;
 use decide::{decide, Action, Event, Phase};
 use procs::{ProcMsg, ProcSpec, TrainProcesses};
 

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::train::{TrainEvent, EXIT_INTERRUPTED};
+use crate::events::{TrainEvent, EXIT_INTERRUPTED};
 
 /// What a child reports.
 #[derive(Debug, Clone, PartialEq)]

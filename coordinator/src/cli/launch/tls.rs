@@ -6,7 +6,8 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use coordinator::tls::ServerTls;
-use proto::tls::{ClientTls, TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV};
+use infra::cli::{TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV};
+use proto::tls::ClientTls;
 use std::path::PathBuf;
 
 /// The TLS flags of `launch`.

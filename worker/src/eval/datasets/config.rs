@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::FieldError;
+use infra::FieldError;
 
 /// A splice benchmark's folder layout. Each reader's documentation gives the layout and
 /// how its masks are converted.
@@ -120,20 +120,20 @@ impl DatasetConfig {
         let mut errors = Vec::new();
         if self.path.as_os_str().is_empty() {
             errors.push(FieldError::new(
-                &format!("{prefix}.path"),
+                format!("{prefix}.path"),
                 "must name the dataset's folder",
             ));
         }
         if self.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             errors.push(FieldError::new(
-                &format!("{prefix}.name"),
+                format!("{prefix}.name"),
                 "must not be blank (leave it out to use the kind)",
             ));
         }
         let casia = matches!(self.kind, DatasetKind::Casia1 | DatasetKind::Casia2);
         if self.masks.is_some() && !casia {
             errors.push(FieldError::new(
-                &format!("{prefix}.masks"),
+                format!("{prefix}.masks"),
                 format!(
                     "only CASIA (casia1, casia2) has a separate ground-truth folder; kind {} \
                      finds its masks inside `path`",

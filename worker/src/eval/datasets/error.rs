@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use crate::config::FieldError;
+use infra::{join_fields, FieldError};
 
 /// Why a dataset listing or a mask could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The dataset config is not valid.
-    #[error("invalid dataset config: {}", join(.0))]
+    #[error("invalid dataset config: {}", join_fields(.0))]
     Invalid(Vec<FieldError>),
     /// A folder the layout needs is not there.
     #[error("{dataset}: folder {path} not found; `path` must be {hint}")]
@@ -108,12 +108,4 @@ pub enum DatasetError {
         /// Image height.
         height: u32,
     },
-}
-
-fn join(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -7,10 +7,10 @@ use tch::nn;
 
 use crate::config::{Config, Device};
 
-use super::TrainError;
+use super::RuntimeError;
 
 /// The libtorch device of a config's `train.device`, checked to exist.
-pub fn torch_device(device: Device) -> Result<tch::Device, TrainError> {
+pub fn torch_device(device: Device) -> Result<tch::Device, RuntimeError> {
     match device {
         Device::Cpu => Ok(tch::Device::Cpu),
         Device::Cuda(i) => {
@@ -23,7 +23,7 @@ pub fn torch_device(device: Device) -> Result<tch::Device, TrainError> {
                     "this build uses the CPU libtorch: build with `--features cuda` for GPUs, \
                      or set train.device = \"cpu\""
                 };
-                return Err(TrainError::Device(format!(
+                return Err(RuntimeError::Device(format!(
                     "train.device asks for cuda:{i}, but libtorch sees {count} CUDA device(s): {why}"
                 )));
             }
@@ -48,7 +48,7 @@ pub fn build(
     cfg: &Config,
     device: tch::Device,
     seed: u64,
-) -> Result<(nn::VarStore, JointModel), TrainError> {
+) -> Result<(nn::VarStore, JointModel), RuntimeError> {
     tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(device);
     let model = JointModel::new(&vs.root(), &cfg.spec.model)?;
@@ -79,7 +79,7 @@ fn is_text_head(name: &str) -> bool {
 }
 
 /// The model's variables (parameters and batch-norm statistics) as safetensors bytes.
-pub fn weights_to_bytes(vs: &nn::VarStore) -> Result<Vec<u8>, TrainError> {
+pub fn weights_to_bytes(vs: &nn::VarStore) -> Result<Vec<u8>, RuntimeError> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("model.safetensors");
     let mut named: Vec<(String, tch::Tensor)> = vs
@@ -93,7 +93,7 @@ pub fn weights_to_bytes(vs: &nn::VarStore) -> Result<Vec<u8>, TrainError> {
 }
 
 /// Copies every variable of `vs` from safetensors `bytes` (all must be present).
-pub fn weights_from_bytes(vs: &nn::VarStore, bytes: &[u8]) -> Result<usize, TrainError> {
+pub fn weights_from_bytes(vs: &nn::VarStore, bytes: &[u8]) -> Result<usize, RuntimeError> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("model.safetensors");
     std::fs::write(&path, bytes)?;
@@ -120,8 +120,8 @@ pub fn from_checkpoint(
     cfg: &Config,
     reference: &str,
     device: tch::Device,
-    store: &dataloader::store::StoreOptions,
-) -> Result<LoadedModel, TrainError> {
+    store: &infra::store::StoreOptions,
+) -> Result<LoadedModel, RuntimeError> {
     use crate::checkpoint::CheckpointStore;
     let trimmed = reference.trim_end_matches('/');
     let (root, wanted) = match trimmed.rsplit_once('/') {

@@ -10,8 +10,8 @@ use kernels::resnet::NormMode;
 use kernels::sync_bn::{StatsReducer, SyncGroup};
 use tch::Tensor;
 
-use super::step::{embed_pair, StepInputs};
-use super::TrainError;
+use super::inputs::{embed_pair, StepInputs};
+use super::RuntimeError;
 use crate::collective::{Collective, CollectiveError};
 
 /// The batch norms of one step.
@@ -41,7 +41,7 @@ impl StepNorms {
         model: &JointModel,
         inputs: &StepInputs,
         coll: &mut dyn Collective,
-    ) -> Result<(Tensor, Tensor), TrainError> {
+    ) -> Result<(Tensor, Tensor), RuntimeError> {
         let Some(group) = &self.group else {
             return Ok(embed_pair(model, inputs, NormMode::local(self.train))?);
         };
@@ -54,7 +54,7 @@ impl StepNorms {
     }
 
     /// Back-propagates `loss` (a collective call when synchronised).
-    pub fn backward(&self, loss: &Tensor, coll: &mut dyn Collective) -> Result<(), TrainError> {
+    pub fn backward(&self, loss: &Tensor, coll: &mut dyn Collective) -> Result<(), RuntimeError> {
         let Some(group) = &self.group else {
             loss.backward();
             return Ok(());
@@ -64,7 +64,7 @@ impl StepNorms {
             let _attached = group.attach(&mut stats);
             loss.f_backward()
         };
-        out.map_err(|e| stats.blame(TrainError::Model(kernels::KernelsError::Torch(e))))
+        out.map_err(|e| stats.blame(RuntimeError::Model(kernels::KernelsError::Torch(e))))
     }
 }
 
@@ -76,8 +76,8 @@ struct CollectiveStats<'c> {
 
 impl CollectiveStats<'_> {
     /// The collective's error if a sum failed, else `other`.
-    fn blame(&mut self, other: TrainError) -> TrainError {
-        self.failed.take().map(TrainError::from).unwrap_or(other)
+    fn blame(&mut self, other: RuntimeError) -> RuntimeError {
+        self.failed.take().map(RuntimeError::from).unwrap_or(other)
     }
 }
 

@@ -1,7 +1,7 @@
 //! libtorch failures as errors instead of panics. tch panics when libtorch throws (every
 //! tensor operation unwraps its result), so running out of device or host memory, or a
 //! GPU that another process holds, would end the process with a panic and a backtrace.
-//! [`guarded`] runs a piece of training, turns a libtorch panic into a [`TrainError`] that
+//! [`guarded`] runs a piece of model work, turns a libtorch panic into a [`RuntimeError`] that
 //! names the device and what was asked (the step, the batch, the micro-batch, the
 //! precision), and keeps the panic message off the terminal; any other panic (a bug)
 //! goes on as a panic.
@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
-use super::TrainError;
+use super::RuntimeError;
 
 thread_local! {
     /// How many [`guarded`] calls this thread is inside.
@@ -97,20 +97,20 @@ fn quiet_guarded_torch_panics() {
 }
 
 /// The error of a libtorch failure with message `message` on `device` while doing `what`.
-pub fn torch_error(device: tch::Device, what: &str, message: String) -> TrainError {
+pub fn torch_error(device: tch::Device, what: &str, message: String) -> RuntimeError {
     let device = device_name(device);
     match classify(&message) {
-        TorchFailure::OutOfMemory => TrainError::OutOfMemory {
+        TorchFailure::OutOfMemory => RuntimeError::OutOfMemory {
             device,
             what: what.to_string(),
             message,
         },
-        TorchFailure::DeviceUnavailable => TrainError::Device(format!(
+        TorchFailure::DeviceUnavailable => RuntimeError::Device(format!(
             "{device} cannot be used ({what}): {message}. Another process may hold it in \
              exclusive compute mode: `nvidia-smi` lists the processes and \
              `nvidia-smi -q -d COMPUTE` the mode; pick another GPU with CUDA_VISIBLE_DEVICES"
         )),
-        TorchFailure::Other => TrainError::Torch {
+        TorchFailure::Other => RuntimeError::Torch {
             device,
             what: what.to_string(),
             message,
@@ -129,11 +129,11 @@ pub fn device_name(device: tch::Device) -> String {
 
 /// Runs `f`; a libtorch failure inside it (a tch panic) becomes [`torch_error`] on
 /// `device` with `what()` describing what was asked. Other panics go on.
-pub fn guarded<T>(
+pub fn guarded<T, E: From<RuntimeError>>(
     device: tch::Device,
     what: impl FnOnce() -> String,
-    f: impl FnOnce() -> Result<T, TrainError>,
-) -> Result<T, TrainError> {
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     quiet_guarded_torch_panics();
     GUARDED.with(|g| g.set(g.get() + 1));
     let result = catch_unwind(AssertUnwindSafe(f));
@@ -141,7 +141,7 @@ pub fn guarded<T>(
     match result {
         Ok(r) => r,
         Err(payload) => match payload_text(&*payload).and_then(torch_message) {
-            Some(message) => Err(torch_error(device, &what(), message)),
+            Some(message) => Err(torch_error(device, &what(), message).into()),
             None => std::panic::resume_unwind(payload),
         },
     }
@@ -157,7 +157,7 @@ mod tests {
         let err = guarded(
             Device::Cpu,
             || "at step 7 (this rank's 4096 pairs)".into(),
-            || -> Result<(), TrainError> {
+            || -> Result<(), RuntimeError> {
                 // 2^46 floats: libtorch's CPU allocator refuses it.
                 let _t = Tensor::empty([1i64 << 46], (Kind::Float, Device::Cpu));
                 Ok(())
@@ -165,7 +165,7 @@ mod tests {
         )
         .unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, TrainError::OutOfMemory { .. }), "{text}");
+        assert!(matches!(err, RuntimeError::OutOfMemory { .. }), "{text}");
         assert!(text.starts_with("cpu ran out of memory at step 7 (this rank's 4096 pairs)"));
         assert!(text.contains("can't allocate memory"), "{text}");
         assert!(text.contains("train.micro_batch_size"), "{text}");
@@ -177,26 +177,26 @@ mod tests {
         let err = guarded(
             Device::Cpu,
             || "in a test".into(),
-            || -> Result<(), TrainError> {
+            || -> Result<(), RuntimeError> {
                 let _ = Tensor::ones([2, 3], (Kind::Float, Device::Cpu))
                     .matmul(&Tensor::ones([2, 3], (Kind::Float, Device::Cpu)));
                 Ok(())
             },
         )
         .unwrap_err();
-        assert!(matches!(err, TrainError::Torch { .. }), "{err}");
+        assert!(matches!(err, RuntimeError::Torch { .. }), "{err}");
         assert!(err.to_string().contains("cannot be multiplied"), "{err}");
         let bug = catch_unwind(|| {
-            guarded(Device::Cpu, String::new, || -> Result<(), _> {
+            guarded(Device::Cpu, String::new, || -> Result<(), RuntimeError> {
                 panic!("a bug")
             })
         });
         assert!(bug.is_err(), "a non-libtorch panic was swallowed");
         // Errors pass through untouched.
         let own = guarded(Device::Cpu, String::new, || -> Result<(), _> {
-            Err(TrainError::Device("x".into()))
+            Err(RuntimeError::Device("x".into()))
         });
-        assert!(matches!(own, Err(TrainError::Device(m)) if m == "x"));
+        assert!(matches!(own, Err(RuntimeError::Device(m)) if m == "x"));
     }
 
     #[test]

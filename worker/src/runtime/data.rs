@@ -6,13 +6,13 @@ use std::sync::Arc;
 use dataloader::exif::TagList;
 use dataloader::order::{Position, RankPlan, TailPolicy};
 use dataloader::shard::Dataset;
-use dataloader::store::StoreOptions;
 use dataloader::stream::{BatchStream, StreamOptions};
 use dataloader::tokenize::TextTokenizer;
+use infra::store::StoreOptions;
 
 use crate::config::TrainConfig;
 
-use super::TrainError;
+use super::RuntimeError;
 
 /// An opened dataset with what streaming it needs.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ impl DataSource {
         url: &str,
         plan: RankPlan,
         store: &StoreOptions,
-    ) -> Result<Self, TrainError> {
+    ) -> Result<Self, RuntimeError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -44,9 +44,9 @@ impl DataSource {
         let data = &spec.data;
         let tokenizer = TextTokenizer::discover(data.vocab_path.as_deref())
             .and_then(|t| t.with_max_len(data.max_text_tokens as usize))
-            .map_err(|e| TrainError::Text(e.to_string()))?;
+            .map_err(|e| RuntimeError::Text(e.to_string()))?;
         let tags = match &data.tags_path {
-            Some(p) => Some(TagList::load(p).map_err(|e| TrainError::Text(e.to_string()))?),
+            Some(p) => Some(TagList::load(p).map_err(|e| RuntimeError::Text(e.to_string()))?),
             None => None,
         };
         let batch = plan.global_batch();
@@ -86,7 +86,7 @@ impl DataSource {
         position: Position,
         crops: u32,
         adjust: impl FnOnce(&mut StreamOptions),
-    ) -> Result<BatchStream, TrainError> {
+    ) -> Result<BatchStream, RuntimeError> {
         let mut opts = self.base.clone();
         opts.resume_from(position);
         opts.crops_per_sample = crops;

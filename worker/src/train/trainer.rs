@@ -1,0 +1,388 @@
+//! The [`Trainer`]: one rank's run, phase by phase. [`Trainer::start`] builds the model and
+//! resumes, [`Trainer::run`] goes epoch by epoch ([`Trainer::epoch`]), each batch one
+//! [`Trainer::step`], with checkpoints and the signal stop in `checkpointing.rs`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dataloader::order::{Position, RankPlan};
+use dataloader::stream::{Batch, StreamError};
+use infra::FieldError;
+use kernels::config::Objective;
+use kernels::joint::JointModel;
+use tch::Tensor;
+
+use super::progress::{Progress, StepReport};
+use super::signals::stop_on_signals;
+use super::{TrainError, TrainOptions, TrainSummary};
+use crate::checkpoint::CheckpointStore;
+use crate::collective::{broadcast_variables, Collective, GradBuckets};
+use crate::config::{BatchNormStats, Config, LrSchedule, Precision};
+use crate::runtime::data::DataSource;
+use crate::runtime::inputs::StepInputs;
+use crate::runtime::optimizer::{AdamW, AdamWConfig};
+use crate::runtime::step::{forward_backward, needs_two_crops, split_variables, StepSettings};
+use crate::runtime::text_cache::TextCache;
+use crate::runtime::{guard, model, RuntimeError};
+
+/// Gradient all-reduce bucket size.
+const BUCKET_BYTES: usize = 16 << 20;
+
+/// One rank's run in progress.
+pub(super) struct Trainer<'a> {
+    pub(super) cfg: &'a Config,
+    pub(super) opts: &'a TrainOptions,
+    coll: &'a mut dyn Collective,
+    device: tch::Device,
+    pub(super) data: DataSource,
+    schedule: LrSchedule,
+    /// The step this run stops at (the schedule's end, or `stop_at_step`).
+    end_step: u64,
+    pub(super) vs: tch::nn::VarStore,
+    model: JointModel,
+    /// Batch-norm running statistics (restored after a feature-cache pass).
+    buffers: Vec<Tensor>,
+    pub(super) opt: AdamW,
+    grads: GradBuckets,
+    pub(super) store: CheckpointStore,
+    /// Optimiser steps taken.
+    pub(super) step: u64,
+    /// Where the data stream resumes.
+    pub(super) position: Position,
+    pub(super) leader: bool,
+    pub(super) summary: TrainSummary,
+    progress: Progress,
+    /// A frozen text tower's pooled states, once per text.
+    text_cache: Option<TextCache>,
+    /// Raised by SIGTERM / SIGINT.
+    stop: Arc<AtomicBool>,
+    started: Instant,
+}
+
+/// How an epoch ended.
+enum EpochEnd {
+    /// The data ran out (or the run reached its end step); `stepped`: at least one step
+    /// was taken.
+    Exhausted { stepped: bool },
+    /// A signal stopped the run (after its checkpoint).
+    Stopped,
+}
+
+impl<'a> Trainer<'a> {
+    /// Phase start: opens the data, builds the model and optimiser, resumes from the newest
+    /// checkpoint when asked (or refuses to write over another run), and gives every rank
+    /// rank 0's weights.
+    pub(super) fn start(
+        cfg: &'a Config,
+        opts: &'a TrainOptions,
+        coll: &'a mut dyn Collective,
+    ) -> Result<Self, TrainError> {
+        let spec = &cfg.spec;
+        let device = model::torch_device(cfg.device)?;
+        let batch = spec.train.batch_size as usize;
+        let plan = RankPlan::new(batch, coll.world(), coll.rank()).map_err(StreamError::from)?;
+        let data = DataSource::open(spec, &spec.data.url, plan, &opts.store)?;
+        let steps_per_epoch = data.epoch_len() / batch as u64;
+        let schedule = cfg
+            .lr_schedule(steps_per_epoch)
+            .map_err(RuntimeError::Config)?;
+        let end_step = opts
+            .stop_at_step
+            .map_or(schedule.total_steps, |s| s.min(schedule.total_steps));
+
+        let (vs, model) = guard::guarded(
+            device,
+            || "building the model".into(),
+            || model::build(cfg, device, spec.data.seed),
+        )?;
+        let (trained, buffers) = split_variables(&vs);
+        let params: Vec<Tensor> = trained.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
+        let mut grads = GradBuckets::new(&params, BUCKET_BYTES, spec.train.grad_reduce);
+        if spec.train.overlap_grad_reduce && coll.reduces_beside_compute() {
+            // Also in a one-rank NCCL group (`--collective nccl`), which exists to exercise it.
+            grads = grads.overlapped(true)?;
+        }
+        let (decayed, exempt) = opt.groups();
+        tracing::info!(
+            decayed = decayed.len(),
+            exempt = exempt.len(),
+            steps = schedule.total_steps,
+            steps_per_epoch,
+            digest = cfg.digest.as_str(),
+            "model built"
+        );
+        let store = CheckpointStore::open(&spec.checkpoint.url, &opts.store)?
+            .keep_last(spec.checkpoint.keep_last);
+        let leader = coll.rank() == 0;
+        // A frozen encoder's pooled states depend on the text alone: computed once per text.
+        let frozen_text =
+            spec.model_init.freeze_text && spec.model.objective == Objective::ImageText;
+        let stop = stop_on_signals(&data.runtime);
+        let mut trainer = Trainer {
+            cfg,
+            opts,
+            coll,
+            device,
+            data,
+            schedule,
+            end_step,
+            vs,
+            model,
+            buffers,
+            opt,
+            grads,
+            store,
+            step: 0,
+            position: Position {
+                epoch: 0,
+                consumed: 0,
+            },
+            leader,
+            summary: TrainSummary {
+                start_step: 0,
+                end_step: 0,
+                losses: Vec::new(),
+                checkpoint: None,
+                samples: 0,
+                skipped: 0,
+                elapsed_s: 0.0,
+                data_wait_s: 0.0,
+                interrupted: false,
+            },
+            progress: Progress::new(0, 0, 0, false),
+            text_cache: frozen_text.then(TextCache::new),
+            stop,
+            started: Instant::now(),
+        };
+        if opts.resume {
+            trainer.resume()?;
+        } else if let Some(newest) = trainer.data.runtime.block_on(trainer.store.latest())? {
+            return Err(TrainError::ExistingRun {
+                url: trainer.store.url().to_string(),
+                step: newest.step,
+            });
+        }
+        // Every rank starts from rank 0's weights (and, resumed, the same checkpoint).
+        broadcast_variables(&mut *trainer.coll, &trainer.vs)?;
+        let step = trainer.step;
+        trainer.summary.start_step = step;
+        trainer.summary.end_step = step;
+        if leader && step > 0 && step >= end_step {
+            trainer.report_final_again()?;
+        }
+        trainer.progress = Progress::new(step, end_step, spec.logging.every_steps, leader);
+        trainer.started = Instant::now();
+        Ok(trainer)
+    }
+
+    /// Loads the newest complete checkpoint of this config (weights, optimiser state, step,
+    /// data position); none: a fresh start.
+    fn resume(&mut self) -> Result<(), TrainError> {
+        let digest = self.cfg.digest.as_str();
+        let Some(ck) = self
+            .data
+            .runtime
+            .block_on(self.store.load_for_resume(digest))?
+        else {
+            tracing::info!(
+                url = self.store.url(),
+                "no checkpoint to resume from; starting fresh"
+            );
+            return Ok(());
+        };
+        model::weights_from_bytes(&self.vs, &ck.weights)?;
+        self.opt.load_bytes(&ck.optimizer)?;
+        self.step = ck.state.step;
+        self.position = Position {
+            epoch: ck.state.data.epoch,
+            consumed: ck.state.data.consumed,
+        };
+        tracing::info!(
+            step = self.step,
+            epoch = self.position.epoch,
+            consumed = self.position.consumed,
+            "resumed"
+        );
+        Ok(())
+    }
+
+    /// Runs epochs until the end step or a signal, then sums up.
+    pub(super) fn run(mut self) -> Result<TrainSummary, TrainError> {
+        let mut empty_epochs = 0;
+        while self.step < self.end_step {
+            let EpochEnd::Exhausted { stepped } = self.epoch()? else {
+                break;
+            };
+            if self.step >= self.end_step {
+                break;
+            }
+            // The epoch ended: the next one starts at its beginning.
+            self.position = Position {
+                epoch: self.position.epoch + 1,
+                consumed: 0,
+            };
+            empty_epochs = if stepped { 0 } else { empty_epochs + 1 };
+            if empty_epochs >= 2 {
+                let batch = self.cfg.spec.train.batch_size;
+                return Err(RuntimeError::Config(FieldError::new(
+                    "train.batch_size",
+                    format!(
+                        "two epochs in a row gave no full batch of {batch} usable samples (dataset of {} samples, {} skipped)",
+                        self.data.epoch_len(),
+                        self.summary.skipped
+                    ),
+                ))
+                .into());
+            }
+        }
+        Ok(self.finish())
+    }
+
+    /// Phase epoch: one stream over the data from the current position, a step per global
+    /// batch, until the data or the run ends or a signal stops it.
+    fn epoch(&mut self) -> Result<EpochEnd, TrainError> {
+        let crops = if needs_two_crops(&self.cfg.spec.model) {
+            2
+        } else {
+            1
+        };
+        let mut stream = self.data.stream(self.position, crops, |_| ())?;
+        let mut stepped = false;
+        while self.step < self.end_step {
+            let waited_from = Instant::now();
+            let Some(item) = stream.next_blocking() else {
+                break;
+            };
+            let waited = waited_from.elapsed();
+            self.summary.data_wait_s += waited.as_secs_f64();
+            let batch = item?;
+            // One exchange per step: the global batch size, and whether any rank was told
+            // to stop (SIGTERM/SIGINT), so all ranks stop at the same step.
+            let stopping = i64::from(self.stop.load(Ordering::Relaxed));
+            let mut flags = Tensor::from_slice(&[batch.len() as i64, stopping]);
+            self.coll.all_reduce_sum(&mut flags)?;
+            if flags.int64_value(&[1]) > 0 {
+                self.stop()?;
+                return Ok(EpochEnd::Stopped);
+            }
+            self.position = batch.resume;
+            let global = flags.int64_value(&[0]);
+            if global < 2 {
+                tracing::warn!(
+                    batch = batch.index,
+                    samples = global,
+                    "global batch too small for a contrastive step after skipped samples; skipping it"
+                );
+                continue;
+            }
+            self.step(&batch, global as u64, waited)?;
+            stepped = true;
+            if self.leader
+                && (self
+                    .step
+                    .is_multiple_of(self.cfg.spec.checkpoint.every_steps)
+                    || self.step == self.end_step)
+            {
+                self.checkpoint(self.step == self.end_step)?;
+            }
+        }
+        self.summary.skipped += stream.counters().skipped_total();
+        Ok(EpochEnd::Exhausted { stepped })
+    }
+
+    /// Phase step: forward/backward of this rank's share of a global batch of `global`
+    /// pairs, the gradient sum over the ranks, clipping and the optimiser step.
+    fn step(&mut self, batch: &Batch, global: u64, waited: Duration) -> Result<(), TrainError> {
+        let spec = &self.cfg.spec;
+        let step = self.step;
+        let micro = spec.train.micro_batch_size.map(i64::from);
+        let asked = || {
+            let micro = micro.map_or("the whole local batch".into(), |m| {
+                format!("micro-batches of {m}")
+            });
+            format!(
+                "at step {} (this rank's {} of {global} pairs, {micro}, {}, {} px patches, texts of {} tokens)",
+                step + 1,
+                batch.len(),
+                format!("{:?}", spec.train.precision).to_lowercase(),
+                batch.patch,
+                batch.seq_len,
+            )
+        };
+        let device = self.device;
+        let (out, grad_norm, lr) = guard::guarded(device, asked, || {
+            let mut inputs = StepInputs::from_batch(batch, spec.model.objective, device)?;
+            if let Some(cache) = self.text_cache.as_mut() {
+                inputs.set_pooled_texts(cache.pooled(&self.model, batch, device)?);
+            }
+            self.opt.zero_grad();
+            let settings = StepSettings {
+                buffers: &self.buffers,
+                micro,
+                train: true,
+                sync_batch_norm: spec.train.batch_norm == BatchNormStats::Synced,
+                seed: spec.data.seed,
+                step,
+                embed_dim: spec.model.embed_dim,
+                bf16: spec.train.precision == Precision::Bf16,
+            };
+            let out = forward_backward(
+                &self.model,
+                &inputs,
+                &settings,
+                &mut *self.coll,
+                Some(&mut self.grads),
+            )?;
+            self.grads.reduce(&mut *self.coll)?;
+            if !out.loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    step,
+                    loss: out.loss,
+                });
+            }
+            let grad_norm = self.opt.clip_grad_norm(spec.optim.grad_clip_norm);
+            let lr = self.schedule.lr_at(step);
+            self.opt.step(lr);
+            Ok((out, grad_norm, lr))
+        })?;
+        self.step += 1;
+        self.summary.samples += global;
+        self.summary.losses.push((self.step, out.loss));
+        self.emit(crate::events::TrainEvent::Step {
+            step: self.step,
+            epoch: self.position.epoch,
+            consumed: self.position.consumed,
+            loss: out.loss,
+            samples: global,
+        });
+        self.progress.step(StepReport {
+            step: self.step,
+            loss: out.loss,
+            lr,
+            logit_scale: out.logit_scale,
+            samples: global,
+            waited,
+            grad_norm,
+        });
+        Ok(())
+    }
+
+    /// The run's summary, once training has ended.
+    fn finish(mut self) -> TrainSummary {
+        self.progress.finish();
+        if let Some(cache) = &self.text_cache {
+            let (computed, hits) = cache.counts();
+            tracing::info!(
+                texts = cache.len(),
+                computed,
+                hits,
+                "frozen text tower: pooled states cached per text"
+            );
+        }
+        self.summary.end_step = self.step;
+        self.summary.elapsed_s = self.started.elapsed().as_secs_f64();
+        self.summary
+    }
+}
