@@ -52,13 +52,14 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::domain::RoundId;
     use proto::domain::{JobPhase, NodeId};
 
     #[test]
     fn codes_tell_the_client_what_to_do() {
         let code = |e: ServiceError| Status::from(e).code();
         assert_eq!(
-            code(DecisionError::UnknownNode(NodeId(3)).into()),
+            code(DecisionError::UnknownNode(NodeId::new(3)).into()),
             Code::NotFound
         );
         assert_eq!(
@@ -68,8 +69,8 @@ mod tests {
         assert_eq!(
             code(
                 DecisionError::NotInRound {
-                    node: NodeId(1),
-                    round: 2
+                    node: NodeId::new(1),
+                    round: RoundId::new(2)
                 }
                 .into()
             ),
@@ -80,7 +81,7 @@ mod tests {
             Code::ResourceExhausted
         );
         let lost = DecisionError::LeaseLost {
-            id: proto::domain::EvalId(1),
+            id: proto::domain::EvalId::new(1),
             attempt: 1,
             now: "running (lease 2)".into(),
         };

@@ -10,6 +10,7 @@ use coordinator::store::Store;
 use proto::domain::{
     CheckpointInfo, DataPosition, JobId, JobPhase, NodeId, NodeSpec, RankProgress,
 };
+use proto::domain::{Rank, RoundId, Step};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -136,7 +137,7 @@ fn a_worker_that_keeps_failing_is_restarted_at_most_k_times_then_the_launch_fail
 
 /// A database holding job 1, finished at step 40 with its newest checkpoint at step 40.
 fn finished_job_db(db: &Path) {
-    let mut state = State::new(JobId(1), 1_000);
+    let mut state = State::new(JobId::new(1), 1_000);
     state.phase = JobPhase::Finished;
     state.open = None;
     state.config_digest = Some("cfg".into());
@@ -147,12 +148,12 @@ fn finished_job_db(db: &Path) {
         ..Default::default()
     };
     let progress = RankProgress {
-        global_rank: 0,
-        step: 40,
+        global_rank: Rank::new(0),
+        step: Step::new(40),
         ..Default::default()
     };
     let node = Node {
-        id: NodeId(1),
+        id: NodeId::new(1),
         spec,
         alive: true,
         left: true,
@@ -163,14 +164,14 @@ fn finished_job_db(db: &Path) {
     state.nodes.insert(node.id, node);
     for step in [20, 40] {
         state.checkpoints.insert(CheckpointInfo {
-            step,
+            step: Step::new(step),
             url: format!("file:///runs/x/step-{step}"),
             position: DataPosition {
                 epoch: 0,
                 samples_consumed: step * 8,
             },
             config_digest: "cfg".into(),
-            round: 1,
+            round: RoundId::new(1),
             registered_unix_ms: 2_000 + step,
         });
     }
@@ -230,10 +231,10 @@ fn new_job_keeps_the_finished_jobs_database_and_starts_job_2_in_the_same_dir() {
         stderr(&out)
     );
     let old = Store::open(&kept).unwrap().load().unwrap().unwrap();
-    assert_eq!((old.job_id, old.phase), (JobId(1), JobPhase::Finished));
+    assert_eq!((old.job_id, old.phase), (JobId::new(1), JobPhase::Finished));
     assert_eq!(old.checkpoints.entries().len(), 2);
     let new = Store::open(&db).unwrap().load().unwrap().unwrap();
-    assert_eq!(new.job_id, JobId(2));
+    assert_eq!(new.job_id, JobId::new(2));
     assert!(new.checkpoints.entries().is_empty());
 }
 

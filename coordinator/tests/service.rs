@@ -7,6 +7,7 @@ use coordinator::client::{connect, Client};
 use coordinator::config::ServeConfig;
 use coordinator::server::RunningServer;
 use coordinator::state::Policy;
+use proto::domain::RoundId;
 use proto::domain::{Directive, JobPhase, JobStatus};
 use proto::wire::{self, coordinator_client::CoordinatorClient};
 use std::path::Path;
@@ -171,14 +172,16 @@ async fn a_node_that_stops_heartbeating_is_declared_dead_and_the_other_told_to_r
     let (a, b, _) = two_node_round(&mut client).await;
     assert_eq!(
         beat_until_told(&mut client, a).await,
-        Directive::Rejoin { round: 2 }
+        Directive::Rejoin {
+            round: RoundId::new(2)
+        }
     );
     let view = status(&mut client).await;
     assert_eq!(view.phase, JobPhase::Restarting);
     let alive = |id| {
         view.members
             .iter()
-            .find(|m| m.node_id.0 == id)
+            .find(|m| m.node_id.get() == id)
             .unwrap()
             .alive
     };
@@ -219,7 +222,9 @@ async fn a_reported_checkpoint_shows_in_status_and_is_where_the_next_round_resum
     // b goes silent; c replaces it in round 2, which resumes from the checkpoint.
     assert_eq!(
         beat_until_told(&mut client, a).await,
-        Directive::Rejoin { round: 2 }
+        Directive::Rejoin {
+            round: RoundId::new(2)
+        }
     );
     let c = register(&mut client, "c").await;
     let (ra, rc) = tokio::join!(join(client.clone(), a, 2), join(client.clone(), c, 0));

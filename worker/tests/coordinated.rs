@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{free_port, packed_photos, status, wait_for, write_config, TOKEN, WORKER};
-use proto::domain::{JobPhase, JobStatus};
+use proto::domain::{JobPhase, JobStatus, Rank};
 
 const STEPS: u64 = 60;
 
@@ -56,7 +56,11 @@ fn join_procs(dir: &Path, cfg: &Path, port: u16, name: &str, procs: u32) -> Chil
 }
 
 fn newest_step(s: &JobStatus) -> u64 {
-    s.checkpoints.iter().map(|c| c.step).max().unwrap_or(0)
+    s.checkpoints
+        .iter()
+        .map(|c| c.step.get())
+        .max()
+        .unwrap_or(0)
 }
 
 /// The job finished with its newest checkpoint where 60 uninterrupted steps of 8 over the
@@ -64,14 +68,18 @@ fn newest_step(s: &JobStatus) -> u64 {
 fn assert_finished_right(s: &JobStatus, min_rounds: u64) {
     assert_eq!(s.phase, JobPhase::Finished, "{s:?}");
     let newest = s.checkpoints.iter().max_by_key(|c| c.step).unwrap();
-    assert_eq!(newest.step, STEPS);
+    assert_eq!(newest.step.get(), STEPS);
     let per_epoch = 33 / 8;
     assert_eq!(
         (newest.position.epoch, newest.position.samples_consumed),
         ((STEPS - 1) / per_epoch, ((STEPS - 1) % per_epoch + 1) * 8),
         "no sample skipped or repeated: the data position of an uninterrupted run"
     );
-    assert!(s.round >= min_rounds, "round {} after a failure", s.round);
+    assert!(
+        s.round.get() >= min_rounds,
+        "round {} after a failure",
+        s.round
+    );
 }
 
 fn kill_group(child: &Child) {
@@ -209,7 +217,7 @@ fn one_node_with_two_processes_trains_with_synchronised_batch_norm_to_the_end() 
         |s| newest_step(s) >= 1,
     ));
     assert_eq!(running.world_size, 2, "{running:?}");
-    assert_eq!(running.members[0].global_ranks, vec![0, 1]);
+    assert_eq!(running.members[0].global_ranks, [0, 1].map(Rank::new));
     let s = rt.block_on(wait_for(
         port,
         "the job to finish",

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{free_port, log_file, packed_photos, wait_for, write_config, TOKEN, WORKER};
 use dataloader::synth::{generate, SynthOptions};
-use proto::domain::{EvalPhase, EvalReport, JobStatus, LeaseRequest};
+use proto::domain::{EvalPhase, EvalReport, JobStatus, LeaseRequest, RoundId, Step};
 
 /// A splice benchmark made by `worker splice-bench make` from small photos of simulated
 /// cameras (cross-camera splices need several camera models).
@@ -273,9 +273,9 @@ fn an_agent_killed_mid_evaluation_loses_its_lease_to_another_agent() {
             .unwrap()
             .into_inner();
         let report = proto::domain::CheckpointReport {
-            node: proto::domain::NodeId(reg.node_id),
-            round: 1,
-            step: 2,
+            node: proto::domain::NodeId::new(reg.node_id),
+            round: RoundId::new(1),
+            step: Step::new(2),
             url: checkpoint.clone(),
             position: Default::default(),
             config_digest: digest.clone(),

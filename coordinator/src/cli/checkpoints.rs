@@ -102,7 +102,7 @@ pub fn render_registry(s: &JobStatus) -> String {
 
 /// One evaluation job: suite, state, agent and, when done, its metrics and result file.
 pub fn render_eval(e: &EvalJob, indent: &str) -> String {
-    let head = format!("{indent}eval {} ({}):", e.suite, e.id.0);
+    let head = format!("{indent}eval {} ({}):", e.suite, e.id.get());
     match &e.phase {
         EvalPhase::Pending => format!("{head} pending\n"),
         EvalPhase::Running { agent, .. } => {
@@ -149,11 +149,11 @@ mod tests {
             url: format!("s3://b/run/step-{step}"),
             position: DataPosition::default(),
             config_digest: "d".into(),
-            round: 1,
+            round: RoundId::new(1),
             registered_unix_ms: 0,
         };
         let job = |id, step, phase| EvalJob {
-            id: EvalId(id),
+            id: EvalId::new(id),
             suite: "splice".into(),
             checkpoint_step: step,
             checkpoint_url: format!("s3://b/run/step-{step}"),
@@ -163,19 +163,19 @@ mod tests {
             phase,
         };
         let status = JobStatus {
-            job_id: JobId(1),
+            job_id: JobId::new(1),
             phase: JobPhase::Finished,
-            round: 1,
+            round: RoundId::new(1),
             world_size: 1,
             members: vec![],
             samples_per_sec: 0.0,
-            checkpoints: vec![checkpoint(20), checkpoint(10)],
+            checkpoints: vec![checkpoint(Step::new(20)), checkpoint(Step::new(10))],
             config_digest: "d".into(),
             joined_nodes: 0,
             evals: vec![
                 job(
                     1,
-                    10,
+                    Step::new(10),
                     EvalPhase::Failed {
                         agent: "a".into(),
                         error: "no dataset at /x".into(),
@@ -184,7 +184,7 @@ mod tests {
                 ),
                 job(
                     2,
-                    20,
+                    Step::new(20),
                     EvalPhase::Done {
                         agent: "b".into(),
                         metrics: vec![EvalMetric {

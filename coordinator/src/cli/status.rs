@@ -32,7 +32,7 @@ pub fn render(s: &JobStatus) -> String {
     let _ = writeln!(
         out,
         "job {}: {}, round {}, world size {}, {:.1} samples/s, config {}",
-        s.job_id.0,
+        s.job_id.get(),
         s.phase,
         s.round,
         s.world_size,
@@ -55,7 +55,7 @@ pub fn render(s: &JobStatus) -> String {
         let _ = writeln!(
             out,
             "  {} {} ({}, {}x {}, {} procs) {} heartbeat {} ms ago, ranks {:?}{}",
-            m.node_id.0,
+            m.node_id.get(),
             m.spec.name,
             m.spec.host,
             m.spec.device_count,
@@ -86,12 +86,12 @@ mod tests {
     #[test]
     fn render_shows_phase_members_progress_and_checkpoints() {
         let status = JobStatus {
-            job_id: JobId(1),
+            job_id: JobId::new(1),
             phase: JobPhase::Running,
-            round: 3,
+            round: RoundId::new(3),
             world_size: 2,
             members: vec![MemberStatus {
-                node_id: NodeId(2),
+                node_id: NodeId::new(2),
                 spec: NodeSpec {
                     name: "gpu-07".into(),
                     procs: 2,
@@ -99,24 +99,24 @@ mod tests {
                 },
                 alive: false,
                 heartbeat_age_ms: 12_000,
-                global_ranks: vec![0, 1],
+                global_ranks: vec![Rank::new(0), Rank::new(1)],
                 progress: vec![RankProgress {
-                    global_rank: 1,
-                    step: 77,
+                    global_rank: Rank::new(1),
+                    step: Step::new(77),
                     ..Default::default()
                 }],
                 finished: false,
             }],
             samples_per_sec: 99.5,
             checkpoints: vec![CheckpointInfo {
-                step: 70,
+                step: Step::new(70),
                 url: "s3://b/run/step-70".into(),
                 position: DataPosition {
                     epoch: 1,
                     samples_consumed: 4480,
                 },
                 config_digest: "d".into(),
-                round: 3,
+                round: RoundId::new(3),
                 registered_unix_ms: 0,
             }],
             config_digest: "d".into(),

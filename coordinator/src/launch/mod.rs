@@ -289,6 +289,7 @@ pub fn members_told(status: &JobStatus, since_over: Duration, timeout: Duration)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::domain::RoundId;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -355,7 +356,7 @@ mod tests {
     fn the_coordinator_serves_on_until_every_live_member_heard_the_end() {
         use proto::domain::{JobId, JobPhase, MemberStatus, NodeId};
         let member = |age_ms, alive| MemberStatus {
-            node_id: NodeId(1),
+            node_id: NodeId::new(1),
             spec: Default::default(),
             alive,
             heartbeat_age_ms: age_ms,
@@ -364,9 +365,9 @@ mod tests {
             finished: true,
         };
         let status = |members| JobStatus {
-            job_id: JobId(1),
+            job_id: JobId::new(1),
             phase: JobPhase::Finished,
-            round: 1,
+            round: RoundId::new(1),
             world_size: 2,
             members,
             samples_per_sec: 0.0,

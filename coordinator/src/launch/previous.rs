@@ -42,7 +42,7 @@ impl PreviousJob {
             .nodes
             .values()
             .flat_map(|n| &n.progress)
-            .map(|p| p.step)
+            .map(|p| p.step.get())
             .max();
         let newest = match &state.config_digest {
             Some(digest) => state.checkpoints.newest(digest).cloned(),
@@ -50,10 +50,10 @@ impl PreviousJob {
         };
         Self {
             db: db.to_path_buf(),
-            job_id: state.job_id.0,
+            job_id: state.job_id.get(),
             phase: state.phase,
-            round: state.round,
-            step: step.or(newest.as_ref().map(|c| c.step)),
+            round: state.round.get(),
+            step: step.or(newest.as_ref().map(|c| c.step.get())),
             newest,
         }
     }
@@ -128,25 +128,26 @@ mod tests {
     use super::*;
     use crate::state::testing::running;
     use proto::domain::{DataPosition, RankProgress};
+    use proto::domain::{Rank, RoundId, Step};
 
     fn finished_job() -> State {
         let (mut state, ids) = running(&["a", "b"]);
         for (i, id) in ids.iter().enumerate() {
             state.nodes.get_mut(id).unwrap().progress = vec![RankProgress {
-                global_rank: i as u32,
-                step: 40 - i as u64,
+                global_rank: Rank::new(i as u32),
+                step: Step::new(40 - i as u64),
                 ..Default::default()
             }];
         }
         state.checkpoints.insert(CheckpointInfo {
-            step: 40,
+            step: Step::new(40),
             url: "file:///runs/x/step-40".into(),
             position: DataPosition {
                 epoch: 1,
                 samples_consumed: 320,
             },
             config_digest: "cfg".into(),
-            round: 1,
+            round: RoundId::new(1),
             registered_unix_ms: 5_000,
         });
         state.phase = JobPhase::Finished;

@@ -87,16 +87,16 @@ fn open_state_blocking(db_path: &std::path::Path) -> Result<(State, Store), Stor
         Some(state) => {
             tracing::info!(
                 db = %db_path.display(),
-                job = state.job_id.0,
+                job = state.job_id.get(),
                 phase = %state.phase,
-                round = state.round,
+                round = state.round.get(),
                 "continuing the job from the database"
             );
             state
         }
         None => {
-            let job = JobId(store.next_job_id()?);
-            tracing::info!(db = %db_path.display(), job = job.0, "new job");
+            let job = JobId::new(store.next_job_id()?);
+            tracing::info!(db = %db_path.display(), job = job.get(), "new job");
             State::new(job, now)
         }
     };

@@ -147,7 +147,7 @@ impl Coordinator for CoordinatorService {
         let r = request.into_inner();
         let expires = self
             .shared
-            .apply(|s, now, policy| eval::renew(s, EvalId(r.eval_id), r.attempt, now, policy))
+            .apply(|s, now, policy| eval::renew(s, EvalId::new(r.eval_id), r.attempt, now, policy))
             .await?;
         Ok(Response::new(wire::RenewEvalLeaseResponse {
             lease_expires_unix_ms: expires,

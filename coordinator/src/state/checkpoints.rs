@@ -85,17 +85,19 @@ pub fn report(
 mod tests {
     use super::*;
     use proto::domain::DataPosition;
+    use proto::domain::RoundId;
+    use proto::domain::Step;
 
     fn info(step: u64, digest: &str, at: u64) -> CheckpointInfo {
         CheckpointInfo {
-            step,
+            step: Step::new(step),
             url: format!("mem://{digest}/{step}"),
             position: DataPosition {
                 epoch: 0,
                 samples_consumed: step * 10,
             },
             config_digest: digest.into(),
-            round: 1,
+            round: RoundId::new(1),
             registered_unix_ms: at,
         }
     }
@@ -112,10 +114,14 @@ mod tests {
             registry.insert(info(5, "y", 3)),
             "another digest has its own newest"
         );
-        assert_eq!(registry.newest("x").unwrap().step, 20);
-        assert_eq!(registry.newest("y").unwrap().step, 5);
+        assert_eq!(registry.newest("x").unwrap().step, Step::new(20));
+        assert_eq!(registry.newest("y").unwrap().step, Step::new(5));
         assert!(registry.newest("z").is_none());
-        let steps: Vec<u64> = registry.newest_first().iter().map(|c| c.step).collect();
+        let steps: Vec<u64> = registry
+            .newest_first()
+            .iter()
+            .map(|c| c.step.get())
+            .collect();
         assert_eq!(steps, vec![20, 10, 5]);
     }
 

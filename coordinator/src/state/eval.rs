@@ -29,7 +29,7 @@ impl EvalQueue {
         self.jobs
             .iter_mut()
             .find(|j| j.id == id)
-            .ok_or_else(|| DecisionError::Invalid(format!("no evaluation job {}", id.0)))
+            .ok_or_else(|| DecisionError::Invalid(format!("no evaluation job {}", id.get())))
     }
 }
 
@@ -52,7 +52,7 @@ pub fn schedule(
             continue;
         }
         state.evals.next_id = state.evals.next_id.max(1);
-        let id = EvalId(state.evals.next_id);
+        let id = EvalId::new(state.evals.next_id);
         state.evals.next_id += 1;
         state.evals.jobs.push(EvalJob {
             id,
@@ -248,11 +248,11 @@ mod tests {
 
     fn checkpoint(step: u64) -> CheckpointInfo {
         CheckpointInfo {
-            step,
+            step: Step::new(step),
             url: format!("mem://run/step-{step}"),
             position: DataPosition::default(),
             config_digest: "cfg".into(),
-            round: 1,
+            round: RoundId::new(1),
             registered_unix_ms: 0,
         }
     }
@@ -300,7 +300,7 @@ mod tests {
             .evals
             .jobs
             .iter()
-            .map(|j| (j.id.0, j.suite.as_str(), j.checkpoint_step))
+            .map(|j| (j.id.get(), j.suite.as_str(), j.checkpoint_step.get()))
             .collect();
         assert_eq!(
             jobs,
@@ -317,10 +317,11 @@ mod tests {
         schedule(&mut state, &other, &["s".into()], 0);
         schedule(&mut state, &checkpoint(20), &["s".into()], 0);
         let first = leased(ask(&mut state, "x", 100));
-        assert_eq!((first.checkpoint_step, first.attempt), (10, 1));
+        assert_eq!((first.checkpoint_step.get(), first.attempt), (10, 1));
         let second = leased(ask(&mut state, "y", 100));
         assert_eq!(
-            second.checkpoint_step, 20,
+            second.checkpoint_step,
+            Step::new(20),
             "the other digest's job is skipped"
         );
         assert_eq!(

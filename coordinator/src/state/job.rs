@@ -1,9 +1,7 @@
-//! The job's course: directives, losing a node, the periodic tick (failure detection,
-//! closing rounds), stopping, and the status view.
+//! The job's course: directives, losing a node, stopping, and the status view.
 
-use super::membership::dead_members;
-use super::rendezvous::{close_if_ready, open_round};
-use super::{Action, Policy, State};
+use super::rendezvous::open_round;
+use super::{Action, State};
 use proto::domain::{Directive, JobPhase, JobStatus, MemberStatus, NodeId, StopRequest};
 
 /// What `node` must do now, given the job's phase and the rounds.
@@ -41,32 +39,6 @@ pub(crate) fn lose_node(state: &mut State, node: NodeId, now_ms: u64, reason: &s
         return vec![open_round(state, now_ms, reason.to_string())];
     }
     Vec::new()
-}
-
-/// The periodic decision: takes back evaluation leases that ran out, declares silent
-/// nodes dead (opening the next round when one of them was training) and closes an open
-/// round that is ready.
-pub fn tick(state: &mut State, now_ms: u64, policy: &Policy) -> Vec<Action> {
-    let mut actions = super::eval::expire_leases(state, now_ms, policy);
-    if state.phase.is_over() {
-        return actions;
-    }
-    for id in dead_members(state, now_ms, policy.heartbeat_timeout_ms) {
-        let node = state
-            .nodes
-            .get_mut(&id)
-            .expect("dead_members returns known nodes");
-        node.alive = false;
-        let silent_ms = now_ms.saturating_sub(node.last_heartbeat_ms);
-        actions.push(Action::NodeDeclaredDead {
-            node: id,
-            silent_ms,
-        });
-        let reason = format!("{id} missed its heartbeats for {silent_ms} ms");
-        actions.extend(lose_node(state, id, now_ms, &reason));
-    }
-    actions.extend(close_if_ready(state, now_ms, policy));
-    actions
 }
 
 /// Ends the job; members are told to drain or stop on their next heartbeat and
@@ -153,12 +125,16 @@ mod tests {
                 silent_ms: 6_000
             }
         );
-        assert!(matches!(&actions[1], Action::RoundOpened { round: 2, .. }));
+        assert!(
+            matches!(&actions[1], Action::RoundOpened { round, .. } if *round == RoundId::new(2))
+        );
         assert_eq!(state.phase, JobPhase::Restarting);
         assert!(!state.nodes[&ids[1]].alive);
         assert_eq!(
             directive_for(&state, ids[0]),
-            Directive::Rejoin { round: 2 }
+            Directive::Rejoin {
+                round: RoundId::new(2)
+            }
         );
     }
 
@@ -191,7 +167,7 @@ mod tests {
 
     #[test]
     fn stop_with_drain_tells_members_to_drain_and_fails_waiting_joins() {
-        let mut state = State::new(JobId(1), 0);
+        let mut state = State::new(JobId::new(1), 0);
         let a = add(&mut state, "a", 1, 0);
         join_node(&mut state, a, 0);
         stop(
@@ -218,7 +194,7 @@ mod tests {
         let (mut state, ids) = running(&["a", "b"]);
         for (i, id) in ids.iter().enumerate() {
             let progress = vec![RankProgress {
-                global_rank: i as u32,
+                global_rank: Rank::new(i as u32),
                 samples_per_sec: 10.0 + i as f64,
                 ..Default::default()
             }];
@@ -238,7 +214,7 @@ mod tests {
         assert_eq!(view.phase, JobPhase::Running);
         assert_eq!(view.world_size, 2);
         assert_eq!(view.samples_per_sec, 21.0);
-        assert_eq!(view.members[1].global_ranks, vec![1]);
+        assert_eq!(view.members[1].global_ranks, vec![Rank::new(1)]);
         assert_eq!(view.members[0].heartbeat_age_ms, 1_000);
     }
 }

@@ -54,7 +54,7 @@ pub fn register(
             id
         }
         None => {
-            let id = NodeId(state.next_node_id);
+            let id = NodeId::new(state.next_node_id);
             state.next_node_id += 1;
             id
         }
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn same_name_gets_same_id_and_new_names_new_ids() {
-        let mut state = State::new(JobId(1), 0);
+        let mut state = State::new(JobId::new(1), 0);
         let a = add(&mut state, "a", 1, 0);
         let b = add(&mut state, "b", 1, 0);
         assert_ne!(a, b);
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn registration_refuses_bad_specs_and_other_configs() {
-        let mut state = State::new(JobId(1), 0);
+        let mut state = State::new(JobId::new(1), 0);
         assert!(matches!(
             register(&mut state, spec("", 1), 0, &policy()),
             Err(DecisionError::Invalid(_))
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn dead_members_are_those_silent_past_the_timeout() {
-        let mut state = State::new(JobId(1), 0);
+        let mut state = State::new(JobId::new(1), 0);
         let a = add(&mut state, "a", 1, 0);
         let b = add(&mut state, "b", 1, 0);
         beat(&mut state, b, 4_000);
@@ -214,10 +214,12 @@ mod tests {
         let (mut state, ids) = running(&["a", "b"]);
         add(&mut state, "b", 1, 20_000);
         assert_eq!(state.phase, JobPhase::Restarting);
-        assert_eq!(state.open.as_ref().unwrap().round, 2);
+        assert_eq!(state.open.as_ref().unwrap().round, RoundId::new(2));
         assert_eq!(
             beat(&mut state, ids[0], 20_001),
-            Directive::Rejoin { round: 2 }
+            Directive::Rejoin {
+                round: RoundId::new(2)
+            }
         );
     }
 
@@ -234,7 +236,9 @@ mod tests {
         assert!(actions.contains(&Action::NodeLeft { node: ids[1] }));
         assert_eq!(
             beat(&mut state, ids[0], 11_001),
-            Directive::Rejoin { round: 2 }
+            Directive::Rejoin {
+                round: RoundId::new(2)
+            }
         );
         assert_eq!(beat(&mut state, ids[1], 11_002), Directive::Stop);
     }

@@ -9,7 +9,8 @@
 //! - [`membership`]: registration, heartbeats, failure detection ([`dead_members`]).
 //! - [`rendezvous`]: joining rounds, closing them, deterministic rank assignment.
 //! - [`checkpoints`]: the checkpoint registry and the resume position.
-//! - [`job`]: the job's phase, directives, the periodic tick, stop and status.
+//! - [`job`]: the job's phase, directives, losing a node, stop and status.
+//! - [`tick`]: the periodic decision (lease expiry, failure detection, closing rounds).
 //! - [`eval`]: evaluation jobs on registered checkpoints, leased to evaluation agents.
 //! - [`supervision`]: restarting the local worker processes of `coordinator launch`.
 
@@ -19,9 +20,11 @@ pub mod job;
 pub mod membership;
 pub mod rendezvous;
 pub mod supervision;
+pub mod tick;
 
 use proto::domain::{
-    CheckpointInfo, DataPosition, EvalId, JobId, JobPhase, NodeId, NodeSpec, Peer, RankProgress,
+    CheckpointInfo, DataPosition, EvalId, JobId, JobPhase, NodeId, NodeSpec, Peer, Rank,
+    RankProgress, RoundId, Step,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,9 +32,10 @@ use std::fmt;
 
 pub use checkpoints::CheckpointRegistry;
 pub use eval::EvalQueue;
-pub use job::{directive_for, status, stop, tick};
+pub use job::{directive_for, status, stop};
 pub use membership::{dead_members, heartbeat, register, resume_after_restart};
 pub use rendezvous::{join, join_outcome};
+pub use tick::tick;
 
 /// The scheduling policy: the numbers the decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +97,7 @@ pub struct Join {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenRound {
     /// Round number.
-    pub round: u64,
+    pub round: RoundId,
     /// When the round opened.
     pub opened_ms: u64,
     /// When the latest join arrived (the opening time before any).
@@ -110,14 +114,14 @@ pub struct RoundMember {
     /// Its name (the rank order key).
     pub name: String,
     /// Its global ranks, in local-rank order.
-    pub ranks: Vec<u32>,
+    pub ranks: Vec<Rank>,
 }
 
 /// A closed round: who trains with which ranks, from where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClosedRound {
     /// Round number.
-    pub round: u64,
+    pub round: RoundId,
     /// When it closed.
     pub closed_ms: u64,
     /// Members sorted by node name.
@@ -154,7 +158,7 @@ pub struct State {
     /// Whether a stop asked members to drain.
     pub drain: bool,
     /// The latest round number (open or closed).
-    pub round: u64,
+    pub round: RoundId,
     /// The configuration digest of the job, fixed by the first registration.
     pub config_digest: Option<String>,
     /// Next node id to hand out.
@@ -178,12 +182,12 @@ impl State {
             job_id,
             phase: JobPhase::WaitingForNodes,
             drain: false,
-            round: 1,
+            round: RoundId::new(1),
             config_digest: None,
             next_node_id: 1,
             nodes: BTreeMap::new(),
             open: Some(OpenRound {
-                round: 1,
+                round: RoundId::new(1),
                 opened_ms: now_ms,
                 last_join_ms: now_ms,
                 joins: BTreeMap::new(),
@@ -245,7 +249,7 @@ pub enum DecisionError {
         /// The node.
         node: NodeId,
         /// The latest round.
-        round: u64,
+        round: RoundId,
     },
     /// A renewal or report quotes a lease that is no longer the agent's.
     #[error("the lease {attempt} of {id} is gone (the job is now {now}): its lease ran out and went to another agent, or it was reported already; drop this evaluation")]
@@ -294,14 +298,14 @@ pub enum Action {
     /// A new round opened.
     RoundOpened {
         /// Its number.
-        round: u64,
+        round: RoundId,
         /// Why.
         reason: String,
     },
     /// A round closed.
     RoundClosed {
         /// Its number.
-        round: u64,
+        round: RoundId,
         /// Processes in it.
         world_size: u32,
         /// Nodes in it.
@@ -312,7 +316,7 @@ pub enum Action {
     /// A checkpoint was registered.
     CheckpointRegistered {
         /// Its step.
-        step: u64,
+        step: Step,
         /// Where it is.
         url: String,
         /// It is now the newest of its configuration.
@@ -325,7 +329,7 @@ pub enum Action {
         /// Its suite.
         suite: String,
         /// The checkpoint's step.
-        step: u64,
+        step: Step,
     },
     /// An evaluation job was leased to an agent.
     EvalLeased {
@@ -352,7 +356,7 @@ pub enum Action {
         /// Its suite.
         suite: String,
         /// The checkpoint's step.
-        step: u64,
+        step: Step,
         /// Where the result is.
         result_url: String,
     },

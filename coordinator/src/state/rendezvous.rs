@@ -6,6 +6,7 @@
 //! new world size.
 
 use super::{Action, ClosedRound, DecisionError, Join, OpenRound, Policy, RoundMember, State};
+use proto::domain::Rank;
 use proto::domain::{Assignment, DataPosition, JobPhase, JoinRequest, NodeId, Peer};
 
 /// Records a join. While a round runs, a node outside it that joins opens the next
@@ -97,7 +98,7 @@ pub fn join_outcome(state: &State, node: NodeId) -> Result<Option<Assignment>, D
 
 /// Opens the next round (after a failure, a restart of a node or growth).
 pub(crate) fn open_round(state: &mut State, now_ms: u64, reason: String) -> Action {
-    state.round += 1;
+    state.round = state.round.next();
     let joins = state.open.take().map(|o| o.joins).unwrap_or_default();
     state.open = Some(OpenRound {
         round: state.round,
@@ -145,7 +146,7 @@ pub(crate) fn close_if_ready(state: &mut State, now_ms: u64, policy: &Policy) ->
         let first = peers.len() as u32;
         for (i, address) in join.addresses.iter().enumerate() {
             peers.push(Peer {
-                rank: first + i as u32,
+                rank: Rank::new(first + i as u32),
                 address: address.clone(),
                 node_name: name.to_string(),
             });
@@ -153,7 +154,7 @@ pub(crate) fn close_if_ready(state: &mut State, now_ms: u64, policy: &Policy) ->
         members.push(RoundMember {
             node: *node,
             name: name.to_string(),
-            ranks: (first..peers.len() as u32).collect(),
+            ranks: (first..peers.len() as u32).map(Rank::new).collect(),
         });
     }
     let bootstrap = joined
@@ -197,7 +198,7 @@ mod tests {
 
     #[test]
     fn round_waits_for_min_nodes_then_the_settle_time() {
-        let mut state = State::new(JobId(1), 0);
+        let mut state = State::new(JobId::new(1), 0);
         let a = add(&mut state, "a", 1, 0);
         join_node(&mut state, a, 0);
         tick(&mut state, 3_000, &policy());
@@ -218,12 +219,12 @@ mod tests {
         assert!(state.open.is_some(), "settle time not over");
         tick(&mut state, 5_000, &policy());
         assert_eq!(state.phase, JobPhase::Running);
-        assert_eq!(state.current.as_ref().unwrap().round, 1);
+        assert_eq!(state.current.as_ref().unwrap().round, RoundId::new(1));
     }
 
     #[test]
     fn round_closes_at_once_when_max_nodes_joined() {
-        let mut state = State::new(JobId(1), 0);
+        let mut state = State::new(JobId::new(1), 0);
         let ids: Vec<_> = ["a", "b", "c"]
             .iter()
             .map(|n| add(&mut state, n, 1, 0))
@@ -243,7 +244,7 @@ mod tests {
 
     #[test]
     fn ranks_follow_node_names_then_local_index_whatever_the_join_order() {
-        let mut state = State::new(JobId(1), 0);
+        let mut state = State::new(JobId::new(1), 0);
         let zed = add(&mut state, "zed", 2, 0);
         let amy = add(&mut state, "amy", 3, 0);
         join_node(&mut state, zed, 0);
@@ -251,8 +252,8 @@ mod tests {
         tick(&mut state, 2_001, &policy());
         let amy_ranks = join_outcome(&state, amy).unwrap().unwrap();
         let zed_ranks = join_outcome(&state, zed).unwrap().unwrap();
-        assert_eq!(amy_ranks.global_ranks, vec![0, 1, 2]);
-        assert_eq!(zed_ranks.global_ranks, vec![3, 4]);
+        assert_eq!(amy_ranks.global_ranks, [0, 1, 2].map(Rank::new));
+        assert_eq!(zed_ranks.global_ranks, [3, 4].map(Rank::new));
         assert_eq!(amy_ranks.world_size, 5);
         let addresses: Vec<_> = amy_ranks.peers.iter().map(|p| p.address.as_str()).collect();
         assert_eq!(
@@ -268,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_node_failing_while_the_round_gathers_bumps_the_round_and_keeps_the_others() {
-        let mut state = State::new(JobId(1), 0);
+        let mut state = State::new(JobId::new(1), 0);
         let a = add(&mut state, "a", 1, 0);
         let b = add(&mut state, "b", 1, 0);
         join_node(&mut state, a, 0);
@@ -286,7 +287,7 @@ mod tests {
         .unwrap();
         tick(&mut state, 9_001, &policy());
         let open = state.open.as_ref().unwrap();
-        assert_eq!(open.round, 2);
+        assert_eq!(open.round, RoundId::new(2));
         assert_eq!(open.joins.keys().copied().collect::<Vec<_>>(), vec![a]);
         assert!(matches!(
             join_outcome(&state, b),
@@ -301,8 +302,8 @@ mod tests {
         for (step, consumed) in [(10, 640), (20, 1280)] {
             let report = CheckpointReport {
                 node: ids[0],
-                round: 1,
-                step,
+                round: RoundId::new(1),
+                step: Step::new(step),
                 url: format!("file:///ckpt/{step}"),
                 position: DataPosition {
                     epoch: 0,
@@ -331,7 +332,7 @@ mod tests {
         join_node(&mut state, c, 16_000);
         tick(&mut state, 18_000, &policy());
         let assignment = join_outcome(&state, c).unwrap().unwrap();
-        assert_eq!(assignment.round, 2);
+        assert_eq!(assignment.round, RoundId::new(2));
         assert_eq!(
             assignment.start,
             DataPosition {
@@ -339,7 +340,7 @@ mod tests {
                 samples_consumed: 1280
             }
         );
-        assert_eq!(assignment.resume_from.unwrap().step, 20);
+        assert_eq!(assignment.resume_from.unwrap().step, Step::new(20));
     }
 
     #[test]
@@ -349,7 +350,7 @@ mod tests {
         assert_eq!(directive_for(&state, c), Directive::Standby);
         join_node(&mut state, c, 11_000);
         assert_eq!(state.phase, JobPhase::Restarting);
-        assert_eq!(state.round, 2);
+        assert_eq!(state.round, RoundId::new(2));
 
         let mut full = running(&["a", "b", "c"]).0;
         let d = add(&mut full, "d", 1, 11_000);
@@ -366,7 +367,7 @@ mod tests {
 
     #[test]
     fn join_needs_an_address_per_process_and_a_live_job() {
-        let mut state = State::new(JobId(1), 0);
+        let mut state = State::new(JobId::new(1), 0);
         let a = add(&mut state, "a", 1, 0);
         let empty = JoinRequest {
             node: a,

@@ -45,14 +45,14 @@ pub fn join_node(state: &mut State, node: NodeId, now: u64) -> Vec<Action> {
         node,
         addresses,
         bootstrap_offer: n.spec.name.as_bytes().to_vec(),
-        round: 0,
+        round: RoundId::new(0),
     };
     join(state, &request, now, &policy()).unwrap()
 }
 
 /// A state with `names` registered and joined at time 0, closed by a tick at 2 s.
 pub fn running(names: &[&str]) -> (State, Vec<NodeId>) {
-    let mut state = State::new(JobId(1), 0);
+    let mut state = State::new(JobId::new(1), 0);
     let ids: Vec<NodeId> = names.iter().map(|n| add(&mut state, n, 1, 0)).collect();
     for id in &ids {
         join_node(&mut state, *id, 0);

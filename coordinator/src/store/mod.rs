@@ -10,6 +10,7 @@
 
 use crate::state::{CheckpointRegistry, ClosedRound, EvalQueue, Node, OpenRound, State};
 use proto::domain::{CheckpointInfo, DataPosition, EvalJob, JobId, JobPhase};
+use proto::domain::{RoundId, Step};
 use rusqlite::{Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -219,13 +220,13 @@ impl Store {
             .query_map([], |r| {
                 Ok(CheckpointInfo {
                     config_digest: r.get(0)?,
-                    step: r.get::<_, i64>(1)? as u64,
+                    step: Step::new(r.get::<_, i64>(1)? as u64),
                     url: r.get(2)?,
                     position: DataPosition {
                         epoch: r.get::<_, i64>(3)? as u64,
                         samples_consumed: r.get::<_, i64>(4)? as u64,
                     },
-                    round: r.get::<_, i64>(5)? as u64,
+                    round: RoundId::new(r.get::<_, i64>(5)? as u64),
                     registered_unix_ms: r.get::<_, i64>(6)? as u64,
                 })
             })
@@ -243,14 +244,14 @@ impl Store {
             .map(|body| self.decode::<EvalJob>("evaluation job", body))
             .collect::<Result<Vec<_>, _>>()?;
         let evals = EvalQueue {
-            next_id: jobs.last().map_or(0, |j| j.id.0 + 1),
+            next_id: jobs.last().map_or(0, |j| j.id.get() + 1),
             jobs,
         };
         Ok(Some(State {
-            job_id: JobId(job_id as u64),
+            job_id: JobId::new(job_id as u64),
             phase,
             drain,
-            round: round as u64,
+            round: RoundId::new(round as u64),
             config_digest,
             next_node_id: next_node_id as u64,
             nodes,

@@ -4,13 +4,14 @@ use super::*;
 use crate::state::testing::running;
 use crate::state::{checkpoints, register};
 use proto::domain::{CheckpointReport, NodeSpec};
+use proto::domain::{RoundId, Step};
 
 fn busy_state() -> State {
     let (mut state, ids) = running(&["a", "b"]);
     let report = CheckpointReport {
         node: ids[0],
-        round: 1,
-        step: 30,
+        round: RoundId::new(1),
+        step: Step::new(30),
         url: "file:///ckpt/30".into(),
         position: DataPosition {
             epoch: 1,
@@ -65,7 +66,7 @@ fn saving_again_replaces_the_previous_state() {
     let mut store = Store::open(&path).unwrap();
     let mut state = busy_state();
     store.save(&state).unwrap();
-    state.nodes.remove(&proto::domain::NodeId(1));
+    state.nodes.remove(&proto::domain::NodeId::new(1));
     state.checkpoints = CheckpointRegistry::default();
     store.save(&state).unwrap();
     assert_eq!(store.load().unwrap().unwrap(), state);
@@ -90,15 +91,15 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
     let mut state = busy_state();
     store.save(&state).unwrap();
     let policy = crate::state::testing::policy();
-    let a = proto::domain::NodeId(1);
+    let a = proto::domain::NodeId::new(1);
     let report = |step, url: &str| CheckpointReport {
         node: a,
-        round: 1,
+        round: RoundId::new(1),
         step,
         url: url.into(),
         position: DataPosition {
             epoch: 2,
-            samples_consumed: step * 4,
+            samples_consumed: step.get() * 4,
         },
         config_digest: "cfg".into(),
         eval_suites: vec!["splice".into()],
@@ -112,7 +113,7 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
     });
     assert_eq!(rows, 1, "a heartbeat rewrites its node's row only");
     let rows = change_and_reload(&mut store, &mut state, |s| {
-        checkpoints::report(s, report(60, "file:///ckpt/60"), 4_100).unwrap();
+        checkpoints::report(s, report(Step::new(60), "file:///ckpt/60"), 4_100).unwrap();
     });
     assert_eq!(
         rows, 2,
@@ -120,7 +121,7 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
     );
     let rows = change_and_reload(&mut store, &mut state, |s| {
         let report = proto::domain::EvalReport {
-            id: proto::domain::EvalId(1),
+            id: proto::domain::EvalId::new(1),
             attempt: 1,
             outcome: Ok((vec![], "file:///ckpt/30/eval/splice.json".into())),
         };
@@ -129,10 +130,10 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
     assert_eq!(rows, 1, "a finished evaluation rewrites its own row only");
     // The same step again replaces the older entry, which moves to the end.
     change_and_reload(&mut store, &mut state, |s| {
-        checkpoints::report(s, report(30, "file:///ckpt/30-again"), 4_200).unwrap();
+        checkpoints::report(s, report(Step::new(30), "file:///ckpt/30-again"), 4_200).unwrap();
     });
     change_and_reload(&mut store, &mut state, |s| {
-        s.nodes.remove(&proto::domain::NodeId(2));
+        s.nodes.remove(&proto::domain::NodeId::new(2));
     });
     change_and_reload(&mut store, &mut state, |s| {
         // Everyone falls silent: nodes die, the round moves on.

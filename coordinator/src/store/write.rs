@@ -47,7 +47,7 @@ impl Store {
             }
             for id in before.nodes.keys() {
                 if !after.nodes.contains_key(id) {
-                    tx.execute("DELETE FROM nodes WHERE id = ?1", [id.0 as i64])?;
+                    tx.execute("DELETE FROM nodes WHERE id = ?1", [id.get() as i64])?;
                 }
             }
             if before.current != after.current {
@@ -59,7 +59,7 @@ impl Store {
             for c in &old[same..] {
                 tx.execute(
                     "DELETE FROM checkpoints WHERE config_digest = ?1 AND step = ?2",
-                    params![c.config_digest, c.step as i64],
+                    params![c.config_digest, c.step.get() as i64],
                 )?;
             }
             for c in &new[same..] {
@@ -158,10 +158,10 @@ fn job_row(
     &Option<crate::state::OpenRound>,
 ) {
     (
-        s.job_id.0,
+        s.job_id.get(),
         s.phase,
         s.drain,
-        s.round,
+        s.round.get(),
         &s.config_digest,
         s.next_node_id,
         &s.open,
@@ -174,10 +174,10 @@ fn write_job(tx: &Transaction, state: &State) -> rusqlite::Result<()> {
         "INSERT INTO job (id, phase, drain, round, config_digest, next_node_id, open_round)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
-            state.job_id.0 as i64,
+            state.job_id.get() as i64,
             to_json(&state.phase),
             state.drain,
-            state.round as i64,
+            state.round.get() as i64,
             state.config_digest,
             state.next_node_id as i64,
             state.open.as_ref().map(to_json),
@@ -189,7 +189,7 @@ fn write_job(tx: &Transaction, state: &State) -> rusqlite::Result<()> {
 fn write_node(tx: &Transaction, node: &Node) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO nodes (id, name, body) VALUES (?1, ?2, ?3)",
-        params![node.id.0 as i64, node.spec.name, to_json(node)],
+        params![node.id.get() as i64, node.spec.name, to_json(node)],
     )?;
     Ok(())
 }
@@ -198,7 +198,7 @@ fn write_round(tx: &Transaction, state: &State) -> rusqlite::Result<()> {
     if let Some(current) = &state.current {
         tx.execute(
             "INSERT OR REPLACE INTO rounds (round, body) VALUES (?1, ?2)",
-            params![current.round as i64, to_json(current)],
+            params![current.round.get() as i64, to_json(current)],
         )?;
     }
     Ok(())
@@ -210,11 +210,11 @@ fn write_checkpoint(tx: &Transaction, c: &CheckpointInfo) -> rusqlite::Result<()
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             c.config_digest,
-            c.step as i64,
+            c.step.get() as i64,
             c.url,
             c.position.epoch as i64,
             c.position.samples_consumed as i64,
-            c.round as i64,
+            c.round.get() as i64,
             c.registered_unix_ms as i64,
         ],
     )?;
@@ -224,7 +224,7 @@ fn write_checkpoint(tx: &Transaction, c: &CheckpointInfo) -> rusqlite::Result<()
 fn write_eval(tx: &Transaction, job: &EvalJob) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO evals (id, body) VALUES (?1, ?2)",
-        params![job.id.0 as i64, to_json(job)],
+        params![job.id.get() as i64, to_json(job)],
     )?;
     Ok(())
 }

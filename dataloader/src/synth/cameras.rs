@@ -191,36 +191,9 @@ pub(crate) fn slugify(s: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
-/// All simulated cameras, in a fixed order (photo `i` of a run uses camera `i mod n` of
-/// the selection).
-pub fn cameras() -> &'static [Camera] {
-    &super::catalogue::CAMERAS
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slugs_are_unique_lowercase_dashed() {
-        let slugs: Vec<String> = cameras().iter().map(Camera::slug).collect();
-        assert!(
-            slugs.contains(&"simcam-sc-5-pocket".to_string()),
-            "{slugs:?}"
-        );
-        let mut dedup = slugs.clone();
-        dedup.sort();
-        dedup.dedup();
-        assert_eq!(dedup.len(), slugs.len());
-    }
-
-    #[test]
-    fn sensor_seeds_differ_between_cameras() {
-        let mut seeds: Vec<u64> = cameras().iter().map(Camera::sensor_seed).collect();
-        seeds.sort();
-        seeds.dedup();
-        assert_eq!(seeds.len(), cameras().len());
-    }
 
     #[test]
     fn every_cfa_has_two_greens_and_one_red_and_blue() {

@@ -6,7 +6,13 @@ use super::cameras::{Camera, Cfa, Demosaic, QuantStyle, Subsampling};
 
 const DAY: i64 = 86_400;
 
-pub(super) static CAMERAS: [Camera; 6] = [
+/// All simulated cameras, in a fixed order (photo `i` of a run uses camera `i mod n` of
+/// the selection).
+pub fn cameras() -> &'static [Camera] {
+    &CAMERAS
+}
+
+static CAMERAS: [Camera; 6] = [
     Camera {
         make: "Simcam",
         model: "SC-100",
@@ -279,3 +285,29 @@ pub(super) static CAMERAS: [Camera; 6] = [
         first_shot_unix: 18_567 * DAY, // 2020-11-01
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_unique_lowercase_dashed() {
+        let slugs: Vec<String> = cameras().iter().map(Camera::slug).collect();
+        assert!(
+            slugs.contains(&"simcam-sc-5-pocket".to_string()),
+            "{slugs:?}"
+        );
+        let mut dedup = slugs.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(dedup.len(), slugs.len());
+    }
+
+    #[test]
+    fn sensor_seeds_differ_between_cameras() {
+        let mut seeds: Vec<u64> = cameras().iter().map(Camera::sensor_seed).collect();
+        seeds.sort();
+        seeds.dedup();
+        assert_eq!(seeds.len(), cameras().len());
+    }
+}

@@ -131,7 +131,7 @@ pub(crate) fn sharpen_to_u8(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::cameras::cameras;
+    use crate::synth::catalogue::cameras;
 
     #[test]
     fn tone_curves_are_monotonic_and_span_the_range() {

@@ -99,7 +99,7 @@ pub(crate) fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::cameras::cameras;
+    use crate::synth::catalogue::cameras;
 
     #[test]
     fn annex_k_at_quality_50_is_the_table_itself() {

@@ -159,7 +159,7 @@ pub(crate) fn tiff_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::cameras::cameras;
+    use crate::synth::catalogue::cameras;
     use rand::SeedableRng;
 
     #[test]

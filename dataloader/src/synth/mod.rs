@@ -23,7 +23,8 @@ mod scene;
 mod sensor;
 mod shot;
 
-pub use cameras::{cameras, Camera, Cfa, Demosaic, QuantStyle, Subsampling};
+pub use cameras::{Camera, Cfa, Demosaic, QuantStyle, Subsampling};
+pub use catalogue::cameras;
 pub use encode::quant_tables;
 pub use scene::SceneStyle;
 

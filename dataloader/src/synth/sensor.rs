@@ -76,7 +76,7 @@ impl Sensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::cameras::cameras;
+    use crate::synth::catalogue::cameras;
     use crate::synth::shot::Shot;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;

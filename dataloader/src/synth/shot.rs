@@ -249,7 +249,7 @@ impl Shot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::cameras::cameras;
+    use crate::synth::catalogue::cameras;
     use rand::SeedableRng;
 
     #[test]

@@ -25,9 +25,9 @@ impl From<wire::EvalMetric> for EvalMetric {
 impl From<EvalJob> for wire::EvalJob {
     fn from(d: EvalJob) -> Self {
         let mut w = Self {
-            eval_id: d.id.0,
+            eval_id: d.id.get(),
             suite: d.suite,
-            checkpoint_step: d.checkpoint_step,
+            checkpoint_step: d.checkpoint_step.get(),
             checkpoint_url: d.checkpoint_url,
             config_digest: d.config_digest,
             attempts: d.attempts,
@@ -94,9 +94,9 @@ impl TryFrom<wire::EvalJob> for EvalJob {
             wire::EvalState::Unspecified => return Err(unknown),
         };
         Ok(Self {
-            id: EvalId(w.eval_id),
+            id: EvalId::new(w.eval_id),
             suite: w.suite,
-            checkpoint_step: w.checkpoint_step,
+            checkpoint_step: Step::new(w.checkpoint_step),
             checkpoint_url: w.checkpoint_url,
             config_digest: w.config_digest,
             created_ms: w.created_unix_ms,
@@ -129,10 +129,10 @@ impl From<LeaseAnswer> for wire::LeaseEvalResponse {
         match d {
             LeaseAnswer::Leased(l) => Self {
                 lease: Some(wire::EvalLease {
-                    eval_id: l.id.0,
+                    eval_id: l.id.get(),
                     attempt: l.attempt,
                     suite: l.suite,
-                    checkpoint_step: l.checkpoint_step,
+                    checkpoint_step: l.checkpoint_step.get(),
                     checkpoint_url: l.checkpoint_url,
                     lease_ms: l.lease_ms,
                 }),
@@ -154,10 +154,10 @@ impl From<wire::LeaseEvalResponse> for LeaseAnswer {
     fn from(w: wire::LeaseEvalResponse) -> Self {
         match w.lease {
             Some(l) => LeaseAnswer::Leased(EvalLease {
-                id: EvalId(l.eval_id),
+                id: EvalId::new(l.eval_id),
                 attempt: l.attempt,
                 suite: l.suite,
-                checkpoint_step: l.checkpoint_step,
+                checkpoint_step: Step::new(l.checkpoint_step),
                 checkpoint_url: l.checkpoint_url,
                 lease_ms: l.lease_ms,
             }),
@@ -170,7 +170,7 @@ impl From<wire::LeaseEvalResponse> for LeaseAnswer {
 impl From<EvalReport> for wire::ReportEvalResultRequest {
     fn from(d: EvalReport) -> Self {
         let mut w = Self {
-            eval_id: d.id.0,
+            eval_id: d.id.get(),
             attempt: d.attempt,
             ..Default::default()
         };
@@ -196,7 +196,7 @@ impl TryFrom<wire::ReportEvalResultRequest> for EvalReport {
             Err(w.error)
         };
         Ok(Self {
-            id: EvalId(w.eval_id),
+            id: EvalId::new(w.eval_id),
             attempt: w.attempt,
             outcome,
         })
@@ -209,9 +209,9 @@ mod tests {
 
     fn job(phase: EvalPhase) -> EvalJob {
         EvalJob {
-            id: EvalId(4),
+            id: EvalId::new(4),
             suite: "splice".into(),
-            checkpoint_step: 600,
+            checkpoint_step: Step::new(600),
             checkpoint_url: "s3://b/runs/step-000000600".into(),
             config_digest: "abc".into(),
             created_ms: 5,
@@ -255,10 +255,10 @@ mod tests {
             LeaseAnswer::Over,
             LeaseAnswer::Wait(250),
             LeaseAnswer::Leased(EvalLease {
-                id: EvalId(1),
+                id: EvalId::new(1),
                 attempt: 3,
                 suite: "s".into(),
-                checkpoint_step: 2,
+                checkpoint_step: Step::new(2),
                 checkpoint_url: "u".into(),
                 lease_ms: 1000,
             }),
@@ -270,7 +270,7 @@ mod tests {
         }
         for outcome in [Ok((vec![], "u".to_string())), Err("boom".to_string())] {
             let r = EvalReport {
-                id: EvalId(1),
+                id: EvalId::new(1),
                 attempt: 1,
                 outcome,
             };

@@ -37,7 +37,7 @@ fn phase_from_wire(value: i32, message: &'static str) -> Result<JobPhase, Conver
 impl From<MemberStatus> for wire::Member {
     fn from(d: MemberStatus) -> Self {
         Self {
-            node_id: d.node_id.0,
+            node_id: d.node_id.get(),
             node_name: d.spec.name,
             host: d.spec.host,
             device_count: d.spec.device_count,
@@ -45,7 +45,7 @@ impl From<MemberStatus> for wire::Member {
             procs: d.spec.procs,
             alive: d.alive,
             heartbeat_age_ms: d.heartbeat_age_ms,
-            global_ranks: d.global_ranks,
+            global_ranks: d.global_ranks.iter().map(|r| r.get()).collect(),
             progress: d.progress.into_iter().map(Into::into).collect(),
             finished: d.finished,
         }
@@ -55,7 +55,7 @@ impl From<MemberStatus> for wire::Member {
 impl From<wire::Member> for MemberStatus {
     fn from(w: wire::Member) -> Self {
         Self {
-            node_id: NodeId(w.node_id),
+            node_id: NodeId::new(w.node_id),
             spec: NodeSpec {
                 name: w.node_name,
                 host: w.host,
@@ -66,7 +66,7 @@ impl From<wire::Member> for MemberStatus {
             },
             alive: w.alive,
             heartbeat_age_ms: w.heartbeat_age_ms,
-            global_ranks: w.global_ranks,
+            global_ranks: w.global_ranks.into_iter().map(Rank::new).collect(),
             progress: w.progress.into_iter().map(Into::into).collect(),
             finished: w.finished,
         }
@@ -76,9 +76,9 @@ impl From<wire::Member> for MemberStatus {
 impl From<JobStatus> for wire::GetStatusResponse {
     fn from(d: JobStatus) -> Self {
         Self {
-            job_id: d.job_id.0,
+            job_id: d.job_id.get(),
             state: wire::JobState::from(d.phase) as i32,
-            round: d.round,
+            round: d.round.get(),
             world_size: d.world_size,
             members: d.members.into_iter().map(Into::into).collect(),
             samples_per_sec: d.samples_per_sec,
@@ -95,9 +95,9 @@ impl TryFrom<wire::GetStatusResponse> for JobStatus {
     fn try_from(w: wire::GetStatusResponse) -> Result<Self, ConvertError> {
         let config_digest = w.config_digest;
         Ok(Self {
-            job_id: JobId(w.job_id),
+            job_id: JobId::new(w.job_id),
             phase: phase_from_wire(w.state, "GetStatusResponse")?,
-            round: w.round,
+            round: RoundId::new(w.round),
             world_size: w.world_size,
             members: w
                 .members

@@ -48,14 +48,14 @@ mod tests {
 
     fn checkpoint() -> CheckpointInfo {
         CheckpointInfo {
-            step: 40,
+            step: Step::new(40),
             url: "file:///runs/a/step-40".into(),
             position: DataPosition {
                 epoch: 1,
                 samples_consumed: 512,
             },
             config_digest: "abc".into(),
-            round: 2,
+            round: RoundId::new(2),
             registered_unix_ms: 7,
         }
     }
@@ -63,17 +63,17 @@ mod tests {
     #[test]
     fn assignment_survives_the_wire_both_ways() {
         let assignment = Assignment {
-            round: 3,
+            round: RoundId::new(3),
             world_size: 2,
-            global_ranks: vec![1],
+            global_ranks: vec![Rank::new(1)],
             peers: vec![
                 Peer {
-                    rank: 0,
+                    rank: Rank::new(0),
                     address: "a:1".into(),
                     node_name: "a".into(),
                 },
                 Peer {
-                    rank: 1,
+                    rank: Rank::new(1),
                     address: "b:1".into(),
                     node_name: "b".into(),
                 },
@@ -108,7 +108,9 @@ mod tests {
     fn directives_round_trip_and_unknown_values_are_rejected() {
         for d in [
             Directive::Continue,
-            Directive::Rejoin { round: 4 },
+            Directive::Rejoin {
+                round: RoundId::new(4),
+            },
             Directive::Standby,
             Directive::Drain,
             Directive::Stop,
@@ -136,12 +138,12 @@ mod tests {
     #[test]
     fn status_round_trips_with_phase_and_checkpoints() {
         let status = JobStatus {
-            job_id: JobId(1),
+            job_id: JobId::new(1),
             phase: JobPhase::Restarting,
-            round: 5,
+            round: RoundId::new(5),
             world_size: 4,
             members: vec![MemberStatus {
-                node_id: NodeId(2),
+                node_id: NodeId::new(2),
                 spec: NodeSpec {
                     name: "n".into(),
                     host: "h".into(),
@@ -152,10 +154,10 @@ mod tests {
                 },
                 alive: true,
                 heartbeat_age_ms: 10,
-                global_ranks: vec![0, 1],
+                global_ranks: vec![Rank::new(0), Rank::new(1)],
                 progress: vec![RankProgress {
-                    global_rank: 0,
-                    step: 3,
+                    global_rank: Rank::new(0),
+                    step: Step::new(3),
                     ..Default::default()
                 }],
                 finished: false,

@@ -33,8 +33,8 @@ impl From<NodeSpec> for wire::RegisterNodeRequest {
 impl From<Registration> for wire::RegisterNodeResponse {
     fn from(d: Registration) -> Self {
         Self {
-            node_id: d.node_id.0,
-            job_id: d.job_id.0,
+            node_id: d.node_id.get(),
+            job_id: d.job_id.get(),
             heartbeat_interval_ms: d.heartbeat_interval_ms,
             heartbeat_timeout_ms: d.heartbeat_timeout_ms,
         }
@@ -44,8 +44,8 @@ impl From<Registration> for wire::RegisterNodeResponse {
 impl From<wire::RegisterNodeResponse> for Registration {
     fn from(w: wire::RegisterNodeResponse) -> Self {
         Self {
-            node_id: NodeId(w.node_id),
-            job_id: JobId(w.job_id),
+            node_id: NodeId::new(w.node_id),
+            job_id: JobId::new(w.job_id),
             heartbeat_interval_ms: w.heartbeat_interval_ms,
             heartbeat_timeout_ms: w.heartbeat_timeout_ms,
         }
@@ -55,8 +55,8 @@ impl From<wire::RegisterNodeResponse> for Registration {
 impl From<wire::RankProgress> for RankProgress {
     fn from(w: wire::RankProgress) -> Self {
         Self {
-            global_rank: w.global_rank,
-            step: w.step,
+            global_rank: Rank::new(w.global_rank),
+            step: Step::new(w.step),
             epoch: w.epoch,
             samples_consumed: w.samples_consumed,
             loss: w.loss,
@@ -68,8 +68,8 @@ impl From<wire::RankProgress> for RankProgress {
 impl From<RankProgress> for wire::RankProgress {
     fn from(d: RankProgress) -> Self {
         Self {
-            global_rank: d.global_rank,
-            step: d.step,
+            global_rank: d.global_rank.get(),
+            step: d.step.get(),
             epoch: d.epoch,
             samples_consumed: d.samples_consumed,
             loss: d.loss,
@@ -81,7 +81,7 @@ impl From<RankProgress> for wire::RankProgress {
 impl From<wire::HeartbeatRequest> for HeartbeatReport {
     fn from(w: wire::HeartbeatRequest) -> Self {
         Self {
-            node: NodeId(w.node_id),
+            node: NodeId::new(w.node_id),
             progress: w.progress.into_iter().map(Into::into).collect(),
             finished: w.finished,
             leaving: w.leaving,
@@ -92,7 +92,7 @@ impl From<wire::HeartbeatRequest> for HeartbeatReport {
 impl From<HeartbeatReport> for wire::HeartbeatRequest {
     fn from(d: HeartbeatReport) -> Self {
         Self {
-            node_id: d.node.0,
+            node_id: d.node.get(),
             progress: d.progress.into_iter().map(Into::into).collect(),
             finished: d.finished,
             leaving: d.leaving,
@@ -104,7 +104,7 @@ impl From<Directive> for wire::HeartbeatResponse {
     fn from(d: Directive) -> Self {
         let (directive, round) = match d {
             Directive::Continue => (wire::Directive::Continue, 0),
-            Directive::Rejoin { round } => (wire::Directive::Rejoin, round),
+            Directive::Rejoin { round } => (wire::Directive::Rejoin, round.get()),
             Directive::Standby => (wire::Directive::Standby, 0),
             Directive::Drain => (wire::Directive::Drain, 0),
             Directive::Stop => (wire::Directive::Stop, 0),
@@ -127,7 +127,9 @@ impl TryFrom<wire::HeartbeatResponse> for Directive {
         Ok(
             match wire::Directive::try_from(w.directive).map_err(|_| unknown.clone())? {
                 wire::Directive::Continue => Directive::Continue,
-                wire::Directive::Rejoin => Directive::Rejoin { round: w.round },
+                wire::Directive::Rejoin => Directive::Rejoin {
+                    round: RoundId::new(w.round),
+                },
                 wire::Directive::Standby => Directive::Standby,
                 wire::Directive::Drain => Directive::Drain,
                 wire::Directive::Stop => Directive::Stop,

@@ -25,10 +25,10 @@ impl From<DataPosition> for wire::DataPosition {
 impl From<wire::JoinRendezvousRequest> for JoinRequest {
     fn from(w: wire::JoinRendezvousRequest) -> Self {
         Self {
-            node: NodeId(w.node_id),
+            node: NodeId::new(w.node_id),
             addresses: w.addresses,
             bootstrap_offer: w.bootstrap_offer,
-            round: w.round,
+            round: RoundId::new(w.round),
         }
     }
 }
@@ -36,10 +36,10 @@ impl From<wire::JoinRendezvousRequest> for JoinRequest {
 impl From<JoinRequest> for wire::JoinRendezvousRequest {
     fn from(d: JoinRequest) -> Self {
         Self {
-            node_id: d.node.0,
+            node_id: d.node.get(),
             addresses: d.addresses,
             bootstrap_offer: d.bootstrap_offer,
-            round: d.round,
+            round: d.round.get(),
         }
     }
 }
@@ -47,7 +47,7 @@ impl From<JoinRequest> for wire::JoinRendezvousRequest {
 impl From<Peer> for wire::Peer {
     fn from(d: Peer) -> Self {
         Self {
-            rank: d.rank,
+            rank: d.rank.get(),
             address: d.address,
             node_name: d.node_name,
         }
@@ -57,7 +57,7 @@ impl From<Peer> for wire::Peer {
 impl From<wire::Peer> for Peer {
     fn from(w: wire::Peer) -> Self {
         Self {
-            rank: w.rank,
+            rank: Rank::new(w.rank),
             address: w.address,
             node_name: w.node_name,
         }
@@ -67,11 +67,11 @@ impl From<wire::Peer> for Peer {
 impl From<CheckpointInfo> for wire::CheckpointInfo {
     fn from(d: CheckpointInfo) -> Self {
         Self {
-            step: d.step,
+            step: d.step.get(),
             url: d.url,
             position: Some(d.position.into()),
             config_digest: d.config_digest,
-            round: d.round,
+            round: d.round.get(),
             registered_unix_ms: d.registered_unix_ms,
         }
     }
@@ -81,11 +81,11 @@ impl TryFrom<wire::CheckpointInfo> for CheckpointInfo {
     type Error = ConvertError;
     fn try_from(w: wire::CheckpointInfo) -> Result<Self, ConvertError> {
         Ok(Self {
-            step: w.step,
+            step: Step::new(w.step),
             url: w.url,
             position: required(w.position, "CheckpointInfo", "position")?.into(),
             config_digest: w.config_digest,
-            round: w.round,
+            round: RoundId::new(w.round),
             registered_unix_ms: w.registered_unix_ms,
         })
     }
@@ -94,9 +94,9 @@ impl TryFrom<wire::CheckpointInfo> for CheckpointInfo {
 impl From<Assignment> for wire::JoinRendezvousResponse {
     fn from(d: Assignment) -> Self {
         Self {
-            round: d.round,
+            round: d.round.get(),
             world_size: d.world_size,
-            global_ranks: d.global_ranks,
+            global_ranks: d.global_ranks.iter().map(|r| r.get()).collect(),
             peers: d.peers.into_iter().map(Into::into).collect(),
             bootstrap: d.bootstrap,
             start: Some(d.start.into()),
@@ -109,9 +109,9 @@ impl TryFrom<wire::JoinRendezvousResponse> for Assignment {
     type Error = ConvertError;
     fn try_from(w: wire::JoinRendezvousResponse) -> Result<Self, ConvertError> {
         Ok(Self {
-            round: w.round,
+            round: RoundId::new(w.round),
             world_size: w.world_size,
-            global_ranks: w.global_ranks,
+            global_ranks: w.global_ranks.into_iter().map(Rank::new).collect(),
             peers: w.peers.into_iter().map(Into::into).collect(),
             bootstrap: w.bootstrap,
             start: required(w.start, "JoinRendezvousResponse", "start")?.into(),
@@ -124,9 +124,9 @@ impl TryFrom<wire::ReportCheckpointRequest> for CheckpointReport {
     type Error = ConvertError;
     fn try_from(w: wire::ReportCheckpointRequest) -> Result<Self, ConvertError> {
         Ok(Self {
-            node: NodeId(w.node_id),
-            round: w.round,
-            step: w.step,
+            node: NodeId::new(w.node_id),
+            round: RoundId::new(w.round),
+            step: Step::new(w.step),
             url: w.url,
             position: required(w.position, "ReportCheckpointRequest", "position")?.into(),
             config_digest: w.config_digest,
@@ -138,9 +138,9 @@ impl TryFrom<wire::ReportCheckpointRequest> for CheckpointReport {
 impl From<CheckpointReport> for wire::ReportCheckpointRequest {
     fn from(d: CheckpointReport) -> Self {
         Self {
-            node_id: d.node.0,
-            round: d.round,
-            step: d.step,
+            node_id: d.node.get(),
+            round: d.round.get(),
+            step: d.step.get(),
             url: d.url,
             position: Some(d.position.into()),
             config_digest: d.config_digest,

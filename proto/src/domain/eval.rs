@@ -2,19 +2,8 @@
 //! agents, with the result (or failure) recorded in the checkpoint registry.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
-/// Identifies an evaluation job within a coordinator.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct EvalId(pub u64);
-
-impl fmt::Display for EvalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "eval {}", self.0)
-    }
-}
+use super::{EvalId, Step};
 
 /// One number of a result, e.g. `ncut.p_map`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +73,7 @@ pub struct EvalJob {
     /// The suite's name in the training config.
     pub suite: String,
     /// The checkpoint's step.
-    pub checkpoint_step: u64,
+    pub checkpoint_step: Step,
     /// The checkpoint's URL (its `step-N` directory).
     pub checkpoint_url: String,
     /// The checkpoint's config digest.
@@ -116,7 +105,7 @@ pub struct EvalLease {
     /// The suite to run.
     pub suite: String,
     /// The checkpoint's step.
-    pub checkpoint_step: u64,
+    pub checkpoint_step: Step,
     /// The checkpoint's URL.
     pub checkpoint_url: String,
     /// How long the lease runs without a renewal.

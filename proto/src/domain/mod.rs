@@ -5,27 +5,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Identifies a node within a job; stable across re-registrations of the same name.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct NodeId(pub u64);
-
-/// Identifies a training job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct JobId(pub u64);
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "node {}", self.0)
-    }
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job {}", self.0)
-    }
-}
+mod ids;
+pub use ids::{EvalId, JobId, NodeId, Rank, RoundId, Step};
 
 /// What a node says about itself when it registers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,9 +51,9 @@ pub struct DataPosition {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RankProgress {
     /// Global rank of the process.
-    pub global_rank: u32,
+    pub global_rank: Rank,
     /// Optimizer steps done.
-    pub step: u64,
+    pub step: Step,
     /// Current epoch.
     pub epoch: u64,
     /// Samples of the epoch consumed by the job.
@@ -104,7 +85,7 @@ pub enum Directive {
     /// Abort the step and join this rendezvous round.
     Rejoin {
         /// Round to join.
-        round: u64,
+        round: RoundId,
     },
     /// Registered but not part of the running round: keep heartbeating.
     Standby,
@@ -124,14 +105,14 @@ pub struct JoinRequest {
     /// Collective bootstrap offered by this node (used when it gets rank 0).
     pub bootstrap_offer: Vec<u8>,
     /// Round named by a rejoin directive, 0 for the first join.
-    pub round: u64,
+    pub round: RoundId,
 }
 
 /// One rank of a round and where its process listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peer {
     /// Global rank.
-    pub rank: u32,
+    pub rank: Rank,
     /// Collective address of the process.
     pub address: String,
     /// Node the process runs on.
@@ -142,7 +123,7 @@ pub struct Peer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointInfo {
     /// Optimizer step the checkpoint holds.
-    pub step: u64,
+    pub step: Step,
     /// Where it is stored (object-store URL or path).
     pub url: String,
     /// Data position right after that step.
@@ -150,7 +131,7 @@ pub struct CheckpointInfo {
     /// Digest of the training configuration.
     pub config_digest: String,
     /// Round it was written in.
-    pub round: u64,
+    pub round: RoundId,
     /// When the coordinator registered it.
     pub registered_unix_ms: u64,
 }
@@ -161,9 +142,9 @@ pub struct CheckpointReport {
     /// Reporting node.
     pub node: NodeId,
     /// Round the checkpoint was written in.
-    pub round: u64,
+    pub round: RoundId,
     /// Step it holds.
-    pub step: u64,
+    pub step: Step,
     /// Where it is stored.
     pub url: String,
     /// Data position after the step.
@@ -178,11 +159,11 @@ pub struct CheckpointReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
     /// The round.
-    pub round: u64,
+    pub round: RoundId,
     /// Processes in the round.
     pub world_size: u32,
     /// This node's global ranks, in local-rank order.
-    pub global_ranks: Vec<u32>,
+    pub global_ranks: Vec<Rank>,
     /// Every rank, sorted by rank.
     pub peers: Vec<Peer>,
     /// Collective bootstrap (the offer of the node holding rank 0).
@@ -249,7 +230,7 @@ pub struct MemberStatus {
     /// Milliseconds since its last heartbeat.
     pub heartbeat_age_ms: u64,
     /// Global ranks in the current round.
-    pub global_ranks: Vec<u32>,
+    pub global_ranks: Vec<Rank>,
     /// Latest progress of its processes.
     pub progress: Vec<RankProgress>,
     /// Reported the job complete.
@@ -264,7 +245,7 @@ pub struct JobStatus {
     /// Phase.
     pub phase: JobPhase,
     /// Latest round number.
-    pub round: u64,
+    pub round: RoundId,
     /// Processes in the current round.
     pub world_size: u32,
     /// Every registered node.

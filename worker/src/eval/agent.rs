@@ -130,9 +130,9 @@ async fn run_leased(
     cfg: Arc<Config>,
 ) -> Result<Ran, AgentError> {
     tracing::info!(
-        eval = lease.id.0,
+        eval = lease.id.get(),
         suite = %lease.suite,
-        step = lease.checkpoint_step,
+        step = lease.checkpoint_step.get(),
         checkpoint = %lease.checkpoint_url,
         attempt = lease.attempt,
         "evaluation leased"
@@ -144,7 +144,7 @@ async fn run_leased(
         opts.store.clone(),
     );
     std::thread::Builder::new()
-        .name(format!("eval-{}", lease.id.0))
+        .name(format!("eval-{}", lease.id.get()))
         .spawn(move || {
             let _ = tx.send(run_suite(&cfg, &suite, &url, &store));
         })
@@ -155,15 +155,15 @@ async fn run_leased(
         tokio::select! {
             result = &mut rx => break result,
             _ = tokio::time::sleep(renew_every), if !lost => {
-                let renewal = wire::RenewEvalLeaseRequest { eval_id: lease.id.0, attempt: lease.attempt };
+                let renewal = wire::RenewEvalLeaseRequest { eval_id: lease.id.get(), attempt: lease.attempt };
                 match client.renew_eval_lease(renewal).await {
                     Ok(_) => {}
                     Err(s) if s.code() == tonic::Code::Aborted => {
-                        tracing::warn!(eval = lease.id.0, reason = %s.message(), "lease lost; this evaluation's result will be dropped");
+                        tracing::warn!(eval = lease.id.get(), reason = %s.message(), "lease lost; this evaluation's result will be dropped");
                         lost = true;
                     }
                     // A missed renewal is not fatal: the lease is three renewals long.
-                    Err(s) => tracing::warn!(eval = lease.id.0, error = %s.message(), "cannot renew the lease"),
+                    Err(s) => tracing::warn!(eval = lease.id.get(), error = %s.message(), "cannot renew the lease"),
                 }
             }
         }
@@ -178,11 +178,11 @@ async fn run_leased(
     }
     let ran = match &outcome {
         Ok((metrics, url)) => {
-            tracing::info!(eval = lease.id.0, suite = %lease.suite, result = %url, metrics = metrics.len(), "evaluation done");
+            tracing::info!(eval = lease.id.get(), suite = %lease.suite, result = %url, metrics = metrics.len(), "evaluation done");
             Ran::Done
         }
         Err(e) => {
-            tracing::error!(eval = lease.id.0, suite = %lease.suite, error = %e, "evaluation failed");
+            tracing::error!(eval = lease.id.get(), suite = %lease.suite, error = %e, "evaluation failed");
             Ran::Failed
         }
     };
@@ -194,7 +194,7 @@ async fn run_leased(
     match client.report_eval_result(report).await {
         Ok(_) => Ok(ran),
         Err(s) if s.code() == tonic::Code::Aborted => {
-            tracing::warn!(eval = lease.id.0, reason = %s.message(), "result not taken: the lease was lost");
+            tracing::warn!(eval = lease.id.get(), reason = %s.message(), "result not taken: the lease was lost");
             Ok(Ran::Lost)
         }
         Err(s) => Err(rpc("report an evaluation", &s)),

@@ -2,7 +2,7 @@
 //! (a directive from the coordinator, its training processes ending, a signal), so the
 //! supervision rules are tested without processes or a network.
 
-use proto::domain::Directive;
+use proto::domain::{Directive, RoundId};
 
 /// What the node is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,7 +10,7 @@ pub enum Phase {
     /// Training processes of `round` are running.
     Training {
         /// The round they belong to.
-        round: u64,
+        round: RoundId,
     },
     /// Every local process completed the job; waiting for the coordinator to end it.
     Finished,
@@ -42,7 +42,7 @@ pub enum Action {
     /// Kill the local processes and join `round`.
     Rejoin {
         /// The round to join.
-        round: u64,
+        round: RoundId,
     },
     /// Report that every local process finished.
     ReportFinished,
@@ -94,12 +94,23 @@ pub fn decide(phase: Phase, event: Event) -> Action {
 mod tests {
     use super::*;
 
-    const TRAINING: Phase = Phase::Training { round: 3 };
+    const TRAINING: Phase = Phase::Training {
+        round: RoundId::new(3),
+    };
 
     #[test]
     fn rejoin_only_moves_forward() {
-        let rejoin = |r| Event::Directive(Directive::Rejoin { round: r });
-        assert_eq!(decide(TRAINING, rejoin(4)), Action::Rejoin { round: 4 });
+        let rejoin = |r| {
+            Event::Directive(Directive::Rejoin {
+                round: RoundId::new(r),
+            })
+        };
+        assert_eq!(
+            decide(TRAINING, rejoin(4)),
+            Action::Rejoin {
+                round: RoundId::new(4)
+            }
+        );
         assert_eq!(
             decide(TRAINING, rejoin(3)),
             Action::Wait,
@@ -107,7 +118,9 @@ mod tests {
         );
         assert_eq!(
             decide(Phase::Failed, rejoin(5)),
-            Action::Rejoin { round: 5 }
+            Action::Rejoin {
+                round: RoundId::new(5)
+            }
         );
         assert_eq!(decide(Phase::Finished, rejoin(5)), Action::Wait);
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use proto::client::{Client, Endpoint};
 use proto::domain::{
     Assignment, CheckpointReport, DataPosition, Directive, HeartbeatReport, JoinRequest, NodeId,
-    NodeSpec, RankProgress, Registration,
+    NodeSpec, Rank, RankProgress, Registration, RoundId, Step,
 };
 use proto::wire;
 use tokio::sync::{mpsc, watch};
@@ -116,7 +116,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     ));
     let (tx, mut rx) = mpsc::unbounded_channel::<ProcMsg>();
     let mut terminate = signals()?;
-    let mut round = 0;
+    let mut round = RoundId::new(0);
     let mut fruitless = 0;
     let outcome = 'rounds: loop {
         let assignment = match join(&mut client, reg.node_id, &opts, round).await {
@@ -129,7 +129,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             (s.round, s.world) = (round, assignment.world_size);
             s.last_step_at.clear();
         }
-        tracing::info!(round, world = assignment.world_size, ranks = ?assignment.global_ranks, resume = ?assignment.resume_from.as_ref().map(|c| c.step), "round assigned");
+        tracing::info!(round = round.get(), world = assignment.world_size, ranks = ?assignment.global_ranks, resume = ?assignment.resume_from.as_ref().map(|c| c.step), "round assigned");
         let mut procs = TrainProcesses::spawn(&opts.spec, &assignment, &tx)?;
         let mut phase = Phase::Training { round };
         let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -160,7 +160,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
                     continue 'rounds;
                 }
                 Action::ReportFinished => {
-                    tracing::info!(round, "every local process finished");
+                    tracing::info!(round = round.get(), "every local process finished");
                     shared.lock().unwrap().finished = true;
                     phase = Phase::Finished;
                 }
@@ -176,7 +176,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
                         fruitless = 0;
                     }
                     tracing::warn!(
-                        round,
+                        round = round.get(),
                         "a training process failed or stopped early: registering again for a new round"
                     );
                     reg = register(&mut client, &opts).await?;
@@ -215,12 +215,12 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
 /// What heartbeats report, kept up to date from the processes' events.
 #[derive(Debug, Default)]
 struct Shared {
-    progress: BTreeMap<u32, RankProgress>,
+    progress: BTreeMap<Rank, RankProgress>,
     finished: bool,
     leaving: bool,
-    round: u64,
+    round: RoundId,
     world: u32,
-    last_step_at: BTreeMap<u32, std::time::Instant>,
+    last_step_at: BTreeMap<Rank, std::time::Instant>,
 }
 
 async fn register(client: &mut Client, opts: &NodeOptions) -> Result<Registration, NodeError> {
@@ -243,7 +243,11 @@ async fn register(client: &mut Client, opts: &NodeOptions) -> Result<Registratio
         })?
         .into_inner()
         .into();
-    tracing::info!(node = reg.node_id.0, job = reg.job_id.0, "registered");
+    tracing::info!(
+        node = reg.node_id.get(),
+        job = reg.job_id.get(),
+        "registered"
+    );
     Ok(reg)
 }
 
@@ -253,7 +257,7 @@ async fn join(
     client: &mut Client,
     node: NodeId,
     opts: &NodeOptions,
-    round: u64,
+    round: RoundId,
 ) -> Result<Assignment, NodeError> {
     let mut attempt = 0;
     loop {
@@ -281,7 +285,7 @@ async fn join(
                 ) && attempt < 30 =>
             {
                 attempt += 1;
-                tracing::info!(round, code = ?s.code(), "rendezvous not ready; retrying");
+                tracing::info!(round = round.get(), code = ?s.code(), "rendezvous not ready; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(s) => return Err(rpc("join rendezvous", s)),
@@ -336,7 +340,8 @@ async fn on_message(
                 .map(|t| share / now.duration_since(t).as_secs_f64().max(1e-6));
             let p = s.progress.entry(rank).or_default();
             p.global_rank = rank;
-            (p.step, p.epoch, p.samples_consumed, p.loss) = (step, epoch, consumed, loss);
+            (p.step, p.epoch, p.samples_consumed, p.loss) =
+                (Step::new(step), epoch, consumed, loss);
             if let Some(rate) = rate {
                 p.samples_per_sec = if p.samples_per_sec > 0.0 {
                     0.8 * p.samples_per_sec + 0.2 * rate
@@ -358,7 +363,7 @@ async fn on_message(
             let report = CheckpointReport {
                 node: reg.node_id,
                 round,
-                step,
+                step: Step::new(step),
                 url: url.clone(),
                 position: DataPosition {
                     epoch,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use proto::domain::Assignment;
+use proto::domain::{Assignment, Rank};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc::UnboundedSender;
@@ -18,7 +18,7 @@ pub enum ProcMsg {
     /// A training event of global rank `rank`.
     Event {
         /// The child's global rank.
-        rank: u32,
+        rank: Rank,
         /// What it reported.
         event: TrainEvent,
     },
@@ -41,7 +41,7 @@ pub struct ProcSpec {
 /// The running children, by global rank.
 #[derive(Debug)]
 pub struct TrainProcesses {
-    children: Vec<(u32, Child)>,
+    children: Vec<(Rank, Child)>,
 }
 
 impl TrainProcesses {
@@ -56,7 +56,7 @@ impl TrainProcesses {
         let master = assignment
             .peers
             .iter()
-            .find(|p| p.rank == 0)
+            .find(|p| p.rank == Rank::LEADER)
             .map(|p| p.address.clone())
             .unwrap_or_default();
         let mut children = Vec::new();
@@ -95,11 +95,13 @@ impl TrainProcesses {
                         Ok(event) => {
                             let _ = tx.send(ProcMsg::Event { rank, event });
                         }
-                        Err(e) => tracing::warn!(rank, error = %e, line, "unreadable event line"),
+                        Err(e) => {
+                            tracing::warn!(rank = rank.get(), error = %e, line, "unreadable event line")
+                        }
                     }
                 }
             });
-            tracing::info!(rank, world = assignment.world_size, %master, pid = child.id(), "training process started");
+            tracing::info!(rank = rank.get(), world = assignment.world_size, %master, pid = child.id(), "training process started");
             children.push((rank, child));
         }
         Ok(Self { children })
@@ -128,7 +130,7 @@ impl TrainProcesses {
             .iter_mut()
             .any(|(rank, child)| match child.try_wait() {
                 Ok(Some(status)) if !status.success() && !interrupted(status) => {
-                    tracing::warn!(rank = *rank, %status, "training process failed");
+                    tracing::warn!(rank = rank.get(), %status, "training process failed");
                     true
                 }
                 _ => false,
@@ -159,7 +161,7 @@ impl TrainProcesses {
     pub async fn kill(&mut self) {
         for (rank, child) in &mut self.children {
             if child.try_wait().ok().flatten().is_none() {
-                tracing::info!(rank = *rank, "stopping training process");
+                tracing::info!(rank = rank.get(), "stopping training process");
                 let _ = child.kill().await;
             }
         }

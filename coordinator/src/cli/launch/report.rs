@@ -5,6 +5,7 @@ use super::tls::LaunchTls;
 use super::LaunchArgs;
 use coordinator::config::TOKEN_ENV;
 use proto::domain::JobStatus;
+use proto::domain::Rank;
 use std::time::Duration;
 
 pub(super) fn print_join_help(
@@ -40,7 +41,7 @@ pub(super) fn progress_line(s: &JobStatus) -> String {
         .members
         .iter()
         .flat_map(|m| &m.progress)
-        .find(|p| p.global_rank == 0);
+        .find(|p| p.global_rank == Rank::LEADER);
     let (step, loss) = match rank0 {
         Some(p) => (p.step.to_string(), format!("{:.4}", p.loss)),
         None => ("-".into(), "-".into()),
@@ -117,35 +118,35 @@ mod tests {
     #[test]
     fn progress_names_rank_zero_and_the_newest_checkpoint() {
         let rank = |global_rank, step| RankProgress {
-            global_rank,
-            step,
+            global_rank: Rank::new(global_rank),
+            step: Step::new(step),
             loss: 1.25,
             ..Default::default()
         };
         let status = JobStatus {
-            job_id: JobId(1),
+            job_id: JobId::new(1),
             phase: JobPhase::Running,
-            round: 2,
+            round: RoundId::new(2),
             world_size: 2,
             members: vec![MemberStatus {
-                node_id: NodeId(1),
+                node_id: NodeId::new(1),
                 spec: NodeSpec::default(),
                 alive: true,
                 heartbeat_age_ms: 0,
-                global_ranks: vec![0, 1],
+                global_ranks: vec![Rank::new(0), Rank::new(1)],
                 progress: vec![rank(1, 7), rank(0, 9)],
                 finished: false,
             }],
             samples_per_sec: 10.0,
             checkpoints: vec![CheckpointInfo {
-                step: 8,
+                step: Step::new(8),
                 url: "file:///c/step-8".into(),
                 position: DataPosition {
                     epoch: 0,
                     samples_consumed: 64,
                 },
                 config_digest: "d".into(),
-                round: 2,
+                round: RoundId::new(2),
                 registered_unix_ms: 0,
             }],
             config_digest: "d".into(),
