@@ -8,7 +8,7 @@
 #     scikit-learn (reference values of the splice metrics). The torch wheel brings the
 #     NVIDIA libraries (CUDA 13.0, cuDNN, NCCL 2.28) the GPU build (`--features cuda`)
 #     links and loads; nvidia-cuda-crt adds the CUDA headers its C++ shim needs.
-#   - a Rust toolchain check.
+#   - a Rust toolchain check, with rustfmt and clippy (added through rustup when missing).
 # Downloads go through pip's usual cache (~/.cache/pip), so reruns are fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,11 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 command -v cargo >/dev/null || { log "cargo not found: install Rust with rustup (https://rustup.rs) and rerun"; exit 1; }
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  command -v rustup >/dev/null || { log "cargo fmt and cargo clippy are needed: install the rustfmt and clippy components of your Rust toolchain"; exit 1; }
+  log "adding rustfmt and clippy to the Rust toolchain"
+  rustup component add rustfmt clippy
+fi
 PYTHON=${PYTHON:-python3}
 command -v "$PYTHON" >/dev/null || { log "python3 not found: install Python 3.11 (apt install python3 python3-venv) and rerun"; exit 1; }
 

@@ -48,13 +48,7 @@ fn sampling(jpeg: &[u8]) -> Vec<(u8, u8)> {
 
 /// Real photos: the first two of each sampling layout and every 25th photo.
 fn real_photos() -> Option<Vec<(PathBuf, Vec<u8>)>> {
-    let dir = support::cameras_dir()?.join("images");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("read the photo folder")
-        .map(|e| e.expect("list the photo folder").path())
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
-        .collect();
-    paths.sort();
+    let paths = testkit::camera_photos()?;
     let mut seen: std::collections::HashMap<Vec<(u8, u8)>, usize> = Default::default();
     let mut chosen = Vec::new();
     for (i, p) in paths.into_iter().enumerate() {
@@ -65,7 +59,7 @@ fn real_photos() -> Option<Vec<(PathBuf, Vec<u8>)>> {
             chosen.push((p, bytes));
         }
     }
-    assert!(chosen.len() >= 5, "too few photos in {}", dir.display());
+    assert!(chosen.len() >= 5, "too few camera photos: {}", chosen.len());
     Some(chosen)
 }
 

@@ -8,11 +8,10 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dataloader::pack::{self, Input};
 use dataloader::shard::{Compression, Dataset, ShardError};
 use infra::store::{RetryPolicy, StoreOptions};
 
-use crate::shards::{assert_round_trip, camera_photos, photo_folder, test_options};
+use crate::shards::{assert_round_trip, camera_photos, pack_photo_folder};
 use crate::support;
 
 /// A moto S3 server process; killed (and reaped) on drop. Also used by the checkpoint
@@ -124,17 +123,19 @@ async fn pack_to_s3_and_read_back() {
     };
     server.create_bucket("datasets");
     let tmp = tempfile::tempdir().unwrap();
-    let tags = photo_folder(&tmp.path().join("photos"), &photos);
     let total: u64 = photos.iter().map(|p| p.metadata().unwrap().len()).sum();
     let url = "s3://datasets/cams/v1";
     // Shards larger than one 8 MiB upload part, so multipart uploads have several parts.
     let shard_bytes = (total * 3 / 4).max(9 << 20);
-    let mut opts = test_options(url, tags.clone(), Compression::Zstd, shard_bytes);
-    opts.store = server.options();
-    let m = pack::pack(&Input::Folder(tmp.path().join("photos")), &opts, &|_| {})
-        .await
-        .unwrap()
-        .manifest;
+    let packed = pack_photo_folder(
+        tmp.path(),
+        &photos,
+        url,
+        (Compression::Zstd, shard_bytes),
+        Some(server.options()),
+    )
+    .await;
+    let (tags, m) = (packed.tags, packed.manifest);
     assert_eq!(m.samples, 40);
     assert!(m.shards.len() >= 2, "{} shards", m.shards.len());
 

@@ -3,39 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// Root of the repository.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The real camera photos (`images/`, `exif_dumps/`, `manifest.csv`), if present.
-///
-/// `CAMERAS_DIR` overrides the default `../shared/data/cameras` beside the repository.
-/// Under CI (`CI=true`) a missing folder fails the test instead of skipping it.
-pub fn cameras_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("CAMERAS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/data/cameras"));
-    if dir.join("images").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "real camera photos not found at {} (set CAMERAS_DIR); CI requires them",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "skipping: real camera photos not found at {}",
-        dir.display()
-    );
-    None
-}
+pub use testkit::{cameras_dir, repo_root};
 
 /// The project's Python virtual environment (`.venv`, made by `scripts/setup.sh`).
 pub fn venv_python() -> PathBuf {

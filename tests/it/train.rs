@@ -3,9 +3,10 @@
 //! run that learns (loss falls, zero-shot retrieval beats chance), and clear errors for
 //! configs this build cannot run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use dataloader::pack::{pack, Input, PackOptions};
+use kernels::config::Pooling;
+
 use dataloader::shard::{Compression, WriterOptions};
 use worker::checkpoint::CheckpointStore;
 use worker::collective::Solo;
@@ -17,95 +18,42 @@ use worker::train::{train, TrainError, TrainOptions};
 
 use crate::support;
 
-/// Packs every `stride`-th camera photo (sorted by name, so many makes and models) into
-/// `dir/data`; `None` when the photos are absent (outside CI).
+/// Every `stride`-th camera photo (sorted by name, so many makes and models) packed into
+/// `dir/data` in zstd shards of 4 MiB; `None` when the photos are absent (outside CI).
 fn packed_photos(dir: &Path, stride: usize) -> Option<String> {
-    let images = support::cameras_dir()?.join("images");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&images)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-        .collect();
-    files.sort();
-    let list = dir.join("photos.txt");
-    let lines: Vec<String> = files
-        .iter()
-        .step_by(stride)
-        .map(|p| p.display().to_string())
-        .collect();
-    std::fs::write(&list, lines.join("\n")).unwrap();
-    let out = dir.join("data").display().to_string();
-    let mut opts = PackOptions::new(&out);
-    opts.writer = WriterOptions {
+    let writer = WriterOptions {
         compression: Compression::Zstd,
         shard_size_bytes: 4 << 20,
         ..WriterOptions::default()
     };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(pack(&Input::FileList(list), &opts, &|_| ()))
-        .unwrap();
-    Some(out)
+    testkit::packed_photos(dir, stride, Some(writer))
 }
 
-/// A small model and run over `data`, checkpoints under `ckpt`, adjusted by `adjust`.
+/// The tiny config ([`testkit::tiny_config`]) made wider, with text dropout, micro-batches
+/// of 4 (the feature cache) and a schedule that learns within 6 steps, checkpoints every 3
+/// under `ckpt`; then adjusted by `adjust`.
 fn config(data: &str, ckpt: &Path, adjust: impl FnOnce(&mut TrainConfig)) -> Config {
-    let text = format!(
-        r#"
-[data]
-url = "{data}"
-seed = 5
-patch_px = 64
-prefetch_batches = 2
-decode_threads = 1
-max_text_tokens = 96
-
-[model]
-embed_dim = 32
-objective = "image_text"
-[model.image]
-block = "basic"
-layers = [1, 1, 1, 1]
-width = 8
-[model.text]
-kind = "distil_bert"
-hidden_size = 32
-num_layers = 1
-num_heads = 2
-intermediate_size = 64
-pooling = "end_token"
-dropout = 0.1
-[model.temperature]
-mode = "learnable"
-init = 14.285714
-max = 100.0
-
-[optim]
-lr = 2e-3
-min_lr = 1e-4
-betas = [0.9, 0.999]
-eps = 1e-8
-weight_decay = 1e-2
-warmup_steps = 2
-grad_clip_norm = 5.0
-
-[train]
-batch_size = 8
-micro_batch_size = 4
-max_steps = 6
-precision = "fp32"
-device = "cpu"
-
-[checkpoint]
-url = "{ckpt}"
-every_steps = 3
-keep_last = 2
-
-[logging]
-every_steps = 1
-"#,
-        ckpt = ckpt.display()
-    );
+    let text = testkit::tiny_config(data, ckpt, 6);
     let mut spec = TrainConfig::from_toml_str(&text, "test config").unwrap();
+    spec.data.seed = 5;
+    spec.data.max_text_tokens = 96;
+    let model = &mut spec.model;
+    model.embed_dim = 32;
+    model.image.width = 8;
+    model.text.hidden_size = 32;
+    model.text.intermediate_size = 64;
+    model.text.pooling = Pooling::EndToken;
+    model.text.dropout = 0.1;
+    let optim = &mut spec.optim;
+    optim.lr = 2e-3;
+    optim.min_lr = 1e-4;
+    optim.weight_decay = 1e-2;
+    optim.warmup_steps = Some(2);
+    optim.grad_clip_norm = Some(5.0);
+    spec.train.micro_batch_size = Some(4);
+    spec.checkpoint.every_steps = 3;
+    spec.checkpoint.keep_last = 2;
+    spec.logging.every_steps = 1;
     adjust(&mut spec);
     spec.validate().unwrap()
 }

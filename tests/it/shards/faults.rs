@@ -1,10 +1,9 @@
 //! Corrupt, truncated or missing shards, and bad URLs and manifests.
 
-use dataloader::pack::{self, Input};
 use dataloader::shard::{Compression, Dataset, SampleError, ShardError};
 use infra::store::StoreOptions;
 
-use super::{camera_photos, photo_folder, test_options};
+use super::{camera_photos, pack_photo_folder};
 
 #[tokio::test]
 async fn corrupt_or_truncated_shards_give_per_sample_errors() {
@@ -12,13 +11,11 @@ async fn corrupt_or_truncated_shards_give_per_sample_errors() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let tags = photo_folder(&tmp.path().join("photos"), &photos);
     let out = tmp.path().join("ds");
     let url = out.to_str().unwrap();
-    let opts = test_options(url, tags, Compression::Zstd, 1 << 30);
-    pack::pack(&Input::Folder(tmp.path().join("photos")), &opts, &|_| {})
-        .await
-        .unwrap();
+    let packed =
+        pack_photo_folder(tmp.path(), &photos, url, (Compression::Zstd, 1 << 30), None).await;
+    let opts = packed.opts;
     let ds = Dataset::open(url, &opts.store).await.unwrap();
     let index = ds.shard_index(0).await.unwrap();
     let shard_path = out.join(&ds.manifest().shards[0].name);
@@ -77,13 +74,10 @@ async fn missing_shard_object_is_a_storage_error() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let tags = photo_folder(&tmp.path().join("photos"), &photos);
     let out = tmp.path().join("ds");
-    let opts = test_options(out.to_str().unwrap(), tags, Compression::None, 1);
-    let m = pack::pack(&Input::Folder(tmp.path().join("photos")), &opts, &|_| {})
-        .await
-        .unwrap()
-        .manifest;
+    let url = out.to_str().unwrap();
+    let packed = pack_photo_folder(tmp.path(), &photos, url, (Compression::None, 1), None).await;
+    let (opts, m) = (packed.opts, packed.manifest);
     assert_eq!(m.shards.len(), 2);
     std::fs::remove_file(out.join(&m.shards[1].name)).unwrap();
     let ds = Dataset::open(out.to_str().unwrap(), &opts.store)

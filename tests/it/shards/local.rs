@@ -7,7 +7,9 @@ use dataloader::pack::{self, Input};
 use dataloader::shard::{Compression, Dataset, ShardError, WriterOptions};
 use infra::store::StoreOptions;
 
-use super::{assert_round_trip, camera_photos, photo_folder, stem, tags_for, test_options};
+use super::{
+    assert_round_trip, camera_photos, pack_photo_folder, photo_folder, stem, tags_for, test_options,
+};
 use crate::support;
 
 #[tokio::test]
@@ -235,13 +237,11 @@ async fn repacking_replaces_the_dataset_and_a_failed_repack_keeps_it() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let tags = photo_folder(&tmp.path().join("photos"), &photos);
     let out = tmp.path().join("ds");
     let url = out.to_str().unwrap();
-    let opts = test_options(url, tags.clone(), Compression::Zstd, 1 << 30);
-    pack::pack(&Input::Folder(tmp.path().join("photos")), &opts, &|_| {})
-        .await
-        .unwrap();
+    let packed =
+        pack_photo_folder(tmp.path(), &photos, url, (Compression::Zstd, 1 << 30), None).await;
+    let (tags, opts) = (packed.tags, packed.opts);
 
     // Nothing packable: an error, and the dataset already there is left alone.
     let empty = tmp.path().join("empty");

@@ -12,23 +12,21 @@ mod split;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use dataloader::pack::{PackOptions, TagListChoice, TagSource};
-use dataloader::shard::{Compression, Dataset, WriterOptions};
+use dataloader::pack::{self, Input, PackOptions, TagListChoice, TagSource};
+use dataloader::shard::{Compression, Dataset, Manifest, WriterOptions};
 use dataloader::TagMap;
-use infra::store::RetryPolicy;
+use infra::store::{RetryPolicy, StoreOptions};
 
 use crate::support;
 
 /// The first `n` real camera photos (sorted by name), or `None` to skip.
 pub fn camera_photos(n: usize) -> Option<Vec<PathBuf>> {
-    let dir = support::cameras_dir()?.join("images");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= n, "need {n} photos in {}", dir.display());
+    let mut files = testkit::camera_photos()?;
+    assert!(
+        files.len() >= n,
+        "need {n} camera photos, found {}",
+        files.len()
+    );
     files.truncate(n);
     Some(files)
 }
@@ -96,6 +94,43 @@ pub fn test_options(
     };
     o.store.retry = RetryPolicy::fast(3);
     o
+}
+
+/// A folder of camera photos packed for a test: what went in and what came out.
+pub struct PackedFolder {
+    /// The photos' tags by photo id.
+    pub tags: HashMap<String, TagMap>,
+    /// The options it was packed with.
+    pub opts: PackOptions,
+    /// The dataset's manifest.
+    pub manifest: Manifest,
+}
+
+/// Links `photos` into `dir/photos` and packs that folder to `url` with
+/// [`test_options`] (`compression`, shards of `shard_bytes`) and `store`'s settings when
+/// given.
+pub async fn pack_photo_folder(
+    dir: &Path,
+    photos: &[PathBuf],
+    url: &str,
+    (compression, shard_bytes): (Compression, u64),
+    store: Option<StoreOptions>,
+) -> PackedFolder {
+    let folder = dir.join("photos");
+    let tags = photo_folder(&folder, photos);
+    let mut opts = test_options(url, tags.clone(), compression, shard_bytes);
+    if let Some(store) = store {
+        opts.store = store;
+    }
+    let manifest = pack::pack(&Input::Folder(folder), &opts, &|_| {})
+        .await
+        .unwrap()
+        .manifest;
+    PackedFolder {
+        tags,
+        opts,
+        manifest,
+    }
 }
 
 /// Reads every sample of `ds` and checks it equals the photo it came from.

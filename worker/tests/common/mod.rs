@@ -1,101 +1,22 @@
 //! Helpers the worker's process-level tests share: a small packed dataset of real camera
-//! photos, a small training config, a free local port.
+//! photos and the tiny training config (from `testkit`), a free local port, coordinator
+//! and worker processes.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
 
-use dataloader::pack::{pack, Input, PackOptions};
-
 /// Every 12th camera photo packed into `dir/data`; `None` (skip) when the photos are absent
 /// outside CI.
 pub fn packed_photos(dir: &Path) -> Option<String> {
-    let cameras = std::env::var_os("CAMERAS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cameras"));
-    let images = cameras.join("images");
-    if !images.is_dir() {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "camera photos missing at {} (set CAMERAS_DIR)",
-            images.display()
-        );
-        eprintln!("skipping: no camera photos at {}", images.display());
-        return None;
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&images)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-        .collect();
-    files.sort();
-    let list = dir.join("photos.txt");
-    let lines: Vec<String> = files
-        .iter()
-        .step_by(12)
-        .map(|p| p.display().to_string())
-        .collect();
-    std::fs::write(&list, lines.join("\n")).unwrap();
-    let out = dir.join("data").display().to_string();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(pack(
-        &Input::FileList(list),
-        &PackOptions::new(&out),
-        &|_| (),
-    ))
-    .unwrap();
-    Some(out)
+    testkit::packed_photos(dir, 12, None)
 }
 
-/// A small config over `data`, `steps` steps of global batch 8, checkpoints every 2.
+/// The tiny config over `data` ([`testkit::tiny_config`]), `steps` steps of global batch
+/// 8, checkpoints every 2 in `dir/ckpt`, written to `dir/config.toml`.
 pub fn write_config(dir: &Path, data: &str, steps: u64) -> PathBuf {
-    let text = format!(
-        r#"
-[data]
-url = "{data}"
-seed = 3
-patch_px = 64
-prefetch_batches = 2
-decode_threads = 1
-max_text_tokens = 64
-[model]
-embed_dim = 16
-objective = "image_text"
-[model.image]
-block = "basic"
-layers = [1, 1, 1, 1]
-width = 4
-[model.text]
-kind = "distil_bert"
-hidden_size = 16
-num_layers = 1
-num_heads = 2
-intermediate_size = 32
-pooling = "masked_mean"
-[model.temperature]
-mode = "learnable"
-init = 14.285714
-max = 100.0
-[optim]
-lr = 1e-3
-betas = [0.9, 0.999]
-eps = 1e-8
-weight_decay = 0.0
-warmup_steps = 1
-[train]
-batch_size = 8
-max_steps = {steps}
-precision = "fp32"
-device = "cpu"
-[checkpoint]
-url = "{ckpt}"
-every_steps = 2
-keep_last = 3
-"#,
-        ckpt = dir.join("ckpt").display()
-    );
     let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, testkit::tiny_config(data, &dir.join("ckpt"), steps)).unwrap();
     path
 }
 
