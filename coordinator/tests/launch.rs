@@ -411,3 +411,44 @@ fn suspend_with_local_workers_is_refused() {
         stderr(&out)
     );
 }
+
+/// `coordinator serve` for a few seconds with stderr to a pipe, `env` added: its stderr.
+fn serve_briefly(dir: &Path, env: &[(&str, &str)]) -> String {
+    let config = dir.join("serve.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\ndb_path = \"s.db\"\n").unwrap();
+    let out = Command::new("timeout")
+        .args(["-s", "TERM", "3"])
+        .arg(env!("CARGO_BIN_EXE_coordinator"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("COORDINATOR_TOKEN", "t")
+        .env_remove("LOG_FORMAT")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    stderr(&out)
+}
+
+#[test]
+fn logs_off_a_terminal_are_json_lines_and_never_hold_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = serve_briefly(dir.path(), &[]);
+    assert!(!json.contains('\x1b'), "colour codes in a pipe: {json}");
+    let messages: Vec<String> = json
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            v["fields"]["message"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert!(
+        messages.iter().any(|m| m == "coordinator listening"),
+        "{messages:?}"
+    );
+    // Text asked for: still no colour codes when stderr is not a terminal.
+    let text = serve_briefly(dir.path(), &[("LOG_FORMAT", "text")]);
+    assert!(text.contains("coordinator listening"), "{text}");
+    assert!(!text.contains('\x1b'), "colour codes in a pipe: {text}");
+    assert!(!text.trim_start().starts_with('{'), "{text}");
+}
