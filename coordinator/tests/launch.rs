@@ -439,7 +439,10 @@ fn logs_off_a_terminal_are_json_lines_and_never_hold_colour_codes() {
         .map(|l| {
             let v: serde_json::Value =
                 serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-            v["fields"]["message"].as_str().unwrap_or_default().to_string()
+            v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
         })
         .collect();
     assert!(

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a module per area, shared helpers in `support`.
 
+mod architecture;
 mod checkpoint;
 mod config;
 mod deploy;
