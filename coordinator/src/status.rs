@@ -52,8 +52,7 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::domain::RoundId;
-    use proto::domain::{JobPhase, NodeId};
+    use proto::domain::{JobPhase, NodeId, RoundId};
 
     #[test]
     fn codes_tell_the_client_what_to_do() {

@@ -8,9 +8,9 @@ mod pki;
 use coordinator::state::{Node, State};
 use coordinator::store::Store;
 use proto::domain::{
-    CheckpointInfo, DataPosition, JobId, JobPhase, NodeId, NodeSpec, RankProgress,
+    CheckpointInfo, DataPosition, JobId, JobPhase, NodeId, NodeSpec, Rank, RankProgress, RoundId,
+    Step,
 };
-use proto::domain::{Rank, RoundId, Step};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -128,3 +128,148 @@ fn every_path_architecture_md_names_exists_and_every_source_file_is_named() {
         assert!(own, "{member} has no section of its own");
     }
 }
+
+/// The code of a source file without its `#[cfg(test)]` part (tests may reach anywhere).
+fn non_test_code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    code.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The names that follow `prefix` (`crate::`, `super::`) in `code`: `crate::config::X`
+/// gives `config`; `use crate::{a, b::C}` gives `a` and `b`.
+fn names_after(code: &str, prefix: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (i, _) in code.match_indices(prefix) {
+        let before = code[..i].chars().last();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue; // `foo_crate::` is not `crate::`
+        }
+        let rest = &code[i + prefix.len()..];
+        let group = match rest.strip_prefix('{') {
+            Some(inner) => inner.split('}').next().unwrap_or_default().to_string(),
+            None => rest.to_string(),
+        };
+        for part in group.split(',') {
+            let name: String = part
+                .trim()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                names.insert(name);
+            }
+            if rest.starts_with('{') {
+                continue;
+            }
+            break;
+        }
+    }
+    names
+}
+
+/// A circle in a graph of named nodes, if there is one.
+fn find_circle(
+    edges: &std::collections::BTreeMap<String, BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut circle = path[at..].to_vec();
+            circle.push(node.to_string());
+            return Some(circle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, edges, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    edges
+        .keys()
+        .find_map(|n| visit(n, edges, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_import_circle_between_the_modules_of_a_crate_or_between_sibling_files() {
+    let repo = support::repo_root();
+    let mut circles = Vec::new();
+    for krate in [
+        "infra",
+        "proto",
+        "kernels",
+        "dataloader",
+        "coordinator",
+        "worker",
+        "torchenv",
+    ] {
+        let src = repo.join(krate).join("src");
+        let files: Vec<String> = source_files(&repo.join(krate), "src")
+            .into_iter()
+            .filter(|f| f.ends_with(".rs") && !f.ends_with("/tests.rs") && !f.contains("/tests/"))
+            .collect();
+        // Top-level modules: what `crate::name` refers to, from every file below them.
+        let top = |file: &str| -> Option<String> {
+            let rel = file.strip_prefix("src/").unwrap();
+            let first = rel.split('/').next().unwrap().trim_end_matches(".rs");
+            (!matches!(first, "lib" | "main")).then(|| first.to_string())
+        };
+        let modules: BTreeSet<String> = files.iter().filter_map(|f| top(f)).collect();
+        let mut module_edges = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+        // Sibling files of one folder: what `super::name` refers to from a file beside it.
+        let mut sibling_edges = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+        for file in &files {
+            let code = non_test_code(&repo.join(krate).join(file));
+            if let Some(from) = top(file) {
+                for name in names_after(&code, "crate::") {
+                    if modules.contains(&name) && name != from {
+                        module_edges.entry(from.clone()).or_default().insert(name);
+                    }
+                }
+            }
+            let path = Path::new(file);
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if stem == "mod" || stem == "lib" || stem == "main" {
+                continue;
+            }
+            let folder = path.parent().unwrap();
+            for name in names_after(&code, "super::") {
+                let sibling = folder.join(&name);
+                let is_module = src
+                    .parent()
+                    .unwrap()
+                    .join(sibling.with_extension("rs"))
+                    .exists()
+                    || src.parent().unwrap().join(&sibling).is_dir();
+                if is_module && name != stem {
+                    sibling_edges
+                        .entry(format!("{}", folder.join(&stem).display()))
+                        .or_default()
+                        .insert(format!("{}", sibling.display()));
+                }
+            }
+        }
+        if let Some(c) = find_circle(&module_edges) {
+            circles.push(format!("{krate}: modules {}", c.join(" -> ")));
+        }
+        if let Some(c) = find_circle(&sibling_edges) {
+            circles.push(format!("{krate}: files {}", c.join(" -> ")));
+        }
+    }
+    assert!(circles.is_empty(), "import circles: {circles:#?}");
+}

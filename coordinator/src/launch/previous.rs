@@ -127,8 +127,7 @@ pub fn start_new_job(db: &Path, job_id: u64) -> Result<PathBuf, StoreError> {
 mod tests {
     use super::*;
     use crate::state::testing::running;
-    use proto::domain::{DataPosition, RankProgress};
-    use proto::domain::{Rank, RoundId, Step};
+    use proto::domain::{DataPosition, Rank, RankProgress, RoundId, Step};
 
     fn finished_job() -> State {
         let (mut state, ids) = running(&["a", "b"]);

@@ -84,9 +84,7 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::domain::DataPosition;
-    use proto::domain::RoundId;
-    use proto::domain::Step;
+    use proto::domain::{DataPosition, RoundId, Step};
 
     fn info(step: u64, digest: &str, at: u64) -> CheckpointInfo {
         CheckpointInfo {

@@ -6,8 +6,7 @@
 //! new world size.
 
 use super::{Action, ClosedRound, DecisionError, Join, OpenRound, Policy, RoundMember, State};
-use proto::domain::Rank;
-use proto::domain::{Assignment, DataPosition, JobPhase, JoinRequest, NodeId, Peer};
+use proto::domain::{Assignment, DataPosition, JobPhase, JoinRequest, NodeId, Peer, Rank};
 
 /// Records a join. While a round runs, a node outside it that joins opens the next
 /// round (the job grows) unless the round already has `max_nodes`; a member of the

@@ -9,8 +9,7 @@
 //! to do.
 
 use crate::state::{CheckpointRegistry, ClosedRound, EvalQueue, Node, OpenRound, State};
-use proto::domain::{CheckpointInfo, DataPosition, EvalJob, JobId, JobPhase};
-use proto::domain::{RoundId, Step};
+use proto::domain::{CheckpointInfo, DataPosition, EvalJob, JobId, JobPhase, RoundId, Step};
 use rusqlite::{Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;

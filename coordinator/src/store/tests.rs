@@ -3,8 +3,7 @@
 use super::*;
 use crate::state::testing::running;
 use crate::state::{checkpoints, register};
-use proto::domain::{CheckpointReport, NodeSpec};
-use proto::domain::{RoundId, Step};
+use proto::domain::{CheckpointReport, NodeSpec, RoundId, Step};
 
 fn busy_state() -> State {
     let (mut state, ids) = running(&["a", "b"]);

@@ -25,7 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::datasets::DatasetConfig;
+use super::datasets::DatasetConfig;
 use infra::FieldError;
 
 /// `[eval]`: the eval suites.

@@ -6,11 +6,12 @@
 //! code's [`ModelConfig`]: towers, pooling, temperature, objective, checked by its own
 //! validation), `[model_init]` (pretrained weights, frozen text tower), `[optim]` (AdamW and the learning-rate schedule), `[train]`
 //! (batch, length, precision, device), `[checkpoint]`, `[logging]` and `[eval]` (the eval
-//! suites run on checkpoints, [`eval`]). [`digest`] gives
+//! suites run on checkpoints, [`eval`], their splice datasets [`datasets`]). [`digest`] gives
 //! the stable digest of the fields that change what training computes; [`schedule`] the
 //! learning rate at each step. `configs/paper.toml` and `configs/cpu-small.toml` are the
 //! shipped examples.
 
+pub mod datasets;
 pub mod digest;
 pub mod eval;
 pub mod schedule;

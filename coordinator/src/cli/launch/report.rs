@@ -4,8 +4,7 @@
 use super::tls::LaunchTls;
 use super::LaunchArgs;
 use coordinator::config::TOKEN_ENV;
-use proto::domain::JobStatus;
-use proto::domain::Rank;
+use proto::domain::{JobStatus, Rank};
 use std::time::Duration;
 
 pub(super) fn print_join_help(

@@ -21,7 +21,6 @@
 //! in [`Listing::skipped`]. A spliced image without its mask is an error, or skipped and
 //! counted with `on_missing_mask = "skip"`. Entries are sorted by image path.
 
-mod config;
 mod dir;
 mod error;
 pub mod layouts;
@@ -34,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use config::{DatasetConfig, DatasetKind, MissingMask};
+pub use crate::config::datasets::{DatasetConfig, DatasetKind, MissingMask};
 pub use error::DatasetError;
 pub use mask::{load_mask, MaskEncoding, MaskResize, MaskSpec};
 

@@ -1,5 +1,6 @@
-//! Which dataset to read: a kind (the folder layout) and a path, as a TOML table such as
-//! a splice suite's dataset (see `config::eval`):
+//! Which splice dataset to read (`crate::eval::datasets` reads it): a kind (the folder
+//! layout) and a path, as a TOML table such as a splice suite's dataset (see
+//! [`super::eval`]):
 //!
 //! ```toml
 //! [eval.suites.splice.dataset]
@@ -22,22 +23,22 @@ use infra::FieldError;
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
     /// Columbia Uncompressed Image Splicing Detection (Hsu & Chang 2006):
-    /// [`layouts::columbia`](super::layouts::columbia).
+    /// [`layouts::columbia`](crate::eval::datasets::layouts::columbia).
     Columbia,
-    /// DSO-1 (Carvalho et al. 2013): [`layouts::dso1`](super::layouts::dso1).
+    /// DSO-1 (Carvalho et al. 2013): [`layouts::dso1`](crate::eval::datasets::layouts::dso1).
     Dso1,
-    /// Realistic Tampering (Korus & Huang 2016): [`layouts::korus`](super::layouts::korus).
+    /// Realistic Tampering (Korus & Huang 2016): [`layouts::korus`](crate::eval::datasets::layouts::korus).
     Korus,
     /// In-the-Wild splices (Huh et al. 2018):
-    /// [`layouts::in_the_wild`](super::layouts::in_the_wild).
+    /// [`layouts::in_the_wild`](crate::eval::datasets::layouts::in_the_wild).
     InTheWild,
     /// CASIA v1.0 with the ground truth of Pham et al.:
-    /// [`layouts::casia`](super::layouts::casia).
+    /// [`layouts::casia`](crate::eval::datasets::layouts::casia).
     Casia1,
     /// CASIA v2.0 with the ground truth of Pham et al.:
-    /// [`layouts::casia`](super::layouts::casia).
+    /// [`layouts::casia`](crate::eval::datasets::layouts::casia).
     Casia2,
-    /// Any dataset described by a `labels.csv`: [`layouts::generic`](super::layouts::generic).
+    /// Any dataset described by a `labels.csv`: [`layouts::generic`](crate::eval::datasets::layouts::generic).
     Generic,
 }
 
@@ -74,7 +75,7 @@ pub enum MissingMask {
     /// Stop with an error naming the image and the expected mask (default).
     #[default]
     Error,
-    /// Leave the image out and count it in [`Listing::skipped`](super::Listing::skipped).
+    /// Leave the image out and count it in [`Listing::skipped`](crate::eval::datasets::Listing::skipped).
     Skip,
 }
 
