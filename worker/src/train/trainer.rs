@@ -3,7 +3,6 @@
 //! [`Trainer::step`], with checkpoints and the signal stop in `checkpointing.rs`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataloader::order::{Position, RankPlan};
@@ -55,8 +54,6 @@ pub(super) struct Trainer<'a> {
     progress: Progress,
     /// A frozen text tower's pooled states, once per text.
     text_cache: Option<TextCache>,
-    /// Raised by SIGTERM / SIGINT.
-    stop: Arc<AtomicBool>,
     started: Instant,
 }
 
@@ -98,7 +95,7 @@ impl<'a> Trainer<'a> {
         )?;
         let (trained, buffers) = split_variables(&vs);
         let params: Vec<Tensor> = trained.iter().map(|(_, t)| t.shallow_clone()).collect();
-        let opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
+        let mut opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
         let mut grads = GradBuckets::new(&params, BUCKET_BYTES, spec.train.grad_reduce);
         if spec.train.overlap_grad_reduce && coll.reduces_beside_compute() {
             // Also in a one-rank NCCL group (`--collective nccl`), which exists to exercise it.
@@ -115,11 +112,22 @@ impl<'a> Trainer<'a> {
         );
         let store = CheckpointStore::open(&spec.checkpoint.url, &opts.store)?
             .keep_last(spec.checkpoint.keep_last);
+        let (step, position) = if opts.resume {
+            resume(cfg, &data, &store, &vs, &mut opt)?
+        } else if let Some(newest) = data.runtime.block_on(store.latest())? {
+            return Err(TrainError::ExistingRun {
+                url: store.url().to_string(),
+                step: newest.step,
+            });
+        } else {
+            (0, Position::default())
+        };
+        // Every rank starts from rank 0's weights (and, resumed, the same checkpoint).
+        broadcast_variables(&mut *coll, &vs)?;
         let leader = coll.rank() == 0;
         // A frozen encoder's pooled states depend on the text alone: computed once per text.
         let frozen_text =
             spec.model_init.freeze_text && spec.model.objective == Objective::ImageText;
-        let stop = stop_on_signals(&data.runtime);
         let mut trainer = Trainer {
             cfg,
             opts,
@@ -134,15 +142,12 @@ impl<'a> Trainer<'a> {
             opt,
             grads,
             store,
-            step: 0,
-            position: Position {
-                epoch: 0,
-                consumed: 0,
-            },
+            step,
+            position,
             leader,
             summary: TrainSummary {
-                start_step: 0,
-                end_step: 0,
+                start_step: step,
+                end_step: step,
                 losses: Vec::new(),
                 checkpoint: None,
                 samples: 0,
@@ -151,68 +156,24 @@ impl<'a> Trainer<'a> {
                 data_wait_s: 0.0,
                 interrupted: false,
             },
-            progress: Progress::new(0, 0, 0, false),
+            progress: Progress::new(step, end_step, spec.logging.every_steps, leader),
             text_cache: frozen_text.then(TextCache::new),
-            stop,
             started: Instant::now(),
         };
-        if opts.resume {
-            trainer.resume()?;
-        } else if let Some(newest) = trainer.data.runtime.block_on(trainer.store.latest())? {
-            return Err(TrainError::ExistingRun {
-                url: trainer.store.url().to_string(),
-                step: newest.step,
-            });
-        }
-        // Every rank starts from rank 0's weights (and, resumed, the same checkpoint).
-        broadcast_variables(&mut *trainer.coll, &trainer.vs)?;
-        let step = trainer.step;
-        trainer.summary.start_step = step;
-        trainer.summary.end_step = step;
         if leader && step > 0 && step >= end_step {
             trainer.report_final_again()?;
         }
-        trainer.progress = Progress::new(step, end_step, spec.logging.every_steps, leader);
-        trainer.started = Instant::now();
         Ok(trainer)
-    }
-
-    /// Loads the newest complete checkpoint of this config (weights, optimiser state, step,
-    /// data position); none: a fresh start.
-    fn resume(&mut self) -> Result<(), TrainError> {
-        let digest = self.cfg.digest.as_str();
-        let Some(ck) = self
-            .data
-            .runtime
-            .block_on(self.store.load_for_resume(digest))?
-        else {
-            tracing::info!(
-                url = self.store.url(),
-                "no checkpoint to resume from; starting fresh"
-            );
-            return Ok(());
-        };
-        model::weights_from_bytes(&self.vs, &ck.weights)?;
-        self.opt.load_bytes(&ck.optimizer)?;
-        self.step = ck.state.step;
-        self.position = Position {
-            epoch: ck.state.data.epoch,
-            consumed: ck.state.data.consumed,
-        };
-        tracing::info!(
-            step = self.step,
-            epoch = self.position.epoch,
-            consumed = self.position.consumed,
-            "resumed"
-        );
-        Ok(())
     }
 
     /// Runs epochs until the end step or a signal, then sums up.
     pub(super) fn run(mut self) -> Result<TrainSummary, TrainError> {
+        // Raised by SIGTERM / SIGINT from here on, as the first step starts (before, a
+        // signal ends the process: there is nothing new to checkpoint).
+        let stop = stop_on_signals(&self.data.runtime);
         let mut empty_epochs = 0;
         while self.step < self.end_step {
-            let EpochEnd::Exhausted { stepped } = self.epoch()? else {
+            let EpochEnd::Exhausted { stepped } = self.epoch(&stop)? else {
                 break;
             };
             if self.step >= self.end_step {
@@ -242,7 +203,7 @@ impl<'a> Trainer<'a> {
 
     /// Phase epoch: one stream over the data from the current position, a step per global
     /// batch, until the data or the run ends or a signal stops it.
-    fn epoch(&mut self) -> Result<EpochEnd, TrainError> {
+    fn epoch(&mut self, stop: &AtomicBool) -> Result<EpochEnd, TrainError> {
         let crops = if needs_two_crops(&self.cfg.spec.model) {
             2
         } else {
@@ -260,7 +221,7 @@ impl<'a> Trainer<'a> {
             let batch = item?;
             // One exchange per step: the global batch size, and whether any rank was told
             // to stop (SIGTERM/SIGINT), so all ranks stop at the same step.
-            let stopping = i64::from(self.stop.load(Ordering::Relaxed));
+            let stopping = i64::from(stop.load(Ordering::Relaxed));
             let mut flags = Tensor::from_slice(&[batch.len() as i64, stopping]);
             self.coll.all_reduce_sum(&mut flags)?;
             if flags.int64_value(&[1]) > 0 {
@@ -385,4 +346,38 @@ impl<'a> Trainer<'a> {
         self.summary.elapsed_s = self.started.elapsed().as_secs_f64();
         self.summary
     }
+}
+
+/// Loads the newest complete checkpoint of `cfg`'s run into `vs` and `opt` (weights,
+/// optimiser state): the step and data position it resumes at; none: a fresh start.
+fn resume(
+    cfg: &Config,
+    data: &DataSource,
+    store: &CheckpointStore,
+    vs: &tch::nn::VarStore,
+    opt: &mut AdamW,
+) -> Result<(u64, Position), TrainError> {
+    let Some(ck) = data
+        .runtime
+        .block_on(store.load_for_resume(cfg.digest.as_str()))?
+    else {
+        tracing::info!(
+            url = store.url(),
+            "no checkpoint to resume from; starting fresh"
+        );
+        return Ok((0, Position::default()));
+    };
+    model::weights_from_bytes(vs, &ck.weights)?;
+    opt.load_bytes(&ck.optimizer)?;
+    let position = Position {
+        epoch: ck.state.data.epoch,
+        consumed: ck.state.data.consumed,
+    };
+    tracing::info!(
+        step = ck.state.step,
+        epoch = position.epoch,
+        consumed = position.consumed,
+        "resumed"
+    );
+    Ok((ck.state.step, position))
 }
