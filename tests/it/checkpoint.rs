@@ -104,15 +104,39 @@ async fn local_save_list_load_round_trip() {
 }
 
 #[tokio::test]
-async fn saving_a_step_again_replaces_it() {
+async fn saving_a_complete_step_again_keeps_it_and_an_incomplete_one_is_rewritten() {
     let tmp = tempfile::tempdir().unwrap();
     let store = local_store(tmp.path());
-    store.save(&small(7)).await.unwrap();
-    let again = checkpoint(7, DIGEST, 10, 20);
-    store.save(&again).await.unwrap();
+    let first = small(7);
+    let saved = store.save(&first).await.unwrap();
+    let marker = std::fs::read(tmp.path().join("step-000000007").join(MARKER_FILE)).unwrap();
+    // The same step again (a stop right after a resume): the complete one is not touched.
+    let again = store.save(&checkpoint(7, DIGEST, 10, 20)).await.unwrap();
+    assert_eq!((again.step, &again.url), (saved.step, &saved.url));
     let r = store.latest().await.unwrap().unwrap();
     assert_eq!(store.list().await.unwrap().len(), 1);
-    assert_eq!(store.load(&r).await.unwrap(), again);
+    assert_eq!(store.load(&r).await.unwrap(), first);
+    let after = std::fs::read(tmp.path().join("step-000000007").join(MARKER_FILE)).unwrap();
+    assert_eq!(after, marker, "the marker was rewritten");
+    // Another config's checkpoint at that step is an error, and stays.
+    let other = checkpoint(7, &"e".repeat(64), 10, 20);
+    let err = store.save(&other).await.unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::DigestMismatch { .. }),
+        "{err}"
+    );
+    assert_eq!(store.load(&r).await.unwrap(), first);
+    // A step whose write died before its marker is cleared and written anew.
+    std::fs::create_dir_all(tmp.path().join("step-000000009")).unwrap();
+    std::fs::write(
+        tmp.path().join("step-000000009").join(WEIGHTS_FILE),
+        b"partial",
+    )
+    .unwrap();
+    let nine = small(9);
+    store.save(&nine).await.unwrap();
+    let r = store.latest().await.unwrap().unwrap();
+    assert_eq!(store.load(&r).await.unwrap(), nine);
 }
 
 #[tokio::test]

@@ -71,11 +71,31 @@ impl CheckpointStore {
     }
 
     /// Writes `ck` as the checkpoint of `ck.state.step`: the three files, then the marker;
-    /// then prunes (see [`CheckpointStore::prune`]). A checkpoint already at that step
-    /// is replaced, its marker removed first.
+    /// then prunes (see [`CheckpointStore::prune`]). A complete checkpoint already at that
+    /// step is kept and returned (one of another config is a
+    /// [`CheckpointError::DigestMismatch`]); an incomplete one is cleared and rewritten.
     pub async fn save(&self, ck: &Checkpoint) -> Result<CheckpointRef, CheckpointError> {
         let step = ck.state.step;
         let name = dir_name(step);
+        // Never remove a complete checkpoint to write the same step again: a crash between
+        // the removal and the new marker would lose it.
+        if let Some(marker) = self.check_marker(&name, step).await? {
+            let url = self.root.display(&name);
+            if marker.config_digest != ck.state.config_digest {
+                return Err(CheckpointError::DigestMismatch {
+                    url,
+                    found: marker.config_digest,
+                    expected: ck.state.config_digest.clone(),
+                });
+            }
+            tracing::info!(%url, step, "this step's checkpoint is already complete: kept as it is");
+            return Ok(CheckpointRef {
+                step,
+                url,
+                name,
+                marker,
+            });
+        }
         self.delete_dir(&name).await?;
         let state = Bytes::from(
             serde_json::to_vec_pretty(&ck.state).expect("train state always serialises"),

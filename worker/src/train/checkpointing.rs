@@ -27,16 +27,16 @@ impl Trainer<'_> {
             config_digest: ck.state.config_digest.clone(),
             final_step,
         });
+        self.committed = Some(saved.step);
         self.summary.checkpoint = Some(saved);
         Ok(())
     }
 
     /// Phase stop: a rank was signalled. The batch in hand is not trained: rank 0
-    /// checkpoints right before it (unless this step's checkpoint exists), and every rank
-    /// leaves at this step.
+    /// checkpoints right before it, unless this step's checkpoint is already in storage
+    /// (saved by this run, or the one it resumed from), and every rank leaves at this step.
     pub(super) fn stop(&mut self) -> Result<(), TrainError> {
-        let saved_here = self.summary.checkpoint.as_ref().map(|c| c.step) == Some(self.step);
-        if self.leader && !saved_here {
+        if self.leader && self.committed != Some(self.step) {
             self.checkpoint(false)?;
         }
         tracing::warn!(

@@ -45,6 +45,8 @@ pub(super) struct Trainer<'a> {
     pub(super) opt: AdamW,
     grads: GradBuckets,
     pub(super) store: CheckpointStore,
+    /// The newest step whose checkpoint is complete in storage: resumed from, or saved.
+    pub(super) committed: Option<u64>,
     /// Optimiser steps taken.
     pub(super) step: u64,
     /// Where the data stream resumes.
@@ -142,6 +144,7 @@ impl<'a> Trainer<'a> {
             opt,
             grads,
             store,
+            committed: (step > 0).then_some(step),
             step,
             position,
             leader,
