@@ -1,4 +1,6 @@
-//! What the tests of every crate share: where the real camera photos are
+//! What the tests of every crate share: what a test does when something it needs is
+//! missing ([`skip`]: fail under `CI=true`, skip elsewhere), the project's Python with the
+//! modules a reference needs ([`python_with`]), where the real camera photos are
 //! ([`cameras_dir`], [`camera_photos`]), a packed dataset of them ([`packed_photos`]), and
 //! the tiny training config the training tests start from ([`tiny_config`]). A
 //! dev-dependency only.
@@ -16,10 +18,48 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A test cannot run because something is missing (`why`, with what to do): under CI
+/// (`CI=true`) that fails the test, since CI must run every test; elsewhere it prints
+/// `skipping: why` and the caller returns.
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}; CI requires it");
+    }
+    eprintln!("skipping: {why}");
+}
+
+/// The project's Python (`.venv`, made by `scripts/setup.sh`) when it can import
+/// `modules` (comma-separated, e.g. `"sklearn, numpy"`); else [`skip`].
+pub fn python_with(modules: &str) -> Option<PathBuf> {
+    let python = repo_root().join(".venv/bin/python");
+    let probe = std::process::Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => Some(python),
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let last = err.lines().last().unwrap_or_default();
+            skip(&format!(
+                "Python at {} cannot import {modules} ({last}): run scripts/setup.sh",
+                python.display()
+            ));
+            None
+        }
+        Err(e) => {
+            skip(&format!(
+                "no Python at {} ({e}): run scripts/setup.sh",
+                python.display()
+            ));
+            None
+        }
+    }
+}
+
 /// The real camera photos (`images/`, `exif_dumps/`, `manifest.csv`), if present.
 ///
 /// `CAMERAS_DIR` overrides the default `../shared/data/cameras` beside the repository.
-/// Under CI (`CI=true`) a missing folder fails the test instead of skipping it.
+/// A missing folder is a [`skip`].
 pub fn cameras_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("CAMERAS_DIR")
         .map(PathBuf::from)
@@ -27,16 +67,10 @@ pub fn cameras_dir() -> Option<PathBuf> {
     if dir.join("images").is_dir() {
         return Some(dir);
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "real camera photos not found at {} (set CAMERAS_DIR); CI requires them",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "skipping: real camera photos not found at {}",
+    skip(&format!(
+        "real camera photos not found at {} (set CAMERAS_DIR)",
         dir.display()
-    );
+    ));
     None
 }
 

@@ -15,12 +15,10 @@ fn kustomize() -> Option<PathBuf> {
     if bin.exists() {
         return Some(bin);
     }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "{} missing: run scripts/setup-cluster-tools.sh",
+    testkit::skip(&format!(
+        "no kustomize at {}: run scripts/setup-cluster-tools.sh",
         bin.display()
-    );
-    eprintln!("skipping: no kustomize (scripts/setup-cluster-tools.sh installs it)");
+    ));
     None
 }
 

@@ -171,11 +171,9 @@ fn real_photos_are_close_to_the_image_crate_decoder() {
 #[test]
 fn real_photos_match_pil_libjpeg_turbo() {
     let Some(photos) = real_photos() else { return };
-    let python = support::venv_python();
-    if !python.exists() {
-        eprintln!("skipping: no Python environment at {}", python.display());
+    let Some(python) = testkit::python_with("PIL") else {
         return;
-    }
+    };
     let script = support::repo_root().join("tests/python/jpeg_decode_pil.py");
     let out = std::process::Command::new(&python)
         .arg(&script)

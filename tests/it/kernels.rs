@@ -7,7 +7,7 @@
 //! name and must reproduce the outputs (fp32, eval mode unless stated) to `ATOL`. Without
 //! Python torch the tests skip with a message, except under `CI=true` where they fail.
 
-use crate::support::{self, cameras_dir, repo_root, venv_python};
+use crate::support::{self, cameras_dir, repo_root};
 use ::kernels::{
     load_safetensors, patches_to_tensor, preprocess, symmetric_infonce, Block, ImageTower,
     ImageTowerConfig, JointModel, KernelsError, LogitScale, ModelConfig, Objective, Pooling,
@@ -27,25 +27,7 @@ const ATOL: f64 = 1e-4;
 fn references() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
-        let python = venv_python();
-        let probe = Command::new(&python)
-            .args(["-c", "import torch, torchvision, transformers, safetensors"])
-            .output();
-        if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-            let why = match &probe {
-                Ok(o) => String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .to_string(),
-                Err(e) => e.to_string(),
-            };
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("Python torch/torchvision/transformers not usable at {} ({why}); run scripts/setup.sh", python.display());
-            }
-            eprintln!("skipping: Python torch not usable at {} ({why}); run scripts/setup.sh", python.display());
-            return None;
-        }
+        let python = testkit::python_with("torch, torchvision, transformers, safetensors")?;
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kernels-parity");
         let _ = std::fs::remove_dir_all(&out);
         let mut cmd = Command::new(&python);
@@ -62,7 +44,10 @@ fn references() -> Option<&'static Path> {
         if dumps.is_dir() {
             cmd.arg("--exif-dumps").arg(dumps);
         } else {
-            cmd.args(["--cases", "resnet50,resnet_basic,bert,distilbert,distilbert_base,loss,joint"]);
+            cmd.args([
+                "--cases",
+                "resnet50,resnet_basic,bert,distilbert,distilbert_base,loss,joint",
+            ]);
         }
         let status = cmd.status().expect("run parity_make.py");
         assert!(status.success(), "parity_make.py failed: {status}");

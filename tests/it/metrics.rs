@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 use worker::eval::metrics::{detection_ap, localisation_scores, HigherMeans};
 
-use crate::support::{repo_root, venv_python};
+use crate::support::repo_root;
 
 const TOL: f64 = 1e-6;
 
@@ -176,21 +176,7 @@ fn detection_cases() -> Vec<DetectionCase> {
 
 /// Runs the reference script; `None` when scikit-learn is missing outside CI.
 fn reference(cases: &Value, dir: &Path) -> Option<Value> {
-    let python = venv_python();
-    let probe = Command::new(&python)
-        .args(["-c", "import sklearn, numpy"])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let msg = format!(
-            "scikit-learn not usable at {}; run scripts/setup.sh",
-            python.display()
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}");
-        }
-        eprintln!("skipping: {msg}");
-        return None;
-    }
+    let python = testkit::python_with("sklearn, numpy")?;
     let (input, output) = (dir.join("cases.json"), dir.join("sklearn.json"));
     std::fs::write(&input, serde_json::to_vec(cases).unwrap()).unwrap();
     let out = Command::new(&python)

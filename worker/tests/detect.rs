@@ -5,14 +5,16 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::{packed_photos, write_config, WORKER};
 
+/// A camera photo by file name (`CAMERAS_DIR`, as the packed data; present, as
+/// `packed_photos` found them).
 fn photo(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/cameras/images")
+    testkit::cameras_dir()
+        .expect("the camera photos were packed")
+        .join("images")
         .join(name)
 }
 

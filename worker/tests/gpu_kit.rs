@@ -25,11 +25,6 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn skip_or_fail(why: &str) {
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
-    eprintln!("skipping: {why}");
-}
-
 fn run(cmd: &mut Command) -> std::process::Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
@@ -62,7 +57,7 @@ fn the_kit_runs_on_a_gpu_node_with_only_its_own_pytorch() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/gpu-kit-dev"));
     if !kit.join("gpu-check").is_file() {
-        return skip_or_fail(&format!(
+        return testkit::skip(&format!(
             "no GPU kit at {}: make one with `PROFILE=dev scripts/gpu-kit {}`",
             kit.display(),
             kit.display()
@@ -74,7 +69,7 @@ fn the_kit_runs_on_a_gpu_node_with_only_its_own_pytorch() {
         .args(["--net", "--mount", "true"])
         .status();
     if !can.is_ok_and(|s| s.success()) {
-        return skip_or_fail("cannot make network and mount namespaces (unshare; needs root)");
+        return testkit::skip("cannot make network and mount namespaces (unshare; needs root)");
     }
 
     // The node: the kit copied over, and a Python with its own copy of torch and the

@@ -39,11 +39,9 @@ impl Cluster {
             .is_ok_and(|o| o.status.success());
         let root = unsafe { libc::geteuid() } == 0;
         if !(have_slurm && root) {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "Slurm is missing (slurm-wlm, munge: scripts/setup-cluster-tools.sh) or not root"
+            testkit::skip(
+                "no Slurm daemons here (slurm-wlm, munge: scripts/setup-cluster-tools.sh), or not root",
             );
-            eprintln!("skipping: no Slurm daemons here, or not root");
             return None;
         }
         let dir = dir.join("slurm");

@@ -10,7 +10,6 @@ use infra::store::StoreOptions;
 use super::{
     assert_round_trip, camera_photos, pack_photo_folder, photo_folder, stem, tags_for, test_options,
 };
-use crate::support;
 
 #[tokio::test]
 async fn round_trip_local_with_and_without_zstd_over_several_shards() {
@@ -59,16 +58,7 @@ async fn round_trip_local_with_and_without_zstd_over_several_shards() {
 /// Lists a shard's members with Python's tarfile (zstd through the `zstandard` module),
 /// one `name size sha256` line per member.
 fn python_list_members(shard: &Path) -> Option<Vec<(String, u64, String)>> {
-    let py = support::venv_python();
-    if !py.exists() {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "{} missing under CI",
-            py.display()
-        );
-        eprintln!("skipping the tar check: no Python at {}", py.display());
-        return None;
-    }
+    let py = testkit::python_with("zstandard")?;
     let script = r#"
 import hashlib, io, sys, tarfile
 path = sys.argv[1]
