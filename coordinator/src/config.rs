@@ -85,6 +85,7 @@ struct RawConfig {
     rendezvous_settle_ms: Option<u64>,
     eval_lease_ms: Option<u64>,
     eval_max_attempts: Option<u32>,
+    checkpoint_root: Option<String>,
     tls: Option<RawTls>,
 }
 
@@ -243,6 +244,9 @@ impl ServeConfig {
                 rendezvous_settle_ms,
                 eval_lease_ms,
                 eval_max_attempts,
+                checkpoint_root: raw
+                    .checkpoint_root
+                    .map(|r| r.trim_end_matches('/').to_string()),
             },
             tls,
         })

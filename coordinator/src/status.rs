@@ -45,6 +45,10 @@ impl From<ServiceError> for Status {
             }
             ServiceError::ShuttingDown => Code::Unavailable,
         };
+        if code == Code::InvalidArgument {
+            // A refused request changes nothing; it is logged once, here.
+            tracing::warn!(error = %error, "request refused as invalid");
+        }
         Status::new(code, error.to_string())
     }
 }

@@ -32,6 +32,7 @@ fn config(db_path: &Path, heartbeat_timeout_ms: u64) -> ServeConfig {
             rendezvous_settle_ms: 200,
             eval_lease_ms: 2_000,
             eval_max_attempts: 2,
+            checkpoint_root: None,
         },
         tls: None,
     }
@@ -201,7 +202,7 @@ async fn a_reported_checkpoint_shows_in_status_and_is_where_the_next_round_resum
         node_id: a,
         round: 1,
         step: 50,
-        url: "file:///runs/x/step-50".into(),
+        url: "file:///runs/x/step-000000050".into(),
         position: Some(position),
         config_digest: "cfg".into(),
         eval_suites: vec![],
@@ -216,7 +217,7 @@ async fn a_reported_checkpoint_shows_in_status_and_is_where_the_next_round_resum
     );
     let view = status(&mut client).await;
     assert_eq!(view.checkpoints.len(), 1);
-    assert_eq!(view.checkpoints[0].url, "file:///runs/x/step-50");
+    assert_eq!(view.checkpoints[0].url, "file:///runs/x/step-000000050");
 
     // b goes silent; c replaces it in round 2, which resumes from the checkpoint.
     assert_eq!(
@@ -233,7 +234,7 @@ async fn a_reported_checkpoint_shows_in_status_and_is_where_the_next_round_resum
         (vec![0], vec![1])
     );
     assert_eq!(rc.start, Some(position));
-    assert_eq!(rc.resume_from.unwrap().url, "file:///runs/x/step-50");
+    assert_eq!(rc.resume_from.unwrap().url, "file:///runs/x/step-000000050");
     server.shutdown().await.unwrap();
 }
 
@@ -301,7 +302,7 @@ async fn a_restarted_server_on_the_same_database_has_the_same_status_and_goes_on
         node_id: a,
         round: 1,
         step: 10,
-        url: "file:///runs/x/step-10".into(),
+        url: "file:///runs/x/step-000000010".into(),
         position: Some(wire::DataPosition {
             epoch: 0,
             samples_consumed: 64,
@@ -374,4 +375,96 @@ async fn shutdown_answers_a_waiting_join_with_unavailable() {
     server.shutdown().await.unwrap();
     let err = waiting.await.unwrap().unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
+}
+
+/// The hostile requests of RELIABILITY.md, sent as any client could, with the job's token:
+/// each is INVALID_ARGUMENT and leaves the job's status as it was.
+#[tokio::test]
+async fn hostile_progress_and_checkpoints_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, mut client) = start(&dir.path().join("c.db"), LONG_TIMEOUT_MS).await;
+    let a = register(&mut client, "a").await;
+    let b = register(&mut client, "b").await;
+    let (ja, jb) = tokio::join!(join(client.clone(), a, 0), join(client.clone(), b, 0));
+    assert_eq!((ja.world_size, jb.world_size), (2, 2));
+    let checkpoint = |step: u64, url: &str| wire::ReportCheckpointRequest {
+        node_id: a,
+        round: ja.round,
+        step,
+        url: url.into(),
+        position: Some(wire::DataPosition::default()),
+        config_digest: "cfg".into(),
+        eval_suites: vec![],
+    };
+    // A legitimate checkpoint first: its directory becomes the job's.
+    client
+        .report_checkpoint(checkpoint(10, "s3://b/run/step-000000010"))
+        .await
+        .unwrap();
+    let before = status(&mut client).await;
+
+    let rank = |global_rank: u32, loss: f64, rate: f64| wire::RankProgress {
+        global_rank,
+        step: 12,
+        loss,
+        samples_per_sec: rate,
+        ..Default::default()
+    };
+    let progress = |progress: Vec<wire::RankProgress>| wire::HeartbeatRequest {
+        node_id: a,
+        progress,
+        ..Default::default()
+    };
+    let hostile_beats = [
+        ("NaN loss", progress(vec![rank(0, f64::NAN, 1.0)])),
+        ("negative samples/s", progress(vec![rank(0, 1.0, -3.0)])),
+        (
+            "200,000 progress entries",
+            progress(vec![wire::RankProgress::default(); 200_000]),
+        ),
+        (
+            "rank 4096 of a two-rank world",
+            progress(vec![rank(4096, 1.0, 1.0)]),
+        ),
+    ];
+    for (what, request) in hostile_beats {
+        let err = client.heartbeat(request).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err}");
+    }
+    // Over the 4 MiB message limit: refused before it is decoded.
+    let huge = progress((0..200_000).map(|_| rank(0, 1.0, 1.0)).collect());
+    let err = client.heartbeat(huge).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
+    for (what, request) in [
+        ("a checkpoint at file:///etc", checkpoint(20, "file:///etc")),
+        (
+            "another directory",
+            checkpoint(20, "file:///etc/step-000000020"),
+        ),
+        (
+            "a .. segment",
+            checkpoint(20, "s3://b/run/../x/step-000000020"),
+        ),
+        (
+            "a name of another step",
+            checkpoint(20, "s3://b/run/step-000000021"),
+        ),
+    ] {
+        let err = client.report_checkpoint(request).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err}");
+    }
+    let after = status(&mut client).await;
+    assert_eq!(after.checkpoints, before.checkpoints);
+    for (m, was) in after.members.iter().zip(&before.members) {
+        assert_eq!(
+            (m.node_id, &m.progress, m.alive),
+            (was.node_id, &was.progress, was.alive)
+        );
+        // A refused heartbeat is no sign of life either.
+        assert!(
+            m.heartbeat_age_ms >= was.heartbeat_age_ms,
+            "{m:?} / {was:?}"
+        );
+    }
+    assert_eq!(after.round, before.round);
 }

@@ -33,6 +33,7 @@ fn config(dir: &Path, tls: Option<ServerTls>) -> ServeConfig {
             rendezvous_settle_ms: 200,
             eval_lease_ms: 2_000,
             eval_max_attempts: 2,
+            checkpoint_root: None,
         },
         tls,
     }

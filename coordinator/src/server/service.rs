@@ -99,7 +99,7 @@ impl Coordinator for CoordinatorService {
             CheckpointReport::try_from(request.into_inner()).map_err(ServiceError::from)?;
         let newest = self
             .shared
-            .apply(|s, now, _| checkpoints::report(s, report, now))
+            .apply(|s, now, policy| checkpoints::report(s, report, now, policy))
             .await?;
         Ok(Response::new(wire::ReportCheckpointResponse { newest }))
     }

@@ -1,8 +1,8 @@
 //! The checkpoint registry: every reported checkpoint, per configuration digest; the
 //! newest by step is where the next round resumes (weights and data position).
 
-use super::{Action, DecisionError, State};
-use proto::domain::{CheckpointInfo, CheckpointReport};
+use super::{Action, DecisionError, Policy, State};
+use proto::domain::{CheckpointInfo, CheckpointReport, Step};
 use serde::{Deserialize, Serialize};
 
 /// Registered checkpoints of a job.
@@ -31,7 +31,15 @@ impl CheckpointRegistry {
             .max_by_key(|c| (c.step, c.registered_unix_ms))
     }
 
-    /// Every checkpoint, newest step first.
+    /// The directory the registered checkpoints lie in (that of the first registered).
+    pub fn directory(&self) -> Option<&str> {
+        self.entries
+            .first()
+            .and_then(|c| c.url.rsplit_once('/'))
+            .map(|(dir, _)| dir)
+    }
+
+    /// Every checkpoint, newest (highest step) first.
     pub fn newest_first(&self) -> Vec<CheckpointInfo> {
         let mut all = self.entries.clone();
         all.sort_by_key(|c| std::cmp::Reverse((c.step, c.registered_unix_ms)));
@@ -55,10 +63,22 @@ pub fn report(
     state: &mut State,
     report: CheckpointReport,
     now_ms: u64,
+    policy: &Policy,
 ) -> Result<(bool, Vec<Action>), DecisionError> {
     state.node(report.node)?;
-    if report.url.trim().is_empty() {
-        return Err(DecisionError::Invalid("checkpoint url is empty".into()));
+    let dir = checkpoint_dir(&report.url, report.step)?;
+    // The job's checkpoint directory: configured, else the one its checkpoints are in.
+    let root = policy
+        .checkpoint_root
+        .as_deref()
+        .or_else(|| state.checkpoints.directory());
+    if let Some(root) = root {
+        if dir != root {
+            return Err(DecisionError::Invalid(format!(
+                "checkpoint url {} is not under the job's checkpoint directory {root}",
+                report.url
+            )));
+        }
     }
     if report.round > state.round {
         return Err(DecisionError::Invalid(format!(
@@ -79,6 +99,40 @@ pub fn report(
     let newest = state.checkpoints.insert(info);
     actions.insert(0, Action::CheckpointRegistered { step, url, newest });
     Ok((newest, actions))
+}
+
+/// The directory a reported checkpoint lies in: the URL must be the `step-N` directory
+/// (nine digits or more, as workers name them) of the reported step, without a query,
+/// fragment, whitespace, control characters or `.`/`..` segments.
+fn checkpoint_dir(url: &str, step: Step) -> Result<&str, DecisionError> {
+    let refuse = |why: String| {
+        Err(DecisionError::Invalid(format!(
+            "checkpoint url {url:?} {why}"
+        )))
+    };
+    let name = format!("step-{:09}", step.get());
+    let Some(dir) = url
+        .strip_suffix(name.as_str())
+        .and_then(|p| p.strip_suffix('/'))
+    else {
+        return refuse(format!("is not the {name} directory of step {step}"));
+    };
+    if dir.is_empty() || dir.ends_with("://") || dir.ends_with(':') {
+        return refuse("names no directory".into());
+    }
+    if url
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '?' || c == '#')
+    {
+        return refuse("holds whitespace, control characters, a query or a fragment".into());
+    }
+    if dir
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return refuse("holds . or .. segments".into());
+    }
+    Ok(dir)
 }
 
 #[cfg(test)]
@@ -132,5 +186,70 @@ mod tests {
         assert!(registry.insert(again));
         assert_eq!(registry.entries().len(), 1);
         assert_eq!(registry.newest("x").unwrap().url, "mem://moved");
+    }
+
+    #[test]
+    fn checkpoint_urls_must_be_step_directories_of_the_jobs_checkpoint_directory() {
+        use crate::state::testing::{policy, running};
+        let (mut state, ids) = running(&["a", "b"]);
+        let report = |step: u64, url: &str| CheckpointReport {
+            node: ids[0],
+            round: RoundId::new(1),
+            step: Step::new(step),
+            url: url.into(),
+            position: DataPosition::default(),
+            config_digest: "cfg".into(),
+            eval_suites: vec![],
+        };
+        let refused = |state: &mut State, step, url: &str, policy: &Policy| {
+            let before = state.clone();
+            let err = super::report(state, report(step, url), 10, policy).unwrap_err();
+            assert!(matches!(err, DecisionError::Invalid(_)), "{url}: {err}");
+            assert_eq!(*state, before, "{url} changed the state");
+        };
+        for url in [
+            "file:///etc",
+            "",
+            "s3://b/run/step-000000041",
+            "s3://b/run/step-40",
+            "s3://b/run/../etc/step-000000040",
+            "s3://b/run/step-000000040?x=1",
+            "s3://b/run /step-000000040",
+            "/step-000000040",
+            "file:///step-000000040",
+        ] {
+            refused(&mut state, 40, url, &policy());
+        }
+        // With the directory configured, only its checkpoints are taken.
+        let configured = Policy {
+            checkpoint_root: Some("s3://b/run".into()),
+            ..policy()
+        };
+        refused(&mut state, 40, "s3://b/other/step-000000040", &configured);
+        super::report(
+            &mut state,
+            report(40, "s3://b/run/step-000000040"),
+            10,
+            &configured,
+        )
+        .unwrap();
+        // Without it, the directory of the first registered checkpoint is the job's.
+        let mut tofu = running(&["a", "b"]).0;
+        super::report(
+            &mut tofu,
+            report(20, "file:///ckpt/step-000000020"),
+            10,
+            &policy(),
+        )
+        .unwrap();
+        refused(&mut tofu, 40, "file:///etc/step-000000040", &policy());
+        super::report(
+            &mut tofu,
+            report(40, "file:///ckpt/step-000000040"),
+            10,
+            &policy(),
+        )
+        .unwrap();
+        assert_eq!(tofu.checkpoints.newest("cfg").unwrap().step, Step::new(40));
     }
 }

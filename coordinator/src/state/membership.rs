@@ -7,7 +7,7 @@
 
 use super::job::{directive_for, lose_node};
 use super::{Action, DecisionError, Node, Policy, State};
-use proto::domain::{Directive, HeartbeatReport, JobPhase, NodeId, NodeSpec};
+use proto::domain::{Directive, HeartbeatReport, JobPhase, NodeId, NodeSpec, RankProgress};
 
 /// Registers `spec` (or refreshes the node of that name); returns its id.
 pub fn register(
@@ -94,6 +94,7 @@ pub fn heartbeat(
     if node.left {
         return Ok((Directive::Stop, Vec::new()));
     }
+    check_progress(state, node, &report.progress)?;
     let mut actions = Vec::new();
     let node = state.nodes.get_mut(&id).expect("checked above");
     node.last_heartbeat_ms = now_ms;
@@ -129,6 +130,52 @@ pub fn heartbeat(
     Ok((directive_for(state, id), actions))
 }
 
+/// A node reports one entry per training process it runs: at most its process count, one
+/// per global rank, ranks below the job's largest possible world (every registered
+/// process), and numbers that a training process can produce (finite, not negative).
+fn check_progress(
+    state: &State,
+    node: &Node,
+    progress: &[RankProgress],
+) -> Result<(), DecisionError> {
+    let refuse = |why: String| {
+        Err(DecisionError::Invalid(format!(
+            "{}: progress {why}",
+            node.id
+        )))
+    };
+    let procs = node.spec.procs.max(1) as usize;
+    if progress.len() > procs {
+        return refuse(format!(
+            "for {} ranks, but the node runs {procs} process(es)",
+            progress.len()
+        ));
+    }
+    let most_ranks: u64 = state
+        .nodes
+        .values()
+        .map(|n| u64::from(n.spec.procs.max(1)))
+        .sum();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in progress {
+        if u64::from(p.global_rank.get()) >= most_ranks {
+            return refuse(format!(
+                "for rank {}, but the job's processes number {most_ranks}",
+                p.global_rank
+            ));
+        }
+        if !seen.insert(p.global_rank) {
+            return refuse(format!("repeats rank {}", p.global_rank));
+        }
+        for (what, value) in [("loss", p.loss), ("samples_per_sec", p.samples_per_sec)] {
+            if !value.is_finite() || value < 0.0 {
+                return refuse(format!("of rank {} has {what} {value}", p.global_rank));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Nodes considered alive whose last heartbeat is older than `timeout_ms` at `now_ms`,
 /// by id.
 pub fn dead_members(state: &State, now_ms: u64, timeout_ms: u64) -> Vec<NodeId> {
@@ -155,7 +202,7 @@ pub fn resume_after_restart(state: &mut State, now_ms: u64) {
 mod tests {
     use super::super::testing::*;
     use super::super::*;
-    use proto::domain::{Directive, HeartbeatReport, JobId, JobPhase};
+    use proto::domain::{Directive, HeartbeatReport, JobId, JobPhase, Rank, RankProgress, Step};
 
     fn beat(state: &mut State, node: NodeId, now: u64) -> Directive {
         let report = HeartbeatReport {
@@ -265,5 +312,55 @@ mod tests {
         resume_after_restart(&mut state, 60_000);
         assert!(dead_members(&state, 64_000, 5_000).is_empty());
         assert_eq!(dead_members(&state, 65_001, 5_000).len(), 2);
+    }
+
+    #[test]
+    fn hostile_progress_is_refused_and_changes_nothing() {
+        let (mut state, ids) = running(&["a", "b"]);
+        let rank = |global_rank: u32, loss: f64, rate: f64| RankProgress {
+            global_rank: Rank::new(global_rank),
+            step: Step::new(3),
+            loss,
+            samples_per_sec: rate,
+            ..Default::default()
+        };
+        let hostile: Vec<(&str, Vec<RankProgress>)> = vec![
+            ("NaN loss", vec![rank(0, f64::NAN, 1.0)]),
+            ("negative loss", vec![rank(0, -1.0, 1.0)]),
+            ("infinite rate", vec![rank(0, 1.0, f64::INFINITY)]),
+            ("negative rate", vec![rank(0, 1.0, -5.0)]),
+            (
+                "200,000 entries",
+                (0..200_000).map(|_| rank(0, 1.0, 1.0)).collect(),
+            ),
+            ("rank 4096 of two processes", vec![rank(4096, 1.0, 1.0)]),
+        ];
+        let before = state.clone();
+        for (what, progress) in hostile {
+            let report = HeartbeatReport {
+                node: ids[0],
+                progress,
+                ..Default::default()
+            };
+            let err = heartbeat(&mut state, report, 1_500, &policy()).unwrap_err();
+            assert!(matches!(err, DecisionError::Invalid(_)), "{what}: {err}");
+            assert_eq!(state, before, "{what} changed the state");
+        }
+        // One process per node: two ranks from one node, or one rank twice, are refused.
+        let two = vec![rank(0, 1.0, 1.0), rank(1, 1.0, 1.0)];
+        let report = HeartbeatReport {
+            node: ids[0],
+            progress: two,
+            ..Default::default()
+        };
+        assert!(heartbeat(&mut state, report, 1_500, &policy()).is_err());
+        // What a training process reports is taken.
+        let good = HeartbeatReport {
+            node: ids[0],
+            progress: vec![rank(1, 2.5, 40.0)],
+            ..Default::default()
+        };
+        heartbeat(&mut state, good, 1_500, &policy()).unwrap();
+        assert_eq!(state.nodes[&ids[0]].progress[0].loss, 2.5);
     }
 }

@@ -54,6 +54,10 @@ pub struct Policy {
     pub eval_lease_ms: u64,
     /// Leases an evaluation job may run out before it fails.
     pub eval_max_attempts: u32,
+    /// The job's checkpoint directory (the training config's `checkpoint.url`): every
+    /// reported checkpoint must be a `step-N` directory right under it. `None`: the
+    /// directory of the first checkpoint registered becomes it.
+    pub checkpoint_root: Option<String>,
 }
 
 impl Policy {

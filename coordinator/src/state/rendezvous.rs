@@ -303,7 +303,7 @@ mod tests {
                 node: ids[0],
                 round: RoundId::new(1),
                 step: Step::new(step),
-                url: format!("file:///ckpt/{step}"),
+                url: format!("file:///ckpt/step-{step:09}"),
                 position: DataPosition {
                     epoch: 0,
                     samples_consumed: consumed,
@@ -311,7 +311,7 @@ mod tests {
                 config_digest: "cfg".into(),
                 eval_suites: vec![],
             };
-            checkpoints::report(&mut state, report, 11_000).unwrap();
+            checkpoints::report(&mut state, report, 11_000, &policy()).unwrap();
         }
         // b dies; a alone is below min_nodes, so c replaces it.
         heartbeat(

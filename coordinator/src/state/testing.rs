@@ -13,6 +13,7 @@ pub fn policy() -> Policy {
         rendezvous_settle_ms: 2_000,
         eval_lease_ms: 3_000,
         eval_max_attempts: 3,
+        checkpoint_root: None,
     }
 }
 

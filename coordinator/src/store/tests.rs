@@ -1,7 +1,7 @@
 //! Round trips, incremental writes and damaged files.
 
 use super::*;
-use crate::state::testing::running;
+use crate::state::testing::{policy, running};
 use crate::state::{checkpoints, register};
 use proto::domain::{CheckpointReport, NodeSpec, RoundId, Step};
 
@@ -11,7 +11,7 @@ fn busy_state() -> State {
         node: ids[0],
         round: RoundId::new(1),
         step: Step::new(30),
-        url: "file:///ckpt/30".into(),
+        url: "file:///ckpt/step-000000030".into(),
         position: DataPosition {
             epoch: 1,
             samples_consumed: 96,
@@ -19,7 +19,7 @@ fn busy_state() -> State {
         config_digest: "cfg".into(),
         eval_suites: vec!["splice".into(), "retrieval".into()],
     };
-    checkpoints::report(&mut state, report, 3_000).unwrap();
+    checkpoints::report(&mut state, report, 3_000, &policy()).unwrap();
     let agent = proto::domain::LeaseRequest {
         agent: "agent-1".into(),
         config_digest: "cfg".into(),
@@ -112,7 +112,13 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
     });
     assert_eq!(rows, 1, "a heartbeat rewrites its node's row only");
     let rows = change_and_reload(&mut store, &mut state, |s| {
-        checkpoints::report(s, report(Step::new(60), "file:///ckpt/60"), 4_100).unwrap();
+        checkpoints::report(
+            s,
+            report(Step::new(60), "file:///ckpt/step-000000060"),
+            4_100,
+            &policy,
+        )
+        .unwrap();
     });
     assert_eq!(
         rows, 2,
@@ -122,14 +128,23 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
         let report = proto::domain::EvalReport {
             id: proto::domain::EvalId::new(1),
             attempt: 1,
-            outcome: Ok((vec![], "file:///ckpt/30/eval/splice.json".into())),
+            outcome: Ok((
+                vec![],
+                "file:///ckpt/step-000000030/eval/splice.json".into(),
+            )),
         };
         crate::state::eval::report(s, report, 4_150).unwrap();
     });
     assert_eq!(rows, 1, "a finished evaluation rewrites its own row only");
     // The same step again replaces the older entry, which moves to the end.
     change_and_reload(&mut store, &mut state, |s| {
-        checkpoints::report(s, report(Step::new(30), "file:///ckpt/30-again"), 4_200).unwrap();
+        checkpoints::report(
+            s,
+            report(Step::new(30), "file:///ckpt/step-000000030"),
+            4_200,
+            &policy,
+        )
+        .unwrap();
     });
     change_and_reload(&mut store, &mut state, |s| {
         s.nodes.remove(&proto::domain::NodeId::new(2));

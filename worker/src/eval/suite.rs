@@ -54,6 +54,34 @@ pub enum SuiteError {
     /// The result could not be written next to the checkpoint.
     #[error("cannot write the result next to the checkpoint: {0}")]
     Write(#[from] CheckpointError),
+    /// The checkpoint asked for is not one of this config's checkpoints: an agent opens
+    /// (with its credentials) and writes next to nothing else.
+    #[error("refusing checkpoint {url}: it is not a step-N checkpoint under this config's checkpoint.url {root}")]
+    OutsideCheckpointRoot {
+        /// The checkpoint URL asked for.
+        url: String,
+        /// The config's checkpoint root.
+        root: String,
+    },
+    /// The checkpoint was written under another config than the agent's.
+    #[error("refusing checkpoint {url}: written with config digest {found}, this agent's config has {expected}")]
+    DigestMismatch {
+        /// The checkpoint.
+        url: String,
+        /// Its marker's digest.
+        found: String,
+        /// The agent's.
+        expected: String,
+    },
+}
+
+/// Whether `url` is a checkpoint of the checkpoint root `root`: `<root>/step-N`.
+pub fn is_checkpoint_of(root: &str, url: &str) -> bool {
+    let root = root.trim_end_matches('/');
+    url.strip_prefix(root)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(crate::checkpoint::parse_dir_name)
+        .is_some_and(|step| url == format!("{root}/{}", crate::checkpoint::dir_name(step)))
 }
 
 /// A suite's result: its numbers and where the whole report was written.
@@ -76,9 +104,9 @@ struct ResultFile<'a, R: Serialize> {
     report: &'a R,
 }
 
-/// Runs suite `name` of `cfg` on the checkpoint at `checkpoint_url` (a `step-N`
-/// directory, or a checkpoint directory for its newest). Blocks: run it off any async
-/// runtime.
+/// Runs suite `name` of `cfg` on the checkpoint at `checkpoint_url`, which must be a
+/// `step-N` checkpoint under `cfg`'s `checkpoint.url` written under `cfg`'s digest (checked
+/// before anything is written). Blocks: run it off any async runtime.
 pub fn run_suite(
     cfg: &Config,
     name: &str,
@@ -93,8 +121,23 @@ pub fn run_suite(
     let kind = suite
         .kind()
         .ok_or_else(|| SuiteError::UnknownSuite(name.to_string()))?;
+    let root = &cfg.spec.checkpoint.url;
+    if !is_checkpoint_of(root, checkpoint_url) {
+        return Err(SuiteError::OutsideCheckpointRoot {
+            url: checkpoint_url.to_string(),
+            root: root.clone(),
+        });
+    }
     let device = torch_device(cfg.device)?;
     let loaded = from_checkpoint(cfg, checkpoint_url, device, store)?;
+    let found = &loaded.checkpoint.marker.config_digest;
+    if found != cfg.digest.as_str() {
+        return Err(SuiteError::DigestMismatch {
+            url: checkpoint_url.to_string(),
+            found: found.clone(),
+            expected: cfg.digest.as_str().to_string(),
+        });
+    }
     let (metrics, report) = match kind {
         SuiteKind::Splice(s) => {
             let listing = read_dataset(&s.dataset)?;
@@ -204,4 +247,29 @@ pub fn retrieval_metrics(r: &retrieval::RetrievalReport) -> Vec<EvalMetric> {
     out.push(metric("patch_to_patch.top1", r.patch_to_patch.top1));
     out.push(metric("patch_to_patch.chance", r.patch_to_patch.chance));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_checkpoint_of;
+
+    #[test]
+    fn only_step_directories_right_under_the_root_are_checkpoints_of_it() {
+        let root = "s3://bucket/runs/a/";
+        assert!(is_checkpoint_of(root, "s3://bucket/runs/a/step-000000600"));
+        for url in [
+            "file:///etc",
+            "s3://bucket/runs/a",
+            "s3://bucket/runs/a/step-600",
+            "s3://bucket/runs/a/step-000000600/",
+            "s3://bucket/runs/a/../b/step-000000600",
+            "s3://bucket/runs/ab/step-000000600",
+            "s3://bucket/runs/a/x/step-000000600",
+            "s3://other/runs/a/step-000000600",
+            "s3://bucket/runs/a/step-000000600?versionId=1",
+        ] {
+            assert!(!is_checkpoint_of(root, url), "{url}");
+        }
+        assert!(is_checkpoint_of("work/ckpt", "work/ckpt/step-000000004"));
+    }
 }

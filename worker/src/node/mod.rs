@@ -127,6 +127,9 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         {
             let mut s = shared.lock().unwrap();
             (s.round, s.world) = (round, assignment.world_size);
+            // Progress is of this round's ranks only (the coordinator refuses more ranks than
+            // the node runs processes).
+            s.progress.clear();
             s.last_step_at.clear();
         }
         tracing::info!(round = round.get(), world = assignment.world_size, ranks = ?assignment.global_ranks, resume = ?assignment.resume_from.as_ref().map(|c| c.step), "round assigned");

@@ -137,6 +137,21 @@ enum Outcome {
 }
 
 /// Runs the launch to the end of the job.
+/// The training config's `checkpoint.url`: the only directory whose `step-N` checkpoints
+/// the coordinator registers (and sends evaluation agents to). `None` when the config
+/// names none (the worker refuses such a config anyway).
+fn checkpoint_root(config: &Path) -> anyhow::Result<Option<String>> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read the training config {}", config.display()))?;
+    let value: toml::Value = toml::from_str(&text)
+        .with_context(|| format!("the training config {} is not TOML", config.display()))?;
+    Ok(value
+        .get("checkpoint")
+        .and_then(|c| c.get("url"))
+        .and_then(toml::Value::as_str)
+        .map(|url| url.trim_end_matches('/').to_string()))
+}
+
 pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
     let min_nodes = args.min_nodes.unwrap_or(args.nodes);
     if min_nodes > args.nodes {
@@ -189,6 +204,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
             rendezvous_settle_ms: 3_000,
             eval_lease_ms: args.eval_lease_ms,
             eval_max_attempts: Policy::EVAL_MAX_ATTEMPTS,
+            checkpoint_root: checkpoint_root(&args.config)?,
         },
         tls: tls.as_ref().map(|t| t.server.clone()),
     };
