@@ -59,6 +59,45 @@ fn zero_nodes_are_refused() {
 }
 
 #[test]
+fn a_local_world_that_cannot_split_the_global_batch_is_refused_naming_what_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("train.toml");
+    let out = |nodes: &str, min: &str| {
+        std::fs::write(&config, "[train]\nbatch_size = 8\n").unwrap();
+        Command::new(env!("CARGO_BIN_EXE_coordinator"))
+            .args([
+                "launch",
+                "--local",
+                "--nodes",
+                nodes,
+                "--min-nodes",
+                min,
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--work-dir")
+            .arg(dir.path().join("launch"))
+            .arg("--worker-bin")
+            .arg(dir.path().join("no-worker"))
+            .output()
+            .unwrap()
+    };
+    // 3 nodes of one process each do not divide a global batch of 8.
+    let refused = out("4", "3");
+    assert!(!refused.status.success());
+    let text = stderr(&refused);
+    assert!(
+        text.contains("train.batch_size 8 cannot be split over 3 node(s)"),
+        "{text}"
+    );
+    assert!(text.contains("{1, 2, 4}"), "{text}");
+    assert!(!dir.path().join("launch").exists(), "nothing started");
+    // 4 nodes pass this check (and stop at the missing worker binary).
+    let text = stderr(&out("4", "4"));
+    assert!(!text.contains("cannot be split"), "{text}");
+}
+
+#[test]
 fn a_missing_worker_binary_is_named_with_how_to_build_it() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-worker");

@@ -30,6 +30,20 @@ pub fn join(
             request.node
         )));
     }
+    let procs = node.spec.procs.max(1) as usize;
+    if request.addresses.len() != procs {
+        return Err(DecisionError::Invalid(format!(
+            "{} joins with {} addresses but registered {procs} process(es): one address each",
+            request.node,
+            request.addresses.len()
+        )));
+    }
+    if request.round > state.round {
+        return Err(DecisionError::Invalid(format!(
+            "{} joins round {}, but the latest round is {}",
+            request.node, request.round, state.round
+        )));
+    }
     let mut actions = Vec::new();
     if state.phase == JobPhase::Running {
         let current = state.current.as_ref().expect("a running job has a round");
@@ -392,5 +406,28 @@ mod tests {
             join(&mut state, &ok, 0, &policy()),
             Err(DecisionError::JobOver(JobPhase::Stopped))
         );
+    }
+
+    #[test]
+    fn a_join_must_match_the_registration_and_name_a_round_that_exists() {
+        let mut state = State::new(JobId::new(1), 0);
+        let two = add(&mut state, "two", 2, 0);
+        let before = state.clone();
+        let join_with = |addresses: &[&str], round: u64| JoinRequest {
+            node: two,
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            round: RoundId::new(round),
+            ..Default::default()
+        };
+        for (what, request) in [
+            ("one address for two processes", join_with(&["t:1"], 0)),
+            ("three addresses", join_with(&["t:1", "t:2", "t:3"], 0)),
+            ("a round to come", join_with(&["t:1", "t:2"], 7)),
+        ] {
+            let err = join(&mut state, &request, 0, &policy()).unwrap_err();
+            assert!(matches!(err, DecisionError::Invalid(_)), "{what}: {err}");
+            assert_eq!(state, before, "{what} changed the state");
+        }
+        join(&mut state, &join_with(&["t:1", "t:2"], 0), 0, &policy()).unwrap();
     }
 }

@@ -137,19 +137,54 @@ enum Outcome {
 }
 
 /// Runs the launch to the end of the job.
+/// The training config as TOML (the coordinator reads two values of it; the workers
+/// validate the rest).
+fn training_config(config: &Path) -> anyhow::Result<toml::Value> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read the training config {}", config.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("the training config {} is not TOML", config.display()))
+}
+
 /// The training config's `checkpoint.url`: the only directory whose `step-N` checkpoints
 /// the coordinator registers (and sends evaluation agents to). `None` when the config
 /// names none (the worker refuses such a config anyway).
-fn checkpoint_root(config: &Path) -> anyhow::Result<Option<String>> {
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read the training config {}", config.display()))?;
-    let value: toml::Value = toml::from_str(&text)
-        .with_context(|| format!("the training config {} is not TOML", config.display()))?;
-    Ok(value
+fn checkpoint_root(config: &toml::Value) -> Option<String> {
+    config
         .get("checkpoint")
         .and_then(|c| c.get("url"))
         .and_then(toml::Value::as_str)
-        .map(|url| url.trim_end_matches('/').to_string()))
+        .map(|url| url.trim_end_matches('/').to_string())
+}
+
+/// Local workers run one process each, so a round of `k` nodes trains a world of `k`: every
+/// `k` from `min_nodes` to `nodes` must divide the global batch (`train.batch_size`), or a
+/// round that closes at that size fails at its first step. The error names the node
+/// counts that work.
+fn check_local_world_sizes(config: &toml::Value, min_nodes: u32, nodes: u32) -> anyhow::Result<()> {
+    let Some(batch) = config
+        .get("train")
+        .and_then(|t| t.get("batch_size"))
+        .and_then(toml::Value::as_integer)
+        .filter(|b| *b > 0)
+    else {
+        return Ok(());
+    };
+    let bad: Vec<u32> = (min_nodes..=nodes)
+        .filter(|k| batch % i64::from(*k) != 0)
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let good: Vec<String> = (1..=nodes)
+        .filter(|k| batch % i64::from(*k) == 0)
+        .map(|k| k.to_string())
+        .collect();
+    bail!(
+        "train.batch_size {batch} cannot be split over {} node(s) (one process each); --nodes and --min-nodes must lie in {{{}}}: node counts that divide the global batch",
+        bad.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+        good.join(", ")
+    )
 }
 
 pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
@@ -166,6 +201,10 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
             "the training config {} does not exist",
             args.config.display()
         );
+    }
+    let training = training_config(&args.config)?;
+    if args.local {
+        check_local_world_sizes(&training, min_nodes, args.nodes)?;
     }
     if args.eval_agents > 0 && !args.local {
         bail!("--eval-agents starts local processes: add --local, or start `worker eval agent` on other machines and pass --wait-for-evals");
@@ -204,7 +243,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
             rendezvous_settle_ms: 3_000,
             eval_lease_ms: args.eval_lease_ms,
             eval_max_attempts: Policy::EVAL_MAX_ATTEMPTS,
-            checkpoint_root: checkpoint_root(&args.config)?,
+            checkpoint_root: checkpoint_root(&training),
         },
         tls: tls.as_ref().map(|t| t.server.clone()),
     };
