@@ -20,6 +20,14 @@ use tch::{Kind, Tensor};
 use super::{check_kind, Collective, CollectiveError};
 
 const MAGIC: u32 = 0x4558_4c43; // "EXLC"
+/// How long a new connection has to introduce itself before it is dropped as a stranger.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest tensor a frame may carry (1 GiB): above any tensor of the models trained
+/// here (the largest, a BERT-base word embedding, is 94 MB), far below what would exhaust
+/// a node's memory. A claim beyond it is refused before anything is allocated.
+const MAX_FRAME_BYTES: u64 = 1 << 30;
+/// The most dimensions a frame's tensor may have.
+const MAX_DIMS: u8 = 8;
 const OP_REDUCE: u8 = 1;
 const OP_GATHER: u8 = 2;
 const OP_BROADCAST: u8 = 3;
@@ -49,23 +57,21 @@ impl TcpCollective {
         let mut joined = 1;
         while joined < world {
             match listener.accept() {
-                Ok((mut stream, peer)) => {
-                    stream.set_nonblocking(false).map_err(setup)?;
-                    configure(&stream, timeout).map_err(setup)?;
-                    let mut hello = [0u8; 12];
-                    stream.read_exact(&mut hello).map_err(setup)?;
-                    let word = |i: usize| u32::from_le_bytes(hello[i..i + 4].try_into().unwrap());
-                    let (magic, rank, their_world) = (word(0), word(4) as usize, word(8) as usize);
-                    if magic != MAGIC || their_world != world || rank == 0 || rank >= world {
-                        return Err(CollectiveError::Setup(format!(
-                            "{peer} introduced itself as rank {rank} of {their_world} (magic {magic:#x}); this group has {world} ranks"
-                        )));
+                Ok((stream, peer)) => {
+                    // A connection that does not introduce itself as a missing rank of
+                    // this group (a port scan, a process of another job) is dropped and
+                    // the group goes on gathering.
+                    match hello(&stream, world) {
+                        Ok(rank) if links[rank].is_none() => {
+                            configure(&stream, timeout).map_err(setup)?;
+                            links[rank] = Some(stream);
+                            joined += 1;
+                        }
+                        Ok(rank) => {
+                            tracing::warn!(%peer, rank, "a second connection for a rank that joined: dropped")
+                        }
+                        Err(why) => tracing::warn!(%peer, %why, "a stranger connected: dropped"),
                     }
-                    if links[rank].is_some() {
-                        return Err(CollectiveError::Setup(format!("rank {rank} joined twice")));
-                    }
-                    links[rank] = Some(stream);
-                    joined += 1;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     if Instant::now() >= deadline {
@@ -182,6 +188,12 @@ impl TcpCollective {
         let kind = kind_of(head[9]).ok_or_else(|| {
             CollectiveError::Mismatch(format!("rank {peer} sent kind code {}", head[9]))
         })?;
+        if head[10] > MAX_DIMS {
+            return Err(CollectiveError::Mismatch(format!(
+                "rank {peer} sent a tensor of {} dimensions (at most {MAX_DIMS})",
+                head[10]
+            )));
+        }
         let mut dims = vec![0i64; head[10] as usize];
         for d in dims.iter_mut() {
             let mut b = [0u8; 8];
@@ -190,14 +202,20 @@ impl TcpCollective {
         }
         let mut b = [0u8; 8];
         stream.read_exact(&mut b).map_err(io)?;
-        let bytes = u64::from_le_bytes(b) as usize;
-        let numel: i64 = dims.iter().product();
-        if dims.iter().any(|&d| d < 0) || numel as usize * kind.elt_size_in_bytes() != bytes {
+        let bytes = u64::from_le_bytes(b);
+        // The shape's size, computed without overflow, must be what the frame claims and
+        // within the frame limit: nothing is allocated for a claim that is not.
+        let shape_bytes = dims
+            .iter()
+            .try_fold(kind.elt_size_in_bytes() as u64, |n, &d| {
+                u64::try_from(d).ok().and_then(|d| n.checked_mul(d))
+            });
+        if shape_bytes != Some(bytes) || bytes > MAX_FRAME_BYTES {
             return Err(CollectiveError::Mismatch(format!(
-                "rank {peer} sent {bytes} bytes for a {kind:?} tensor of shape {dims:?}"
+                "rank {peer} sent {bytes} bytes for a {kind:?} tensor of shape {dims:?} (frames carry at most {MAX_FRAME_BYTES} bytes)"
             )));
         }
-        let mut data = vec![0u8; bytes];
+        let mut data = vec![0u8; bytes as usize];
         stream.read_exact(&mut data).map_err(io)?;
         Tensor::f_from_data_size(&data, &dims, kind)
             .map_err(|e| CollectiveError::Mismatch(e.to_string()))
@@ -308,6 +326,28 @@ impl Collective for TcpCollective {
         let mut token = Tensor::zeros([1], (Kind::Float, tch::Device::Cpu));
         self.all_reduce_sum(&mut token)
     }
+}
+
+/// Reads a new connection's introduction within [`HELLO_TIMEOUT`]: the rank it claims,
+/// if it is a rank of this group of `world` (other than 0) with the group's magic.
+fn hello(stream: &TcpStream, world: usize) -> Result<usize, String> {
+    let mut stream = stream;
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(HELLO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut hello = [0u8; 12];
+    stream
+        .read_exact(&mut hello)
+        .map_err(|e| format!("no introduction within {} s: {e}", HELLO_TIMEOUT.as_secs()))?;
+    let word = |i: usize| u32::from_le_bytes(hello[i..i + 4].try_into().unwrap());
+    let (magic, rank, their_world) = (word(0), word(4) as usize, word(8) as usize);
+    if magic != MAGIC || their_world != world || rank == 0 || rank >= world {
+        return Err(format!(
+            "introduced itself as rank {rank} of {their_world} (magic {magic:#x}); this group has {world} ranks"
+        ));
+    }
+    Ok(rank)
 }
 
 fn configure(stream: &TcpStream, timeout: Duration) -> std::io::Result<()> {
@@ -489,5 +529,74 @@ pub(crate) mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let err = TcpCollective::root(listener, 2, Duration::from_millis(200)).unwrap_err();
         assert!(err.to_string().contains("did not connect"), "{err}");
+    }
+
+    /// Rank 1's introduction, as `join` writes it.
+    fn introduction(rank: u32, world: u32) -> Vec<u8> {
+        [MAGIC, rank, world]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn strangers_are_dropped_and_the_group_still_forms() {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let root = std::thread::spawn(move || {
+            TcpCollective::root(listener, 2, Duration::from_secs(20)).map(|c| c.world)
+        });
+        // A port scan that says nothing, a client of another protocol, a rank of another
+        // group: none of them stops the set-up.
+        let _silent = TcpStream::connect(addr).unwrap();
+        TcpStream::connect(addr)
+            .unwrap()
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        TcpStream::connect(addr)
+            .unwrap()
+            .write_all(&introduction(1, 8))
+            .unwrap();
+        let _rank1 = TcpCollective::join(addr, 1, 2, Duration::from_secs(20)).unwrap();
+        assert_eq!(root.join().unwrap().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_frame_claiming_an_absurd_size_is_refused_before_anything_is_allocated() {
+        use std::io::Write;
+        let claims: [(Vec<i64>, u64); 3] = [
+            // A dimension product that overflows 64 bits.
+            (vec![1 << 40, 1 << 40], 0),
+            // 8 GiB of floats: above the frame limit.
+            (vec![1 << 31], 8 << 30),
+            // Negative dimensions.
+            (vec![-1, 4], 16),
+        ];
+        for (dims, bytes) in claims {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let root = std::thread::spawn(move || {
+                let mut c = TcpCollective::root(listener, 2, Duration::from_secs(20)).unwrap();
+                let mut t = Tensor::from_slice(&[1f32, 2.0]);
+                c.all_reduce_sum(&mut t).unwrap_err().to_string()
+            });
+            let mut peer = TcpStream::connect(addr).unwrap();
+            peer.write_all(&introduction(1, 2)).unwrap();
+            let mut frame = vec![OP_REDUCE];
+            frame.extend_from_slice(&1u64.to_le_bytes());
+            frame.push(kind_code(Kind::Float));
+            frame.push(dims.len() as u8);
+            for d in &dims {
+                frame.extend_from_slice(&d.to_le_bytes());
+            }
+            frame.extend_from_slice(&bytes.to_le_bytes());
+            peer.write_all(&frame).unwrap();
+            let err = root.join().unwrap();
+            assert!(
+                err.contains("mismatch") && err.contains("at most"),
+                "{dims:?}: {err}"
+            );
+        }
     }
 }
