@@ -8,7 +8,7 @@ use std::path::Path;
 use kernels::config::Pooling;
 
 use dataloader::shard::{Compression, WriterOptions};
-use worker::checkpoint::CheckpointStore;
+use worker::checkpoint::{CheckpointError, CheckpointStore};
 use worker::collective::Solo;
 use worker::config::{Config, TrainConfig};
 use worker::eval::retrieval::{evaluate, RetrievalOptions};
@@ -144,6 +144,29 @@ fn resuming_from_the_middle_gives_the_same_weights_as_training_straight_through(
         }
     }
     assert!(worst <= 1e-6, "largest weight difference {worst}");
+
+    // The step a round chose, not the newest: from step 3 (step 6 is newer), step 4 comes
+    // out as it did straight through; a step without a checkpoint is an error.
+    let chosen = TrainOptions {
+        resume_step: Some(3),
+        stop_at_step: Some(4),
+        ..TrainOptions::default()
+    };
+    let again = train(&cfg, &chosen, &mut Solo).unwrap();
+    assert_eq!((again.start_step, again.end_step), (3, 4));
+    assert!((again.losses[0].1 - straight.losses[3].1).abs() <= 1e-6);
+    let missing = TrainOptions {
+        resume_step: Some(5),
+        ..TrainOptions::default()
+    };
+    let err = train(&cfg, &missing, &mut Solo).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::Runtime(RuntimeError::Checkpoint(CheckpointError::NotFound { .. }))
+        ),
+        "{err}"
+    );
 
     // A checkpoint written under another config is refused, naming both digests.
     let other = config(&data, &split_url, |c| c.optim.lr = 1e-3);

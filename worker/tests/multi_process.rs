@@ -2,7 +2,8 @@
 //! ranks finish together, agree on every step's loss, and leave a checkpoint at the same
 //! data position as one process would; a rank killed with SIGKILL makes the other stop with
 //! an error naming it instead of hanging; SIGTERM makes a process checkpoint and leave, and
-//! `--resume` finishes the run where an uninterrupted one ends.
+//! `--resume` finishes the run where an uninterrupted one ends; ranks told to resume from
+//! different checkpoints fail instead of drifting apart.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -230,4 +231,55 @@ fn sigterm_checkpoints_and_leaves_and_resume_finishes_the_run() {
         ),
         "the resumed run ends where an uninterrupted one would"
     );
+}
+
+#[test]
+fn ranks_resuming_from_different_checkpoints_fail_instead_of_drifting_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let config = write_config(dir.path(), &data, 6);
+    // One process to step 4: checkpoints at steps 2 and 4.
+    let first = Command::new(WORKER)
+        .args(["train", "--stop-at-step", "4", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let port = free_port();
+    let ranks: Vec<Child> = [("0", "2"), ("1", "4")]
+        .iter()
+        .map(|(rank, step)| {
+            Command::new(WORKER)
+                .args(["train", "--config"])
+                .arg(&config)
+                .args(["--resume-step", step, "--rank", rank, "--world", "2"])
+                .args([
+                    "--master",
+                    &format!("127.0.0.1:{port}"),
+                    "--group-timeout-s",
+                    "20",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in ranks {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a rank trained on: {err}");
+        assert!(
+            err.contains("did not resume from the same checkpoint"),
+            "{err}"
+        );
+    }
+    let (step, _, _) = checkpoint_position(dir.path());
+    assert_eq!(step, 4, "nothing new was written");
 }

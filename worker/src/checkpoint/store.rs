@@ -352,6 +352,29 @@ impl CheckpointStore {
         })
     }
 
+    /// The complete checkpoint of `step`, to resume a run whose config digest is
+    /// `expected` from exactly that step (the one a round chose): missing, corrupt or of
+    /// another config, it is an error (never another checkpoint instead).
+    pub async fn load_step_for_resume(
+        &self,
+        step: u64,
+        expected: &str,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let found = self.list().await?.into_iter().find(|r| r.step == step);
+        let r = found.ok_or_else(|| CheckpointError::NotFound {
+            url: self.root.display(&dir_name(step)),
+        })?;
+        let ck = self.load(&r).await?;
+        if ck.state.config_digest != expected || r.marker.config_digest != expected {
+            return Err(CheckpointError::DigestMismatch {
+                url: r.url,
+                found: ck.state.config_digest,
+                expected: expected.to_string(),
+            });
+        }
+        Ok(ck)
+    }
+
     /// The newest loadable checkpoint to resume a run whose config digest is `expected`:
     /// `Ok(None)` when there is none; a corrupt one is skipped for the one before it; a
     /// checkpoint of another config is refused with [`CheckpointError::DigestMismatch`].

@@ -18,6 +18,10 @@ pub struct Args {
     /// Continue from the newest checkpoint at checkpoint.url (a fresh start if none).
     #[arg(long)]
     pub resume: bool,
+    /// Continue from exactly the checkpoint of step N at checkpoint.url (what `worker join`
+    /// passes: the checkpoint the coordinator chose for the round); its absence is an error.
+    #[arg(long, value_name = "N")]
+    pub resume_step: Option<u64>,
     /// Checkpoint and stop after this many steps (the schedule keeps the config's length,
     /// so `--resume` continues the same run).
     #[arg(long, value_name = "N")]
@@ -81,6 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cfg.digest = worker::config::ConfigDigest::of(&cfg.spec);
     let opts = TrainOptions {
         resume: args.resume,
+        resume_step: args.resume_step,
         stop_at_step: args.stop_at_step,
         store: args.store.options(),
         events: args.events_stdout.then(print_events),

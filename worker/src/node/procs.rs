@@ -61,6 +61,7 @@ impl TrainProcesses {
             .unwrap_or_default();
         let mut children = Vec::new();
         let nccl_id = hex::encode(&assignment.bootstrap);
+        let resume_step = assignment.resume_from.as_ref().map(|c| c.step.to_string());
         for (local, &rank) in assignment.global_ranks.iter().enumerate() {
             let mut command = Command::new(&spec.worker_bin);
             if let Some(gpu) = spec.gpus.get(local) {
@@ -82,6 +83,8 @@ impl TrainProcesses {
                 .args(["--world", &assignment.world_size.to_string()])
                 .args(["--master", &master])
                 .args(["--group-timeout-s", &spec.group_timeout_s.to_string()])
+                // Every rank loads the checkpoint the coordinator chose for the round.
+                .args(resume_step.iter().flat_map(|s| ["--resume-step", s.as_str()]))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true)

@@ -45,6 +45,13 @@ pub enum TrainError {
         /// The loss.
         loss: f64,
     },
+    /// The ranks of the group did not start from the same point: every rank must load
+    /// the same checkpoint (or none).
+    #[error("the ranks did not resume from the same checkpoint: (step, epoch, consumed) {positions:?} by rank; rejoin so that every rank loads the round's checkpoint")]
+    RanksDisagree {
+        /// Each rank's starting point.
+        positions: Vec<(u64, u64, u64)>,
+    },
     /// A fresh run would write over another run's checkpoints.
     #[error("{url} already holds checkpoints (newest: step {step}): pass --resume to continue that run, or point checkpoint.url at a new location")]
     ExistingRun {
@@ -79,6 +86,9 @@ through_runtime!(
 pub struct TrainOptions {
     /// Continue from the newest checkpoint at `checkpoint.url` (fresh start if none).
     pub resume: bool,
+    /// Continue from exactly this step's checkpoint (the one the round chose); its
+    /// absence is an error. Implies `resume`.
+    pub resume_step: Option<u64>,
     /// Save a checkpoint and stop after this many steps (the schedule still runs to the
     /// config's length, so a later `resume` continues it).
     pub stop_at_step: Option<u64>,

@@ -114,8 +114,8 @@ impl<'a> Trainer<'a> {
         );
         let store = CheckpointStore::open(&spec.checkpoint.url, &opts.store)?
             .keep_last(spec.checkpoint.keep_last);
-        let (step, position) = if opts.resume {
-            resume(cfg, &data, &store, &vs, &mut opt)?
+        let (step, position) = if opts.resume || opts.resume_step.is_some() {
+            resume(cfg, opts.resume_step, &data, &store, &vs, &mut opt)?
         } else if let Some(newest) = data.runtime.block_on(store.latest())? {
             return Err(TrainError::ExistingRun {
                 url: store.url().to_string(),
@@ -124,7 +124,8 @@ impl<'a> Trainer<'a> {
         } else {
             (0, Position::default())
         };
-        // Every rank starts from rank 0's weights (and, resumed, the same checkpoint).
+        // Every rank starts from the same point (checked), and rank 0's weights.
+        same_start_on_every_rank(&mut *coll, step, position)?;
         broadcast_variables(&mut *coll, &vs)?;
         let leader = coll.rank() == 0;
         // A frozen encoder's pooled states depend on the text alone: computed once per text.
@@ -351,19 +352,26 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// Loads the newest complete checkpoint of `cfg`'s run into `vs` and `opt` (weights,
-/// optimiser state): the step and data position it resumes at; none: a fresh start.
+/// Loads the checkpoint of `step` (the round's choice), else the newest complete one of
+/// `cfg`'s run, into `vs` and `opt` (weights, optimiser state): the step and data position
+/// it resumes at; none (and no `step` asked): a fresh start.
 fn resume(
     cfg: &Config,
+    step: Option<u64>,
     data: &DataSource,
     store: &CheckpointStore,
     vs: &tch::nn::VarStore,
     opt: &mut AdamW,
 ) -> Result<(u64, Position), TrainError> {
-    let Some(ck) = data
-        .runtime
-        .block_on(store.load_for_resume(cfg.digest.as_str()))?
-    else {
+    let digest = cfg.digest.as_str();
+    let found = match step {
+        Some(step) => Some(
+            data.runtime
+                .block_on(store.load_step_for_resume(step, digest))?,
+        ),
+        None => data.runtime.block_on(store.load_for_resume(digest))?,
+    };
+    let Some(ck) = found else {
         tracing::info!(
             url = store.url(),
             "no checkpoint to resume from; starting fresh"
@@ -383,4 +391,25 @@ fn resume(
         "resumed"
     );
     Ok((ck.state.step, position))
+}
+
+/// Compares every rank's starting point (step and data position): ranks that resumed from
+/// different checkpoints would drift apart without an error.
+fn same_start_on_every_rank(
+    coll: &mut dyn Collective,
+    step: u64,
+    position: Position,
+) -> Result<(), TrainError> {
+    let mine = Tensor::from_slice(&[step as i64, position.epoch as i64, position.consumed as i64]);
+    let all = coll.all_gather(&mine.view([1, 3]))?;
+    let mut positions = Vec::with_capacity(all.len());
+    for t in &all {
+        let v = Vec::<i64>::try_from(t.reshape([-1])).map_err(kernels::KernelsError::from)?;
+        let at = |i: usize| v.get(i).map_or(u64::MAX, |&x| x as u64);
+        positions.push((at(0), at(1), at(2)));
+    }
+    if positions.windows(2).any(|w| w[0] != w[1]) {
+        return Err(TrainError::RanksDisagree { positions });
+    }
+    Ok(())
 }
