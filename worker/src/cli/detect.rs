@@ -38,6 +38,10 @@ pub struct Args {
     /// Largest photo accepted, in megapixels (about 10 bytes of memory per pixel).
     #[arg(long, default_value_t = 200)]
     pub max_megapixels: u64,
+    /// Most patches analysed per photo (the analysis is cubic in patches): larger photos
+    /// get patches spread past a patch side, said in the record (`grid.budgeted`).
+    #[arg(long, default_value_t = 4096)]
+    pub max_patches: usize,
     /// The photos.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
@@ -55,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let params = DetectParams {
         batch: args.batch,
         max_pixels: args.max_megapixels.saturating_mul(1_000_000),
+        max_patches: args.max_patches,
         analysis: AnalysisParams {
             bandwidth_percentile: args.bandwidth_percentile,
             mean_shift_iters: args.mean_shift_iters,

@@ -6,6 +6,11 @@
 //! so patches leave no gaps. Unlike the reference, a last patch flush with the far edge is
 //! added when the stride leaves a strip uncovered, so every pixel is analysed.
 //!
+//! The analysis after the embeddings is quadratic in patches (affinities) and cubic (the
+//! normalised cut's eigendecomposition), so [`PatchGrid::budgeted`] bounds the patch count:
+//! past the budget the stride grows beyond a patch side, and the pixels between patches take
+//! the values of the nearest patches on each side (the record says so).
+//!
 //! Cells are the rectangles between consecutive patch edges: every pixel of a cell lies in
 //! the same patches. A patch-level quantity averaged over the patches covering each pixel
 //! (overlap voting) is then a cell-level computation, separable along the two axes:
@@ -30,6 +35,9 @@ pub struct PatchGrid {
     pub ys: Vec<u32>,
     /// Left edges of the patch columns.
     pub xs: Vec<u32>,
+    /// Whether a patch budget widened the stride past a patch side (gaps between
+    /// patches, filled from their neighbours).
+    pub budgeted: bool,
 }
 
 impl PatchGrid {
@@ -37,6 +45,40 @@ impl PatchGrid {
     /// longest side.
     pub fn new(height: u32, width: u32, patch: u32, per_side: u32) -> Result<Self, DetectError> {
         Self::build(height, width, patch, per_side, true)
+    }
+
+    /// [`PatchGrid::new`] with at most `max_patches` patches: when the grid would hold
+    /// more, the stride grows (past a patch side) until it does not.
+    pub fn budgeted(
+        height: u32,
+        width: u32,
+        patch: u32,
+        per_side: u32,
+        max_patches: usize,
+    ) -> Result<Self, DetectError> {
+        let mut grid = Self::new(height, width, patch, per_side)?;
+        if grid.len() <= max_patches.max(1) {
+            return Ok(grid);
+        }
+        // The count falls as the stride grows: the smallest stride within budget.
+        let fits = |stride: u32| {
+            origins(height, patch, stride, true).len() * origins(width, patch, stride, true).len()
+                <= max_patches.max(1)
+        };
+        let (mut lo, mut hi) = (grid.stride, height.max(width));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        grid.stride = lo;
+        grid.ys = origins(height, patch, lo, true);
+        grid.xs = origins(width, patch, lo, true);
+        grid.budgeted = lo > patch;
+        Ok(grid)
     }
 
     /// The reference code's grid: the same stride, without the patch flush with the far
@@ -78,6 +120,7 @@ impl PatchGrid {
             stride,
             ys: origins(height, patch, stride, flush),
             xs: origins(width, patch, stride, flush),
+            budgeted: false,
         })
     }
 
@@ -136,9 +179,20 @@ impl AxisCells {
         let cells = bounds.len() - 1;
         let mut cover = vec![0f64; cells * origins.len()];
         for k in 0..cells {
+            let row = &mut cover[k * origins.len()..(k + 1) * origins.len()];
             for (i, &o) in origins.iter().enumerate() {
                 if o <= bounds[k] && bounds[k + 1] <= o + patch {
-                    cover[k * origins.len() + i] = 1.0;
+                    row[i] = 1.0;
+                }
+            }
+            if row.iter().all(|&c| c == 0.0) {
+                // A gap between patches (a budgeted grid): the nearest patch on each side.
+                // (The reference layout's uncovered strip at the far edge stays uncovered.)
+                let before = origins.iter().rposition(|&o| o + patch <= bounds[k]);
+                let after = origins.iter().position(|&o| o >= bounds[k + 1]);
+                if let (Some(before), Some(after)) = (before, after) {
+                    row[before] = 1.0;
+                    row[after] = 1.0;
                 }
             }
         }
@@ -265,5 +319,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_budget_bounds_the_patches_of_a_huge_photo_and_every_pixel_still_gets_a_value() {
+        // 200 MP at 124 px patches: about 13,000 patches at a stride of one patch side.
+        let free = PatchGrid::new(12_500, 16_000, 124, 25).unwrap();
+        assert!(free.len() > 12_000 && !free.budgeted, "{}", free.len());
+        let g = PatchGrid::budgeted(12_500, 16_000, 124, 25, 4096).unwrap();
+        assert!(g.len() <= 4096 && g.len() > 3000, "{}", g.len());
+        assert!(g.budgeted && g.stride > 124, "stride {}", g.stride);
+        assert_eq!(*g.xs.last().unwrap() + 124, 16_000);
+        // Every cell, gaps included, takes a value; a constant map stays constant.
+        let cells = g.cells();
+        let v = Tensor::full([1, g.len() as i64], 0.25, (Kind::Double, Device::Cpu));
+        let voted = vote(&v, &g, &cells);
+        let (lo, hi) = (voted.min().double_value(&[]), voted.max().double_value(&[]));
+        assert!(
+            (lo - 0.25).abs() < 1e-12 && (hi - 0.25).abs() < 1e-12,
+            "{lo} {hi}"
+        );
+        // Within the budget, the grid is the unbudgeted one.
+        let small = PatchGrid::budgeted(568, 757, 124, 25, 4096).unwrap();
+        assert_eq!(small, PatchGrid::new(568, 757, 124, 25).unwrap());
     }
 }

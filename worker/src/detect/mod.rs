@@ -81,6 +81,9 @@ pub struct DetectParams {
     pub batch: usize,
     /// Largest photo accepted, in pixels.
     pub max_pixels: u64,
+    /// Most patches analysed per photo (the analysis is cubic in patches): a larger photo
+    /// gets a wider stride ([`PatchGrid::budgeted`]).
+    pub max_patches: usize,
     /// The analysis after the embeddings.
     pub analysis: AnalysisParams,
 }
@@ -92,6 +95,7 @@ impl Default for DetectParams {
             per_side: 25,
             batch: 64,
             max_pixels: 200_000_000,
+            max_patches: 4096,
             analysis: AnalysisParams::default(),
         }
     }
@@ -182,7 +186,21 @@ pub fn detect(
     params: &DetectParams,
     device: tch::Device,
 ) -> Result<(PatchGrid, Analysis), DetectError> {
-    let grid = PatchGrid::new(photo.height(), photo.width(), params.patch, params.per_side)?;
+    let grid = PatchGrid::budgeted(
+        photo.height(),
+        photo.width(),
+        params.patch,
+        params.per_side,
+        params.max_patches,
+    )?;
+    if grid.budgeted {
+        tracing::info!(
+            patches = grid.len(),
+            stride = grid.stride,
+            max_patches = params.max_patches,
+            "large photo: patches spread past a patch side to stay within the patch budget"
+        );
+    }
     let embeddings = embed_patches(model, photo, &grid, params.batch, device)?;
     let analysis = analyse(&embeddings, &grid, &params.analysis)?;
     Ok((grid, analysis))

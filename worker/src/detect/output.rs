@@ -53,6 +53,9 @@ pub struct GridRecord {
     pub rows: usize,
     /// Patch columns.
     pub cols: usize,
+    /// The patch budget widened the stride past a patch side: pixels between patches
+    /// took the values of the nearest patches.
+    pub budgeted: bool,
 }
 
 /// Output files of one photo.
@@ -157,6 +160,7 @@ pub fn write_outputs(
             stride: grid.stride,
             rows: grid.ys.len(),
             cols: grid.xs.len(),
+            budgeted: grid.budgeted,
         },
         consistency: a.consistency,
         consistency_direction: "higher_is_authentic",
