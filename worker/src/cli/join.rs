@@ -88,7 +88,6 @@ pub fn run_join(args: Args) -> anyhow::Result<()> {
             gpus,
         },
         eval: cfg.spec.eval.clone(),
-        device: cfg.device,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

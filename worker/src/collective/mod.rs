@@ -16,8 +16,9 @@ pub mod nccl;
 pub mod tcp;
 
 /// The environment variable through which `worker join` hands its training processes the
-/// round's NCCL unique id (hex): made on the node holding rank 0 and passed to every node
-/// by the coordinator's rendezvous (the round's bootstrap).
+/// round's bootstrap from the rendezvous, an NCCL unique id (hex) when a node offered one;
+/// `worker join` offers none (each id leaves NCCL threads behind in the process that made
+/// it), so rank 0's training process makes it and passes it over the TCP group.
 pub const NCCL_ID_ENV: &str = "EXIFLANG_NCCL_ID";
 
 pub use buckets::GradBuckets;

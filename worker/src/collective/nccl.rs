@@ -3,8 +3,9 @@
 //! rank's device, so no data goes through the host and the collectives are ordered with
 //! the kernels around them.
 //!
-//! One communicator per round: rank 0's unique id ([`unique_id`]) reaches every rank
-//! (through the coordinator's rendezvous, or the CPU group), then [`Nccl::init`] joins it
+//! One communicator per round: rank 0's training process makes the unique id
+//! ([`unique_id`]) and it reaches every rank over the CPU group (or `EXIFLANG_NCCL_ID`),
+//! then [`Nccl::init`] joins it
 //! without blocking, polled up to the timeout. Every collective is enqueued and then
 //! waited for (deferred all-reduces, the gradient buckets issued during backward, run on
 //! a libtorch pool stream ordered after the compute stream by an event, so the backward

@@ -93,9 +93,6 @@ pub struct NodeOptions {
     pub spec: ProcSpec,
     /// The eval suites of the training config: each checkpoint report names those due.
     pub eval: crate::config::eval::EvalConfig,
-    /// The config's training device: on CUDA in a GPU build, each join offers an NCCL
-    /// unique id as the round's bootstrap.
-    pub device: crate::config::Device,
 }
 
 /// Runs the node until the job ends; `Ok` when its part finished.
@@ -270,7 +267,10 @@ async fn join(
         let req = JoinRequest {
             node,
             addresses,
-            bootstrap_offer: bootstrap_offer(opts.device),
+            // No NCCL id from this long-lived process: each id leaves an NCCL bootstrap
+            // thread and socket behind, and one was made per join and retry. Rank 0's
+            // training process makes the round's id and passes it over the TCP group.
+            bootstrap_offer: Vec::new(),
             round,
         };
         match client
@@ -294,21 +294,6 @@ async fn join(
             Err(s) => return Err(rpc("join rendezvous", s)),
         }
     }
-}
-
-/// What this node offers as the round's collective bootstrap: a fresh NCCL unique id when
-/// it trains on CUDA in a GPU build (one per join: an id serves one communicator), else
-/// nothing. Without an id the training processes make one on rank 0 and pass it over TCP.
-fn bootstrap_offer(device: crate::config::Device) -> Vec<u8> {
-    #[cfg(feature = "cuda")]
-    if device.is_cuda() {
-        match crate::collective::nccl::unique_id() {
-            Ok(id) => return id,
-            Err(e) => tracing::warn!(error = %e, "no NCCL unique id to offer"),
-        }
-    }
-    let _ = device;
-    Vec::new()
 }
 
 /// A free port on `host` for a training process's collective endpoint.
