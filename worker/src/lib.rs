@@ -11,7 +11,7 @@
 //!   model-running command stands on.
 //! - On it: [`train`], the training loop (`worker train`, and nothing else imports it);
 //!   [`eval`] measures a trained model; [`detect`] finds splices in a photo; [`probe`]
-//!   measures frozen features with linear probes; [`bench`] times the training step.
+//!   measures frozen features with linear probes; [`mod@bench`] times the training step.
 //! - Beside them: [`node`] is `worker join`, one node of a coordinated job, supervising
 //!   `worker train` processes through [`events`]; [`splice_bench`] makes the cross-camera
 //!   splice benchmark from real photos.

@@ -10,7 +10,7 @@
 //! - [`rendezvous`]: joining rounds, closing them, deterministic rank assignment.
 //! - [`checkpoints`]: the checkpoint registry and the resume position.
 //! - [`job`]: the job's phase, directives, losing a node, stop and status.
-//! - [`tick`]: the periodic decision (lease expiry, failure detection, closing rounds).
+//! - [`mod@tick`]: the periodic decision (lease expiry, failure detection, closing rounds).
 //! - [`eval`]: evaluation jobs on registered checkpoints, leased to evaluation agents.
 //! - [`supervision`]: restarting the local worker processes of `coordinator launch`.
 

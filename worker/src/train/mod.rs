@@ -1,7 +1,7 @@
 //! Training (`worker train`): the data pipeline's batches, the contrastive step, AdamW
 //! with the warm-up + cosine schedule, checkpoints that resume exactly.
 //!
-//! A run is a loop over optimiser steps, written as a [`Trainer`](trainer) with one
+//! A run is a loop over optimiser steps, written as a `Trainer` (`trainer.rs`) with one
 //! function per phase: start (build the model, resume), epoch (a stream over the data from
 //! a position), step (forward/backward of [`crate::runtime::step`] over the global batch,
 //! micro-batched with the feature cache when `train.micro_batch_size` is set, gradient
