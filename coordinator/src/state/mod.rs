@@ -430,4 +430,6 @@ impl fmt::Display for Action {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 pub mod testing;
