@@ -28,10 +28,15 @@ pub fn skip(why: &str) {
     eprintln!("skipping: {why}");
 }
 
-/// The project's Python (`.venv`, made by `scripts/setup.sh`) when it can import
+/// The project's Python virtual environment (`.venv`, made by `scripts/setup.sh`).
+pub fn venv_python() -> PathBuf {
+    repo_root().join(".venv/bin/python")
+}
+
+/// The project's Python ([`venv_python`]) when it can import
 /// `modules` (comma-separated, e.g. `"sklearn, numpy"`); else [`skip`].
 pub fn python_with(modules: &str) -> Option<PathBuf> {
-    let python = repo_root().join(".venv/bin/python");
+    let python = venv_python();
     let probe = std::process::Command::new(&python)
         .args(["-c", &format!("import {modules}")])
         .output();

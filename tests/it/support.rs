@@ -3,14 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
-pub use testkit::{cameras_dir, repo_root};
-
-/// The project's Python virtual environment (`.venv`, made by `scripts/setup.sh`).
-pub fn venv_python() -> PathBuf {
-    repo_root().join(".venv/bin/python")
-}
+pub use testkit::{cameras_dir, repo_root, venv_python};
 
 /// Holds libtorch's process-wide random generator for the caller: tests that build models
 /// (initialisation draws from it) or seed it take this first, so that a test relying on a
