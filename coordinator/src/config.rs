@@ -5,7 +5,9 @@
 //! listen = "127.0.0.1:50051"      # default; loopback unless told otherwise
 //! health_listen = "0.0.0.0:50052" # optional: grpc.health.v1 without token or TLS (probes)
 //! db_path = "coordinator.db"      # required
-//! token_file = "token"            # else the environment variable COORDINATOR_TOKEN
+//! token_file = "token"            # one token for every role; else COORDINATOR_TOKEN
+//! calls_per_s = 20                # default; calls a client (connection) may keep up
+//! call_burst = 100                # default; calls it may make at once
 //! min_nodes = 1                   # default 1
 //! max_nodes = 2                   # default min_nodes
 //! heartbeat_interval_ms = 2000    # default
@@ -18,8 +20,15 @@
 //! cert = "coordinator.pem"        # the coordinator's certificate (chain), PEM
 //! key = "coordinator.key"         # its private key, PEM
 //! client_ca = "clients-ca.pem"    # optional: clients must present a certificate it signed
+//!
+//! [tokens]                        # instead of token_file: one token per role (roles.rs)
+//! node = "node.token"             # training nodes
+//! agent = "agent.token"           # evaluation agents
+//! operator = "operator.token"     # status, checkpoints, stop
 //! ```
 
+use crate::roles::{CredentialError, Credentials};
+use crate::server::rate_limit::CallLimits;
 use crate::state::Policy;
 use crate::tls::ServerTls;
 use infra::FieldError;
@@ -63,9 +72,12 @@ pub enum ConfigError {
     },
     /// Neither a token file nor the environment gives a token.
     #[error(
-        "no shared token: set `token_file` in the config or the environment variable {TOKEN_ENV}"
+        "no token: set `token_file` (one token for every role) or a [tokens] section (one per role) in the config, or the environment variable {TOKEN_ENV}"
     )]
     NoToken,
+    /// The tokens cannot be used (empty, one reused for two roles).
+    #[error("coordinator tokens: {0}")]
+    Credentials(#[from] CredentialError),
     /// A TLS file is missing, unreadable or malformed.
     #[error("coordinator config [tls]: {0}")]
     Tls(#[from] TlsError),
@@ -86,7 +98,18 @@ struct RawConfig {
     eval_lease_ms: Option<u64>,
     eval_max_attempts: Option<u32>,
     checkpoint_root: Option<String>,
+    calls_per_s: Option<u32>,
+    call_burst: Option<u32>,
+    tokens: Option<RawTokens>,
     tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    node: PathBuf,
+    agent: PathBuf,
+    operator: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,8 +128,10 @@ pub struct ServeConfig {
     /// Where to serve `grpc.health.v1.Health` in plain HTTP/2 without the token (for
     /// Kubernetes' gRPC probes); not served when `None`.
     pub health_listen: Option<SocketAddr>,
-    /// The shared token every call must carry.
-    pub token: String,
+    /// The tokens calls carry, and the roles each proves.
+    pub credentials: Credentials,
+    /// Calls per client.
+    pub limits: CallLimits,
     /// The state database.
     pub db_path: PathBuf,
     /// Scheduling policy.
@@ -194,19 +219,20 @@ impl ServeConfig {
         if eval_max_attempts == 0 {
             return Err(invalid("eval_max_attempts", "must be at least 1"));
         }
-        let token = match raw.token_file {
-            Some(file) => {
-                let path = base.join(file);
-                std::fs::read_to_string(&path).map_err(|source| ConfigError::TokenFile {
-                    path: path.clone(),
-                    source,
-                })?
-            }
-            None => env_token.ok_or(ConfigError::NoToken)?,
+        let credentials = credentials(raw.token_file, raw.tokens, base, env_token)?;
+        let limits = CallLimits {
+            per_s: raw.calls_per_s.unwrap_or(CallLimits::DEFAULT.per_s),
+            burst: raw.call_burst.unwrap_or(CallLimits::DEFAULT.burst),
         };
-        let token = token.trim().to_string();
-        if token.is_empty() {
-            return Err(ConfigError::NoToken);
+        if limits.per_s == 0 || limits.burst == 0 {
+            return Err(invalid(
+                if limits.per_s == 0 {
+                    "calls_per_s"
+                } else {
+                    "call_burst"
+                },
+                "must be at least 1 (every client needs some calls)",
+            ));
         }
         let tls = match raw.tls {
             None => None,
@@ -234,7 +260,8 @@ impl ServeConfig {
         Ok(Self {
             listen,
             health_listen,
-            token,
+            credentials,
+            limits,
             db_path,
             policy: Policy {
                 min_nodes,
@@ -253,9 +280,39 @@ impl ServeConfig {
     }
 }
 
+/// The shared token (`token_file`, else the environment) or the per-role `[tokens]`.
+fn credentials(
+    token_file: Option<PathBuf>,
+    tokens: Option<RawTokens>,
+    base: &Path,
+    env_token: Option<String>,
+) -> Result<Credentials, ConfigError> {
+    let read = |file: &Path| {
+        let path = base.join(file);
+        std::fs::read_to_string(&path).map_err(|source| ConfigError::TokenFile { path, source })
+    };
+    match (token_file, tokens) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid(FieldError::new(
+            "tokens",
+            "give either token_file (one token for every role) or [tokens] (one per role), not both",
+        ))),
+        (None, Some(t)) => Ok(Credentials::per_role(
+            &read(&t.node)?,
+            &read(&t.agent)?,
+            &read(&t.operator)?,
+        )?),
+        (Some(file), None) => Ok(Credentials::shared(&read(&file)?)?),
+        (None, None) => match env_token.filter(|t| !t.trim().is_empty()) {
+            Some(token) => Ok(Credentials::shared(&token)?),
+            None => Err(ConfigError::NoToken),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::roles::Role;
 
     fn load(text: &str, env: Option<&str>) -> Result<ServeConfig, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
@@ -272,7 +329,11 @@ mod tests {
     fn defaults_listen_on_loopback_and_take_the_token_from_the_environment() {
         let config = load("db_path = \"state.db\"", Some("env-token")).unwrap();
         assert!(config.listen.ip().is_loopback());
-        assert_eq!(config.token, "env-token");
+        assert_eq!(
+            config.credentials,
+            Credentials::shared("env-token").unwrap()
+        );
+        assert_eq!(config.limits, CallLimits::DEFAULT);
         assert_eq!(
             config.db_path,
             PathBuf::from("state.db"),
@@ -291,7 +352,59 @@ mod tests {
     #[test]
     fn a_token_file_wins_over_the_environment_and_is_trimmed() {
         let config = load("db_path = \"s.db\"\ntoken_file = \"token\"", Some("env")).unwrap();
-        assert_eq!(config.token, "from-file");
+        assert_eq!(
+            config.credentials,
+            Credentials::shared("from-file").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_tokens_section_gives_each_role_its_own_token() {
+        let dir = tempfile::tempdir().unwrap();
+        for role in Role::ALL {
+            std::fs::write(
+                dir.path().join(role.token_file_name()),
+                format!("{role}-t\n"),
+            )
+            .unwrap();
+        }
+        let path = dir.path().join("coordinator.toml");
+        let tokens = "[tokens]\nnode = \"node.token\"\nagent = \"agent.token\"\noperator = \"operator.token\"\n";
+        std::fs::write(
+            &path,
+            format!("db_path = \"s.db\"\ncalls_per_s = 5\n{tokens}"),
+        )
+        .unwrap();
+        let config = ServeConfig::load(&path, Some("env".into())).unwrap();
+        assert_eq!(
+            config.credentials,
+            Credentials::per_role("node-t", "agent-t", "operator-t").unwrap()
+        );
+        assert_eq!(config.limits.per_s, 5);
+
+        std::fs::write(dir.path().join("agent.token"), "node-t").unwrap();
+        let err = ServeConfig::load(&path, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Credentials(CredentialError::Reused(Role::Node, Role::Agent))
+            ),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            format!("db_path = \"s.db\"\ntoken_file = \"node.token\"\n{tokens}"),
+        )
+        .unwrap();
+        let err = ServeConfig::load(&path, None).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid(e) if e.field == "tokens"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join("operator.token")).unwrap();
+        std::fs::write(&path, format!("db_path = \"s.db\"\n{tokens}")).unwrap();
+        let err = ServeConfig::load(&path, None).unwrap_err();
+        assert!(err.to_string().contains("operator.token"), "{err}");
     }
 
     #[test]
@@ -316,6 +429,7 @@ mod tests {
                 "eval_max_attempts",
             ),
             ("min_nodes = 1", "db_path"),
+            ("db_path = \"s.db\"\ncalls_per_s = 0", "calls_per_s"),
         ];
         for (text, field) in cases {
             match load(text, Some("t")) {

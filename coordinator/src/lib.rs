@@ -6,14 +6,18 @@
 //!   `(state, input, now, policy)`.
 //! - [`store`]: the whole state in an embedded SQLite database, reloaded on restart.
 //! - [`config`]: the `serve` configuration file, validated; [`tls`] its TLS files.
-//! - [`server`]: the tonic service over `state` and `store`, the token check and the
-//!   failure-detection timer; [`status`] maps every library error to a gRPC status.
-//! - [`launch`]: the token, worker binary and local worker supervision of `launch`.
+//! - [`roles`]: nodes, evaluation agents and operators, their tokens, and the role
+//!   each method needs.
+//! - [`server`]: the tonic service over `state` and `store`, the gate before every call
+//!   (call limits, token, role) and the failure-detection timer; [`status`] maps every
+//!   library error to a gRPC status.
+//! - [`launch`]: the tokens, worker binary and local worker supervision of `launch`.
 
 /// The client with the token attached (it lives in `proto`, which workers share).
 pub use proto::client;
 pub mod config;
 pub mod launch;
+pub mod roles;
 pub mod server;
 pub mod state;
 pub mod status;

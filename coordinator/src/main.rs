@@ -1,6 +1,6 @@
 //! `coordinator` command line: `launch` runs a whole job, `serve` runs the coordinator,
 //! `status`, `checkpoints` and `stop` talk to a running one (`checkpoints --db` also reads
-//! the database of one that ended).
+//! the database of one that ended), `certs` makes TLS files to serve with.
 
 mod cli;
 
@@ -28,6 +28,9 @@ enum Command {
     Checkpoints(cli::checkpoints::CheckpointsArgs),
     /// End the job (members drain with --drain, stop otherwise).
     Stop(cli::stop::StopArgs),
+    /// Make a CA and a certificate for serving TLS (a cluster without cert-manager, a
+    /// one-person setup).
+    Certs(cli::certs::CertsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Command::Status(args) => cli::status::run(args),
         Command::Stop(args) => cli::stop::run(args),
         Command::Checkpoints(args) => cli::checkpoints::run(args),
+        Command::Certs(args) => cli::certs::run(args),
     }
 }

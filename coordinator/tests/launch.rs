@@ -124,8 +124,9 @@ fn a_worker_that_keeps_failing_is_restarted_at_most_k_times_then_the_launch_fail
     let script = script(
         &dir.path().join("fake-worker.sh"),
         &format!(
-            "echo \"$@ token=${{COORDINATOR_TOKEN:+set}} tls=${{COORDINATOR_TLS_CA:-none}}\" >> {}\necho 'fake worker fails' >&2\nexit 1\n",
-            runs.display()
+            "echo \"$@ token=${{COORDINATOR_TOKEN:+set}} tls=${{COORDINATOR_TLS_CA:-none}}\" >> {}\necho \"$COORDINATOR_TOKEN\" > {}\necho 'fake worker fails' >&2\nexit 1\n",
+            runs.display(),
+            dir.path().join("given-token").display()
         ),
     );
     // A TLS setting in the environment of a launch without TLS does not reach workers.
@@ -168,9 +169,20 @@ fn a_worker_that_keeps_failing_is_restarted_at_most_k_times_then_the_launch_fail
         3,
         "stderr appended"
     );
-    let token = dir.path().join("launch").join("token");
-    let mode = std::fs::metadata(&token).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
+    // One private token per role, and the worker was given the node's.
+    let tokens = dir.path().join("launch").join("tokens");
+    for role in ["node", "agent", "operator"] {
+        let file = tokens.join(format!("{role}.token"));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{role}");
+    }
+    let node_token = std::fs::read_to_string(tokens.join("node.token")).unwrap();
+    let given = std::fs::read_to_string(dir.path().join("given-token")).unwrap();
+    assert_eq!(
+        given.trim(),
+        node_token.trim(),
+        "a node gets the node token"
+    );
     assert!(dir.path().join("launch").join("coordinator.db").exists());
 }
 
@@ -286,12 +298,14 @@ fn local_workers_get_the_tls_settings_and_can_use_them() {
     let member = clients.client("member");
     let report = dir.path().join("status.txt");
     // The stand-in worker asks for the status over the URL it was given ($3), with the
-    // token and TLS settings from its environment, then fails so the launch ends.
+    // token and TLS settings from its environment (refused: a node may not), then with
+    // the operator's token, then fails so the launch ends.
     let worker = script(
         &dir.path().join("fake-worker.sh"),
         &format!(
-            "echo \"url=$3\" >> {r}\n\"$COORDINATOR_BIN\" status --coordinator \"$3\" >> {r} 2>&1\necho \"exit=$?\" >> {r}\nexit 1\n",
-            r = report.display()
+            "echo \"url=$3\" >> {r}\n\"$COORDINATOR_BIN\" status --coordinator \"$3\" >> {r} 2>&1\necho \"own-token-exit=$?\" >> {r}\nCOORDINATOR_TOKEN=$(cat {op}) \"$COORDINATOR_BIN\" status --coordinator \"$3\" >> {r} 2>&1\necho \"exit=$?\" >> {r}\nexit 1\n",
+            r = report.display(),
+            op = dir.path().join("launch/tokens/operator.token").display()
         ),
     );
     let arg = |p: &Path| p.to_str().unwrap().to_string();
@@ -328,7 +342,11 @@ fn local_workers_get_the_tls_settings_and_can_use_them() {
         "{report}\n{}",
         stderr(&out)
     );
-    assert!(report.contains("exit=0"), "{report}");
+    // The worker's node token gets through TLS and is authenticated, but a status call
+    // needs the operator's token.
+    assert!(report.contains("own-token-exit=1"), "{report}");
+    assert!(report.contains("needs the operator token"), "{report}");
+    assert!(report.contains("\nexit=0"), "{report}");
     assert!(report.contains("job 1: waiting for nodes"), "{report}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let join_line = format!(

@@ -5,6 +5,8 @@
 
 use coordinator::client::{connect, Client};
 use coordinator::config::ServeConfig;
+use coordinator::roles::Credentials;
+use coordinator::server::rate_limit::CallLimits;
 use coordinator::server::RunningServer;
 use coordinator::state::Policy;
 use proto::domain::{Directive, JobPhase, JobStatus, RoundId};
@@ -22,7 +24,8 @@ fn config(db_path: &Path, heartbeat_timeout_ms: u64) -> ServeConfig {
     ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         health_listen: Some("127.0.0.1:0".parse().unwrap()),
-        token: TOKEN.into(),
+        credentials: Credentials::shared(TOKEN).unwrap(),
+        limits: CallLimits::DEFAULT,
         db_path: db_path.to_path_buf(),
         policy: Policy {
             min_nodes: 2,

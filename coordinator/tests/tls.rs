@@ -6,6 +6,8 @@ mod pki;
 
 use coordinator::client::{connect, connect_with, describe_status, ConnectError};
 use coordinator::config::ServeConfig;
+use coordinator::roles::Credentials;
+use coordinator::server::rate_limit::CallLimits;
 use coordinator::server::{RunningServer, ServeError};
 use coordinator::state::Policy;
 use coordinator::tls::ServerTls;
@@ -23,7 +25,8 @@ fn config(dir: &Path, tls: Option<ServerTls>) -> ServeConfig {
     ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         health_listen: None,
-        token: TOKEN.into(),
+        credentials: Credentials::shared(TOKEN).unwrap(),
+        limits: CallLimits::DEFAULT,
         db_path: dir.join("c.db"),
         policy: Policy {
             min_nodes: 1,
@@ -219,4 +222,49 @@ async fn a_key_that_does_not_belong_to_the_certificate_stops_the_server_at_start
         .expect("a mismatched key must not start");
     assert!(matches!(err, ServeError::Tls { .. }), "{err}");
     assert!(err.to_string().contains("first.pem"), "{err}");
+}
+
+#[tokio::test]
+async fn certs_makes_files_a_coordinator_serves_with_and_clients_trust_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tls");
+    let certs = |out: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_coordinator"))
+            .args(["certs", "--dns", "exiflang-coordinator", "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let made = certs(&out);
+    assert!(made.status.success(), "{made:?}");
+    let mode = std::fs::metadata(out.join("tls.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the key is private");
+    let tls = ServerTls::load(&out.join("tls.crt"), &out.join("tls.key"), None).unwrap();
+    let server = RunningServer::start(config(dir.path(), Some(tls)))
+        .await
+        .unwrap();
+    let trust = ClientTls::load(Some(&out.join("ca.crt")), None, None)
+        .unwrap()
+        .unwrap();
+    // The launch's own client (127.0.0.1) and one using a name (localhost) are served.
+    let port = server.addr.port();
+    for url in [server.url(), format!("https://localhost:{port}")] {
+        let mut client = bounded(connect_with(&url, TOKEN, Some(&trust)))
+            .await
+            .unwrap();
+        let status = client.get_status(wire::GetStatusRequest {}).await;
+        assert!(status.is_ok(), "{url}: {status:?}");
+    }
+    // Another CA's clients are not fooled, and the files are never overwritten.
+    let other = Ca::new(dir.path(), "other");
+    let err = refused(&server.url(), Some(&trusting(&other, None))).await;
+    assert!(err.contains("certificate"), "{err}");
+    let again = certs(&out);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    server.shutdown().await.unwrap();
 }

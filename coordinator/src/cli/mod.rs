@@ -1,5 +1,6 @@
 //! The `coordinator` subcommands, one file each: an `Args` struct and `run`.
 
+pub mod certs;
 pub mod checkpoints;
 pub mod launch;
 pub mod serve;
@@ -18,7 +19,8 @@ pub struct Connection {
     /// Coordinator URL (https:// for a coordinator serving TLS).
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub coordinator: String,
-    /// File holding the shared token (otherwise COORDINATOR_TOKEN).
+    /// File holding the operator token, or the one shared token (otherwise
+    /// COORDINATOR_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
     #[command(flatten)]

@@ -1,15 +1,14 @@
-//! Support for `coordinator launch`: the shared token of a launch folder, finding the
+//! Support for `coordinator launch`: the tokens of a launch ([`tokens`]), finding the
 //! `worker` binary, supervising local worker processes (restarted after a failure as
 //! [`crate::state::supervision`] decides), and what to do with a folder whose database
 //! already holds a job ([`previous`]).
 
 pub mod previous;
+pub mod tokens;
 
 use crate::state::supervision::{on_worker_exit, ExitVerdict, RestartPolicy};
 use proto::domain::JobStatus;
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -32,6 +31,9 @@ pub enum LaunchError {
     /// No random bytes for the token.
     #[error("cannot read /dev/urandom for a token: {0}")]
     Random(std::io::Error),
+    /// The tokens cannot be used together (one reused for two roles).
+    #[error("launch tokens: {0}")]
+    Credentials(#[from] crate::roles::CredentialError),
     /// The worker binary is not there.
     #[error(
         "worker binary {0} not found: build it with cargo build --release -p worker, or pass --worker-bin"
@@ -76,63 +78,6 @@ pub enum LaunchError {
         /// Its log.
         log: PathBuf,
     },
-}
-
-/// The token of a launch: the one in `token_file` when given (a secret mounted as a file;
-/// it must exist), else `env_token` (nothing is written), else the one in
-/// `WORK_DIR/token`, else a fresh random one (32 bytes of `/dev/urandom`, hex) written
-/// there with mode 0600. Returns the token and the file holding it, if any.
-pub fn launch_token(
-    work_dir: &Path,
-    token_file: Option<&Path>,
-    env_token: Option<String>,
-) -> Result<(String, Option<PathBuf>), LaunchError> {
-    if let Some(path) = token_file {
-        return match read_token(path)? {
-            Some(token) => Ok((token, Some(path.to_path_buf()))),
-            None => Err(LaunchError::Token {
-                path: path.to_path_buf(),
-                source: std::io::ErrorKind::NotFound.into(),
-            }),
-        };
-    }
-    if let Some(token) = env_token.filter(|t| !t.trim().is_empty()) {
-        return Ok((token.trim().to_string(), None));
-    }
-    let path = work_dir.join("token");
-    if let Some(token) = read_token(&path)? {
-        return Ok((token, Some(path)));
-    }
-    let err = |source| LaunchError::Token {
-        path: path.clone(),
-        source,
-    };
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(LaunchError::Random)?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(err)?;
-    writeln!(file, "{token}").map_err(err)?;
-    Ok((token, Some(path)))
-}
-
-/// The token in `path`, trimmed; `None` when there is no such file.
-fn read_token(path: &Path) -> Result<Option<String>, LaunchError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) if text.trim().is_empty() => Err(LaunchError::EmptyToken(path.to_path_buf())),
-        Ok(text) => Ok(Some(text.trim().to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(LaunchError::Token {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
 }
 
 /// The worker binary: `explicit` when given, else `worker` next to the running
@@ -290,57 +235,6 @@ pub fn members_told(status: &JobStatus, since_over: Duration, timeout: Duration)
 mod tests {
     use super::*;
     use proto::domain::RoundId;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn a_fresh_token_is_private_hex_and_reused_on_the_next_launch() {
-        let dir = tempfile::tempdir().unwrap();
-        let (token, path) = launch_token(dir.path(), None, None).unwrap();
-        let path = path.expect("a token file");
-        assert_eq!(token.len(), 64);
-        assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let (again, _) = launch_token(dir.path(), None, None).unwrap();
-        assert_eq!(again, token, "the existing token file is reused");
-        let other = tempfile::tempdir().unwrap();
-        assert_ne!(launch_token(other.path(), None, None).unwrap().0, token);
-    }
-
-    #[test]
-    fn the_environment_token_wins_and_nothing_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let (token, path) = launch_token(dir.path(), None, Some(" env-token\n".into())).unwrap();
-        assert_eq!((token.as_str(), path), ("env-token", None));
-        assert!(!dir.path().join("token").exists());
-    }
-
-    #[test]
-    fn a_given_token_file_wins_and_must_exist() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = dir.path().join("secret");
-        std::fs::write(&secret, "from-secret\n").unwrap();
-        let (token, path) =
-            launch_token(dir.path(), Some(&secret), Some("env-token".into())).unwrap();
-        assert_eq!(
-            (token.as_str(), path),
-            ("from-secret", Some(secret.clone()))
-        );
-        assert!(!dir.path().join("token").exists(), "nothing written");
-        let missing = dir.path().join("missing");
-        let err = launch_token(dir.path(), Some(&missing), Some("env".into())).unwrap_err();
-        assert!(err.to_string().contains("missing"), "{err}");
-    }
-
-    #[test]
-    fn an_empty_token_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("token"), "\n").unwrap();
-        assert!(matches!(
-            launch_token(dir.path(), None, None),
-            Err(LaunchError::EmptyToken(_))
-        ));
-    }
 
     #[test]
     fn a_missing_worker_binary_says_how_to_build_it() {

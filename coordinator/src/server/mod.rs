@@ -1,7 +1,7 @@
 //! The gRPC server: the `Coordinator` service over the pure decisions and the store
-//! ([`shared`] holds the one way the state changes), the shared-token check on every
-//! call, TLS when configured, and the timer that runs failure detection and closes
-//! rounds.
+//! ([`shared`] holds the one way the state changes), behind a gate run before every
+//! call (per-client call limits, the token and the role its method needs: `guard`),
+//! TLS when configured, and the timer that runs failure detection and closes rounds.
 //!
 //! One shutdown path: [`RunningServer::shutdown`] (or the future given to [`serve`])
 //! stops the timer, fails waiting joins with `UNAVAILABLE` and lets tonic drain the
@@ -12,7 +12,8 @@
 //! neither. It says SERVING while the coordinator serves and NOT_SERVING once it shuts
 //! down.
 
-mod auth;
+mod guard;
+pub mod rate_limit;
 mod service;
 mod shared;
 
@@ -60,6 +61,11 @@ pub enum ServeError {
     #[error("the coordinator stopped while opening its database")]
     Interrupted,
 }
+
+/// The largest request the coordinator decodes (larger ones: OUT_OF_RANGE). The
+/// largest legitimate request, a heartbeat of a node of a few hundred processes, is a
+/// few kilobytes.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
 /// Milliseconds since the UNIX epoch: the only clock the coordinator reads.
 pub fn now_ms() -> u64 {
@@ -200,9 +206,11 @@ async fn serve_state(
     }
     let health = health.map(|h| tokio::spawn(serve_health(h, stop_rx.clone())));
     let timer = tokio::spawn(run_timer(shared.clone(), stop_rx));
-    let service = CoordinatorServer::with_interceptor(
-        service::CoordinatorService::new(shared),
-        auth::TokenCheck::new(&config.token),
+    let service = guard::Guarded::new(
+        CoordinatorServer::new(service::CoordinatorService::new(shared))
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
+        config.credentials.clone(),
+        config.limits,
     );
     let signal = async move {
         shutdown.await;

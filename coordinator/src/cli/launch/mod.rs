@@ -6,7 +6,9 @@
 //! checkpoint's results. With
 //! `--tls-cert` the coordinator serves TLS ([`tls`]). A work folder whose job is over is
 //! not run again unless `--new-job` says to start a new one there, or `--keep-serving`
-//! serves it as it is. On a cluster: `--token-file` (a mounted secret), `--on-signal
+//! serves it as it is. Every process gets its own role's token
+//! ([`coordinator::launch::tokens`]). On a cluster: `--tokens-dir` or `--token-file`
+//! (mounted secrets), `--on-signal
 //! suspend` (the coordinator goes, the job stays resumable), `--keep-serving` (status and
 //! registry stay up after the job).
 
@@ -17,9 +19,10 @@ use anyhow::{bail, Context};
 use clap::Args;
 use coordinator::config::{ServeConfig, TOKEN_ENV};
 use coordinator::launch::previous::{previous_job, start_new_job};
-use coordinator::launch::{
-    launch_token, members_told, supervise, worker_binary, LaunchError, LocalWorker,
-};
+use coordinator::launch::tokens::{launch_tokens, LaunchTokens};
+use coordinator::launch::{members_told, supervise, worker_binary, LaunchError, LocalWorker};
+use coordinator::roles::Role;
+use coordinator::server::rate_limit::CallLimits;
 use coordinator::server::RunningServer;
 use coordinator::state::supervision::RestartPolicy;
 use coordinator::state::Policy;
@@ -54,7 +57,7 @@ pub struct LaunchArgs {
     /// Start the N workers on this machine (one process each).
     #[arg(long)]
     pub local: bool,
-    /// Folder for the database, the token and the worker logs.
+    /// Folder for the database, the tokens and the worker logs.
     #[arg(long, default_value = "work/launch")]
     pub work_dir: PathBuf,
     /// Address to listen on (port 0 picks a free one).
@@ -94,10 +97,15 @@ pub struct LaunchArgs {
     /// is kept as coordinator-job-N.db beside the new one.
     #[arg(long)]
     pub new_job: bool,
-    /// File holding the shared token (e.g. a mounted secret); default: COORDINATOR_TOKEN,
-    /// else the work folder's `token` (made when missing).
-    #[arg(long, value_name = "FILE")]
+    /// File holding one token shared by every role (e.g. a mounted secret); default: a
+    /// token per role from --tokens-dir, else COORDINATOR_TOKEN (shared), else the work
+    /// folder's `tokens/` (made when missing).
+    #[arg(long, value_name = "FILE", conflicts_with = "tokens_dir")]
     pub token_file: Option<PathBuf>,
+    /// Folder holding `node.token`, `agent.token` and `operator.token` (mounted secrets):
+    /// nodes, evaluation agents and operators each prove their own role.
+    #[arg(long, value_name = "DIR")]
+    pub tokens_dir: Option<PathBuf>,
     /// What SIGTERM or Ctrl-C does: `stop` the job (members checkpoint and exit; it is
     /// over), or `suspend` it: the coordinator exits and the job continues from its
     /// database and newest checkpoint when the same launch runs again (a preempted or
@@ -225,15 +233,17 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.work_dir.display()))?;
     let db_path = args.work_dir.join("coordinator.db");
     let over = check_previous_job(&db_path, &args.work_dir, args.new_job, args.keep_serving)?;
-    let (token, token_file) = launch_token(
+    let tokens = launch_tokens(
         &args.work_dir,
         args.token_file.as_deref(),
+        args.tokens_dir.as_deref(),
         std::env::var(TOKEN_ENV).ok(),
     )?;
     let config = ServeConfig {
         listen: args.listen,
         health_listen: args.health_listen,
-        token: token.clone(),
+        credentials: tokens.credentials.clone(),
+        limits: CallLimits::DEFAULT,
         db_path,
         policy: Policy {
             min_nodes,
@@ -248,8 +258,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
         tls: tls.as_ref().map(|t| t.server.clone()),
     };
     let setup = Setup {
-        token,
-        token_file,
+        tokens,
         worker_bin,
         tls,
         over,
@@ -294,8 +303,7 @@ fn check_previous_job(
 
 /// What `run` prepared for the launch.
 struct Setup {
-    token: String,
-    token_file: Option<PathBuf>,
+    tokens: LaunchTokens,
     worker_bin: Option<PathBuf>,
     tls: Option<LaunchTls>,
     /// The job in the work folder is over: serve it, run nothing.
@@ -311,7 +319,7 @@ async fn launch(args: LaunchArgs, config: ServeConfig, setup: Setup) -> anyhow::
         server.shutdown().await?;
         return Ok(());
     }
-    print_join_help(&args, &url, setup.token_file.as_deref(), setup.tls.as_ref());
+    print_join_help(&args, &url, &setup.tokens, setup.tls.as_ref());
     let outcome = drive(&args, &url, &setup).await;
     let keep_serving = args.keep_serving && matches!(outcome, Ok(Outcome::Over(_)));
     let result = conclude(outcome, started);
@@ -363,7 +371,8 @@ fn conclude(outcome: anyhow::Result<Outcome>, started: Instant) -> anyhow::Resul
 /// for its evaluations), then for the processes.
 async fn drive(args: &LaunchArgs, url: &str, setup: &Setup) -> anyhow::Result<Outcome> {
     let client_tls = setup.tls.as_ref().map(|t| &t.client);
-    let mut client = proto::client::connect_with(url, &setup.token, client_tls).await?;
+    let operator = setup.tokens.token(Role::Operator);
+    let mut client = proto::client::connect_with(url, operator, client_tls).await?;
     let (over_tx, over_rx) = watch::channel(false);
     let (evals_over_tx, evals_over_rx) = watch::channel(false);
     let (kill_tx, kill_rx) = watch::channel(false);
@@ -473,12 +482,12 @@ fn local_processes(
     let (tls_env, env_remove) = worker_env(setup.tls.as_ref());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads_per_node = (cores / args.nodes as usize).max(1);
-    let process = |index: usize, args: Vec<String>, log: PathBuf| LocalWorker {
+    let process = |index: usize, role: Role, args: Vec<String>, log: PathBuf| LocalWorker {
         index,
         program: program.to_path_buf(),
         args,
         env: [
-            (TOKEN_ENV.into(), setup.token.clone()),
+            (TOKEN_ENV.into(), setup.tokens.token(role).to_string()),
             // The local processes share this machine's cores: one libtorch thread pool
             // each of a node's share, not each of all the cores.
             ("OMP_NUM_THREADS".into(), threads_per_node.to_string()),
@@ -510,7 +519,8 @@ fn local_processes(
             "--node-name".into(),
             format!("local-{i}"),
         ]);
-        process(i, a, args.work_dir.join(format!("worker-{i}.log")))
+        let log = args.work_dir.join(format!("worker-{i}.log"));
+        process(i, Role::Node, a, log)
     });
     let agents = (0..args.eval_agents as usize).map(|i| {
         let mut a = common(&["eval", "agent"]);
@@ -519,11 +529,8 @@ fn local_processes(
             format!("local-eval-{i}"),
             "--until-over".into(),
         ]);
-        process(
-            nodes + i,
-            a,
-            args.work_dir.join(format!("eval-agent-{i}.log")),
-        )
+        let log = args.work_dir.join(format!("eval-agent-{i}.log"));
+        process(nodes + i, Role::Agent, a, log)
     });
     (joins.collect(), agents.collect())
 }

@@ -4,24 +4,35 @@
 use super::tls::LaunchTls;
 use super::LaunchArgs;
 use coordinator::config::TOKEN_ENV;
+use coordinator::launch::tokens::LaunchTokens;
+use coordinator::roles::Role;
 use proto::domain::{JobStatus, Rank};
 use std::time::Duration;
 
 pub(super) fn print_join_help(
     args: &LaunchArgs,
     url: &str,
-    token_file: Option<&std::path::Path>,
+    tokens: &LaunchTokens,
     tls: Option<&LaunchTls>,
 ) {
     println!("coordinator listening at {url}");
-    let token = match token_file {
+    let token = |role: Role| match tokens.file(role) {
         Some(path) => format!("{TOKEN_ENV}=$(cat {})", path.display()),
         None => format!("{TOKEN_ENV}=<the same value as here>"),
     };
+    let tls = super::tls::join_flags(tls);
+    let config = args.config.display();
     println!(
-        "workers join with (one per node, e.g. from Slurm or a Kubernetes pod):\n  {token} worker join --coordinator {url}{} --config {} --procs <processes per node> --node-name <unique name>",
-        super::tls::join_flags(tls),
-        args.config.display()
+        "workers join with (one per node, e.g. from Slurm or a Kubernetes pod):\n  {} worker join --coordinator {url}{tls} --config {config} --procs <processes per node> --node-name <unique name>",
+        token(Role::Node),
+    );
+    println!(
+        "evaluation agents run:\n  {} worker eval agent --coordinator {url}{tls} --config {config} --until-over",
+        token(Role::Agent),
+    );
+    println!(
+        "operators watch and steer the job with:\n  {} coordinator status --coordinator {url}{tls}",
+        token(Role::Operator),
     );
     if args.listen.ip().is_unspecified() {
         println!("  (from other machines, put this machine's name or address in the URL)");
