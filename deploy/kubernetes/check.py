@@ -11,7 +11,11 @@ DIR defaults to the base and every overlay under deploy/kubernetes/overlays. Che
     job templates as a batch/v1 Job;
   - the coordinator's --nodes equals the worker pods (completions, parallelism);
   - every ConfigMap, Secret and PersistentVolumeClaim a pod uses is rendered too, marked
-    optional, or listed in the overlay's EXTERNAL file (made on the cluster beforehand).
+    optional, or listed in the overlay's EXTERNAL file (made on the cluster beforehand);
+  - roles and TLS: the coordinator mounts the three role tokens and serves TLS; a worker
+    mounts only node.token, an evaluation agent only agent.token, any other pod no token;
+    no pod but the coordinator mounts the TLS key; every --coordinator URL is https://
+    with --tls-ca.
 Exits 1 with every problem listed when one fails.
 """
 import argparse
@@ -154,6 +158,49 @@ def references(pod):
                     yield kind, ref[key]["name"]
 
 
+TOKENS_SECRET, TLS_SECRET = "exiflang-tokens", "exiflang-tls"
+# The token each component may hold (None: every role's, the whole Secret).
+ROLE_TOKENS = {"coordinator": None, "worker": ["node.token"], "eval-agent": ["agent.token"]}
+
+
+def secret_items(pod, secret):
+    """The keys of `secret` each volume of the pod mounts (None: all of them); a generated
+    Secret's name has a hash suffix."""
+    for vol in pod.get("volumes", []):
+        name = vol.get("secret", {}).get("secretName", "")
+        if name == secret or name.startswith(secret + "-"):
+            items = vol["secret"].get("items")
+            yield None if items is None else sorted(i["key"] for i in items)
+
+
+def role_and_tls_checks(objs):
+    problems = []
+    for obj in objs:
+        component = obj.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+        for where, pod, _ in pod_specs(obj):
+            tokens = list(secret_items(pod, TOKENS_SECRET))
+            allowed = ROLE_TOKENS.get(component, "none")
+            if allowed == "none" and tokens:
+                problems.append(f"{where}: a {component} pod mounts the role tokens")
+            elif allowed != "none" and tokens != [allowed]:
+                problems.append(f"{where}: mounts {tokens} of Secret/{TOKENS_SECRET}; a {component} holds {allowed or 'all of them'}")
+            for items in secret_items(pod, TLS_SECRET):
+                if component != "coordinator" and items != ["ca.crt"]:
+                    problems.append(f"{where}: mounts {items or 'all'} of Secret/{TLS_SECRET}; only the coordinator holds its key, clients mount ca.crt")
+            for c in pod.get("containers", []):
+                args = c.get("args", [])
+                for a in args:
+                    if a.startswith("--coordinator=") and not a.startswith("--coordinator=https://"):
+                        problems.append(f"{where}: container {c['name']} reaches the coordinator in clear text ({a})")
+                if any(a.startswith("--coordinator=") for a in args) and not any(a.startswith("--tls-ca=") for a in args):
+                    problems.append(f"{where}: container {c['name']} has no --tls-ca to check the coordinator's certificate")
+                if component == "coordinator" and c["name"] == "coordinator":
+                    for flag in ("--tls-cert=", "--tls-key=", "--tokens-dir="):
+                        if not any(a.startswith(flag) for a in args):
+                            problems.append(f"{where}: the coordinator runs without {flag.rstrip('=')}")
+    return problems
+
+
 def cross_checks(objs, directory):
     problems = []
     external = set()
@@ -222,6 +269,7 @@ def main():
             else:
                 problems += validate_k8s(obj, versions, where)
         problems += cross_checks(objs, directory)
+        problems += role_and_tls_checks(objs)
         kinds = sorted({o.get("kind") for o in objs})
         if problems:
             failed = True

@@ -13,7 +13,7 @@
 #
 # Settings (environment at submission; sbatch passes it on):
 #   JOB_CONFIG        the training config (TOML) on storage every node reads (required)
-#   JOB_DIR           the coordinator's folder on shared storage: database, token, logs;
+#   JOB_DIR           the coordinator's folder on shared storage: database, tokens, logs;
 #                     keep it across requeues and resubmissions of one job
 #                     (default: $EXIFLANG_ROOT/work/slurm/$SLURM_JOB_NAME)
 #   EXIFLANG_ROOT     the project checkout (default: the submission folder)
@@ -46,12 +46,18 @@ done
 [[ -f $JOB_CONFIG ]] || die "JOB_CONFIG $JOB_CONFIG does not exist"
 mkdir -p "$JOB_DIR" || die "cannot create JOB_DIR $JOB_DIR"
 
-# The token: made once per job folder, read by every process from the shared folder.
-TOKEN_FILE=$JOB_DIR/token
-if [[ ! -s $TOKEN_FILE ]]; then
-  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TOKEN_FILE") \
-    || die "cannot write the token $TOKEN_FILE"
-fi
+# The tokens, one per role, made once per job folder (0600 in a 0700 folder): nodes get
+# only node.token, evaluation agents only agent.token; operator.token is for
+# `coordinator status`/`stop` (COORDINATOR_TOKEN=$(cat $JOB_DIR/tokens/operator.token)).
+TOKENS_DIR=$JOB_DIR/tokens
+(umask 077 && mkdir -p "$TOKENS_DIR") || die "cannot create $TOKENS_DIR"
+for role in node agent operator; do
+  if [[ ! -s $TOKENS_DIR/$role.token ]]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TOKENS_DIR/$role.token") \
+      || die "cannot write the token $TOKENS_DIR/$role.token"
+  fi
+done
+NODE_TOKEN_FILE=$TOKENS_DIR/node.token
 
 # A node's address as Slurm knows it (NodeAddr; names need not resolve).
 node_addr() { scontrol show node "$1" -o | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p'; }
@@ -84,13 +90,13 @@ run_job() {
   addr=$(node_addr "$coord_node")
   [[ -n $addr ]] || die "no address for node $coord_node (scontrol show node $coord_node)"
   export COORDINATOR_URL=http://$addr:$COORDINATOR_PORT
-  export TOKEN_FILE JOB_CONFIG BIN_DIR PROCS_PER_NODE
+  export NODE_TOKEN_FILE JOB_CONFIG BIN_DIR PROCS_PER_NODE
   log "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}): coordinator on $coord_node at $COORDINATOR_URL, $nodes worker node(s), folder $JOB_DIR"
 
   COORD_PID='' WORKERS_PID=''
   trap on_signal USR1 TERM
   local launch=("$BIN_DIR/coordinator" launch --nodes "$nodes" --config "$JOB_CONFIG"
-    --work-dir "$JOB_DIR" --listen "0.0.0.0:$COORDINATOR_PORT" --token-file "$TOKEN_FILE"
+    --work-dir "$JOB_DIR" --listen "0.0.0.0:$COORDINATOR_PORT" --tokens-dir "$TOKENS_DIR"
     --heartbeat-timeout-ms "$HEARTBEAT_TIMEOUT_MS" --on-signal suspend --suspend-grace-s 120)
   [[ -n ${HEALTH_PORT:-} ]] && launch+=(--health-listen "0.0.0.0:$HEALTH_PORT")
   [[ $EVAL_AGENTS -gt 0 ]] && launch+=(--wait-for-evals)
@@ -103,7 +109,7 @@ run_job() {
   if [[ $EVAL_AGENTS -gt 0 ]]; then
     srun "${coord_srun[@]}" -J exiflang-eval --nodes=1 --ntasks="$EVAL_AGENTS" --nodelist="$coord_node" \
       --overlap "$BIN_DIR/worker" eval agent --coordinator "$COORDINATOR_URL" --config "$JOB_CONFIG" \
-      --token-file "$TOKEN_FILE" --until-over --wait-for-coordinator-s 300 &
+      --token-file "$TOKENS_DIR/agent.token" --until-over --wait-for-coordinator-s 300 &
   fi
 
   srun "${worker_srun[@]}" -J exiflang-workers --nodes="$nodes" --ntasks-per-node=1 \

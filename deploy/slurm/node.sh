@@ -5,7 +5,7 @@ set -uo pipefail
 host=$(scontrol show node "$SLURMD_NODENAME" -o | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p')
 # shellcheck disable=SC2086
 "$BIN_DIR/worker" join --coordinator "$COORDINATOR_URL" --config "$JOB_CONFIG" \
-  --token-file "$TOKEN_FILE" --procs "$PROCS_PER_NODE" --host "${host:-$(hostname)}" \
+  --token-file "$NODE_TOKEN_FILE" --procs "$PROCS_PER_NODE" --host "${host:-$(hostname)}" \
   --wait-for-coordinator-s 300 ${WORKER_ARGS:-} &
 child=$!
 trap 'kill -TERM "$child" 2>/dev/null' TERM INT

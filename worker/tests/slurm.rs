@@ -13,6 +13,7 @@
 mod common;
 
 use common::{coordinator_bin, free_port, packed_photos, write_config, WORKER};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -282,6 +283,17 @@ fn a_signalled_job_checkpoints_requeues_and_finishes_from_its_checkpoint() {
             || log.contains(&format!("resume=Some({resumable})")),
         "the second run started at the registered checkpoint {resumable}: {log}"
     );
+    // Each role has its own private token, kept across the requeue.
+    let tokens: Vec<String> = ["node", "agent", "operator"]
+        .iter()
+        .map(|role| {
+            let file = work.join("job/tokens").join(format!("{role}.token"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+            std::fs::read_to_string(&file).unwrap()
+        })
+        .collect();
+    assert!(tokens[0] != tokens[1] && tokens[1] != tokens[2] && tokens[0] != tokens[2]);
 }
 
 #[test]
