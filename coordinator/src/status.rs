@@ -4,6 +4,7 @@
 //! the next directive (or, for an evaluation, drop it: the lease is gone), `UNAVAILABLE` retry (the list is in `coordinator.proto`);
 //! `INTERNAL` is logged here.
 
+use crate::roles::Role;
 use crate::state::DecisionError;
 use crate::store::StoreError;
 use proto::convert::ConvertError;
@@ -24,6 +25,15 @@ pub enum ServiceError {
     /// The coordinator is shutting down.
     #[error("the coordinator is shutting down: retry against its next start")]
     ShuttingDown,
+    /// The client made more calls than its limit allows.
+    #[error("too many calls from this client: slow down and retry later")]
+    OverCallLimit,
+    /// No token, or one the coordinator does not know.
+    #[error("missing or wrong coordinator token")]
+    Unauthenticated,
+    /// The token does not hold the role the method needs.
+    #[error("this call needs the {0} token; this token does not hold that role")]
+    WrongRole(Role),
 }
 
 impl From<ServiceError> for Status {
@@ -44,6 +54,9 @@ impl From<ServiceError> for Status {
                 Code::Internal
             }
             ServiceError::ShuttingDown => Code::Unavailable,
+            ServiceError::OverCallLimit => Code::ResourceExhausted,
+            ServiceError::Unauthenticated => Code::Unauthenticated,
+            ServiceError::WrongRole(_) => Code::PermissionDenied,
         };
         if code == Code::InvalidArgument {
             // A refused request changes nothing; it is logged once, here.

@@ -12,7 +12,7 @@ use kernels::config::{ModelConfig, Objective};
 use kernels::joint::JointModel;
 use kernels::resnet::preprocess;
 use tch::{nn, Device, Kind, Tensor};
-use worker::collective::tcp::TcpCollective;
+use worker::collective::tcp::{GroupSecret, TcpCollective};
 use worker::collective::{broadcast_variables, Collective, GradBuckets, GradReduce, Solo};
 use worker::runtime::inputs::{StepInputs, TextInput};
 use worker::runtime::optimizer::{AdamW, AdamWConfig};
@@ -168,11 +168,11 @@ fn two_ranks(setup: Setup) -> Vec<RunResult> {
     let addr = listener.local_addr().unwrap();
     let timeout = Duration::from_secs(30);
     let root = std::thread::spawn(move || {
-        let mut c = TcpCollective::root(listener, 2, timeout).unwrap();
+        let mut c = TcpCollective::root(listener, 2, &GroupSecret::NONE, timeout).unwrap();
         run(setup, &mut c, 1)
     });
     let other = std::thread::spawn(move || {
-        let mut c = TcpCollective::join(addr, 1, 2, timeout).unwrap();
+        let mut c = TcpCollective::join(addr, 1, 2, &GroupSecret::NONE, timeout).unwrap();
         // Another initialisation: the broadcast from rank 0 must replace it.
         run(setup, &mut c, 77)
     });

@@ -1,12 +1,13 @@
 //! What every call passes before the service sees it: the per-client call limit
 //! ([`RateLimiter`], keyed by the connection's remote address), then the token, then the
-//! role the method needs ([`required_role`]). A refusal is answered here
-//! (RESOURCE_EXHAUSTED, UNAUTHENTICATED, PERMISSION_DENIED) and logged once per run of
-//! refusals of a connection, with the peer.
+//! role the method needs ([`required_role`]). A refusal is answered here (its code
+//! chosen in [`crate::status`]: RESOURCE_EXHAUSTED, UNAUTHENTICATED, PERMISSION_DENIED)
+//! and logged once per run of refusals of a connection, with the peer.
 
 use super::now_ms;
 use super::rate_limit::{Admission, CallLimits, RateLimiter};
 use crate::roles::{required_role, Credentials};
+use crate::status::ServiceError;
 use proto::auth::AUTHORIZATION;
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -50,7 +51,7 @@ impl<S> Guarded<S> {
 
 impl Gate {
     /// `Ok` when the call may go on; the refusal to answer otherwise.
-    fn check<B>(&self, request: &http::Request<B>) -> Result<(), Status> {
+    fn check<B>(&self, request: &http::Request<B>) -> Result<(), ServiceError> {
         let peer = remote_addr(request);
         let path = request.uri().path();
         let admission = self
@@ -63,9 +64,7 @@ impl Gate {
                 if first {
                     tracing::warn!(peer = %show(peer), method = path, "client over its call limit: refusing its calls until it slows down");
                 }
-                return Err(Status::resource_exhausted(
-                    "too many calls from this client: slow down and retry later",
-                ));
+                return Err(ServiceError::OverCallLimit);
             }
             Admission::Admitted { after_refused } if after_refused > 0 => {
                 tracing::info!(peer = %show(peer), refused = after_refused, "client back under its call limit");
@@ -84,16 +83,12 @@ impl Gate {
                 "a wrong token"
             };
             self.log_once(peer, why, path);
-            return Err(Status::unauthenticated(
-                "missing or wrong coordinator token",
-            ));
+            return Err(ServiceError::Unauthenticated);
         }
         match required_role(path) {
             Some(role) if !roles.contains(role) => {
                 self.log_once(peer, "a token without the method's role", path);
-                Err(Status::permission_denied(format!(
-                    "this call needs the {role} token; this token does not hold that role"
-                )))
+                Err(ServiceError::WrongRole(role))
             }
             _ => Ok(()),
         }
@@ -143,7 +138,7 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         match self.gate.check(&request) {
             Ok(()) => Box::pin(self.inner.call(request)),
-            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+            Err(refusal) => Box::pin(std::future::ready(Ok(Status::from(refusal).into_http()))),
         }
     }
 }

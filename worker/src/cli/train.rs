@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use worker::collective::tcp::TcpCollective;
-use worker::collective::{Collective, Solo};
+use worker::collective::tcp::{GroupSecret, TcpCollective};
+use worker::collective::{Collective, Solo, GROUP_SECRET_ENV};
 use worker::train::{train, TrainOptions};
 
 use super::{load_config, StoreArgs};
@@ -143,8 +143,8 @@ fn nccl_group(
     )
 }
 
-/// NCCL over the CUDA device of `device`: the unique id from the node (the rendezvous
-/// bootstrap in `EXIFLANG_NCCL_ID`), or made by rank 0 and broadcast over the TCP group.
+/// NCCL over the CUDA device of `device`: the unique id is made by rank 0 and broadcast
+/// over the TCP group.
 #[cfg(feature = "cuda")]
 fn nccl_group(
     args: &Args,
@@ -155,25 +155,31 @@ fn nccl_group(
     let worker::config::Device::Cuda(index) = device else {
         anyhow::bail!("--collective nccl needs train.device = \"cuda\" (the config says cpu)");
     };
-    use worker::collective::NCCL_ID_ENV;
-    let id = match std::env::var(NCCL_ID_ENV) {
-        Ok(hex) if !hex.is_empty() => {
-            hex::decode(hex.trim()).with_context(|| format!("{NCCL_ID_ENV} is not hex"))?
-        }
-        _ => {
-            let mine = if args.rank == 0 {
-                unique_id()?
-            } else {
-                vec![0; UNIQUE_ID_BYTES]
-            };
-            let mut id = tch::Tensor::from_slice(&mine);
-            tcp.broadcast(&mut id, 0)?;
-            Vec::<u8>::try_from(&id).context("reading the broadcast NCCL id")?
-        }
+    let mine = if args.rank == 0 {
+        unique_id()?
+    } else {
+        vec![0; UNIQUE_ID_BYTES]
     };
+    let mut id = tch::Tensor::from_slice(&mine);
+    tcp.broadcast(&mut id, 0)?;
+    let id = Vec::<u8>::try_from(&id).context("reading the broadcast NCCL id")?;
     let timeout = std::time::Duration::from_secs(args.group_timeout_s);
     let nccl = Nccl::init(&id, args.rank, args.world, index as usize, timeout)?;
     Ok(Box::new(nccl))
+}
+
+/// The group's secret from `worker join` (the rendezvous), else none (ranks started by
+/// hand).
+fn group_secret() -> anyhow::Result<GroupSecret> {
+    match std::env::var(GROUP_SECRET_ENV) {
+        Ok(text) if !text.trim().is_empty() => {
+            let bytes = hex::decode(text.trim())
+                .with_context(|| format!("{GROUP_SECRET_ENV} is not hex"))?;
+            GroupSecret::from_bytes(&bytes)
+                .map_err(|why| anyhow::anyhow!("{GROUP_SECRET_ENV}: {why}"))
+        }
+        _ => Ok(GroupSecret::NONE),
+    }
 }
 
 /// The TCP group (or the group of one).
@@ -197,13 +203,14 @@ fn tcp_group(args: &Args) -> anyhow::Result<Box<dyn Collective>> {
         .next()
         .with_context(|| format!("--master {master} resolves to no address"))?;
     let timeout = std::time::Duration::from_secs(args.group_timeout_s);
-    tracing::info!(rank = args.rank, world = args.world, %addr, "forming the data-parallel group");
+    let secret = group_secret()?;
+    tracing::info!(rank = args.rank, world = args.world, %addr, secret = secret != GroupSecret::NONE, "forming the data-parallel group");
     let coll = if args.rank == 0 {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("rank 0 cannot listen on {addr}"))?;
-        TcpCollective::root(listener, args.world, timeout)?
+        TcpCollective::root(listener, args.world, &secret, timeout)?
     } else {
-        TcpCollective::join(addr, args.rank, args.world, timeout)?
+        TcpCollective::join(addr, args.rank, args.world, &secret, timeout)?
     };
     Ok(Box::new(coll))
 }

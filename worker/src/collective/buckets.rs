@@ -15,7 +15,10 @@
 //! Bucket order: parameters in reverse name order at first (the layers nearest the loss
 //! come late in the name order of both towers); after the first overlapped step every rank
 //! takes the order in which rank 0's gradients became ready (broadcast once), so the
-//! first buckets are the first complete.
+//! first buckets are the first complete. Parameters that did not get a gradient on every
+//! rank (the logit scale, whose loss term only rank 0 computes) go last, in buckets of
+//! their own: in rank 0's order they would sit in a bucket that never completes on the
+//! other ranks, which would then issue nothing during backward.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -36,13 +39,16 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(order: Vec<usize>, bytes: &[usize], bucket_bytes: usize) -> Layout {
+    /// Buckets of about `bucket_bytes` over the parameters in `order`, with a bucket
+    /// boundary at position `split` (no bucket holds parameters from both sides).
+    fn new(order: Vec<usize>, split: usize, bytes: &[usize], bucket_bytes: usize) -> Layout {
         let mut ranges = Vec::new();
         let mut bucket_of = vec![0; bytes.len()];
         let mut start = 0;
         while start < order.len() {
             let (mut end, mut size) = (start, 0);
-            while end < order.len() && (end == start || size < bucket_bytes) {
+            let limit = if start < split { split } else { order.len() };
+            while end < limit && (end == start || size < bucket_bytes) {
                 size += bytes[order[end]];
                 bucket_of[order[end]] = ranges.len();
                 end += 1;
@@ -98,7 +104,8 @@ impl GradBuckets {
             .iter()
             .map(|p| p.numel() * how.kind().elt_size_in_bytes())
             .collect();
-        let layout = Layout::new((0..params.len()).rev().collect(), &bytes, bucket_bytes);
+        let n = params.len();
+        let layout = Layout::new((0..n).rev().collect(), n, &bytes, bucket_bytes);
         GradBuckets {
             params: params.iter().map(Tensor::shallow_clone).collect(),
             how,
@@ -197,7 +204,8 @@ impl GradBuckets {
     }
 
     /// Every rank's bucket order becomes the order in which rank 0's gradients became
-    /// ready (`ready`, then the parameters it never heard of in reverse name order).
+    /// ready (`ready`) among the parameters that got a gradient on every rank, then the
+    /// others in reverse name order, in buckets of their own.
     fn take_rank0_order(
         &mut self,
         ready: &[usize],
@@ -205,20 +213,35 @@ impl GradBuckets {
     ) -> Result<(), CollectiveError> {
         let n = self.params.len();
         let mut seen = vec![false; n];
-        let mut order: Vec<i64> = Vec::with_capacity(n);
+        let mut first_seen = Vec::with_capacity(n);
         for &i in ready {
             if !std::mem::replace(&mut seen[i], true) {
-                order.push(i as i64);
+                first_seen.push(i);
             }
         }
-        order.extend((0..n).rev().filter(|&i| !seen[i]).map(|i| i as i64));
+        // How many ranks saw each parameter's gradient during backward.
+        let mine: Vec<f32> = seen.iter().map(|&s| if s { 1.0 } else { 0.0 }).collect();
+        let mut ranks_seen = Tensor::from_slice(&mine);
+        coll.all_reduce_sum(&mut ranks_seen)?;
+        let ranks_seen = Vec::<f32>::try_from(&ranks_seen)
+            .map_err(|e| CollectiveError::Mismatch(format!("gradients seen: {e}")))?;
+        let everywhere = |i: usize| ranks_seen.get(i).copied() == Some(coll.world() as f32);
+        let mut order: Vec<i64> = first_seen
+            .iter()
+            .filter(|&&i| everywhere(i))
+            .map(|&i| i as i64)
+            .collect();
+        let split = order.len() as i64;
+        order.extend((0..n).rev().filter(|&i| !everywhere(i)).map(|i| i as i64));
+        order.push(split);
         let mut shared = Tensor::from_slice(&order);
         coll.broadcast(&mut shared, 0)?;
-        let order: Vec<usize> = Vec::<i64>::try_from(&shared)
+        let mut order: Vec<usize> = Vec::<i64>::try_from(&shared)
             .map_err(|e| CollectiveError::Mismatch(format!("bucket order: {e}")))?
             .into_iter()
             .map(|i| i as usize)
             .collect();
+        let split = order.pop().unwrap_or(0);
         let mut check = order.clone();
         check.sort_unstable();
         if check != (0..n).collect::<Vec<_>>() {
@@ -226,9 +249,10 @@ impl GradBuckets {
                 "rank 0's bucket order is not an order of this rank's parameters".into(),
             ));
         }
-        self.layout = Layout::new(order, &self.bytes, self.bucket_bytes);
+        self.layout = Layout::new(order, split.min(n), &self.bytes, self.bucket_bytes);
         tracing::debug!(
             buckets = self.layout.ranges.len(),
+            not_on_every_rank = n - split.min(n),
             "gradient buckets ordered as rank 0's gradients became ready"
         );
         Ok(())
@@ -309,12 +333,16 @@ mod tests {
     fn buckets_fill_to_their_size_in_order_and_every_parameter_has_one() {
         // 4-byte floats: 10, 3, 300 and 2 elements, buckets of about 64 bytes.
         let bytes = [40, 12, 1200, 8];
-        let layout = Layout::new(vec![3, 2, 1, 0], &bytes, 64);
+        let layout = Layout::new(vec![3, 2, 1, 0], 4, &bytes, 64);
         assert_eq!(layout.members(0), [3, 2]);
         assert_eq!(layout.members(1), [1, 0]);
         assert_eq!(layout.bucket_of, [1, 1, 0, 0]);
-        let one_each = Layout::new(vec![0, 1, 2], &[100, 100, 100], 64);
+        let one_each = Layout::new(vec![0, 1, 2], 3, &[100, 100, 100], 64);
         assert_eq!(one_each.ranges.len(), 3);
+        // A split starts a bucket even where the size would have gone on.
+        let split = Layout::new(vec![0, 1, 2, 3], 3, &[4, 4, 4, 4], 64);
+        assert_eq!(split.members(0), [0, 1, 2]);
+        assert_eq!(split.members(1), [3]);
     }
 
     /// Two ranks in one process over the TCP backend: each rank's gradient of
@@ -376,6 +404,58 @@ mod tests {
                 assert_eq!(grads[1], [6.0; 3]);
                 assert_eq!(grads[2], [9.0; 7]);
             }
+        }
+    }
+
+    /// Like the logit scale: a parameter only rank 0's loss uses. Rank 0's gradients
+    /// get ready with it first; the other ranks must still issue their buckets of the
+    /// other parameters inside backward.
+    #[test]
+    fn a_parameter_only_rank_0_has_a_gradient_for_does_not_hold_back_the_others_buckets() {
+        let out = super::super::tcp::tests::on_group(2, |rank, c| {
+            let (w, scale) = (param(5), param(1));
+            let x = Tensor::from_slice(&[rank as f32 + 1.0; 5]);
+            let params = [w.shallow_clone(), scale.shallow_clone()];
+            // One bucket would hold both.
+            let mut buckets = GradBuckets::new(&params, 1 << 10, GradReduce::Fp32)
+                .overlapped(true)
+                .unwrap();
+            let mut issued_in_backward = Vec::new();
+            for _ in 0..3 {
+                for p in &params {
+                    let mut g = p.grad();
+                    if g.defined() {
+                        let _ = g.zero_();
+                    }
+                }
+                let mut loss = (&w * &x).sum(Kind::Float);
+                if rank == 0 {
+                    loss += (&scale * 4.0).sum(Kind::Float);
+                }
+                buckets.backward(&loss, c).unwrap();
+                issued_in_backward.push(buckets.pass.next);
+                buckets.reduce(c).unwrap();
+            }
+            let last = buckets.layout.ranges.len() - 1;
+            let grads = [w.grad(), scale.grad()].map(|g| Vec::<f32>::try_from(&g).unwrap());
+            (
+                issued_in_backward,
+                buckets.layout.members(last).to_vec(),
+                grads,
+            )
+        });
+        for (rank, (issued, last_bucket, grads)) in out.into_iter().enumerate() {
+            assert_eq!(
+                last_bucket,
+                [1],
+                "rank {rank}: the scale in a bucket of its own"
+            );
+            assert!(
+                issued[1..].iter().all(|&n| n >= 1),
+                "rank {rank} issued {issued:?} buckets inside backward"
+            );
+            assert_eq!(grads[0], [3.0; 5]);
+            assert_eq!(grads[1], [4.0]);
         }
     }
 

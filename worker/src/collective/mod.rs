@@ -16,10 +16,12 @@ pub mod nccl;
 pub mod tcp;
 
 /// The environment variable through which `worker join` hands its training processes the
-/// round's bootstrap from the rendezvous, an NCCL unique id (hex) when a node offered one;
-/// `worker join` offers none (each id leaves NCCL threads behind in the process that made
-/// it), so rank 0's training process makes it and passes it over the TCP group.
-pub const NCCL_ID_ENV: &str = "EXIFLANG_NCCL_ID";
+/// round's bootstrap from the rendezvous: the group's [`tcp::GroupSecret`] (hex), which
+/// every rank presents to rank 0. (Not an argument: arguments are visible to every user
+/// of the machine.) NCCL's unique id is made by rank 0's training process, once per round,
+/// and passed over the TCP group: one made in `worker join`'s long-lived process would
+/// leave NCCL threads behind at every round.
+pub const GROUP_SECRET_ENV: &str = "EXIFLANG_GROUP_SECRET";
 
 pub use buckets::GradBuckets;
 use tch::{Kind, Tensor};

@@ -4,7 +4,7 @@
 //! the kernels around them.
 //!
 //! One communicator per round: rank 0's training process makes the unique id
-//! ([`unique_id`]) and it reaches every rank over the CPU group (or `EXIFLANG_NCCL_ID`),
+//! ([`unique_id`]) and it reaches every rank over the CPU group,
 //! then [`Nccl::init`] joins it
 //! without blocking, polled up to the timeout. Every collective is enqueued and then
 //! waited for (deferred all-reduces, the gradient buckets issued during backward, run on

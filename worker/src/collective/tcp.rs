@@ -1,7 +1,9 @@
 //! The CPU collective backend: TCP between the ranks' processes, in a star around rank 0.
 //!
 //! Rank 0 listens; every other rank connects to it and introduces itself (magic, rank,
-//! world). An operation sends each rank's tensor to rank 0, which combines them in rank
+//! world, and the group's [`GroupSecret`]: the round's secret from the rendezvous, so a
+//! process that can reach the port but was not told the secret is dropped). The secret
+//! keeps strangers out; the traffic itself is plain TCP. An operation sends each rank's tensor to rank 0, which combines them in rank
 //! order (so every rank gets bit-identical results) and sends the result back. Frames:
 //! `op u8, seq u64, kind u8, ndim u8, dims i64 x ndim, bytes u64`, then the raw
 //! little-endian elements; every rank numbers its operations, and a frame of another
@@ -32,6 +34,60 @@ const OP_REDUCE: u8 = 1;
 const OP_GATHER: u8 = 2;
 const OP_BROADCAST: u8 = 3;
 
+/// The secret every rank of one group presents to rank 0: 32 bytes, made by the node
+/// holding rank 0 for each rendezvous and handed to the round's members by the
+/// coordinator. A group run without a coordinator (ranks started by hand on one
+/// machine) may use [`GroupSecret::NONE`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct GroupSecret([u8; GroupSecret::BYTES]);
+
+impl GroupSecret {
+    /// Its length.
+    pub const BYTES: usize = 32;
+    /// No secret (all zero bytes): for groups formed without a rendezvous.
+    pub const NONE: GroupSecret = GroupSecret([0; GroupSecret::BYTES]);
+
+    /// A fresh random secret (from the operating system).
+    pub fn random() -> std::io::Result<Self> {
+        let mut bytes = [0u8; Self::BYTES];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// The secret of `bytes` (the rendezvous' bootstrap); an error naming the length
+    /// when it is not [`GroupSecret::BYTES`] long.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let bytes: [u8; Self::BYTES] = bytes.try_into().map_err(|_| {
+            format!(
+                "a group secret has {} bytes, this one {}",
+                Self::BYTES,
+                bytes.len()
+            )
+        })?;
+        Ok(Self(bytes))
+    }
+
+    /// Its bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Compares in time independent of where the first difference is.
+    fn matches(&self, other: &[u8]) -> bool {
+        other.len() == Self::BYTES
+            && self.0.iter().zip(other).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for GroupSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupSecret(hidden)")
+    }
+}
+
+/// The length of an introduction: magic, rank, world (u32 each), the secret.
+const HELLO_BYTES: usize = 12 + GroupSecret::BYTES;
+
 /// One rank's end of the star.
 #[derive(Debug)]
 pub struct TcpCollective {
@@ -44,10 +100,12 @@ pub struct TcpCollective {
 }
 
 impl TcpCollective {
-    /// Rank 0: accepts the `world - 1` other ranks on `listener` within `timeout`.
+    /// Rank 0: accepts the `world - 1` other ranks presenting `secret` on `listener`
+    /// within `timeout`.
     pub fn root(
         listener: TcpListener,
         world: usize,
+        secret: &GroupSecret,
         timeout: Duration,
     ) -> Result<Self, CollectiveError> {
         let setup = |e: std::io::Error| CollectiveError::Setup(e.to_string());
@@ -61,7 +119,7 @@ impl TcpCollective {
                     // A connection that does not introduce itself as a missing rank of
                     // this group (a port scan, a process of another job) is dropped and
                     // the group goes on gathering.
-                    match hello(&stream, world) {
+                    match hello(&stream, world, secret) {
                         Ok(rank) if links[rank].is_none() => {
                             configure(&stream, timeout).map_err(setup)?;
                             links[rank] = Some(stream);
@@ -96,11 +154,13 @@ impl TcpCollective {
         })
     }
 
-    /// Rank `rank` (> 0): connects to rank 0 at `root`, retrying until `timeout`.
+    /// Rank `rank` (> 0): connects to rank 0 at `root` and presents `secret`, retrying
+    /// until `timeout`.
     pub fn join(
         root: SocketAddr,
         rank: usize,
         world: usize,
+        secret: &GroupSecret,
         timeout: Duration,
     ) -> Result<Self, CollectiveError> {
         if rank == 0 || rank >= world {
@@ -126,11 +186,9 @@ impl TcpCollective {
         };
         let setup = |e: std::io::Error| CollectiveError::Setup(e.to_string());
         configure(&stream, timeout).map_err(setup)?;
-        let mut hello = Vec::with_capacity(12);
-        for w in [MAGIC, rank as u32, world as u32] {
-            hello.extend_from_slice(&w.to_le_bytes());
-        }
-        stream.write_all(&hello).map_err(setup)?;
+        stream
+            .write_all(&introduction(rank as u32, world as u32, secret))
+            .map_err(setup)?;
         Ok(Self {
             rank,
             world,
@@ -328,15 +386,26 @@ impl Collective for TcpCollective {
     }
 }
 
+/// A rank's introduction to rank 0.
+fn introduction(rank: u32, world: u32, secret: &GroupSecret) -> Vec<u8> {
+    let mut hello = Vec::with_capacity(HELLO_BYTES);
+    for w in [MAGIC, rank, world] {
+        hello.extend_from_slice(&w.to_le_bytes());
+    }
+    hello.extend_from_slice(secret.as_bytes());
+    hello
+}
+
 /// Reads a new connection's introduction within [`HELLO_TIMEOUT`]: the rank it claims,
-/// if it is a rank of this group of `world` (other than 0) with the group's magic.
-fn hello(stream: &TcpStream, world: usize) -> Result<usize, String> {
+/// if it is a rank of this group of `world` (other than 0) with the group's magic and
+/// `secret`.
+fn hello(stream: &TcpStream, world: usize, secret: &GroupSecret) -> Result<usize, String> {
     let mut stream = stream;
     stream.set_nonblocking(false).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(HELLO_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let mut hello = [0u8; 12];
+    let mut hello = [0u8; HELLO_BYTES];
     stream
         .read_exact(&mut hello)
         .map_err(|e| format!("no introduction within {} s: {e}", HELLO_TIMEOUT.as_secs()))?;
@@ -345,6 +414,11 @@ fn hello(stream: &TcpStream, world: usize) -> Result<usize, String> {
     if magic != MAGIC || their_world != world || rank == 0 || rank >= world {
         return Err(format!(
             "introduced itself as rank {rank} of {their_world} (magic {magic:#x}); this group has {world} ranks"
+        ));
+    }
+    if !secret.matches(&hello[12..]) {
+        return Err(format!(
+            "introduced itself as rank {rank} without the group's secret (a process of another round or job)"
         ));
     }
     Ok(rank)
@@ -392,6 +466,9 @@ fn kind_of(code: u8) -> Option<Kind> {
 pub(crate) mod tests {
     use super::*;
 
+    /// The secret of the groups the tests form.
+    const SECRET: GroupSecret = GroupSecret([7; GroupSecret::BYTES]);
+
     /// Runs `f(rank, group)` on `world` threads joined through a loopback star.
     pub(crate) fn on_group<T: Send + 'static>(
         world: usize,
@@ -404,13 +481,13 @@ pub(crate) mod tests {
         let mut handles = Vec::new();
         let g = f.clone();
         handles.push(std::thread::spawn(move || {
-            let mut c = TcpCollective::root(listener, world, timeout).unwrap();
+            let mut c = TcpCollective::root(listener, world, &SECRET, timeout).unwrap();
             g(0, &mut c)
         }));
         for rank in 1..world {
             let g = f.clone();
             handles.push(std::thread::spawn(move || {
-                let mut c = TcpCollective::join(addr, rank, world, timeout).unwrap();
+                let mut c = TcpCollective::join(addr, rank, world, &SECRET, timeout).unwrap();
                 g(rank, &mut c)
             }));
         }
@@ -524,19 +601,12 @@ pub(crate) mod tests {
             "{out:?}"
         );
         let addr = "127.0.0.1:9".parse().unwrap();
-        let err = TcpCollective::join(addr, 3, 2, Duration::from_millis(200)).unwrap_err();
+        let err = TcpCollective::join(addr, 3, 2, &SECRET, Duration::from_millis(200)).unwrap_err();
         assert!(err.to_string().contains("rank in 1..2"), "{err}");
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let err = TcpCollective::root(listener, 2, Duration::from_millis(200)).unwrap_err();
+        let err =
+            TcpCollective::root(listener, 2, &SECRET, Duration::from_millis(200)).unwrap_err();
         assert!(err.to_string().contains("did not connect"), "{err}");
-    }
-
-    /// Rank 1's introduction, as `join` writes it.
-    fn introduction(rank: u32, world: u32) -> Vec<u8> {
-        [MAGIC, rank, world]
-            .iter()
-            .flat_map(|w| w.to_le_bytes())
-            .collect()
     }
 
     #[test]
@@ -545,10 +615,11 @@ pub(crate) mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let root = std::thread::spawn(move || {
-            TcpCollective::root(listener, 2, Duration::from_secs(20)).map(|c| c.world)
+            TcpCollective::root(listener, 2, &SECRET, Duration::from_secs(20))
         });
         // A port scan that says nothing, a client of another protocol, a rank of another
-        // group: none of them stops the set-up.
+        // group, a rank 1 of this shape without the round's secret (another round or job
+        // on the same port): none of them joins or stops the set-up.
         let _silent = TcpStream::connect(addr).unwrap();
         TcpStream::connect(addr)
             .unwrap()
@@ -556,10 +627,35 @@ pub(crate) mod tests {
             .unwrap();
         TcpStream::connect(addr)
             .unwrap()
-            .write_all(&introduction(1, 8))
+            .write_all(&introduction(1, 8, &SECRET))
             .unwrap();
-        let _rank1 = TcpCollective::join(addr, 1, 2, Duration::from_secs(20)).unwrap();
-        assert_eq!(root.join().unwrap().unwrap(), 2);
+        let mut impostor = TcpStream::connect(addr).unwrap();
+        impostor
+            .write_all(&introduction(1, 2, &GroupSecret::NONE))
+            .unwrap();
+        let mut rank1 = TcpCollective::join(addr, 1, 2, &SECRET, Duration::from_secs(20)).unwrap();
+        let mut root = root.join().unwrap().unwrap();
+        assert_eq!(root.world, 2);
+        // The group that formed is the real one: rank 1's tensor reaches rank 0, and the
+        // impostor's connection was closed without a word.
+        let sum = std::thread::spawn(move || {
+            let mut t = Tensor::from_slice(&[2f32]);
+            rank1.all_reduce_sum(&mut t).unwrap();
+            values(&t)
+        });
+        let mut t = Tensor::from_slice(&[1f32]);
+        root.all_reduce_sum(&mut t).unwrap();
+        assert_eq!(values(&t), [3.0]);
+        assert_eq!(sum.join().unwrap(), [3.0]);
+        impostor
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            impostor.read(&mut buf).map_err(|e| e.kind()),
+            Ok(0),
+            "closed"
+        );
     }
 
     #[test]
@@ -577,12 +673,13 @@ pub(crate) mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let root = std::thread::spawn(move || {
-                let mut c = TcpCollective::root(listener, 2, Duration::from_secs(20)).unwrap();
+                let mut c =
+                    TcpCollective::root(listener, 2, &SECRET, Duration::from_secs(20)).unwrap();
                 let mut t = Tensor::from_slice(&[1f32, 2.0]);
                 c.all_reduce_sum(&mut t).unwrap_err().to_string()
             });
             let mut peer = TcpStream::connect(addr).unwrap();
-            peer.write_all(&introduction(1, 2)).unwrap();
+            peer.write_all(&introduction(1, 2, &SECRET)).unwrap();
             let mut frame = vec![OP_REDUCE];
             frame.extend_from_slice(&1u64.to_le_bytes());
             frame.push(kind_code(Kind::Float));

@@ -14,6 +14,7 @@ pub mod decide;
 pub mod identity;
 pub mod procs;
 
+use crate::collective::tcp::GroupSecret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -264,13 +265,16 @@ async fn join(
         let addresses = (0..opts.procs)
             .map(|_| reserve_address(&opts.host))
             .collect::<Result<Vec<_>, _>>()?;
+        // A fresh secret per join: if this node holds rank 0, the coordinator hands it
+        // to every member of the round, and its training processes' group admits only
+        // ranks that present it. (No NCCL id from this long-lived process: each id
+        // leaves an NCCL bootstrap thread and socket behind. Rank 0's training process
+        // makes the round's id and passes it over the TCP group.)
+        let secret = GroupSecret::random()?;
         let req = JoinRequest {
             node,
             addresses,
-            // No NCCL id from this long-lived process: each id leaves an NCCL bootstrap
-            // thread and socket behind, and one was made per join and retry. Rank 0's
-            // training process makes the round's id and passes it over the TCP group.
-            bootstrap_offer: Vec::new(),
+            bootstrap_offer: secret.as_bytes().to_vec(),
             round,
         };
         match client

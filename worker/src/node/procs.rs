@@ -60,7 +60,7 @@ impl TrainProcesses {
             .map(|p| p.address.clone())
             .unwrap_or_default();
         let mut children = Vec::new();
-        let nccl_id = hex::encode(&assignment.bootstrap);
+        let secret = hex::encode(&assignment.bootstrap);
         let resume_step = assignment.resume_from.as_ref().map(|c| c.step.to_string());
         for (local, &rank) in assignment.global_ranks.iter().enumerate() {
             let mut command = Command::new(&spec.worker_bin);
@@ -69,7 +69,7 @@ impl TrainProcesses {
                 command.env("CUDA_VISIBLE_DEVICES", gpu);
             }
             let mut child = command
-                .env(crate::collective::NCCL_ID_ENV, &nccl_id)
+                .env(crate::collective::GROUP_SECRET_ENV, &secret)
                 .args([
                     "--log-format",
                     "json",
