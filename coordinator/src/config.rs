@@ -6,6 +6,8 @@
 //! health_listen = "0.0.0.0:50052" # optional: grpc.health.v1 without token or TLS (probes)
 //! db_path = "coordinator.db"      # required
 //! token_file = "token"            # one token for every role; else COORDINATOR_TOKEN
+//! global_batch = 1024            # optional: train.batch_size; rounds close only at world
+//!                                 #   sizes that split it
 //! calls_per_s = 20                # default; calls a client (connection) may keep up
 //! call_burst = 100                # default; calls it may make at once
 //! min_nodes = 1                   # default 1
@@ -98,6 +100,7 @@ struct RawConfig {
     eval_lease_ms: Option<u64>,
     eval_max_attempts: Option<u32>,
     checkpoint_root: Option<String>,
+    global_batch: Option<u32>,
     calls_per_s: Option<u32>,
     call_burst: Option<u32>,
     tokens: Option<RawTokens>,
@@ -216,6 +219,12 @@ impl ServeConfig {
             ));
         }
         let eval_max_attempts = raw.eval_max_attempts.unwrap_or(Policy::EVAL_MAX_ATTEMPTS);
+        if raw.global_batch == Some(0) {
+            return Err(invalid(
+                "global_batch",
+                "must be at least 1 (train.batch_size)",
+            ));
+        }
         if eval_max_attempts == 0 {
             return Err(invalid("eval_max_attempts", "must be at least 1"));
         }
@@ -274,6 +283,7 @@ impl ServeConfig {
                 checkpoint_root: raw
                     .checkpoint_root
                     .map(|r| r.trim_end_matches('/').to_string()),
+                global_batch: raw.global_batch,
             },
             tls,
         })

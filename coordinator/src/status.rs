@@ -41,9 +41,9 @@ impl From<ServiceError> for Status {
         let code = match &error {
             ServiceError::Decision(d) => match d {
                 DecisionError::UnknownNode(_) | DecisionError::NodeGone(_) => Code::NotFound,
-                DecisionError::JobOver(_) | DecisionError::ConfigMismatch { .. } => {
-                    Code::FailedPrecondition
-                }
+                DecisionError::JobOver(_)
+                | DecisionError::ConfigMismatch { .. }
+                | DecisionError::WorldCannotSplitBatch { .. } => Code::FailedPrecondition,
                 DecisionError::RoundFull { .. } => Code::ResourceExhausted,
                 DecisionError::NotInRound { .. } | DecisionError::LeaseLost { .. } => Code::Aborted,
                 DecisionError::Invalid(_) => Code::InvalidArgument,

@@ -34,6 +34,7 @@ fn config(db_path: &Path, limits: CallLimits) -> ServeConfig {
             eval_lease_ms: 2_000,
             eval_max_attempts: 2,
             checkpoint_root: None,
+            global_batch: None,
         },
         tls: None,
     }

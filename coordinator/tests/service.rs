@@ -36,6 +36,7 @@ fn config(db_path: &Path, heartbeat_timeout_ms: u64) -> ServeConfig {
             eval_lease_ms: 2_000,
             eval_max_attempts: 2,
             checkpoint_root: None,
+            global_batch: None,
         },
         tls: None,
     }
@@ -470,4 +471,43 @@ async fn hostile_progress_and_checkpoints_are_refused_and_change_nothing() {
         );
     }
     assert_eq!(after.round, before.round);
+}
+
+#[tokio::test]
+async fn nodes_whose_processes_cannot_split_the_global_batch_are_refused_with_the_sizes_that_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&dir.path().join("c.db"), LONG_TIMEOUT_MS);
+    config.policy.global_batch = Some(9);
+    let server = RunningServer::start(config).await.unwrap();
+    let client = connect(&server.url(), TOKEN).await.unwrap();
+    let (a, b) = (
+        register(&mut client.clone(), "a").await,
+        register(&mut client.clone(), "b").await,
+    );
+    // Two nodes of one process each: the most this round may have, and 2 does not
+    // split 9.
+    let joins = [a, b].map(|node| {
+        let mut client = client.clone();
+        tokio::spawn(async move {
+            let request = wire::JoinRendezvousRequest {
+                node_id: node,
+                addresses: vec![format!("10.0.0.{node}:7000")],
+                ..Default::default()
+            };
+            client.join_rendezvous(request).await
+        })
+    });
+    for join in joins {
+        let err = join.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+        assert!(
+            err.message().contains("world sizes that can are 1, 3, 9"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        status(&mut client.clone()).await.phase,
+        JobPhase::WaitingForNodes
+    );
+    server.shutdown().await.unwrap();
 }

@@ -37,6 +37,7 @@ fn config(dir: &Path, tls: Option<ServerTls>) -> ServeConfig {
             eval_lease_ms: 2_000,
             eval_max_attempts: 2,
             checkpoint_root: None,
+            global_batch: None,
         },
         tls,
     }

@@ -33,7 +33,7 @@ impl CoordinatorService {
             changed.borrow_and_update();
             if let Some(assignment) = self
                 .shared
-                .read(|s, _| state::join_outcome(s, request.node))?
+                .read(|s, _| state::join_outcome(s, request.node, &self.shared.policy))?
             {
                 return Ok(assignment.into());
             }

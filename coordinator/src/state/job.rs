@@ -179,7 +179,7 @@ mod tests {
         );
         assert_eq!(directive_for(&state, a), Directive::Drain);
         assert_eq!(
-            join_outcome(&state, a),
+            join_outcome(&state, a, &policy()),
             Err(DecisionError::JobOver(JobPhase::Stopped))
         );
         assert!(

@@ -58,6 +58,9 @@ pub struct Policy {
     /// reported checkpoint must be a `step-N` directory right under it. `None`: the
     /// directory of the first checkpoint registered becomes it.
     pub checkpoint_root: Option<String>,
+    /// The training config's global batch (`train.batch_size`), when known: a round
+    /// closes only at a world size that splits it evenly.
+    pub global_batch: Option<u32>,
 }
 
 impl Policy {
@@ -138,6 +141,13 @@ pub struct ClosedRound {
     pub start: DataPosition,
     /// Checkpoint to load first.
     pub resume_from: Option<CheckpointInfo>,
+}
+
+impl OpenRound {
+    /// Processes of the nodes that joined (one address each).
+    pub fn world_size(&self) -> u32 {
+        self.joins.values().map(|j| j.addresses.len() as u32).sum()
+    }
 }
 
 impl ClosedRound {
@@ -247,6 +257,21 @@ pub enum DecisionError {
         /// The policy's maximum.
         max_nodes: u32,
     },
+    /// The round gathered every node it may have, and their processes cannot split the
+    /// global batch evenly: it cannot close.
+    #[error("round {round} has all {nodes} node(s) it may have, {world} training processes in all, and train.batch_size {batch} cannot be split over {world}: world sizes that can are {sizes}; start nodes with other --procs (or another node count), or change train.batch_size in a new job")]
+    WorldCannotSplitBatch {
+        /// The round.
+        round: RoundId,
+        /// Nodes in it.
+        nodes: usize,
+        /// Processes in it.
+        world: u32,
+        /// The global batch.
+        batch: u32,
+        /// World sizes that would work (divisors of the batch), as text.
+        sizes: String,
+    },
     /// The node is not part of the round that closed or is gathering.
     #[error("{node} is not part of round {round}: join that round")]
     NotInRound {
@@ -305,6 +330,17 @@ pub enum Action {
         round: RoundId,
         /// Why.
         reason: String,
+    },
+    /// A round has enough nodes but waits: their processes cannot split the global batch.
+    RoundWaitsForWorldSize {
+        /// Its number.
+        round: RoundId,
+        /// Processes that joined.
+        world: u32,
+        /// The global batch.
+        batch: u32,
+        /// World sizes that would work, as text.
+        sizes: String,
     },
     /// A round closed.
     RoundClosed {
@@ -395,6 +431,10 @@ impl fmt::Display for Action {
             Action::NodeRevived { node } => write!(f, "{node} heartbeats again"),
             Action::NodeLeft { node } => write!(f, "{node} left the job"),
             Action::RoundOpened { round, reason } => write!(f, "round {round} opened: {reason}"),
+            Action::RoundWaitsForWorldSize { round, world, batch, sizes } => write!(
+                f,
+                "round {round} waits for more nodes: its {world} processes cannot split train.batch_size {batch} (world sizes that can: {sizes})"
+            ),
             Action::RoundClosed { round, world_size, nodes, start } => write!(
                 f,
                 "round {round} closed with {nodes} nodes, world size {world_size}, starting at epoch {} sample {}",

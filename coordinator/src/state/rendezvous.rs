@@ -3,7 +3,9 @@
 //! Closing assigns global ranks deterministically (nodes sorted by name, then local
 //! index) and fixes where the round starts: the newest checkpoint of the job's
 //! configuration and its data position, so nothing is skipped or repeated whatever the
-//! new world size.
+//! new world size. With the global batch known, a round closes only at a world size
+//! that splits it evenly: below `max_nodes` it waits for more nodes (and says so); at
+//! `max_nodes` its nodes are refused with the sizes that would work.
 
 use super::{Action, ClosedRound, DecisionError, Join, OpenRound, Policy, RoundMember, State};
 use proto::domain::{Assignment, DataPosition, JobPhase, JoinRequest, NodeId, Peer, Rank};
@@ -71,13 +73,46 @@ pub fn join(
         },
     );
     open.last_join_ms = now_ms;
+    let (round, world, joined) = (open.round, open.world_size(), open.joins.len() as u32);
+    if let Some(batch) = policy.global_batch.filter(|_| joined >= policy.min_nodes) {
+        if !splits(batch, world) {
+            actions.push(Action::RoundWaitsForWorldSize {
+                round,
+                world,
+                batch,
+                sizes: world_sizes(batch),
+            });
+        }
+    }
     actions.extend(close_if_ready(state, now_ms, policy));
     Ok(actions)
 }
 
+/// Whether `world` processes split a global batch of `batch` evenly.
+fn splits(batch: u32, world: u32) -> bool {
+    world > 0 && batch % world == 0
+}
+
+/// The world sizes that split `batch` (its divisors), as text for messages.
+fn world_sizes(batch: u32) -> String {
+    let mut sizes: Vec<u32> = (1..)
+        .take_while(|w: &u32| u64::from(*w) * u64::from(*w) <= u64::from(batch))
+        .filter(|w| batch % w == 0)
+        .flat_map(|w| [w, batch / w])
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let sizes: Vec<String> = sizes.iter().map(u32::to_string).collect();
+    sizes.join(", ")
+}
+
 /// What a node waiting in a join gets now: `Ok(None)` while its round gathers, the
 /// assignment once it closed, an error when the round went on without it.
-pub fn join_outcome(state: &State, node: NodeId) -> Result<Option<Assignment>, DecisionError> {
+pub fn join_outcome(
+    state: &State,
+    node: NodeId,
+    policy: &Policy,
+) -> Result<Option<Assignment>, DecisionError> {
     if state.phase.is_over() {
         return Err(DecisionError::JobOver(state.phase));
     }
@@ -86,7 +121,19 @@ pub fn join_outcome(state: &State, node: NodeId) -> Result<Option<Assignment>, D
     }
     if let Some(open) = &state.open {
         if open.joins.contains_key(&node) {
-            return Ok(None);
+            let (nodes, world) = (open.joins.len(), open.world_size());
+            return match policy.global_batch {
+                Some(batch) if nodes as u32 >= policy.max_nodes && !splits(batch, world) => {
+                    Err(DecisionError::WorldCannotSplitBatch {
+                        round: open.round,
+                        nodes,
+                        world,
+                        batch,
+                        sizes: world_sizes(batch),
+                    })
+                }
+                _ => Ok(None),
+            };
         }
         return Err(DecisionError::NotInRound {
             node,
@@ -130,12 +177,17 @@ pub(crate) fn open_round(state: &mut State, now_ms: u64, reason: String) -> Acti
     }
 }
 
-/// Whether the open round may close at `now_ms`.
+/// Whether the open round may close at `now_ms`: enough nodes, settled, and (with the
+/// global batch known) a world size that splits it.
 pub fn ready_to_close(open: &OpenRound, now_ms: u64, policy: &Policy) -> bool {
     let joined = open.joins.len() as u32;
-    joined >= policy.max_nodes
+    let enough = joined >= policy.max_nodes
         || (joined >= policy.min_nodes
-            && now_ms.saturating_sub(open.last_join_ms) >= policy.rendezvous_settle_ms)
+            && now_ms.saturating_sub(open.last_join_ms) >= policy.rendezvous_settle_ms);
+    enough
+        && policy
+            .global_batch
+            .is_none_or(|batch| splits(batch, open.world_size()))
 }
 
 /// Closes the open round if [`ready_to_close`] says so.
@@ -236,6 +288,60 @@ mod tests {
     }
 
     #[test]
+    fn a_round_closes_only_at_a_world_size_that_splits_the_global_batch() {
+        let policy = Policy {
+            global_batch: Some(12),
+            ..policy()
+        };
+        let mut state = State::new(JobId::new(1), 0);
+        let a = add(&mut state, "a", 4, 0);
+        let b = add(&mut state, "b", 3, 0);
+        join_node_under(&mut state, a, 0, &policy);
+        let actions = join_node_under(&mut state, b, 0, &policy);
+        // 7 processes cannot split 12: the round says so and waits past its settle time.
+        assert!(
+            matches!(&actions[..], [Action::RoundWaitsForWorldSize { world: 7, batch: 12, sizes, .. }] if sizes == "1, 2, 3, 4, 6, 12"),
+            "{actions:?}"
+        );
+        tick(&mut state, 4_000, &policy);
+        assert_eq!(state.phase, JobPhase::WaitingForNodes);
+        assert_eq!(join_outcome(&state, a, &policy), Ok(None), "still waiting");
+        // The last node it may have brings 8: its nodes are refused with what would work.
+        let c = add(&mut state, "c", 1, 4_000);
+        join_node_under(&mut state, c, 4_000, &policy);
+        tick(&mut state, 4_500, &policy);
+        assert_eq!(state.phase, JobPhase::WaitingForNodes);
+        let err = join_outcome(&state, a, &policy).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecisionError::WorldCannotSplitBatch {
+                    world: 8,
+                    batch: 12,
+                    nodes: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("world sizes that can are 1, 2, 3, 4, 6, 12"),
+            "{err}"
+        );
+
+        // 4 + 2 processes split 12: the round closes after its settle time as usual.
+        let mut state = State::new(JobId::new(1), 0);
+        let a = add(&mut state, "a", 4, 0);
+        let b = add(&mut state, "b", 2, 0);
+        join_node_under(&mut state, a, 0, &policy);
+        assert!(join_node_under(&mut state, b, 0, &policy).is_empty());
+        tick(&mut state, 2_000, &policy);
+        assert_eq!(state.phase, JobPhase::Running);
+        assert_eq!(state.current.as_ref().unwrap().world_size(), 6);
+    }
+
+    #[test]
     fn round_closes_at_once_when_max_nodes_joined() {
         let mut state = State::new(JobId::new(1), 0);
         let ids: Vec<_> = ["a", "b", "c"]
@@ -263,8 +369,8 @@ mod tests {
         join_node(&mut state, zed, 0);
         join_node(&mut state, amy, 1);
         tick(&mut state, 2_001, &policy());
-        let amy_ranks = join_outcome(&state, amy).unwrap().unwrap();
-        let zed_ranks = join_outcome(&state, zed).unwrap().unwrap();
+        let amy_ranks = join_outcome(&state, amy, &policy()).unwrap().unwrap();
+        let zed_ranks = join_outcome(&state, zed, &policy()).unwrap().unwrap();
         assert_eq!(amy_ranks.global_ranks, [0, 1, 2].map(Rank::new));
         assert_eq!(zed_ranks.global_ranks, [3, 4].map(Rank::new));
         assert_eq!(amy_ranks.world_size, 5);
@@ -303,10 +409,10 @@ mod tests {
         assert_eq!(open.round, RoundId::new(2));
         assert_eq!(open.joins.keys().copied().collect::<Vec<_>>(), vec![a]);
         assert!(matches!(
-            join_outcome(&state, b),
+            join_outcome(&state, b, &policy()),
             Err(DecisionError::NodeGone(_))
         ));
-        assert_eq!(join_outcome(&state, a), Ok(None));
+        assert_eq!(join_outcome(&state, a, &policy()), Ok(None));
     }
 
     #[test]
@@ -344,7 +450,7 @@ mod tests {
         let c = add(&mut state, "c", 1, 16_000);
         join_node(&mut state, c, 16_000);
         tick(&mut state, 18_000, &policy());
-        let assignment = join_outcome(&state, c).unwrap().unwrap();
+        let assignment = join_outcome(&state, c, &policy()).unwrap().unwrap();
         assert_eq!(assignment.round, RoundId::new(2));
         assert_eq!(
             assignment.start,

@@ -14,6 +14,7 @@ pub fn policy() -> Policy {
         eval_lease_ms: 3_000,
         eval_max_attempts: 3,
         checkpoint_root: None,
+        global_batch: None,
     }
 }
 
@@ -38,6 +39,11 @@ pub fn add(state: &mut State, name: &str, procs: u32, now: u64) -> NodeId {
 
 /// Joins `node` with one address per process, named `<name>:<local index>`.
 pub fn join_node(state: &mut State, node: NodeId, now: u64) -> Vec<Action> {
+    join_node_under(state, node, now, &policy())
+}
+
+/// [`join_node`] under `policy`.
+pub fn join_node_under(state: &mut State, node: NodeId, now: u64, policy: &Policy) -> Vec<Action> {
     let n = &state.nodes[&node];
     let addresses = (0..n.spec.procs)
         .map(|i| format!("{}:{}", n.spec.name, 7000 + i))
@@ -48,7 +54,7 @@ pub fn join_node(state: &mut State, node: NodeId, now: u64) -> Vec<Action> {
         bootstrap_offer: n.spec.name.as_bytes().to_vec(),
         round: RoundId::new(0),
     };
-    join(state, &request, now, &policy()).unwrap()
+    join(state, &request, now, policy).unwrap()
 }
 
 /// A state with `names` registered and joined at time 0, closed by a tick at 2 s.

@@ -295,6 +295,11 @@ async fn join(
                 tracing::info!(round = round.get(), code = ?s.code(), "rendezvous not ready; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
+            // The job is over, or the round cannot close with its nodes (their processes
+            // cannot split the global batch): retrying cannot help.
+            Err(s) if s.code() == Code::FailedPrecondition => {
+                return Err(NodeError::Refused(s.message().to_string()))
+            }
             Err(s) => return Err(rpc("join rendezvous", s)),
         }
     }

@@ -170,12 +170,7 @@ fn checkpoint_root(config: &toml::Value) -> Option<String> {
 /// round that closes at that size fails at its first step. The error names the node
 /// counts that work.
 fn check_local_world_sizes(config: &toml::Value, min_nodes: u32, nodes: u32) -> anyhow::Result<()> {
-    let Some(batch) = config
-        .get("train")
-        .and_then(|t| t.get("batch_size"))
-        .and_then(toml::Value::as_integer)
-        .filter(|b| *b > 0)
-    else {
+    let Some(batch) = global_batch(config).map(i64::from) else {
         return Ok(());
     };
     let bad: Vec<u32> = (min_nodes..=nodes)
@@ -193,6 +188,18 @@ fn check_local_world_sizes(config: &toml::Value, min_nodes: u32, nodes: u32) -> 
         bad.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
         good.join(", ")
     )
+}
+
+/// The training config's global batch (`train.batch_size`), when it holds a usable one
+/// (the worker reports a bad one): rounds of remote nodes close only at world sizes that
+/// split it.
+fn global_batch(config: &toml::Value) -> Option<u32> {
+    config
+        .get("train")
+        .and_then(|t| t.get("batch_size"))
+        .and_then(toml::Value::as_integer)
+        .and_then(|b| u32::try_from(b).ok())
+        .filter(|b| *b > 0)
 }
 
 pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
@@ -254,6 +261,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
             eval_lease_ms: args.eval_lease_ms,
             eval_max_attempts: Policy::EVAL_MAX_ATTEMPTS,
             checkpoint_root: checkpoint_root(&training),
+            global_batch: global_batch(&training),
         },
         tls: tls.as_ref().map(|t| t.server.clone()),
     };
