@@ -210,6 +210,7 @@ fn finished_job_db(db: &Path) {
         left: true,
         last_heartbeat_ms: 9_000,
         progress: vec![progress],
+        progress_round: RoundId::new(1),
         finished: true,
     };
     state.nodes.insert(node.id, node);

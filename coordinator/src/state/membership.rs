@@ -7,7 +7,9 @@
 
 use super::job::{directive_for, lose_node};
 use super::{Action, DecisionError, Node, Policy, State};
-use proto::domain::{Directive, HeartbeatReport, JobPhase, NodeId, NodeSpec, RankProgress};
+use proto::domain::{
+    Directive, HeartbeatReport, JobPhase, NodeId, NodeSpec, RankProgress, RoundId,
+};
 
 /// Registers `spec` (or refreshes the node of that name); returns its id.
 pub fn register(
@@ -76,6 +78,7 @@ pub fn register(
             left: false,
             last_heartbeat_ms: now_ms,
             progress: Vec::new(),
+            progress_round: RoundId::new(0),
             finished: false,
         },
     );
@@ -95,11 +98,13 @@ pub fn heartbeat(
         return Ok((Directive::Stop, Vec::new()));
     }
     check_progress(state, node, &report.progress)?;
+    let current = check_progress_round(state, node, &report)?;
     let mut actions = Vec::new();
     let node = state.nodes.get_mut(&id).expect("checked above");
     node.last_heartbeat_ms = now_ms;
-    if !report.progress.is_empty() {
+    if !report.progress.is_empty() && current {
         node.progress = report.progress;
+        node.progress_round = report.round;
     }
     if !node.alive {
         node.alive = true;
@@ -174,6 +179,45 @@ fn check_progress(
         }
     }
     Ok(())
+}
+
+/// Whether the heartbeat's progress is of the latest round (to be stored); progress of an
+/// earlier round is not (a heartbeat sent while the node learnt of the next one). Within
+/// the round of the stored progress, a rank's step never goes back, and a round not yet
+/// opened is refused. A node that does not say its round (0) is taken at its word.
+fn check_progress_round(
+    state: &State,
+    node: &Node,
+    report: &HeartbeatReport,
+) -> Result<bool, DecisionError> {
+    let round = report.round;
+    if round.get() == 0 {
+        return Ok(true);
+    }
+    if round > state.round {
+        return Err(DecisionError::Invalid(format!(
+            "{}: progress of round {round}, but the latest round is {}",
+            node.id, state.round
+        )));
+    }
+    if round < state.round || round < node.progress_round {
+        return Ok(false);
+    }
+    if round == node.progress_round {
+        for p in &report.progress {
+            let before = node
+                .progress
+                .iter()
+                .find(|b| b.global_rank == p.global_rank);
+            if let Some(before) = before.filter(|b| p.step < b.step) {
+                return Err(DecisionError::Invalid(format!(
+                    "{}: rank {} went back from step {} to {} within round {round}",
+                    node.id, p.global_rank, before.step, p.step
+                )));
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Nodes considered alive whose last heartbeat is older than `timeout_ms` at `now_ms`,
@@ -362,5 +406,47 @@ mod tests {
         };
         heartbeat(&mut state, good, 1_500, &policy()).unwrap();
         assert_eq!(state.nodes[&ids[0]].progress[0].loss, 2.5);
+    }
+
+    #[test]
+    fn steps_never_go_back_within_a_round_and_an_earlier_rounds_progress_is_dropped() {
+        let (mut state, ids) = running(&["a", "b"]);
+        let round = state.round;
+        let at = |step: u64, round: RoundId| HeartbeatReport {
+            node: ids[0],
+            progress: vec![RankProgress {
+                global_rank: Rank::new(0),
+                step: Step::new(step),
+                ..Default::default()
+            }],
+            round,
+            ..Default::default()
+        };
+        let step_of = |state: &State| state.nodes[&ids[0]].progress[0].step.get();
+        heartbeat(&mut state, at(10, round), 1_000, &policy()).unwrap();
+        heartbeat(&mut state, at(10, round), 1_100, &policy()).unwrap();
+        let before = state.clone();
+        let err = heartbeat(&mut state, at(4, round), 1_200, &policy()).unwrap_err();
+        assert!(
+            err.to_string().contains("went back from step 10 to 4"),
+            "{err}"
+        );
+        assert_eq!(state, before, "a refused heartbeat changes nothing");
+        let err = heartbeat(&mut state, at(12, round.next()), 1_200, &policy()).unwrap_err();
+        assert!(err.to_string().contains("latest round is"), "{err}");
+        assert_eq!(state, before);
+
+        // The next round resumes from a checkpoint: lower steps are its own.
+        super::super::rendezvous::open_round(&mut state, 1_300, "test".into());
+        let next = state.round;
+        heartbeat(&mut state, at(6, next), 1_400, &policy()).unwrap();
+        assert_eq!(step_of(&state), 6);
+        // A late heartbeat of the round before is a sign of life, its progress is not kept.
+        heartbeat(&mut state, at(11, round), 1_500, &policy()).unwrap();
+        assert_eq!(step_of(&state), 6);
+        assert_eq!(state.nodes[&ids[0]].last_heartbeat_ms, 1_500);
+        // A node that does not say its round is taken at its word (older clients).
+        heartbeat(&mut state, at(2, RoundId::new(0)), 1_600, &policy()).unwrap();
+        assert_eq!(step_of(&state), 2);
     }
 }

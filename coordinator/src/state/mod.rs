@@ -85,6 +85,9 @@ pub struct Node {
     pub last_heartbeat_ms: u64,
     /// Latest progress of its processes.
     pub progress: Vec<RankProgress>,
+    /// The round `progress` belongs to (0: not said by the node).
+    #[serde(default)]
+    pub progress_round: RoundId,
     /// Reported that every local process completed the job.
     pub finished: bool,
 }

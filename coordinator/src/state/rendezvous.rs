@@ -90,14 +90,14 @@ pub fn join(
 
 /// Whether `world` processes split a global batch of `batch` evenly.
 fn splits(batch: u32, world: u32) -> bool {
-    world > 0 && batch % world == 0
+    world > 0 && batch.is_multiple_of(world)
 }
 
 /// The world sizes that split `batch` (its divisors), as text for messages.
 fn world_sizes(batch: u32) -> String {
     let mut sizes: Vec<u32> = (1..)
         .take_while(|w: &u32| u64::from(*w) * u64::from(*w) <= u64::from(batch))
-        .filter(|w| batch % w == 0)
+        .filter(|w| batch.is_multiple_of(*w))
         .flat_map(|w| [w, batch / w])
         .collect();
     sizes.sort_unstable();

@@ -85,6 +85,7 @@ impl From<wire::HeartbeatRequest> for HeartbeatReport {
             progress: w.progress.into_iter().map(Into::into).collect(),
             finished: w.finished,
             leaving: w.leaving,
+            round: RoundId::new(w.round),
         }
     }
 }
@@ -96,6 +97,7 @@ impl From<HeartbeatReport> for wire::HeartbeatRequest {
             progress: d.progress.into_iter().map(Into::into).collect(),
             finished: d.finished,
             leaving: d.leaving,
+            round: d.round.get(),
         }
     }
 }

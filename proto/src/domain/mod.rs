@@ -75,6 +75,8 @@ pub struct HeartbeatReport {
     pub finished: bool,
     /// The node leaves on its own.
     pub leaving: bool,
+    /// The round `progress` belongs to (0: not said).
+    pub round: RoundId,
 }
 
 /// What a node must do next (the answer to a heartbeat).

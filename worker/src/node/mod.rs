@@ -394,6 +394,7 @@ async fn send_heartbeat(
             progress: s.progress.values().cloned().collect(),
             finished: s.finished,
             leaving: s.leaving,
+            round: s.round,
         }
     };
     let resp = client
