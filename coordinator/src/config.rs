@@ -29,8 +29,8 @@
 //! operator = "operator.token"     # status, checkpoints, stop
 //! ```
 
+use crate::limits::CallLimits;
 use crate::roles::{CredentialError, Credentials};
-use crate::server::rate_limit::CallLimits;
 use crate::state::Policy;
 use crate::tls::ServerTls;
 use infra::FieldError;

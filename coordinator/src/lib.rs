@@ -6,6 +6,7 @@
 //!   `(state, input, now, policy)`.
 //! - [`store`]: the whole state in an embedded SQLite database, reloaded on restart.
 //! - [`config`]: the `serve` configuration file, validated; [`tls`] its TLS files.
+//! - [`limits`]: per-client call limits (token buckets), pure.
 //! - [`roles`]: nodes, evaluation agents and operators, their tokens, and the role
 //!   each method needs.
 //! - [`server`]: the tonic service over `state` and `store`, the gate before every call
@@ -17,6 +18,7 @@
 pub use proto::client;
 pub mod config;
 pub mod launch;
+pub mod limits;
 pub mod roles;
 pub mod server;
 pub mod state;

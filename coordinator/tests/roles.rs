@@ -4,8 +4,8 @@
 
 use coordinator::client::{connect, Client};
 use coordinator::config::ServeConfig;
+use coordinator::limits::CallLimits;
 use coordinator::roles::{Credentials, Role};
-use coordinator::server::rate_limit::CallLimits;
 use coordinator::server::RunningServer;
 use coordinator::state::Policy;
 use proto::domain::{JobPhase, JobStatus};

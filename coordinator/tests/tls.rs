@@ -6,8 +6,8 @@ mod pki;
 
 use coordinator::client::{connect, connect_with, describe_status, ConnectError};
 use coordinator::config::ServeConfig;
+use coordinator::limits::CallLimits;
 use coordinator::roles::Credentials;
-use coordinator::server::rate_limit::CallLimits;
 use coordinator::server::{RunningServer, ServeError};
 use coordinator::state::Policy;
 use coordinator::tls::ServerTls;

@@ -5,7 +5,7 @@
 //! and logged once per run of refusals of a connection, with the peer.
 
 use super::now_ms;
-use super::rate_limit::{Admission, CallLimits, RateLimiter};
+use crate::limits::{Admission, CallLimits, RateLimiter};
 use crate::roles::{required_role, Credentials};
 use crate::status::ServiceError;
 use proto::auth::AUTHORIZATION;

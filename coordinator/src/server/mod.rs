@@ -13,7 +13,6 @@
 //! down.
 
 mod guard;
-pub mod rate_limit;
 mod service;
 mod shared;
 
