@@ -182,9 +182,10 @@ fn check_progress(
 }
 
 /// Whether the heartbeat's progress is of the latest round (to be stored); progress of an
-/// earlier round is not (a heartbeat sent while the node learnt of the next one). Within
-/// the round of the stored progress, a rank's step never goes back, and a round not yet
-/// opened is refused. A node that does not say its round (0) is taken at its word.
+/// earlier round is not (a heartbeat sent while the node learnt of the next one).
+/// Progress of the latest round must be of a closed round and of the node's own ranks in
+/// it, and a rank's step never goes back within it; a round not yet opened is refused.
+/// A node that does not say its round (0) is taken at its word.
 fn check_progress_round(
     state: &State,
     node: &Node,
@@ -203,18 +204,37 @@ fn check_progress_round(
     if round < state.round || round < node.progress_round {
         return Ok(false);
     }
-    if round == node.progress_round {
-        for p in &report.progress {
-            let before = node
-                .progress
-                .iter()
-                .find(|b| b.global_rank == p.global_rank);
-            if let Some(before) = before.filter(|b| p.step < b.step) {
-                return Err(DecisionError::Invalid(format!(
-                    "{}: rank {} went back from step {} to {} within round {round}",
-                    node.id, p.global_rank, before.step, p.step
-                )));
-            }
+    if report.progress.is_empty() {
+        return Ok(true);
+    }
+    // Progress of the latest round: the round has closed, and each rank is one of the
+    // node's own in it.
+    let Some(current) = state.current.as_ref().filter(|c| c.round == round) else {
+        return Err(DecisionError::Invalid(format!(
+            "{}: progress of round {round}, which has not closed",
+            node.id
+        )));
+    };
+    let ranks = current.member(node.id).map_or(&[][..], |m| &m.ranks[..]);
+    for p in &report.progress {
+        if !ranks.contains(&p.global_rank) {
+            return Err(DecisionError::Invalid(format!(
+                "{}: progress of rank {}, which is not one of its ranks in round {round}",
+                node.id, p.global_rank
+            )));
+        }
+        if round != node.progress_round {
+            continue;
+        }
+        let before = node
+            .progress
+            .iter()
+            .find(|b| b.global_rank == p.global_rank);
+        if let Some(before) = before.filter(|b| p.step < b.step) {
+            return Err(DecisionError::Invalid(format!(
+                "{}: rank {} went back from step {} to {} within round {round}",
+                node.id, p.global_rank, before.step, p.step
+            )));
         }
     }
     Ok(true)
@@ -435,18 +455,32 @@ mod tests {
         let err = heartbeat(&mut state, at(12, round.next()), 1_200, &policy()).unwrap_err();
         assert!(err.to_string().contains("latest round is"), "{err}");
         assert_eq!(state, before);
+        // Node a holds rank 0 of the round; rank 1 is b's.
+        let mut others = at(12, round);
+        others.progress[0].global_rank = Rank::new(1);
+        let err = heartbeat(&mut state, others, 1_200, &policy()).unwrap_err();
+        assert!(err.to_string().contains("not one of its ranks"), "{err}");
+        assert_eq!(state, before);
 
-        // The next round resumes from a checkpoint: lower steps are its own.
+        // The next round resumes from a checkpoint: lower steps are its own (once it has
+        // closed: progress of a gathering round is refused).
         super::super::rendezvous::open_round(&mut state, 1_300, "test".into());
         let next = state.round;
-        heartbeat(&mut state, at(6, next), 1_400, &policy()).unwrap();
+        let err = heartbeat(&mut state, at(6, next), 1_350, &policy()).unwrap_err();
+        assert!(err.to_string().contains("has not closed"), "{err}");
+        for id in &ids {
+            join_node(&mut state, *id, 1_350);
+        }
+        tick(&mut state, 3_400, &policy());
+        assert_eq!(state.current.as_ref().unwrap().round, next);
+        heartbeat(&mut state, at(6, next), 3_400, &policy()).unwrap();
         assert_eq!(step_of(&state), 6);
         // A late heartbeat of the round before is a sign of life, its progress is not kept.
-        heartbeat(&mut state, at(11, round), 1_500, &policy()).unwrap();
+        heartbeat(&mut state, at(11, round), 3_500, &policy()).unwrap();
         assert_eq!(step_of(&state), 6);
-        assert_eq!(state.nodes[&ids[0]].last_heartbeat_ms, 1_500);
+        assert_eq!(state.nodes[&ids[0]].last_heartbeat_ms, 3_500);
         // A node that does not say its round is taken at its word (older clients).
-        heartbeat(&mut state, at(2, RoundId::new(0)), 1_600, &policy()).unwrap();
+        heartbeat(&mut state, at(2, RoundId::new(0)), 3_600, &policy()).unwrap();
         assert_eq!(step_of(&state), 2);
     }
 }
