@@ -53,7 +53,8 @@ impl fmt::Display for Role {
 }
 
 /// The role a call's gRPC path (`/exiflang.coordinator.v1.Coordinator/Heartbeat`) needs;
-/// `None` for a path outside the service (tonic answers those UNIMPLEMENTED).
+/// `None` for `Ping` (any known token) and for a path outside the service (tonic answers
+/// those UNIMPLEMENTED).
 pub fn required_role(path: &str) -> Option<Role> {
     let method = path
         .strip_prefix('/')?
@@ -202,7 +203,9 @@ mod tests {
         // The proto's service has exactly these methods: a new one must be placed.
         let proto = include_str!("../../proto/coordinator.proto");
         let rpcs = proto.matches("\n  rpc ").count();
-        assert_eq!(rpcs, table.len(), "a method of the proto has no role");
+        assert_eq!(rpcs, table.len() + 1, "a method of the proto has no role");
+        // Ping: any known token.
+        assert_eq!(required_role(&path("Ping")), None);
         for other in [
             "/grpc.health.v1.Health/Check".to_string(),
             path("Unknown"),

@@ -94,6 +94,7 @@ async fn call(client: &mut Client, method: &str) -> Code {
             .get_status(timed(wire::GetStatusRequest {}))
             .await
             .map(drop),
+        "Ping" => client.ping(timed(wire::PingRequest {})).await.map(drop),
         "StopJob" => client
             .stop_job(timed(wire::StopJobRequest {
                 drain: true,
@@ -138,6 +139,7 @@ async fn each_roles_token_makes_exactly_its_roles_calls() {
                 assert_eq!(code, Code::PermissionDenied, "{role} calling {method}");
             }
         }
+        assert_eq!(call(&mut client, "Ping").await, Code::Ok, "{role} pings");
         if role != Role::Operator {
             assert!(
                 !phase(&mut operator).await.is_over(),
@@ -150,7 +152,7 @@ async fn each_roles_token_makes_exactly_its_roles_calls() {
         "the operator stops it"
     );
     let mut stranger = connect(&server.url(), "not-a-token").await.unwrap();
-    for (method, _) in METHODS {
+    for method in METHODS.iter().map(|(m, _)| *m).chain(["Ping"]) {
         assert_eq!(
             call(&mut stranger, method).await,
             Code::Unauthenticated,

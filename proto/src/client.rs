@@ -10,7 +10,7 @@
 use crate::auth::BearerToken;
 use crate::tls::ClientTls;
 use crate::wire::coordinator_client::CoordinatorClient;
-use crate::wire::GetStatusRequest;
+use crate::wire::PingRequest;
 use std::error::Error as _;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
@@ -105,9 +105,9 @@ pub async fn connect_with(
     };
     let channel = endpoint.connect().await.map_err(|e| failed(chain(&e)))?;
     let mut client = CoordinatorClient::with_interceptor(channel, bearer);
-    let mut probe = tonic::Request::new(GetStatusRequest {});
+    let mut probe = tonic::Request::new(PingRequest {});
     probe.set_timeout(CONNECT_TIMEOUT);
-    if let Err(status) = client.get_status(probe).await {
+    if let Err(status) = client.ping(probe).await {
         if status.source().is_some() || status.code() == tonic::Code::DeadlineExceeded {
             return Err(failed(describe_status(&status)));
         }

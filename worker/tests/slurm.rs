@@ -253,7 +253,10 @@ fn a_signalled_job_checkpoints_requeues_and_finishes_from_its_checkpoint() {
     );
     let resumable = newest_step(work).expect("a registered checkpoint");
     assert!((6..40).contains(&resumable), "{resumable}");
-    // A requeued job waits for a begin time two minutes on; let it start now.
+    // A requeued job waits for a begin time two minutes on; let it start now. Not in the
+    // second of the requeue: slurmd revokes the job's credential with a one-second stamp,
+    // and a run launched in that same second is killed as "Job credential revoked".
+    std::thread::sleep(Duration::from_secs(2));
     cluster.run(
         "scontrol",
         &["update", &format!("JobId={job}"), "StartTime=now"],

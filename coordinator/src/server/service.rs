@@ -104,6 +104,13 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(wire::ReportCheckpointResponse { newest }))
     }
 
+    async fn ping(
+        &self,
+        _request: Request<wire::PingRequest>,
+    ) -> Result<Response<wire::PingResponse>, Status> {
+        Ok(Response::new(wire::PingResponse {}))
+    }
+
     async fn get_status(
         &self,
         _request: Request<wire::GetStatusRequest>,
