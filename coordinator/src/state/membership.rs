@@ -11,6 +11,12 @@ use proto::domain::{
     Directive, HeartbeatReport, JobPhase, NodeId, NodeSpec, RankProgress, RoundId,
 };
 
+/// The most training processes one node may register: above the GPUs or cores of any
+/// machine, far below what would make a world size absurd.
+pub const MAX_PROCS_PER_NODE: u32 = 1024;
+/// The longest node name, host and config digest taken (a DNS name is at most 253).
+pub const MAX_NAME_CHARS: usize = 253;
+
 /// Registers `spec` (or refreshes the node of that name); returns its id.
 pub fn register(
     state: &mut State,
@@ -21,10 +27,21 @@ pub fn register(
     if spec.name.trim().is_empty() {
         return Err(DecisionError::Invalid("node_name is empty".into()));
     }
-    if spec.procs == 0 {
+    for (field, value) in [
+        ("node_name", &spec.name),
+        ("host", &spec.host),
+        ("config_digest", &spec.config_digest),
+    ] {
+        if value.chars().count() > MAX_NAME_CHARS || value.chars().any(char::is_control) {
+            return Err(DecisionError::Invalid(format!(
+                "{field} must be at most {MAX_NAME_CHARS} printable characters"
+            )));
+        }
+    }
+    if spec.procs == 0 || spec.procs > MAX_PROCS_PER_NODE {
         return Err(DecisionError::Invalid(format!(
-            "node {} registers 0 processes: procs must be at least 1",
-            spec.name
+            "node {} registers {} processes: procs must be 1 to {MAX_PROCS_PER_NODE}",
+            spec.name, spec.procs
         )));
     }
     if state.phase.is_over() {
@@ -266,6 +283,7 @@ pub fn resume_after_restart(state: &mut State, now_ms: u64) {
 mod tests {
     use super::super::testing::*;
     use super::super::*;
+    use super::{MAX_NAME_CHARS, MAX_PROCS_PER_NODE};
     use proto::domain::{Directive, HeartbeatReport, JobId, JobPhase, Rank, RankProgress, Step};
 
     fn beat(state: &mut State, node: NodeId, now: u64) -> Directive {
@@ -482,5 +500,47 @@ mod tests {
         // A node that does not say its round is taken at its word (older clients).
         heartbeat(&mut state, at(2, RoundId::new(0)), 3_600, &policy()).unwrap();
         assert_eq!(step_of(&state), 2);
+    }
+
+    #[test]
+    fn absurd_registrations_are_refused_and_change_nothing() {
+        let (mut state, _) = running(&["a", "b"]);
+        let before = state.clone();
+        let long = "x".repeat(MAX_NAME_CHARS + 1);
+        let cases = [
+            (
+                "5000 processes",
+                NodeSpec {
+                    procs: 5_000,
+                    ..spec("c", 1)
+                },
+            ),
+            (
+                "u32::MAX processes",
+                NodeSpec {
+                    procs: u32::MAX,
+                    ..spec("c", 1)
+                },
+            ),
+            ("a 254-character name", spec(&long, 1)),
+            ("a control character", spec("c\u{1b}[2J", 1)),
+            (
+                "a huge host",
+                NodeSpec {
+                    host: long.clone(),
+                    ..spec("c", 1)
+                },
+            ),
+        ];
+        for (what, spec) in cases {
+            let err = register(&mut state, spec, 1_000, &policy()).unwrap_err();
+            assert!(matches!(err, DecisionError::Invalid(_)), "{what}: {err}");
+            assert!(
+                !err.to_string().contains(&long),
+                "{what}: the message echoes it"
+            );
+            assert_eq!(state, before, "{what}");
+        }
+        register(&mut state, spec("c", MAX_PROCS_PER_NODE), 1_000, &policy()).unwrap();
     }
 }
