@@ -369,15 +369,38 @@ async fn on_message(
                 config_digest,
                 eval_suites,
             };
-            match client
-                .report_checkpoint(wire::ReportCheckpointRequest::from(report))
-                .await
-            {
-                Ok(_) => tracing::info!(step, url, "checkpoint registered"),
+            match report_checkpoint(client, wire::ReportCheckpointRequest::from(report)).await {
+                Ok(()) => tracing::info!(step, url, "checkpoint registered"),
                 Err(s) => {
-                    tracing::warn!(step, url, error = %s.message(), "checkpoint not registered")
+                    tracing::warn!(step, url, code = ?s.code(), error = %s.message(), "checkpoint not registered (it stays in storage, but a restart resumes from the newest registered one)")
                 }
             }
+        }
+    }
+}
+
+/// Waits before each retry of a checkpoint report the coordinator could not take now.
+const REPORT_RETRY_PAUSES_MS: [u64; 5] = [250, 500, 1_000, 2_000, 4_000];
+
+/// Reports a checkpoint, retried (for up to ~8 s) while the coordinator is restarting
+/// (UNAVAILABLE) or this node is over its call limit (RESOURCE_EXHAUSTED): a checkpoint
+/// the registry never hears of is no resume point.
+async fn report_checkpoint(
+    client: &mut Client,
+    request: wire::ReportCheckpointRequest,
+) -> Result<(), tonic::Status> {
+    let mut pauses = REPORT_RETRY_PAUSES_MS.iter();
+    loop {
+        match client.report_checkpoint(request.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(s) if matches!(s.code(), Code::Unavailable | Code::ResourceExhausted) => {
+                let Some(&pause) = pauses.next() else {
+                    return Err(s);
+                };
+                tracing::info!(step = request.step, code = ?s.code(), retry_in_ms = pause, "checkpoint report not taken yet; retrying");
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            Err(s) => return Err(s),
         }
     }
 }
