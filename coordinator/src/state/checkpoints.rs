@@ -110,7 +110,7 @@ fn checkpoint_dir(url: &str, step: Step) -> Result<&str, DecisionError> {
             "checkpoint url {url:?} {why}"
         )))
     };
-    let name = format!("step-{:09}", step.get());
+    let name = step.dir_name();
     let Some(dir) = url
         .strip_suffix(name.as_str())
         .and_then(|p| p.strip_suffix('/'))

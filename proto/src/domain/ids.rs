@@ -125,6 +125,25 @@ impl Rank {
     pub const LEADER: Rank = Rank(0);
 }
 
+impl Step {
+    /// The name of this step's checkpoint directory: `step-` and at least nine digits
+    /// (`step-000000040`), so that names sort by step. Workers write it, the coordinator
+    /// and evaluation agents check reported URLs against it.
+    pub fn dir_name(self) -> String {
+        format!("step-{:09}", self.0)
+    }
+
+    /// The step a checkpoint directory's name stands for, if it is one (`step-` and nine
+    /// digits or more, nothing else).
+    pub fn from_dir_name(name: &str) -> Option<Step> {
+        let digits = name.strip_prefix("step-")?;
+        if digits.len() < 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok().map(Step)
+    }
+}
+
 impl RoundId {
     /// The round after this one.
     pub const fn next(self) -> Self {

@@ -107,18 +107,15 @@ pub struct CheckpointRef {
     pub marker: Marker,
 }
 
-/// The directory name of the checkpoint at `step`.
+/// The directory name of the checkpoint at `step` ([`proto::domain::Step::dir_name`]).
 pub fn dir_name(step: u64) -> String {
-    format!("step-{step:09}")
+    proto::domain::Step::new(step).dir_name()
 }
 
-/// The step a directory name stands for, if it is one.
+/// The step a directory name stands for, if it is one
+/// ([`proto::domain::Step::from_dir_name`]).
 pub fn parse_dir_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("step-")?;
-    if digits.len() < 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    proto::domain::Step::from_dir_name(name).map(proto::domain::Step::get)
 }
 
 /// Why a checkpoint operation failed.

@@ -126,7 +126,7 @@ pub fn from_checkpoint(
     let trimmed = reference.trim_end_matches('/');
     let (root, wanted) = match trimmed.rsplit_once('/') {
         Some((parent, last)) if last.starts_with("step-") => {
-            let step = last["step-".len()..].parse::<u64>().map_err(|_| {
+            let step = crate::checkpoint::parse_dir_name(last).ok_or_else(|| {
                 crate::checkpoint::CheckpointError::NotFound {
                     url: reference.to_string(),
                 }
