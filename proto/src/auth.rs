@@ -43,15 +43,18 @@ pub fn token_matches(header: Option<&[u8]>, expected: &str) -> bool {
     let Some(given) = header.strip_prefix(b"Bearer ") else {
         return false;
     };
-    let expected = expected.as_bytes();
-    if given.len() != expected.len() {
-        return false;
-    }
-    given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+    same_secret(given, expected.as_bytes())
+}
+
+/// Whether two secrets are equal, compared in time independent of where the first
+/// difference is (lengths are not secret).
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]

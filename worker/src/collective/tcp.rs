@@ -74,8 +74,7 @@ impl GroupSecret {
 
     /// Compares in time independent of where the first difference is.
     fn matches(&self, other: &[u8]) -> bool {
-        other.len() == Self::BYTES
-            && self.0.iter().zip(other).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+        proto::auth::same_secret(other, &self.0)
     }
 }
 
