@@ -21,6 +21,7 @@ pub mod config;
 pub mod cuda;
 pub mod distilbert;
 pub mod error;
+pub mod flops;
 pub mod grad_hooks;
 pub mod joint;
 pub mod loss;

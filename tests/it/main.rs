@@ -6,6 +6,7 @@ mod config;
 mod deploy;
 mod detect;
 mod exif;
+mod flops;
 mod jpeg;
 mod kernels;
 mod metrics;

@@ -98,22 +98,6 @@ pub struct StepArgs {
     pub peak_tflops: Option<f64>,
 }
 
-/// Peak dense bf16 tensor-core TFLOP/s of a GPU by its name, for the ones we know.
-fn peak_bf16_tflops(gpu: &str) -> Option<f64> {
-    let g = gpu.to_ascii_uppercase();
-    if g.contains("H100") && g.contains("PCIE") {
-        Some(756.0)
-    } else if g.contains("H100") || g.contains("H200") || g.contains("GH200") {
-        Some(989.0)
-    } else if g.contains("A100") {
-        Some(312.0)
-    } else if g.contains("L40S") {
-        Some(362.0)
-    } else {
-        None
-    }
-}
-
 /// One PyTorch measurement.
 struct PythonRun {
     step_ms: Vec<f64>,
@@ -304,7 +288,7 @@ fn step(args: StepArgs) -> anyhow::Result<()> {
     );
     let peak = args
         .peak_tflops
-        .or_else(|| gpu.as_deref().and_then(peak_bf16_tflops));
+        .or_else(|| gpu.as_deref().and_then(kernels::flops::peak_bf16_tflops));
     let show = |name: &str, ms: &[f64], step_flops: Option<f64>| {
         let m = median(ms);
         let mfu = match (step_flops, peak) {
