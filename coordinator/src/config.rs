@@ -17,6 +17,8 @@
 //! rendezvous_settle_ms = 3000     # default
 //! eval_lease_ms = 60000           # default; an evaluation lease without renewal runs out
 //! eval_max_attempts = 3           # default; leases an evaluation may run out before it fails
+//! straggler_factor = 1.5          # default; a rank whose own time per step is over this
+//! straggler_min_excess_ms = 50    #   times the median, and this much over it, straggles
 //!
 //! [tls]                           # optional: serve over TLS (https:// URLs)
 //! cert = "coordinator.pem"        # the coordinator's certificate (chain), PEM
@@ -31,6 +33,7 @@
 
 use crate::limits::CallLimits;
 use crate::roles::{CredentialError, Credentials};
+use crate::state::stragglers::StragglerPolicy;
 use crate::state::Policy;
 use crate::tls::ServerTls;
 use infra::FieldError;
@@ -103,6 +106,8 @@ struct RawConfig {
     global_batch: Option<u32>,
     calls_per_s: Option<u32>,
     call_burst: Option<u32>,
+    straggler_factor: Option<f64>,
+    straggler_min_excess_ms: Option<u64>,
     tokens: Option<RawTokens>,
     tls: Option<RawTls>,
 }
@@ -228,6 +233,22 @@ impl ServeConfig {
         if eval_max_attempts == 0 {
             return Err(invalid("eval_max_attempts", "must be at least 1"));
         }
+        let default = StragglerPolicy::DEFAULT;
+        let stragglers = StragglerPolicy {
+            factor: raw.straggler_factor.unwrap_or(default.factor),
+            min_excess_s: raw
+                .straggler_min_excess_ms
+                .map_or(default.min_excess_s, |ms| ms as f64 / 1e3),
+        };
+        if !(stragglers.factor > 1.0 && stragglers.factor.is_finite()) {
+            return Err(invalid(
+                "straggler_factor",
+                &format!(
+                    "{} must be a number above 1 (1.5: half again the median step)",
+                    stragglers.factor
+                ),
+            ));
+        }
         let credentials = credentials(raw.token_file, raw.tokens, base, env_token)?;
         let limits = CallLimits {
             per_s: raw.calls_per_s.unwrap_or(CallLimits::DEFAULT.per_s),
@@ -284,6 +305,7 @@ impl ServeConfig {
                     .checkpoint_root
                     .map(|r| r.trim_end_matches('/').to_string()),
                 global_batch: raw.global_batch,
+                stragglers,
             },
             tls,
         })

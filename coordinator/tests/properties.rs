@@ -40,6 +40,7 @@ fn config(dir: &std::path::Path) -> ServeConfig {
             eval_max_attempts: 2,
             checkpoint_root: Some("file:///ckpt".into()),
             global_batch: Some(8),
+            stragglers: coordinator::state::stragglers::StragglerPolicy::DEFAULT,
         },
         tls: None,
     }

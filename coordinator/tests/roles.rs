@@ -35,6 +35,7 @@ fn config(db_path: &Path, limits: CallLimits) -> ServeConfig {
             eval_max_attempts: 2,
             checkpoint_root: None,
             global_batch: None,
+            stragglers: coordinator::state::stragglers::StragglerPolicy::DEFAULT,
         },
         tls: None,
     }

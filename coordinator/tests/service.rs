@@ -37,6 +37,7 @@ fn config(db_path: &Path, heartbeat_timeout_ms: u64) -> ServeConfig {
             eval_max_attempts: 2,
             checkpoint_root: None,
             global_batch: None,
+            stragglers: coordinator::state::stragglers::StragglerPolicy::DEFAULT,
         },
         tls: None,
     }

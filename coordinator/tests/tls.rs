@@ -38,6 +38,7 @@ fn config(dir: &Path, tls: Option<ServerTls>) -> ServeConfig {
             eval_max_attempts: 2,
             checkpoint_root: None,
             global_batch: None,
+            stragglers: coordinator::state::stragglers::StragglerPolicy::DEFAULT,
         },
         tls,
     }

@@ -70,6 +70,7 @@ fn read_db(path: &std::path::Path) -> anyhow::Result<JobStatus> {
     Ok(coordinator::state::status(
         &state,
         coordinator::server::now_ms(),
+        coordinator::state::stragglers::StragglerPolicy::DEFAULT,
     ))
 }
 
@@ -169,6 +170,8 @@ mod tests {
             world_size: 1,
             members: vec![],
             samples_per_sec: 0.0,
+            stragglers: vec![],
+            median_own_step_s: 0.0,
             checkpoints: vec![checkpoint(Step::new(20)), checkpoint(Step::new(10))],
             config_digest: "d".into(),
             joined_nodes: 0,

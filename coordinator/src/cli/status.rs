@@ -3,7 +3,7 @@
 
 use super::Connection;
 use clap::Args;
-use proto::domain::JobStatus;
+use proto::domain::{JobStatus, RankProgress};
 use proto::wire::GetStatusRequest;
 use std::fmt::Write;
 
@@ -50,6 +50,15 @@ pub fn render(s: &JobStatus) -> String {
             s.joined_nodes, s.round
         );
     }
+    if !s.stragglers.is_empty() {
+        let ranks: Vec<String> = s.stragglers.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "  stragglers: rank(s) {} (own time per step over the median {:.3} s by the serve config's factor)",
+            ranks.join(", "),
+            s.median_own_step_s
+        );
+    }
     let _ = writeln!(out, "members:");
     for m in &s.members {
         let _ = writeln!(
@@ -69,13 +78,72 @@ pub fn render(s: &JobStatus) -> String {
         for p in &m.progress {
             let _ = writeln!(
                 out,
-                "    rank {}: step {}, epoch {}, {} samples, loss {:.4}, {:.1} samples/s",
-                p.global_rank, p.step, p.epoch, p.samples_consumed, p.loss, p.samples_per_sec
+                "    rank {}: step {}, epoch {}, {} samples, loss {:.4}, {:.1} samples/s{}",
+                p.global_rank,
+                p.step,
+                p.epoch,
+                p.samples_consumed,
+                p.loss,
+                p.samples_per_sec,
+                if s.stragglers.contains(&p.global_rank) {
+                    "  STRAGGLER"
+                } else {
+                    ""
+                }
             );
+            render_figures(&mut out, p);
         }
     }
     out.push_str(&super::checkpoints::render_registry(s));
     out
+}
+
+/// A rank's step timing, device figures and data pipeline, when it reported them.
+fn render_figures(out: &mut String, p: &RankProgress) {
+    let t = &p.timing;
+    if t.step_s > 0.0 {
+        let ms = |s: f64| format!("{:.1}", s * 1e3);
+        let _ = writeln!(
+            out,
+            "      step {} ms: data wait {}, forward {}, backward {}, grad reduce {}, optimizer {}, checkpoint {}; in collectives {} (own {})",
+            ms(t.step_s),
+            ms(t.data_wait_s),
+            ms(t.forward_s),
+            ms(t.backward_s),
+            ms(t.grad_reduce_s),
+            ms(t.optimizer_s),
+            ms(t.checkpoint_s),
+            ms(t.collective_s),
+            ms(t.own_s()),
+        );
+    }
+    let mut device = format!("{:.3} model TFLOP/s", p.model_tflops);
+    if p.mfu > 0.0 {
+        let _ = write!(device, ", MFU {:.1}%", p.mfu * 100.0);
+    }
+    if p.memory_peak_bytes > 0 {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let _ = write!(
+            device,
+            ", memory {:.2} GiB (peak {:.2} GiB)",
+            gib(p.memory_allocated_bytes),
+            gib(p.memory_peak_bytes)
+        );
+    }
+    let d = &p.data;
+    let skipped: Vec<String> = d.skipped.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let _ = writeln!(
+        out,
+        "      {device}; data: {:.1} MB read, {} storage retries, prefetch {:.0}% full, skipped {}",
+        d.bytes_read as f64 / 1e6,
+        d.storage_retries,
+        d.prefetch_fill * 100.0,
+        if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(", ")
+        }
+    );
 }
 
 #[cfg(test)]
@@ -103,11 +171,25 @@ mod tests {
                 progress: vec![RankProgress {
                     global_rank: Rank::new(1),
                     step: Step::new(77),
+                    timing: StepTiming {
+                        step_s: 0.9,
+                        forward_s: 0.5,
+                        collective_s: 0.1,
+                        ..Default::default()
+                    },
+                    data: DataFigures {
+                        skipped: [("bad_tar".to_string(), 3)].into(),
+                        prefetch_fill: 0.25,
+                        ..Default::default()
+                    },
+                    mfu: 0.42,
                     ..Default::default()
                 }],
                 finished: false,
             }],
             samples_per_sec: 99.5,
+            stragglers: vec![Rank::new(1)],
+            median_own_step_s: 0.3,
             checkpoints: vec![CheckpointInfo {
                 step: Step::new(70),
                 url: "s3://b/run/step-70".into(),
@@ -133,6 +215,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rank 1: step 77"), "{text}");
+        assert!(
+            text.contains("STRAGGLER") && text.contains("stragglers: rank(s) 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("step 900.0 ms: data wait 0.0, forward 500.0")
+                && text.contains("own 800.0")
+                && text.contains("MFU 42.0%")
+                && text.contains("prefetch 25% full, skipped bad_tar 3"),
+            "{text}"
+        );
         assert!(
             text.contains("step 70 epoch 1 sample 4480 round 3: s3://b/run/step-70"),
             "{text}"

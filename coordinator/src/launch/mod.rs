@@ -269,6 +269,8 @@ mod tests {
             config_digest: String::new(),
             joined_nodes: 0,
             evals: vec![],
+            stragglers: vec![],
+            median_own_step_s: 0.0,
         };
         let (ms, timeout) = (Duration::from_millis, Duration::from_secs(10));
         let s = status(vec![member(300, true), member(1_500, true)]);

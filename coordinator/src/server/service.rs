@@ -115,7 +115,11 @@ impl Coordinator for CoordinatorService {
         &self,
         _request: Request<wire::GetStatusRequest>,
     ) -> Result<Response<wire::GetStatusResponse>, Status> {
-        Ok(Response::new(self.shared.read(state::status).into()))
+        Ok(Response::new(
+            self.shared
+                .read(|s, now| state::status(s, now, self.shared.policy.stragglers))
+                .into(),
+        ))
     }
 
     async fn stop_job(

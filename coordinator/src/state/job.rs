@@ -1,8 +1,9 @@
 //! The job's course: directives, losing a node, stopping, and the status view.
 
 use super::rendezvous::open_round;
+use super::stragglers::{stragglers as find_stragglers, StragglerPolicy};
 use super::{Action, State};
-use proto::domain::{Directive, JobPhase, JobStatus, MemberStatus, NodeId, StopRequest};
+use proto::domain::{Directive, JobPhase, JobStatus, MemberStatus, NodeId, Rank, StopRequest};
 
 /// What `node` must do now, given the job's phase and the rounds.
 pub fn directive_for(state: &State, node: NodeId) -> Directive {
@@ -57,7 +58,7 @@ pub fn stop(state: &mut State, request: StopRequest) -> Vec<Action> {
 }
 
 /// The job as an operator sees it at `now_ms`.
-pub fn status(state: &State, now_ms: u64) -> JobStatus {
+pub fn status(state: &State, now_ms: u64, stragglers: StragglerPolicy) -> JobStatus {
     let current = state.current.as_ref();
     let ranks_of = |id: NodeId| {
         current
@@ -78,12 +79,19 @@ pub fn status(state: &State, now_ms: u64) -> JobStatus {
             finished: n.finished,
         })
         .collect();
-    let samples_per_sec = state
-        .nodes
-        .values()
-        .filter(|n| n.alive && state.in_running_round(n.id))
-        .flat_map(|n| n.progress.iter().map(|p| p.samples_per_sec))
-        .sum();
+    let running = || {
+        state
+            .nodes
+            .values()
+            .filter(|n| n.alive && state.in_running_round(n.id))
+            .flat_map(|n| n.progress.iter())
+    };
+    let samples_per_sec = running().map(|p| p.samples_per_sec).sum();
+    let own: Vec<(Rank, f64)> = running()
+        .filter(|p| p.timing.step_s > 0.0)
+        .map(|p| (p.global_rank, p.timing.own_s()))
+        .collect();
+    let (stragglers, median_own_step_s) = find_stragglers(&own, stragglers);
     JobStatus {
         job_id: state.job_id,
         phase: state.phase,
@@ -95,11 +103,14 @@ pub fn status(state: &State, now_ms: u64) -> JobStatus {
         config_digest: state.config_digest.clone().unwrap_or_default(),
         joined_nodes: state.open.as_ref().map_or(0, |o| o.joins.len() as u32),
         evals: state.evals.jobs.clone(),
+        stragglers,
+        median_own_step_s,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::stragglers::StragglerPolicy;
     use super::super::testing::*;
     use super::super::*;
     use proto::domain::{HeartbeatReport, RankProgress};
@@ -210,7 +221,7 @@ mod tests {
             )
             .unwrap();
         }
-        let view = status(&state, 4_000);
+        let view = status(&state, 4_000, StragglerPolicy::DEFAULT);
         assert_eq!(view.phase, JobPhase::Running);
         assert_eq!(view.world_size, 2);
         assert_eq!(view.samples_per_sec, 21.0);

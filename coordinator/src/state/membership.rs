@@ -152,6 +152,9 @@ pub fn heartbeat(
     Ok((directive_for(state, id), actions))
 }
 
+/// Skip reasons a rank may report (the data pipeline has four).
+const MAX_SKIP_REASONS: usize = 16;
+
 /// A node reports one entry per training process it runs: at most its process count, one
 /// per global rank, ranks below the job's largest possible world (every registered
 /// process), and numbers that a training process can produce (finite, not negative).
@@ -189,10 +192,32 @@ fn check_progress(
         if !seen.insert(p.global_rank) {
             return refuse(format!("repeats rank {}", p.global_rank));
         }
-        for (what, value) in [("loss", p.loss), ("samples_per_sec", p.samples_per_sec)] {
+        let figures = [
+            ("loss", p.loss),
+            ("samples_per_sec", p.samples_per_sec),
+            ("lr", p.lr),
+            ("logit_scale", p.logit_scale),
+            ("grad_norm", p.grad_norm),
+            ("model_tflops", p.model_tflops),
+            ("mfu", p.mfu),
+            ("data.prefetch_fill", p.data.prefetch_fill),
+        ];
+        for (what, value) in figures.into_iter().chain(p.timing.named()) {
             if !value.is_finite() || value < 0.0 {
                 return refuse(format!("of rank {} has {what} {value}", p.global_rank));
             }
+        }
+        let reasons = &p.data.skipped;
+        if reasons.len() > MAX_SKIP_REASONS
+            || reasons
+                .keys()
+                .any(|k| k.is_empty() || k.len() > 64 || !k.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return refuse(format!(
+                "of rank {} has {} skip reasons (at most {MAX_SKIP_REASONS}, short printable names)",
+                p.global_rank,
+                reasons.len()
+            ));
         }
     }
     Ok(())
@@ -416,6 +441,31 @@ mod tests {
                 (0..200_000).map(|_| rank(0, 1.0, 1.0)).collect(),
             ),
             ("rank 4096 of two processes", vec![rank(4096, 1.0, 1.0)]),
+            ("NaN step time", {
+                let mut p = rank(0, 1.0, 1.0);
+                p.timing.step_s = f64::NAN;
+                vec![p]
+            }),
+            ("negative collective time", {
+                let mut p = rank(0, 1.0, 1.0);
+                p.timing.collective_s = -1.0;
+                vec![p]
+            }),
+            ("infinite MFU", {
+                let mut p = rank(0, 1.0, 1.0);
+                p.mfu = f64::INFINITY;
+                vec![p]
+            }),
+            ("1,000 skip reasons", {
+                let mut p = rank(0, 1.0, 1.0);
+                p.data.skipped = (0..1000).map(|i| (format!("r{i}"), 1)).collect();
+                vec![p]
+            }),
+            ("a skip reason with a newline", {
+                let mut p = rank(0, 1.0, 1.0);
+                p.data.skipped = [("bad\nline".to_string(), 1)].into();
+                vec![p]
+            }),
         ];
         let before = state.clone();
         for (what, progress) in hostile {

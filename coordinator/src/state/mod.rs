@@ -19,6 +19,7 @@ pub mod eval;
 pub mod job;
 pub mod membership;
 pub mod rendezvous;
+pub mod stragglers;
 pub mod supervision;
 pub mod tick;
 
@@ -38,7 +39,7 @@ pub use rendezvous::{join, join_outcome};
 pub use tick::tick;
 
 /// The scheduling policy: the numbers the decisions depend on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     /// A round may close once this many nodes have joined (and the settle time passed).
     pub min_nodes: u32,
@@ -61,6 +62,8 @@ pub struct Policy {
     /// The training config's global batch (`train.batch_size`), when known: a round
     /// closes only at a world size that splits it evenly.
     pub global_batch: Option<u32>,
+    /// Which ranks `status` flags as stragglers.
+    pub stragglers: stragglers::StragglerPolicy,
 }
 
 impl Policy {

@@ -15,6 +15,7 @@ pub fn policy() -> Policy {
         eval_max_attempts: 3,
         checkpoint_root: None,
         global_batch: None,
+        stragglers: super::stragglers::StragglerPolicy::DEFAULT,
     }
 }
 

@@ -86,6 +86,8 @@ impl From<JobStatus> for wire::GetStatusResponse {
             config_digest: d.config_digest,
             joined_nodes: d.joined_nodes,
             evals: d.evals.into_iter().map(Into::into).collect(),
+            straggler_ranks: d.stragglers.iter().map(|r| r.get()).collect(),
+            median_own_step_s: d.median_own_step_s,
         }
     }
 }
@@ -121,6 +123,8 @@ impl TryFrom<wire::GetStatusResponse> for JobStatus {
                 .into_iter()
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
+            stragglers: w.straggler_ranks.into_iter().map(Rank::new).collect(),
+            median_own_step_s: w.median_own_step_s,
         })
     }
 }

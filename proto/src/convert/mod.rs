@@ -158,6 +158,20 @@ mod tests {
                 progress: vec![RankProgress {
                     global_rank: Rank::new(0),
                     step: Step::new(3),
+                    lr: 1e-4,
+                    timing: StepTiming {
+                        step_s: 0.5,
+                        collective_s: 0.25,
+                        ..Default::default()
+                    },
+                    data: DataFigures {
+                        skipped: [("bad_tar".to_string(), 2)].into(),
+                        bytes_read: 7,
+                        storage_retries: 1,
+                        prefetch_fill: 0.5,
+                    },
+                    memory_peak_bytes: 9,
+                    mfu: 0.4,
                     ..Default::default()
                 }],
                 finished: false,
@@ -167,6 +181,8 @@ mod tests {
             config_digest: "abc".into(),
             joined_nodes: 1,
             evals: vec![],
+            stragglers: vec![Rank::new(1)],
+            median_own_step_s: 0.25,
         };
         let back = JobStatus::try_from(wire::GetStatusResponse::from(status.clone())).unwrap();
         assert_eq!(back, status);

@@ -61,6 +61,15 @@ impl From<wire::RankProgress> for RankProgress {
             samples_consumed: w.samples_consumed,
             loss: w.loss,
             samples_per_sec: w.samples_per_sec,
+            lr: w.lr,
+            logit_scale: w.logit_scale,
+            grad_norm: w.grad_norm,
+            timing: w.timing.map(Into::into).unwrap_or_default(),
+            data: w.data.map(Into::into).unwrap_or_default(),
+            memory_allocated_bytes: w.memory_allocated_bytes,
+            memory_peak_bytes: w.memory_peak_bytes,
+            model_tflops: w.model_tflops,
+            mfu: w.mfu,
         }
     }
 }
@@ -74,6 +83,67 @@ impl From<RankProgress> for wire::RankProgress {
             samples_consumed: d.samples_consumed,
             loss: d.loss,
             samples_per_sec: d.samples_per_sec,
+            lr: d.lr,
+            logit_scale: d.logit_scale,
+            grad_norm: d.grad_norm,
+            timing: Some(d.timing.into()),
+            data: Some(d.data.into()),
+            memory_allocated_bytes: d.memory_allocated_bytes,
+            memory_peak_bytes: d.memory_peak_bytes,
+            model_tflops: d.model_tflops,
+            mfu: d.mfu,
+        }
+    }
+}
+
+impl From<wire::StepTiming> for StepTiming {
+    fn from(w: wire::StepTiming) -> Self {
+        Self {
+            step_s: w.step_s,
+            data_wait_s: w.data_wait_s,
+            forward_s: w.forward_s,
+            backward_s: w.backward_s,
+            grad_reduce_s: w.grad_reduce_s,
+            optimizer_s: w.optimizer_s,
+            checkpoint_s: w.checkpoint_s,
+            collective_s: w.collective_s,
+        }
+    }
+}
+
+impl From<StepTiming> for wire::StepTiming {
+    fn from(d: StepTiming) -> Self {
+        Self {
+            step_s: d.step_s,
+            data_wait_s: d.data_wait_s,
+            forward_s: d.forward_s,
+            backward_s: d.backward_s,
+            grad_reduce_s: d.grad_reduce_s,
+            optimizer_s: d.optimizer_s,
+            checkpoint_s: d.checkpoint_s,
+            collective_s: d.collective_s,
+        }
+    }
+}
+
+impl From<wire::DataFigures> for DataFigures {
+    fn from(w: wire::DataFigures) -> Self {
+        Self {
+            skipped: w.skipped.into_iter().collect(),
+            bytes_read: w.bytes_read,
+            storage_retries: w.storage_retries,
+            prefetch_fill: w.prefetch_fill,
+        }
+    }
+}
+
+impl From<DataFigures> for wire::DataFigures {
+    fn from(d: DataFigures) -> Self {
+        Self {
+            skipped: d.skipped.into_iter().collect(),
+            bytes_read: d.bytes_read,
+            storage_retries: d.storage_retries,
+            prefetch_fill: d.prefetch_fill,
         }
     }
 }

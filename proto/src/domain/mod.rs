@@ -62,6 +62,24 @@ pub struct RankProgress {
     pub loss: f64,
     /// Throughput of this process.
     pub samples_per_sec: f64,
+    /// Learning rate of the latest step.
+    pub lr: f64,
+    /// Logit scale (1 / temperature) of the latest step.
+    pub logit_scale: f64,
+    /// Gradient norm before clipping, recent mean.
+    pub grad_norm: f64,
+    /// Seconds per phase, recent mean.
+    pub timing: StepTiming,
+    /// The data pipeline's figures.
+    pub data: DataFigures,
+    /// libtorch's caching allocator on the rank's GPU: allocated now (0 on CPU).
+    pub memory_allocated_bytes: u64,
+    /// Its peak since the previous report.
+    pub memory_peak_bytes: u64,
+    /// Model TFLOP/s achieved.
+    pub model_tflops: f64,
+    /// Model FLOPs utilisation (0: the device's peak is unknown).
+    pub mfu: f64,
 }
 
 /// A heartbeat as the coordinator sees it.
@@ -262,7 +280,13 @@ pub struct JobStatus {
     pub joined_nodes: u32,
     /// Every evaluation job, oldest first.
     pub evals: Vec<EvalJob>,
+    /// Ranks flagged as stragglers (own time per step over the factor times the median).
+    pub stragglers: Vec<Rank>,
+    /// The median own time per step over the round's ranks (0: not enough reports).
+    pub median_own_step_s: f64,
 }
 
 mod eval;
+mod figures;
 pub use eval::*;
+pub use figures::{DataFigures, StepTiming};

@@ -24,6 +24,7 @@ use coordinator::launch::{members_told, supervise, worker_binary, LaunchError, L
 use coordinator::limits::CallLimits;
 use coordinator::roles::Role;
 use coordinator::server::RunningServer;
+use coordinator::state::stragglers::StragglerPolicy;
 use coordinator::state::supervision::RestartPolicy;
 use coordinator::state::Policy;
 use proto::domain::{JobPhase, JobStatus, StopRequest};
@@ -262,6 +263,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
             eval_max_attempts: Policy::EVAL_MAX_ATTEMPTS,
             checkpoint_root: checkpoint_root(&training),
             global_batch: global_batch(&training),
+            stragglers: StragglerPolicy::DEFAULT,
         },
         tls: tls.as_ref().map(|t| t.server.clone()),
     };

@@ -148,6 +148,8 @@ mod tests {
                 finished: false,
             }],
             samples_per_sec: 10.0,
+            stragglers: vec![],
+            median_own_step_s: 0.0,
             checkpoints: vec![CheckpointInfo {
                 step: Step::new(8),
                 url: "file:///c/step-8".into(),
