@@ -11,6 +11,33 @@ extern "C" {
     fn exiflang_cuda_current_stream(device: c_int) -> *mut c_void;
     fn exiflang_cuda_set_device(device: c_int) -> c_int;
     fn exiflang_cuda_pool_stream(device: c_int) -> *mut c_void;
+    fn exiflang_cuda_memory(
+        device: c_int,
+        allocated: *mut i64,
+        peak: *mut i64,
+        reset: c_int,
+    ) -> c_int;
+}
+
+/// libtorch's caching allocator on `device`: bytes allocated now, and their peak since the
+/// previous call with `reset_peak` (which starts the peak again from now).
+pub fn memory(device: usize, reset_peak: bool) -> Result<(u64, u64), KernelsError> {
+    let (mut allocated, mut peak) = (0i64, 0i64);
+    // SAFETY: two out-pointers to locals; the shim checks the device index.
+    let rc = unsafe {
+        exiflang_cuda_memory(
+            device as c_int,
+            &mut allocated,
+            &mut peak,
+            c_int::from(reset_peak),
+        )
+    };
+    if rc != 0 {
+        return Err(device_error(format!(
+            "no allocator statistics for cuda:{device}"
+        )));
+    }
+    Ok((allocated.max(0) as u64, peak.max(0) as u64))
 }
 
 /// libtorch's current CUDA stream on `device` (a `cudaStream_t`).

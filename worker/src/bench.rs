@@ -119,6 +119,7 @@ pub fn time_steps(
             step: i as u64,
             embed_dim: spec.model.embed_dim,
             bf16: spec.train.precision == crate::config::Precision::Bf16,
+            clock: None,
         };
         let out = forward_backward(&model, &inputs, &settings, &mut Solo, None)?;
         opt.clip_grad_norm(spec.optim.grad_clip_norm);

@@ -3,6 +3,8 @@
 //! status of a run a signal stopped. Both sides read them from here; neither imports the
 //! other.
 
+use proto::domain::{DataFigures, StepTiming};
+
 /// What a run reports as it goes, for a supervisor (`worker train --events-stdout` writes
 /// them as JSON lines).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -20,6 +22,9 @@ pub enum TrainEvent {
         loss: f64,
         /// Pairs in the global batch.
         samples: u64,
+        /// What the rank measured (absent from older writers: all zero).
+        #[serde(default)]
+        figures: StepFigures,
     },
     /// A checkpoint was committed (rank 0 only).
     Checkpoint {
@@ -38,6 +43,30 @@ pub enum TrainEvent {
         #[serde(default)]
         final_step: bool,
     },
+}
+
+/// What a rank measured over one step, besides its loss.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct StepFigures {
+    /// Learning rate of the step.
+    pub lr: f64,
+    /// Logit scale (1 / temperature) of the step.
+    pub logit_scale: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Seconds per phase (on a GPU, of the previous step: see `runtime::timing`).
+    pub timing: StepTiming,
+    /// The data pipeline since the run started.
+    pub data: DataFigures,
+    /// libtorch's caching allocator on the rank's GPU: allocated after the step.
+    pub memory_allocated_bytes: u64,
+    /// Peak allocated during the step.
+    pub memory_peak_bytes: u64,
+    /// Model TFLOP/s of this rank's share of the step.
+    pub model_tflops: f64,
+    /// Model FLOPs utilisation (0: the device's peak is unknown).
+    pub mfu: f64,
 }
 
 /// The exit status of a `worker train` process that a signal stopped after its

@@ -145,6 +145,7 @@ fn run(setup: Setup, coll: &mut dyn Collective, init_seed: i64) -> RunResult {
             step,
             embed_dim: cfg.embed_dim,
             bf16: false,
+            clock: None,
         };
         losses.push(
             forward_backward(&model, &inputs, &settings, coll, Some(&mut grads))

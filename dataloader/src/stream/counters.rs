@@ -57,6 +57,9 @@ pub struct Counters {
     bytes_read: AtomicU64,
     wait_ns: AtomicU64,
     dropped_tail: AtomicU64,
+    /// Batches ready in the queue when the consumer last asked, and the queue's size.
+    ready_at_take: AtomicU64,
+    queue_capacity: AtomicU64,
     skipped: [AtomicU64; SkipReason::ALL.len()],
     logged: [AtomicBool; SkipReason::ALL.len()],
 }
@@ -79,6 +82,12 @@ impl Counters {
             d.as_nanos().min(u128::from(u64::MAX)) as u64,
             Ordering::Relaxed,
         );
+    }
+
+    pub(crate) fn set_queue_seen(&self, ready: usize, capacity: usize) {
+        self.ready_at_take.store(ready as u64, Ordering::Relaxed);
+        self.queue_capacity
+            .store(capacity as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn set_dropped_tail(&self, n: u64) {
@@ -106,6 +115,15 @@ impl Counters {
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             wait: Duration::from_nanos(self.wait_ns.load(Ordering::Relaxed)),
             dropped_tail: self.dropped_tail.load(Ordering::Relaxed),
+            prefetch_fill: {
+                let capacity = self.queue_capacity.load(Ordering::Relaxed);
+                let ready = self.ready_at_take.load(Ordering::Relaxed);
+                if capacity == 0 {
+                    0.0
+                } else {
+                    ready as f64 / capacity as f64
+                }
+            },
             skipped: SkipReason::ALL
                 .iter()
                 .map(|&r| (r, self.skipped[r.slot()].load(Ordering::Relaxed)))
@@ -116,7 +134,7 @@ impl Counters {
 }
 
 /// A copy of a stream's counters at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CounterSnapshot {
     /// Samples delivered in batches.
     pub samples: u64,
@@ -128,6 +146,9 @@ pub struct CounterSnapshot {
     pub wait: Duration,
     /// Samples at the end of the epoch left out because they do not fill a global batch.
     pub dropped_tail: u64,
+    /// How full the queue of ready batches was when the consumer last asked for one: 0,
+    /// it had to wait (the loader is starving the trainer); 1, it was full.
+    pub prefetch_fill: f64,
     /// Samples skipped, by reason (reasons with none are absent).
     pub skipped: BTreeMap<SkipReason, u64>,
 }

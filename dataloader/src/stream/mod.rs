@@ -242,6 +242,7 @@ impl BatchStream {
 
     /// The next batch; `None` after the last one (or after an error was returned).
     pub async fn next(&mut self) -> Option<Result<Batch, StreamError>> {
+        self.see_queue();
         let t0 = Instant::now();
         let item = self.rx.recv().await;
         self.account(t0, &item);
@@ -251,10 +252,17 @@ impl BatchStream {
     /// [`next`](Self::next) for synchronous callers (a training loop outside the runtime).
     /// Must not be called from inside an async task.
     pub fn next_blocking(&mut self) -> Option<Result<Batch, StreamError>> {
+        self.see_queue();
         let t0 = Instant::now();
         let item = self.rx.blocking_recv();
         self.account(t0, &item);
         item
+    }
+
+    /// Notes how many batches are ready as the consumer asks for the next.
+    fn see_queue(&self) {
+        self.counters
+            .set_queue_seen(self.rx.len(), self.rx.max_capacity());
     }
 
     fn account(&self, t0: Instant, item: &Option<Result<Batch, StreamError>>) {

@@ -100,6 +100,15 @@ impl RetryError {
     }
 }
 
+/// Retries made by this process so far (every [`retry`] loop), for the figures a rank
+/// reports.
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Storage requests this process retried after a transient error, so far.
+pub fn retries_so_far() -> u64 {
+    RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs `op` until it succeeds, fails with an error that [`is_retryable`] rejects, or
 /// `policy.max_attempts` attempts are spent, sleeping [`RetryPolicy::backoff`] between
 /// attempts and logging each retry with `what`.
@@ -123,6 +132,7 @@ where
                     error = %e,
                     "transient storage error, retrying"
                 );
+                RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(delay).await;
                 attempt += 1;
             }

@@ -14,6 +14,7 @@ pub mod buckets;
 #[cfg(feature = "cuda")]
 pub mod nccl;
 pub mod tcp;
+pub mod timed;
 
 /// The environment variable through which `worker join` hands its training processes the
 /// round's bootstrap from the rendezvous: the group's [`tcp::GroupSecret`] (hex), which

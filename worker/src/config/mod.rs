@@ -218,11 +218,17 @@ pub struct CheckpointConfig {
 pub struct LoggingConfig {
     /// Optimiser steps between progress lines. Default 10.
     pub every_steps: u64,
+    /// The device's peak TFLOP/s that model FLOPs utilisation divides by; default: the
+    /// dense bf16 peak of the GPUs known by name (H100, H200, A100, L40S), none on CPU.
+    pub peak_tflops: Option<f64>,
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self { every_steps: 10 }
+        Self {
+            every_steps: 10,
+            peak_tflops: None,
+        }
     }
 }
 

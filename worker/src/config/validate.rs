@@ -225,6 +225,16 @@ pub(super) fn check(c: &TrainConfig) -> Vec<FieldError> {
             "must be at least 1, the checkpoint to resume from (got 0)".into(),
         );
     }
+    if let Some(peak) = c
+        .logging
+        .peak_tflops
+        .filter(|p| !(p.is_finite() && *p > 0.0))
+    {
+        err(
+            "logging.peak_tflops",
+            format!("must be a positive number of TFLOP/s, got {peak}"),
+        );
+    }
     if c.logging.every_steps == 0 {
         err("logging.every_steps", "must be at least 1 (got 0)".into());
     }

@@ -11,6 +11,7 @@
 //! size, so no sample of an epoch is skipped or repeated.
 
 pub mod decide;
+pub mod figures;
 pub mod identity;
 pub mod procs;
 
@@ -22,7 +23,7 @@ use std::time::Duration;
 use proto::client::{Client, Endpoint};
 use proto::domain::{
     Assignment, CheckpointReport, DataPosition, Directive, HeartbeatReport, JoinRequest, NodeId,
-    NodeSpec, Rank, RankProgress, Registration, RoundId, Step,
+    NodeSpec, Rank, Registration, RoundId, Step,
 };
 use proto::wire;
 use tokio::sync::{mpsc, watch};
@@ -30,6 +31,7 @@ use tonic::Code;
 
 use crate::events::TrainEvent;
 use decide::{decide, Action, Event, Phase};
+use figures::{RankFigures, StepProgress};
 use procs::{ProcMsg, ProcSpec, TrainProcesses};
 
 /// Why the node stopped with an error.
@@ -127,8 +129,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             (s.round, s.world) = (round, assignment.world_size);
             // Progress is of this round's ranks only (the coordinator refuses more ranks than
             // the node runs processes).
-            s.progress.clear();
-            s.last_step_at.clear();
+            s.ranks.clear();
         }
         tracing::info!(round = round.get(), world = assignment.world_size, ranks = ?assignment.global_ranks, resume = ?assignment.resume_from.as_ref().map(|c| c.step), "round assigned");
         let mut procs = TrainProcesses::spawn(&opts.spec, &assignment, &tx)?;
@@ -168,7 +169,13 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
                 Action::RestartRound => {
                     procs.kill().await;
                     phase = Phase::Failed;
-                    if shared.lock().unwrap().last_step_at.is_empty() {
+                    if !shared
+                        .lock()
+                        .unwrap()
+                        .ranks
+                        .values()
+                        .any(RankFigures::stepped)
+                    {
                         fruitless += 1;
                         if fruitless >= MAX_FRUITLESS_ROUNDS {
                             break 'rounds Err(NodeError::NoProgress(fruitless));
@@ -216,12 +223,11 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
 /// What heartbeats report, kept up to date from the processes' events.
 #[derive(Debug, Default)]
 struct Shared {
-    progress: BTreeMap<Rank, RankProgress>,
+    ranks: BTreeMap<Rank, RankFigures>,
     finished: bool,
     leaving: bool,
     round: RoundId,
     world: u32,
-    last_step_at: BTreeMap<Rank, std::time::Instant>,
 }
 
 async fn register(client: &mut Client, opts: &NodeOptions) -> Result<Registration, NodeError> {
@@ -326,26 +332,24 @@ async fn on_message(
             consumed,
             loss,
             samples,
+            figures,
         } => {
             let mut s = shared.lock().unwrap();
-            let now = std::time::Instant::now();
-            // This rank's share of the global batch per second, smoothed.
-            let share = samples as f64 / s.world.max(1) as f64;
-            let rate = s
-                .last_step_at
-                .insert(rank, now)
-                .map(|t| share / now.duration_since(t).as_secs_f64().max(1e-6));
-            let p = s.progress.entry(rank).or_default();
-            p.global_rank = rank;
-            (p.step, p.epoch, p.samples_consumed, p.loss) =
-                (Step::new(step), epoch, consumed, loss);
-            if let Some(rate) = rate {
-                p.samples_per_sec = if p.samples_per_sec > 0.0 {
-                    0.8 * p.samples_per_sec + 0.2 * rate
-                } else {
-                    rate
-                };
-            }
+            let world = s.world;
+            let progress = StepProgress {
+                step,
+                epoch,
+                consumed,
+                loss,
+                samples,
+            };
+            s.ranks.entry(rank).or_default().on_step(
+                rank,
+                progress,
+                figures,
+                world,
+                std::time::Instant::now(),
+            );
         }
         TrainEvent::Checkpoint {
             step,
@@ -414,7 +418,7 @@ async fn send_heartbeat(
         let s = shared.lock().unwrap();
         HeartbeatReport {
             node: reg.node_id,
-            progress: s.progress.values().cloned().collect(),
+            progress: s.ranks.values().map(|r| r.progress().clone()).collect(),
             finished: s.finished,
             leaving: s.leaving,
             round: s.round,

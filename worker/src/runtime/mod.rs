@@ -17,6 +17,7 @@ pub mod optimizer;
 pub mod step;
 pub mod sync_norm;
 pub mod text_cache;
+pub mod timing;
 
 use infra::FieldError;
 use kernels::KernelsError;

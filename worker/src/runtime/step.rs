@@ -22,6 +22,7 @@ use tch::{nn, Kind, Tensor};
 
 use super::inputs::{embed_pair, StepInputs};
 use super::sync_norm::StepNorms;
+use super::timing::{Phase, PhaseClock};
 use super::RuntimeError;
 use crate::collective::{Collective, GradBuckets};
 use crate::config::ModelConfig;
@@ -66,6 +67,8 @@ pub struct StepSettings<'a> {
     /// Run the towers under bf16 autocast (weights, gradients, logits and loss stay
     /// float32).
     pub bf16: bool,
+    /// Marks the forward and backward phases when given.
+    pub clock: Option<&'a PhaseClock>,
 }
 
 /// Runs forward and backward of this rank's `inputs` over the global batch of every rank
@@ -94,6 +97,11 @@ pub fn forward_backward(
 ) -> Result<StepLoss, RuntimeError> {
     let n = inputs.len();
     let (rank, world) = (coll.rank(), coll.world());
+    let lap = |phase| {
+        if let Some(clock) = s.clock {
+            clock.lap(phase);
+        }
+    };
     let scale = model.logit_scale.value();
     let logit_scale = scale.double_value(&[]);
     let micro = s.micro.unwrap_or(n).clamp(1, n.max(1));
@@ -135,7 +143,9 @@ pub fn forward_backward(
             float(embed_pair(model, inputs, NormMode::local(s.train))?)
         };
         let loss = symmetric_infonce(&a, &b, &scale);
+        lap(Phase::Forward);
         loss.backward();
+        lap(Phase::Backward);
         return Ok(StepLoss {
             loss: loss.double_value(&[]),
             logit_scale,
@@ -177,6 +187,7 @@ pub fn forward_backward(
     };
     let all_a = coll.all_gather(&local(&cache_a))?;
     let all_b = coll.all_gather(&local(&cache_b))?;
+    lap(Phase::Forward);
     // Pass 2: each local micro-batch with gradients against everything else.
     let mut loss_value = f64::NAN;
     let passes = chunks.len().max(1);
@@ -207,12 +218,14 @@ pub fn forward_backward(
             scale.detach()
         };
         let loss = symmetric_infonce(&rows(&all_a, &cache_a, a), &rows(&all_b, &cache_b, b), &sc);
+        lap(Phase::Forward);
         if loss.requires_grad() {
             match grads.as_deref_mut() {
                 Some(g) if j + 1 == passes && !norms.is_synced() => g.backward(&loss, coll)?,
                 _ => norms.backward(&loss, coll)?,
             }
         }
+        lap(Phase::Backward);
         loss_value = loss.double_value(&[]);
     }
     Ok(StepLoss {
@@ -265,6 +278,7 @@ mod tests {
             step: 0,
             embed_dim: 8,
             bf16,
+            clock: None,
         }
     }
 

@@ -18,6 +18,7 @@
 //! resumed give the same weights.
 
 mod checkpointing;
+mod measure;
 pub mod progress;
 mod signals;
 mod trainer;

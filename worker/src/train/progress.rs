@@ -1,9 +1,15 @@
 //! Progress of a training run: a progress bar on a terminal, structured log lines every
 //! `logging.every_steps` steps otherwise (and always), with step, loss, learning rate,
-//! temperature, samples per second and the fraction of time spent waiting for data.
+//! temperature, samples per second, the fraction of time spent waiting for data, the mean
+//! seconds per phase, model TFLOP/s (and MFU where the device's peak is known), GPU memory
+//! and how full the prefetch queue was.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+
+use proto::domain::StepTiming;
+
+use crate::events::StepFigures;
 
 /// Accumulates the figures of the steps since the last report.
 #[derive(Debug)]
@@ -15,6 +21,7 @@ pub struct Progress {
     steps: u64,
     samples: u64,
     waited: Duration,
+    timings: Vec<StepTiming>,
 }
 
 /// `x` to `digits` decimals: numbers in the logs stay numbers (for log collectors) and
@@ -26,7 +33,7 @@ fn round(x: f64, digits: i32) -> f64 {
 
 /// One step's figures.
 #[derive(Debug, Clone, Copy)]
-pub struct StepReport {
+pub struct StepReport<'a> {
     /// The step just taken (1-based count of optimiser steps).
     pub step: u64,
     /// Its loss.
@@ -37,10 +44,10 @@ pub struct StepReport {
     pub logit_scale: f64,
     /// Pairs in the batch.
     pub samples: u64,
-    /// Time spent waiting for the batch.
-    pub waited: Duration,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
+    /// What the step measured.
+    pub figures: &'a StepFigures,
 }
 
 impl Progress {
@@ -67,15 +74,17 @@ impl Progress {
             steps: 0,
             samples: 0,
             waited: Duration::ZERO,
+            timings: Vec::new(),
         }
     }
 
     /// Records a step; logs (and updates the bar's message) at every reporting step.
-    pub fn step(&mut self, r: StepReport) {
+    pub fn step(&mut self, r: StepReport<'_>) {
         self.loss_sum += r.loss;
         self.steps += 1;
         self.samples += r.samples;
-        self.waited += r.waited;
+        self.waited += Duration::from_secs_f64(r.figures.timing.data_wait_s);
+        self.timings.push(r.figures.timing);
         self.bar.set_position(r.step);
         if !r.step.is_multiple_of(self.every) {
             return;
@@ -84,6 +93,8 @@ impl Progress {
         let loss = self.loss_sum / self.steps as f64;
         let samples_per_s = self.samples as f64 / elapsed;
         let data_wait = self.waited.as_secs_f64() / elapsed;
+        let t = StepTiming::mean(&self.timings);
+        let f = r.figures;
         tracing::info!(
             step = r.step,
             loss = round(loss, 4),
@@ -92,6 +103,18 @@ impl Progress {
             grad_norm = round(r.grad_norm, 3),
             samples_per_s = round(samples_per_s, 1),
             data_wait = round(data_wait, 3),
+            step_s = round(t.step_s, 4),
+            forward_s = round(t.forward_s, 4),
+            backward_s = round(t.backward_s, 4),
+            grad_reduce_s = round(t.grad_reduce_s, 4),
+            optimizer_s = round(t.optimizer_s, 4),
+            checkpoint_s = round(t.checkpoint_s, 4),
+            collective_s = round(t.collective_s, 4),
+            model_tflops = round(f.model_tflops, 4),
+            mfu = round(f.mfu, 4),
+            memory_peak_bytes = f.memory_peak_bytes,
+            prefetch_fill = round(f.data.prefetch_fill, 2),
+            skipped = f.data.skipped.values().sum::<u64>(),
             "train"
         );
         self.bar.set_message(format!(
@@ -104,6 +127,7 @@ impl Progress {
         self.steps = 0;
         self.samples = 0;
         self.waited = Duration::ZERO;
+        self.timings.clear();
     }
 
     /// Ends the bar.

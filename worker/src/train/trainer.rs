@@ -3,7 +3,7 @@
 //! [`Trainer::step`], with checkpoints and the signal stop in `checkpointing.rs`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dataloader::order::{Position, RankPlan};
 use dataloader::stream::{Batch, StreamError};
@@ -12,10 +12,12 @@ use kernels::config::Objective;
 use kernels::joint::JointModel;
 use tch::Tensor;
 
+use super::measure::{StepMeasures, StepMeter};
 use super::progress::{Progress, StepReport};
 use super::signals::stop_on_signals;
 use super::{TrainError, TrainOptions, TrainSummary};
 use crate::checkpoint::CheckpointStore;
+use crate::collective::timed::Timed;
 use crate::collective::{broadcast_variables, Collective, GradBuckets};
 use crate::config::{BatchNormStats, Config, LrSchedule, Precision};
 use crate::runtime::data::DataSource;
@@ -23,6 +25,7 @@ use crate::runtime::inputs::StepInputs;
 use crate::runtime::optimizer::{AdamW, AdamWConfig};
 use crate::runtime::step::{forward_backward, needs_two_crops, split_variables, StepSettings};
 use crate::runtime::text_cache::TextCache;
+use crate::runtime::timing::Phase;
 use crate::runtime::{guard, model, RuntimeError};
 
 /// Gradient all-reduce bucket size.
@@ -32,7 +35,7 @@ const BUCKET_BYTES: usize = 16 << 20;
 pub(super) struct Trainer<'a> {
     pub(super) cfg: &'a Config,
     pub(super) opts: &'a TrainOptions,
-    coll: &'a mut dyn Collective,
+    coll: Timed<'a>,
     device: tch::Device,
     pub(super) data: DataSource,
     schedule: LrSchedule,
@@ -57,6 +60,15 @@ pub(super) struct Trainer<'a> {
     /// A frozen text tower's pooled states, once per text.
     text_cache: Option<TextCache>,
     started: Instant,
+    meter: StepMeter,
+}
+
+/// What a step computed, for its report.
+struct StepDone {
+    loss: f64,
+    logit_scale: f64,
+    grad_norm: f64,
+    lr: f64,
 }
 
 /// How an epoch ended.
@@ -128,13 +140,14 @@ impl<'a> Trainer<'a> {
         same_start_on_every_rank(&mut *coll, step, position)?;
         broadcast_variables(&mut *coll, &vs)?;
         let leader = coll.rank() == 0;
+        let meter = StepMeter::new(cfg, device, coll.world());
         // A frozen encoder's pooled states depend on the text alone: computed once per text.
         let frozen_text =
             spec.model_init.freeze_text && spec.model.objective == Objective::ImageText;
         let mut trainer = Trainer {
             cfg,
             opts,
-            coll,
+            coll: Timed::new(coll),
             device,
             data,
             schedule,
@@ -163,6 +176,7 @@ impl<'a> Trainer<'a> {
             progress: Progress::new(step, end_step, spec.logging.every_steps, leader),
             text_cache: frozen_text.then(TextCache::new),
             started: Instant::now(),
+            meter,
         };
         if leader && step > 0 && step >= end_step {
             trainer.report_final_again()?;
@@ -216,13 +230,15 @@ impl<'a> Trainer<'a> {
         let mut stream = self.data.stream(self.position, crops, |_| ())?;
         let mut stepped = false;
         while self.step < self.end_step {
-            let waited_from = Instant::now();
+            let started = Instant::now();
             let Some(item) = stream.next_blocking() else {
                 break;
             };
-            let waited = waited_from.elapsed();
+            let waited = started.elapsed();
             self.summary.data_wait_s += waited.as_secs_f64();
             let batch = item?;
+            self.coll.take_spent();
+            self.meter.clock.start();
             // One exchange per step: the global batch size, and whether any rank was told
             // to stop (SIGTERM/SIGINT), so all ranks stop at the same step.
             let stopping = i64::from(stop.load(Ordering::Relaxed));
@@ -242,8 +258,9 @@ impl<'a> Trainer<'a> {
                 );
                 continue;
             }
-            self.step(&batch, global as u64, waited)?;
+            let done = self.step(&batch, global as u64)?;
             stepped = true;
+            let checkpoint_from = Instant::now();
             if self.leader
                 && (self
                     .step
@@ -252,14 +269,53 @@ impl<'a> Trainer<'a> {
             {
                 self.checkpoint(self.step == self.end_step)?;
             }
+            let counters = stream.counters();
+            let measures = StepMeasures {
+                total: started.elapsed(),
+                waited,
+                collective: self.coll.take_spent(),
+                checkpoint: checkpoint_from.elapsed(),
+                global: global as u64,
+                seq_len: batch.seq_len as i64,
+                lr: done.lr,
+                logit_scale: done.logit_scale,
+                grad_norm: done.grad_norm,
+                stream: &counters,
+            };
+            self.report(done, measures);
         }
-        self.summary.skipped += stream.counters().skipped_total();
+        let counters = stream.counters();
+        self.summary.skipped += counters.skipped_total();
+        self.meter.end_epoch(&counters);
         Ok(EpochEnd::Exhausted { stepped })
+    }
+
+    /// Tells the supervisor and the logs what the step just taken did and measured.
+    fn report(&mut self, done: StepDone, measures: StepMeasures<'_>) {
+        let samples = measures.global;
+        let figures = self.meter.figures(measures);
+        self.progress.step(StepReport {
+            step: self.step,
+            loss: done.loss,
+            lr: done.lr,
+            logit_scale: done.logit_scale,
+            samples,
+            grad_norm: done.grad_norm,
+            figures: &figures,
+        });
+        self.emit(crate::events::TrainEvent::Step {
+            step: self.step,
+            epoch: self.position.epoch,
+            consumed: self.position.consumed,
+            loss: done.loss,
+            samples,
+            figures,
+        });
     }
 
     /// Phase step: forward/backward of this rank's share of a global batch of `global`
     /// pairs, the gradient sum over the ranks, clipping and the optimiser step.
-    fn step(&mut self, batch: &Batch, global: u64, waited: Duration) -> Result<(), TrainError> {
+    fn step(&mut self, batch: &Batch, global: u64) -> Result<StepDone, TrainError> {
         let spec = &self.cfg.spec;
         let step = self.step;
         let micro = spec.train.micro_batch_size.map(i64::from);
@@ -292,15 +348,17 @@ impl<'a> Trainer<'a> {
                 step,
                 embed_dim: spec.model.embed_dim,
                 bf16: spec.train.precision == Precision::Bf16,
+                clock: Some(&self.meter.clock),
             };
             let out = forward_backward(
                 &self.model,
                 &inputs,
                 &settings,
-                &mut *self.coll,
+                &mut self.coll,
                 Some(&mut self.grads),
             )?;
-            self.grads.reduce(&mut *self.coll)?;
+            self.grads.reduce(&mut self.coll)?;
+            self.meter.clock.lap(Phase::GradReduce);
             if !out.loss.is_finite() {
                 return Err(TrainError::Diverged {
                     step,
@@ -310,28 +368,18 @@ impl<'a> Trainer<'a> {
             let grad_norm = self.opt.clip_grad_norm(spec.optim.grad_clip_norm);
             let lr = self.schedule.lr_at(step);
             self.opt.step(lr);
+            self.meter.clock.lap(Phase::Optimizer);
             Ok((out, grad_norm, lr))
         })?;
         self.step += 1;
         self.summary.samples += global;
         self.summary.losses.push((self.step, out.loss));
-        self.emit(crate::events::TrainEvent::Step {
-            step: self.step,
-            epoch: self.position.epoch,
-            consumed: self.position.consumed,
+        Ok(StepDone {
             loss: out.loss,
-            samples: global,
-        });
-        self.progress.step(StepReport {
-            step: self.step,
-            loss: out.loss,
-            lr,
             logit_scale: out.logit_scale,
-            samples: global,
-            waited,
             grad_norm,
-        });
-        Ok(())
+            lr,
+        })
     }
 
     /// The run's summary, once training has ended.
