@@ -35,7 +35,7 @@ pub fn stragglers(own: &[(Rank, f64)], policy: StragglerPolicy) -> (Vec<Rank>, f
     }
     times.sort_by(f64::total_cmp);
     let mid = times.len() / 2;
-    let median = if times.len() % 2 == 0 {
+    let median = if times.len().is_multiple_of(2) {
         (times[mid - 1] + times[mid]) / 2.0
     } else {
         times[mid]

@@ -245,7 +245,8 @@ mod cuda {
             for &(phase, to) in &marks.laps {
                 let mut ms = 0f32;
                 // SAFETY: two recorded, completed events with timing enabled.
-                if unsafe { cu::cuEventElapsedTime(&mut ms, from, to) } == CUresult::CUDA_SUCCESS {
+                if unsafe { cu::cuEventElapsedTime_v2(&mut ms, from, to) } == CUresult::CUDA_SUCCESS
+                {
                     out.0[phase.slot()] += f64::from(ms.max(0.0)) / 1e3;
                 }
                 from = to;
