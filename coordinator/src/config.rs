@@ -4,6 +4,7 @@
 //! ```toml
 //! listen = "127.0.0.1:50051"      # default; loopback unless told otherwise
 //! health_listen = "0.0.0.0:50052" # optional: grpc.health.v1 without token or TLS (probes)
+//! metrics_listen = "127.0.0.1:9464" # optional: HTTP /metrics (Prometheus), any job token
 //! db_path = "coordinator.db"      # required
 //! token_file = "token"            # one token for every role; else COORDINATOR_TOKEN
 //! global_batch = 1024            # optional: train.batch_size; rounds close only at world
@@ -93,6 +94,7 @@ pub enum ConfigError {
 struct RawConfig {
     listen: Option<String>,
     health_listen: Option<String>,
+    metrics_listen: Option<String>,
     db_path: Option<PathBuf>,
     token_file: Option<PathBuf>,
     min_nodes: Option<u32>,
@@ -136,6 +138,9 @@ pub struct ServeConfig {
     /// Where to serve `grpc.health.v1.Health` in plain HTTP/2 without the token (for
     /// Kubernetes' gRPC probes); not served when `None`.
     pub health_listen: Option<SocketAddr>,
+    /// Where to serve HTTP: `/metrics` (Prometheus text) and the dashboard; not served
+    /// when `None` (the default).
+    pub metrics_listen: Option<SocketAddr>,
     /// The tokens calls carry, and the roles each proves.
     pub credentials: Credentials,
     /// Calls per client.
@@ -178,17 +183,19 @@ impl ServeConfig {
                 &format!("{listen_text:?} is not an address such as 127.0.0.1:50051"),
             )
         })?;
-        let health_listen = raw
-            .health_listen
-            .map(|text| {
+        let address = |field: &str, text: Option<String>, example: &str| {
+            text.map(|text| {
                 text.parse().map_err(|_| {
                     invalid(
-                        "health_listen",
-                        &format!("{text:?} is not an address such as 0.0.0.0:50052"),
+                        field,
+                        &format!("{text:?} is not an address such as {example}"),
                     )
                 })
             })
-            .transpose()?;
+            .transpose()
+        };
+        let health_listen = address("health_listen", raw.health_listen, "0.0.0.0:50052")?;
+        let metrics_listen = address("metrics_listen", raw.metrics_listen, "127.0.0.1:9464")?;
         let db_path = base.join(
             raw.db_path
                 .ok_or_else(|| invalid("db_path", "missing: name the state database file"))?,
@@ -290,6 +297,7 @@ impl ServeConfig {
         Ok(Self {
             listen,
             health_listen,
+            metrics_listen,
             credentials,
             limits,
             db_path,

@@ -19,6 +19,7 @@ pub use proto::client;
 pub mod config;
 pub mod launch;
 pub mod limits;
+pub mod metrics;
 pub mod roles;
 pub mod server;
 pub mod state;

@@ -24,6 +24,7 @@ fn config(dir: &std::path::Path) -> ServeConfig {
     ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         health_listen: None,
+        metrics_listen: None,
         credentials: Credentials::shared(TOKEN).unwrap(),
         limits: CallLimits {
             per_s: 100_000,

@@ -22,6 +22,7 @@ fn config(db_path: &Path, limits: CallLimits) -> ServeConfig {
     ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         health_listen: None,
+        metrics_listen: None,
         credentials: credentials(),
         limits,
         db_path: db_path.to_path_buf(),

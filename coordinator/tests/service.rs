@@ -24,6 +24,7 @@ fn config(db_path: &Path, heartbeat_timeout_ms: u64) -> ServeConfig {
     ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         health_listen: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_listen: None,
         credentials: Credentials::shared(TOKEN).unwrap(),
         limits: CallLimits::DEFAULT,
         db_path: db_path.to_path_buf(),

@@ -25,6 +25,7 @@ fn config(dir: &Path, tls: Option<ServerTls>) -> ServeConfig {
     ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         health_listen: None,
+        metrics_listen: None,
         credentials: Credentials::shared(TOKEN).unwrap(),
         limits: CallLimits::DEFAULT,
         db_path: dir.join("c.db"),

@@ -177,3 +177,240 @@ fn a_rank_slowed_by_sigstop_is_flagged_as_the_straggler_and_the_other_is_not() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// One family of a scrape, as prometheus_client parsed it.
+#[derive(serde::Deserialize, Debug)]
+struct Family {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    unit: String,
+    samples: Vec<(String, std::collections::BTreeMap<String, String>, f64)>,
+}
+
+#[derive(serde::Deserialize, Debug)]
+struct Scrape {
+    status: u16,
+    content_type: String,
+    families: Vec<Family>,
+}
+
+/// Scrapes `url` with `token` through `tests/python/scrape_metrics.py`.
+fn scrape(python: &Path, url: &str, token: Option<&str>) -> Scrape {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/scrape_metrics.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(url)
+        .args(token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scrape_metrics.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+impl Scrape {
+    fn family(&self, name: &str) -> &Family {
+        self.families
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no family {name} in {:?}",
+                    self.families.iter().map(|f| &f.name).collect::<Vec<_>>()
+                )
+            })
+    }
+
+    /// The value of `name`'s sample whose labels include `labels`.
+    fn value(&self, family: &str, sample: &str, labels: &[(&str, &str)]) -> f64 {
+        self.family(family)
+            .samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == sample
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .unwrap_or_else(|| panic!("no {sample}{labels:?} in {:?}", self.family(family)))
+            .2
+    }
+}
+
+#[test]
+fn prometheus_metrics_of_a_running_two_node_launch_parse_with_prometheus_client_and_agree_with_status(
+) {
+    let Some(python) = testkit::python_with("prometheus_client") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let cfg = write_config(dir.path(), &data, STEPS);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let (port, http_port) = (free_port(), free_port());
+    let mut launch = Command::new(common::coordinator_bin())
+        .args(["launch", "--nodes", "2", "--local", "--config"])
+        .arg(&cfg)
+        .arg("--work-dir")
+        .arg(dir.path().join("launch"))
+        .arg("--worker-bin")
+        .arg(WORKER)
+        .arg("--token-file")
+        .arg(&token_file)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{http_port}")])
+        .stdout(log_file(dir.path(), "launch.out"))
+        .stderr(log_file(dir.path(), "launch.log"))
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_for(
+        port,
+        "both ranks training",
+        Duration::from_secs(180),
+        |s| timed_ranks(s).len() == 2 && !s.checkpoints.is_empty(),
+    ));
+    let url = format!("http://127.0.0.1:{http_port}/metrics");
+
+    // No token, or a wrong one: no data.
+    assert_eq!(scrape(&python, &url, None).status, 401);
+    assert_eq!(scrape(&python, &url, Some("not-the-token")).status, 401);
+
+    let before = rt.block_on(status(port)).unwrap();
+    let m = scrape(&python, &url, Some(TOKEN));
+    let after = rt.block_on(status(port)).unwrap();
+    assert_eq!(m.status, 200);
+    assert!(
+        m.content_type.starts_with("application/openmetrics-text"),
+        "{}",
+        m.content_type
+    );
+
+    // The job as status shows it.
+    assert_eq!(
+        m.value(
+            "exiflang_job_state",
+            "exiflang_job_state",
+            &[("state", "running")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "exiflang_job_state",
+            "exiflang_job_state",
+            &[("state", "finished")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        m.value("exiflang_job_round", "exiflang_job_round", &[]),
+        after.round.get() as f64
+    );
+    assert_eq!(
+        m.value("exiflang_job_world_size", "exiflang_job_world_size", &[]),
+        2.0
+    );
+    assert_eq!(
+        m.value(
+            "exiflang_members",
+            "exiflang_members",
+            &[("state", "alive")]
+        ),
+        2.0
+    );
+    let checkpoints = m.value("exiflang_checkpoints", "exiflang_checkpoints", &[]) as usize;
+    assert!((before.checkpoints.len()..=after.checkpoints.len()).contains(&checkpoints));
+    for (b, a) in before.members.iter().zip(&after.members) {
+        let age = m.value(
+            "exiflang_node_heartbeat_age_seconds",
+            "exiflang_node_heartbeat_age_seconds",
+            &[("node", &a.spec.name)],
+        );
+        assert!(
+            (0.0..3.0).contains(&age),
+            "{} heartbeat age {age}",
+            a.spec.name
+        );
+        for (pb, pa) in b.progress.iter().zip(&a.progress) {
+            let rank = pa.global_rank.to_string();
+            let labels = [("rank", rank.as_str()), ("node", a.spec.name.as_str())];
+            let step = m.value("exiflang_rank_step", "exiflang_rank_step", &labels);
+            assert!(
+                (pb.step.get() as f64..=pa.step.get() as f64).contains(&step),
+                "rank {rank} step {step} outside [{}, {}]",
+                pb.step,
+                pa.step
+            );
+            let read = m.value(
+                "exiflang_rank_data_read_bytes",
+                "exiflang_rank_data_read_bytes_total",
+                &labels,
+            );
+            assert!(
+                (pb.data.bytes_read as f64..=pa.data.bytes_read as f64).contains(&read)
+                    && read > 0.0
+            );
+            for phase in ["step", "forward", "backward", "optimizer", "collective"] {
+                let mut l = labels.to_vec();
+                l.push(("phase", phase));
+                let v = m.value(
+                    "exiflang_rank_phase_seconds",
+                    "exiflang_rank_phase_seconds",
+                    &l,
+                );
+                assert!(v.is_finite() && v >= 0.0, "{phase} {v}");
+            }
+            assert!(
+                m.value(
+                    "exiflang_rank_phase_seconds",
+                    "exiflang_rank_phase_seconds",
+                    &[("rank", &rank), ("phase", "step")]
+                ) > 0.0
+            );
+        }
+    }
+    // Types and units as Prometheus names them.
+    assert_eq!(m.family("exiflang_rank_phase_seconds").unit, "seconds");
+    assert_eq!(m.family("exiflang_rank_data_read_bytes").kind, "counter");
+    assert_eq!(m.family("exiflang_rpc_duration_seconds").kind, "histogram");
+    // The RPCs: the nodes' heartbeats were answered OK, with a latency histogram.
+    let heartbeats = m.value(
+        "exiflang_rpc_requests",
+        "exiflang_rpc_requests_total",
+        &[("method", "Heartbeat"), ("code", "Ok")],
+    );
+    assert!(heartbeats >= 2.0, "{heartbeats} heartbeats");
+    let observed = m.value(
+        "exiflang_rpc_duration_seconds",
+        "exiflang_rpc_duration_seconds_count",
+        &[("method", "Heartbeat"), ("code", "Ok")],
+    );
+    assert_eq!(observed, heartbeats, "one latency per call");
+    // The wrong-token scrapes above are HTTP, not RPCs; a gRPC call with a wrong token is.
+    rt.block_on(async {
+        // connect's probe (Ping) is refused; connect itself leaves that to later calls.
+        let _ = proto::client::connect(&format!("http://127.0.0.1:{port}"), "wrong").await;
+    });
+    let m = scrape(&python, &url, Some(TOKEN));
+    let refused = m.value(
+        "exiflang_rpc_requests",
+        "exiflang_rpc_requests_total",
+        &[("method", "Ping"), ("code", "Unauthenticated")],
+    );
+    assert!(refused >= 1.0);
+
+    // SAFETY: the process group this test created.
+    unsafe {
+        libc::kill(-(launch.id() as libc::pid_t), libc::SIGKILL);
+    }
+    let _ = launch.wait();
+}

@@ -6,6 +6,7 @@
 
 use super::now_ms;
 use crate::limits::{Admission, CallLimits, RateLimiter};
+use crate::metrics::RpcMetrics;
 use crate::roles::{required_role, Credentials};
 use crate::status::ServiceError;
 use proto::auth::AUTHORIZATION;
@@ -14,6 +15,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tonic::codegen::{http, BoxFuture, Service};
 use tonic::server::NamedService;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -25,6 +27,7 @@ const LOGGED_REFUSALS: usize = 4096;
 /// The shared part of every clone of a [`Guarded`] service.
 struct Gate {
     credentials: Credentials,
+    rpc: RpcMetrics,
     limiter: Mutex<RateLimiter<Option<SocketAddr>>>,
     logged: Mutex<HashSet<(Option<SocketAddr>, &'static str)>>,
 }
@@ -37,11 +40,17 @@ pub(crate) struct Guarded<S> {
 }
 
 impl<S> Guarded<S> {
-    pub(crate) fn new(inner: S, credentials: Credentials, limits: CallLimits) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        credentials: Credentials,
+        limits: CallLimits,
+        rpc: RpcMetrics,
+    ) -> Self {
         Self {
             inner,
             gate: Arc::new(Gate {
                 credentials,
+                rpc,
                 limiter: Mutex::new(RateLimiter::new(limits)),
                 logged: Mutex::new(HashSet::new()),
             }),
@@ -136,11 +145,39 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let path = request.uri().path().to_string();
+        let gate = Arc::clone(&self.gate);
         match self.gate.check(&request) {
-            Ok(()) => Box::pin(self.inner.call(request)),
-            Err(refusal) => Box::pin(std::future::ready(Ok(Status::from(refusal).into_http()))),
+            Ok(()) => {
+                let answer = self.inner.call(request);
+                Box::pin(async move {
+                    let response = answer.await?;
+                    let code = grpc_code(&response);
+                    gate.rpc
+                        .observe(&path, code, started.elapsed().as_secs_f64());
+                    Ok(response)
+                })
+            }
+            Err(refusal) => {
+                let status = Status::from(refusal);
+                gate.rpc
+                    .observe(&path, status.code(), started.elapsed().as_secs_f64());
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
         }
     }
+}
+
+/// The gRPC status of a unary answer: in its headers when the call failed (tonic answers
+/// errors with headers only), OK otherwise (the trailers that carry it come later).
+fn grpc_code<B>(response: &http::Response<B>) -> tonic::Code {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from)
 }
 
 impl<S: NamedService> NamedService for Guarded<S> {

@@ -13,10 +13,12 @@
 //! down.
 
 mod guard;
+mod http;
 mod service;
 mod shared;
 
 use crate::config::ServeConfig;
+use crate::metrics::RpcMetrics;
 use crate::state::{self, Policy, State};
 use crate::store::{Store, StoreError};
 use proto::domain::JobId;
@@ -149,6 +151,26 @@ fn bind(addr: SocketAddr) -> Result<TcpIncoming, ServeError> {
     TcpIncoming::bind(addr).map_err(|source| ServeError::Bind { addr, source })
 }
 
+/// The HTTP listener of `config`, bound (`None` without `metrics_listen`).
+fn bind_metrics(config: &ServeConfig) -> Result<Option<tokio::net::TcpListener>, ServeError> {
+    let Some(addr) = config.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)
+        })
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    Ok(Some(listener))
+}
+
+/// The listeners besides the gRPC one.
+struct SideListeners {
+    health: Option<TcpIncoming>,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
 /// The health listener of `config`, bound (`None` without `health_listen`).
 fn bind_health(config: &ServeConfig) -> Result<Option<TcpIncoming>, ServeError> {
     config.health_listen.map(bind).transpose()
@@ -161,9 +183,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let server = builder(&config)?;
-    let health = bind_health(&config)?;
+    let side = SideListeners {
+        health: bind_health(&config)?,
+        metrics: bind_metrics(&config)?,
+    };
     let opened = open_state(&config).await?;
-    serve_state(config, server, opened, (incoming, health), shutdown).await
+    serve_state(config, server, opened, (incoming, side), shutdown).await
 }
 
 /// Serves `grpc.health.v1.Health` on `incoming` until `stopping`; NOT_SERVING from then.
@@ -189,7 +214,7 @@ async fn serve_state(
     config: ServeConfig,
     mut server: Server,
     (state, store): (State, Store),
-    (incoming, health): (TcpIncoming, Option<TcpIncoming>),
+    (incoming, side): (TcpIncoming, SideListeners),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -203,13 +228,28 @@ async fn serve_state(
         Some(tls) => tracing::info!(tls = %tls.describe(), "serving over TLS"),
         None => tracing::info!("serving plain HTTP/2 (no [tls] configured)"),
     }
-    let health = health.map(|h| tokio::spawn(serve_health(h, stop_rx.clone())));
+    let health = side
+        .health
+        .map(|h| tokio::spawn(serve_health(h, stop_rx.clone())));
+    let rpc = RpcMetrics::default();
+    let metrics = side.metrics.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(url = %format!("http://{addr}/metrics"), "serving Prometheus metrics and the dashboard");
+        }
+        let state = http::HttpState {
+            shared: shared.clone(),
+            rpc: rpc.clone(),
+            credentials: config.credentials.clone(),
+        };
+        tokio::spawn(http::serve_http(listener, state, stop_rx.clone()))
+    });
     let timer = tokio::spawn(run_timer(shared.clone(), stop_rx));
     let service = guard::Guarded::new(
         CoordinatorServer::new(service::CoordinatorService::new(shared))
             .max_decoding_message_size(MAX_REQUEST_BYTES),
         config.credentials.clone(),
         config.limits,
+        rpc,
     );
     let signal = async move {
         shutdown.await;
@@ -224,6 +264,11 @@ async fn serve_state(
     if let Some(health) = health {
         if let Ok(Err(e)) = health.await {
             tracing::warn!(error = %e, "the health service failed");
+        }
+    }
+    if let Some(metrics) = metrics {
+        if let Ok(Err(e)) = metrics.await {
+            tracing::warn!(error = %e, "the HTTP (metrics) service failed");
         }
     }
     result.map_err(ServeError::from)
@@ -252,6 +297,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Where the health service listens, if configured (the real port).
     pub health_addr: Option<SocketAddr>,
+    /// Where the HTTP port (`/metrics`, the dashboard) listens, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     tls: bool,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
@@ -265,8 +312,12 @@ impl RunningServer {
         let addr = incoming
             .local_addr()
             .map_err(|source| ServeError::Bind { addr, source })?;
-        let health = bind_health(&config)?;
-        let health_addr = health.as_ref().and_then(|h| h.local_addr().ok());
+        let side = SideListeners {
+            health: bind_health(&config)?,
+            metrics: bind_metrics(&config)?,
+        };
+        let health_addr = side.health.as_ref().and_then(|h| h.local_addr().ok());
+        let metrics_addr = side.metrics.as_ref().and_then(|m| m.local_addr().ok());
         // Check TLS and load the state before returning so that bad files or a bad
         // database are reported at start.
         let server = builder(&config)?;
@@ -277,7 +328,7 @@ impl RunningServer {
             config,
             server,
             opened,
-            (incoming, health),
+            (incoming, side),
             async move {
                 let _ = stopped.await;
             },
@@ -285,6 +336,7 @@ impl RunningServer {
         Ok(Self {
             addr,
             health_addr,
+            metrics_addr,
             tls,
             stop,
             task,

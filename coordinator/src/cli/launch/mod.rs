@@ -68,6 +68,10 @@ pub struct LaunchArgs {
     /// gRPC probes).
     #[arg(long, value_name = "ADDR")]
     pub health_listen: Option<SocketAddr>,
+    /// Serve HTTP here: `/metrics` for Prometheus and the dashboard (any of the job's
+    /// tokens; port 0 picks a free one). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// The `worker` binary (default: next to this executable).
     #[arg(long)]
     pub worker_bin: Option<PathBuf>,
@@ -250,6 +254,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<()> {
     let config = ServeConfig {
         listen: args.listen,
         health_listen: args.health_listen,
+        metrics_listen: args.metrics_listen,
         credentials: tokens.credentials.clone(),
         limits: CallLimits::DEFAULT,
         db_path,
@@ -330,6 +335,9 @@ async fn launch(args: LaunchArgs, config: ServeConfig, setup: Setup) -> anyhow::
         return Ok(());
     }
     print_join_help(&args, &url, &setup.tokens, setup.tls.as_ref());
+    if let Some(addr) = server.metrics_addr {
+        report::print_http_urls(addr, &setup.tokens);
+    }
     let outcome = drive(&args, &url, &setup).await;
     let keep_serving = args.keep_serving && matches!(outcome, Ok(Outcome::Over(_)));
     let result = conclude(outcome, started);

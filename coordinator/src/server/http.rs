@@ -1,0 +1,73 @@
+//! The coordinator's HTTP port (`metrics_listen`): `/metrics` for Prometheus, rendered
+//! from the current state at each scrape ([`crate::metrics::render`]). Read-only; every
+//! request needs one of the job's tokens (any role: reading the job's figures is what each
+//! may do), as `Authorization: Bearer <token>`.
+
+use std::sync::Arc;
+
+use axum::extract::State as Extract;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+use super::Shared;
+use crate::metrics::{render, RpcMetrics};
+use crate::roles::Credentials;
+use crate::state;
+
+/// The OpenMetrics text content type (what `prometheus-client` writes).
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What the HTTP handlers read.
+#[derive(Clone)]
+pub(super) struct HttpState {
+    pub(super) shared: Arc<Shared>,
+    pub(super) rpc: RpcMetrics,
+    pub(super) credentials: Credentials,
+}
+
+impl HttpState {
+    /// Whether the request carries one of the job's tokens as a bearer token.
+    fn authorised(&self, headers: &HeaderMap) -> bool {
+        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        !self.credentials.roles_of(given).is_empty()
+    }
+}
+
+/// The routes of the HTTP port.
+fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn metrics(Extract(http): Extract<HttpState>, headers: HeaderMap) -> Response {
+    if !http.authorised(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a token of this job is required: Authorization: Bearer <token>\n",
+        )
+            .into_response();
+    }
+    let policy = http.shared.policy.stragglers;
+    let status = http.shared.read(|s, now| state::status(s, now, policy));
+    let body = render(&status, &http.rpc);
+    ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
+}
+
+/// Serves the HTTP port on `listener` until `stopping` turns true.
+pub(super) async fn serve_http(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    mut stopping: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let signal = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(signal)
+        .await
+}
