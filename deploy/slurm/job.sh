@@ -20,6 +20,8 @@
 #   BIN_DIR           where `coordinator` and `worker` are (default: $EXIFLANG_ROOT/target/release)
 #   COORDINATOR_PORT  the coordinator's port on its node (default 50051)
 #   HEALTH_PORT       also serve grpc.health.v1 there (default: none)
+#   METRICS_PORT      serve the dashboard and Prometheus /metrics there (default 9464;
+#                     empty: not served)
 #   PROCS_PER_NODE    training processes per node: a number or auto (one per GPU; default auto)
 #   EVAL_AGENTS       evaluation agents to run beside the coordinator (default 0)
 #   HEARTBEAT_TIMEOUT_MS  silence after which a node is declared dead (default 30000)
@@ -99,6 +101,10 @@ run_job() {
     --work-dir "$JOB_DIR" --listen "0.0.0.0:$COORDINATOR_PORT" --tokens-dir "$TOKENS_DIR"
     --heartbeat-timeout-ms "$HEARTBEAT_TIMEOUT_MS" --on-signal suspend --suspend-grace-s 120)
   [[ -n ${HEALTH_PORT:-} ]] && launch+=(--health-listen "0.0.0.0:$HEALTH_PORT")
+  if [[ -n ${METRICS_PORT-9464} ]]; then
+    launch+=(--metrics-listen "0.0.0.0:${METRICS_PORT-9464}")
+    log "dashboard: http://$addr:${METRICS_PORT-9464}/ (sign in with $TOKENS_DIR/operator.token); Prometheus: http://$addr:${METRICS_PORT-9464}/metrics (Authorization: Bearer, any of the job's tokens)"
+  fi
   [[ $EVAL_AGENTS -gt 0 ]] && launch+=(--wait-for-evals)
   # shellcheck disable=SC2206
   launch+=(${COORDINATOR_ARGS:-})

@@ -48,7 +48,7 @@ fn every_overlay_renders_and_passes_the_schemas_and_cross_checks() {
     let out = check(&[]);
     let report = text(&out);
     assert!(out.status.success(), "{report}");
-    for overlay in ["base", "cpu-demo", "paper-gpu", "jobset"] {
+    for overlay in ["base", "cpu-demo", "paper-gpu", "jobset", "prometheus"] {
         let line = report
             .lines()
             .find(|l| l.contains(&format!("/{overlay}:")))
@@ -147,6 +147,35 @@ fn a_misspelt_jobset_field_fails_against_the_jobset_schema() {
         report.contains("'one' is not of type 'integer'"),
         "{report}"
     );
+}
+
+#[test]
+fn a_service_monitor_of_the_wrong_type_port_or_secret_fails_against_its_crd_and_the_coordinator() {
+    if kustomize().is_none() {
+        return;
+    }
+    // A wrong type (the CRD's schema), a port the Service lacks, a token nobody made; and a
+    // coordinator that stopped serving metrics on the port the Service leads to.
+    let monitor = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: m\n\
+                   spec:\n  selector:\n    matchLabels: {app.kubernetes.io/component: coordinator}\n  \
+                   endpoints:\n    - {port: metrics, interval: 15}\n    - {port: metricz}\n    \
+                   - port: metrics\n      authorization: {credentials: {name: nobody, key: t}}\n";
+    let patches =
+        "  - target: {kind: StatefulSet, name: exiflang-coordinator}\n    patch: |-\n      \
+                   - op: remove\n        path: /spec/template/spec/containers/0/args/6\n";
+    let dir = broken_overlay("k8s-monitor-", &[("monitor.yaml", monitor)], patches);
+    let out = check(&[dir.path()]);
+    let report = text(&out);
+    assert!(!out.status.success(), "{report}");
+    for expected in [
+        "ServiceMonitor/m: data/spec/endpoints/0/interval must be string",
+        "endpoint port 'metricz' is not a port of Service/exiflang-coordinator",
+        "token Secret/nobody is neither rendered nor listed",
+        "serves no --metrics-listen on port 9464",
+        "endpoint 'metrics' sends no token",
+    ] {
+        assert!(report.contains(expected), "{expected}: {report}");
+    }
 }
 
 /// Loads a config and returns its digest with the dataset URL of `like` (the overlays

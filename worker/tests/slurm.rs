@@ -89,6 +89,7 @@ impl Cluster {
             .env("JOB_CONFIG", config)
             .env("JOB_DIR", work.join("job"))
             .env("COORDINATOR_PORT", free_port().to_string())
+            .env("METRICS_PORT", free_port().to_string())
             .env("HEARTBEAT_TIMEOUT_MS", "5000")
             .env("OMP_NUM_THREADS", "1")
             .output()
@@ -317,6 +318,10 @@ fn the_heterogeneous_job_runs_the_coordinator_in_its_own_component_to_the_end() 
     let state = cluster.state(&job);
     assert!(state.starts_with("COMPLETED"), "{state}\n{log}");
     assert!(log.contains("coordinator on n1"), "{log}");
+    assert!(
+        log.contains("dashboard: http://") && log.contains("/metrics (Authorization: Bearer"),
+        "the job prints where to watch it: {log}"
+    );
     assert!(log.contains("2 worker node(s)"), "{log}");
     assert!(log.contains("job finished"), "{log}");
     assert!(log.contains("ended (coordinator exit 0)"), "{log}");
