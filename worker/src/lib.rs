@@ -27,6 +27,7 @@ pub mod node;
 pub mod probe;
 pub mod runtime;
 pub mod splice_bench;
+pub mod tensorboard;
 pub mod train;
 
 /// Tests that seed libtorch's global generator and then draw from it hold this lock, so

@@ -205,6 +205,21 @@ rounds = 1
         .as_f64()
         .unwrap();
     assert_eq!(in_registry, p_map);
+
+    // The agent's TensorBoard scalars, read by TensorBoard's own reader: each evaluation
+    // once, at its checkpoint's step.
+    if let Some(python) = testkit::python_with("tensorboard") {
+        let board = common::read_board(&python, &dir.path().join("ckpt/tensorboard"));
+        let splice = &board.scalars["eval/splice-small/ncut.p_map"];
+        assert_eq!(
+            splice.iter().map(|p| p.0).collect::<Vec<_>>(),
+            [4, 6],
+            "{splice:?}"
+        );
+        assert!((splice[1].1 - p_map).abs() < 1e-6, "{splice:?} vs {p_map}");
+        let retrieval = &board.scalars["eval/retrieval/patch_to_patch.top1"];
+        assert_eq!(retrieval.iter().map(|p| p.0).collect::<Vec<_>>(), [6]);
+    }
 }
 
 fn eval_agent(dir: &Path, cfg: &Path, port: u16, name: &str) -> std::process::Child {

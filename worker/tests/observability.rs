@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, log_file, packed_photos, status, wait_for, write_config, TOKEN, WORKER};
+use common::{
+    free_port, log_file, packed_photos, read_board, status, wait_for, write_config, TOKEN, WORKER,
+};
 use proto::domain::{JobStatus, Rank};
 
 /// Long enough never to end during the test; the test stops the job.
@@ -413,4 +415,155 @@ fn prometheus_metrics_of_a_running_two_node_launch_parse_with_prometheus_client_
         libc::kill(-(launch.id() as libc::pid_t), libc::SIGKILL);
     }
     let _ = launch.wait();
+}
+
+/// Polls the event files under `url` until their newest step satisfies `done` (at most
+/// 120 s): that step.
+fn wait_for_step(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    done: impl Fn(u64) -> bool,
+) -> Option<u64> {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(120) {
+        let files = rt
+            .block_on(worker::tensorboard::read_folder(url, &Default::default()))
+            .unwrap_or_default();
+        let newest = files
+            .iter()
+            .flat_map(|(_, e)| e)
+            .map(|e| e.step as u64)
+            .max()
+            .unwrap_or(0);
+        if done(newest) {
+            return Some(newest);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+/// The newest complete checkpoint's step under `ckpt`.
+fn newest_checkpoint(ckpt: &Path) -> u64 {
+    std::fs::read_dir(ckpt)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.path().join("COMPLETE.json").exists().then_some(())?;
+            e.file_name().to_str()?.strip_prefix("step-")?.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn tensorboard_scalars_of_a_killed_and_resumed_run_hold_every_step_once_as_tensorboard_reads_them()
+{
+    let Some(python) = testkit::python_with("tensorboard") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let board = dir.path().join("board");
+    let ckpt = dir.path().join("ckpt");
+    let cfg = dir.path().join("config.toml");
+    let text = testkit::tiny_config(&data, &ckpt, 40).replace("every_steps = 2", "every_steps = 5")
+        + &format!(
+            "[logging]\nevery_steps = 1\ntensorboard = \"{}\"\n",
+            board.display()
+        );
+    std::fs::write(&cfg, text).unwrap();
+
+    // A first run, killed between checkpoints: its files hold steps the checkpoint lacks.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = board.to_str().unwrap();
+    let mut first = Command::new(WORKER)
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .stderr(log_file(dir.path(), "first.log"))
+        .spawn()
+        .unwrap();
+    // Killed once a step between checkpoints (every 5) is in the files.
+    let written = wait_for_step(&rt, url, |newest| {
+        newest >= 6 && newest % 5 != 0 && newest % 5 != 4
+    });
+    let _ = first.kill(); // SIGKILL
+    let _ = first.wait();
+    let written = written.expect("no TensorBoard events within 120 s");
+    let resumed_at = newest_checkpoint(&ckpt);
+    let before = read_board(&python, &board);
+    let orphans: Vec<u64> = before
+        .files
+        .values()
+        .flatten()
+        .copied()
+        .filter(|&s| s > resumed_at)
+        .collect();
+    assert!(
+        !orphans.is_empty(),
+        "steps after checkpoint {resumed_at} were written (up to {written})"
+    );
+
+    // The resumed run takes them out and writes them again, once.
+    let summary = dir.path().join("summary.json");
+    let out = Command::new(WORKER)
+        .args(["train", "--resume", "--stop-at-step", "20", "--config"])
+        .arg(&cfg)
+        .arg("--summary")
+        .arg(&summary)
+        .stderr(log_file(dir.path(), "resumed.log"))
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let losses: Vec<(u64, f64)> = serde_json::from_value(
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&summary).unwrap()).unwrap()
+            ["losses"]
+            .clone(),
+    )
+    .unwrap();
+    let board = read_board(&python, &board);
+    let mut steps: Vec<u64> = board.files.values().flatten().copied().collect();
+    steps.sort();
+    assert_eq!(
+        steps,
+        (1..=20).collect::<Vec<_>>(),
+        "every step once over the files: {:?}",
+        board.files
+    );
+    for tag in [
+        "train/loss",
+        "train/lr",
+        "train/logit_scale",
+        "train/grad_norm",
+        "train/samples_per_sec",
+        "train/model_tflops",
+        "time/step_s",
+        "time/forward_s",
+        "time/backward_s",
+        "time/optimizer_s",
+        "time/data_wait_s",
+        "data/prefetch_fill",
+        "data/bytes_read",
+    ] {
+        let points = board
+            .scalars
+            .get(tag)
+            .unwrap_or_else(|| panic!("no {tag}: {:?}", board.scalars.keys()));
+        let got: Vec<u64> = points.iter().map(|p| p.0).collect();
+        assert_eq!(got, (1..=20).collect::<Vec<_>>(), "{tag}");
+        assert!(points.iter().all(|p| p.1.is_finite()), "{tag}: {points:?}");
+    }
+    // The resumed steps' losses are the run's own, as f32.
+    let loss = &board.scalars["train/loss"];
+    assert_eq!(losses.first().map(|l| l.0), Some(resumed_at + 1));
+    for (step, value) in losses {
+        let (_, shown) = loss[step as usize - 1];
+        assert!(
+            (shown - value).abs() <= 1e-6 * value.abs().max(1.0),
+            "step {step}: {shown} vs {value}"
+        );
+    }
+    assert!(board.scalars["time/forward_s"].iter().all(|p| p.1 > 0.0));
 }

@@ -221,6 +221,10 @@ pub struct LoggingConfig {
     /// The device's peak TFLOP/s that model FLOPs utilisation divides by; default: the
     /// dense bf16 peak of the GPUs known by name (H100, H200, A100, L40S), none on CPU.
     pub peak_tflops: Option<f64>,
+    /// Where rank 0 writes TensorBoard event files (a folder or an object-store URL),
+    /// every `every_steps` steps; evaluation agents write theirs there too. Default:
+    /// `tensorboard/` under `checkpoint.url`; `""`: none written.
+    pub tensorboard: Option<String>,
 }
 
 impl Default for LoggingConfig {
@@ -228,6 +232,22 @@ impl Default for LoggingConfig {
         Self {
             every_steps: 10,
             peak_tflops: None,
+            tensorboard: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The TensorBoard folder (`logging.tensorboard`, by default under the checkpoints);
+    /// `None` when turned off.
+    pub fn tensorboard_url(&self) -> Option<String> {
+        match &self.logging.tensorboard {
+            Some(url) if url.trim().is_empty() => None,
+            Some(url) => Some(url.clone()),
+            None => Some(format!(
+                "{}/tensorboard",
+                self.checkpoint.url.trim_end_matches('/')
+            )),
         }
     }
 }

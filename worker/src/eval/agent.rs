@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use infra::store::StoreOptions;
 use proto::client::{Client, Endpoint};
-use proto::domain::{EvalLease, EvalReport, LeaseAnswer, LeaseRequest};
+use proto::domain::{EvalLease, EvalMetric, EvalReport, LeaseAnswer, LeaseRequest};
 use proto::wire;
 use tokio::sync::oneshot;
 
 use super::suite::{run_suite, SuiteError, SuiteOutcome};
 use crate::config::Config;
+use crate::tensorboard::EventWriter;
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -74,6 +75,7 @@ pub async fn run(opts: AgentOptions, cfg: Arc<Config>) -> Result<AgentSummary, A
     });
     let mut summary = AgentSummary::default();
     let mut unavailable = 0;
+    let mut scalars = EvalScalars::new(cfg.spec.tensorboard_url(), &opts.store);
     tracing::info!(agent = %opts.name, coordinator = %opts.coordinator.url, "evaluation agent ready");
     loop {
         let answer = match client.lease_eval(request.clone()).await {
@@ -92,7 +94,10 @@ pub async fn run(opts: AgentOptions, cfg: Arc<Config>) -> Result<AgentSummary, A
         match answer {
             LeaseAnswer::Leased(lease) => {
                 match run_leased(&mut client, &lease, &opts, cfg.clone()).await? {
-                    Ran::Done => summary.done += 1,
+                    Ran::Done(metrics) => {
+                        summary.done += 1;
+                        scalars.write(&lease, &metrics).await;
+                    }
                     Ran::Failed => summary.failed += 1,
                     Ran::Lost => summary.lost += 1,
                 }
@@ -115,9 +120,57 @@ pub async fn run(opts: AgentOptions, cfg: Arc<Config>) -> Result<AgentSummary, A
     }
 }
 
+/// The agent's TensorBoard scalars: `eval/<suite>/<metric>` at the checkpoint's step, in
+/// files of its own in the training's TensorBoard folder, written once the coordinator has
+/// taken the result (so an evaluation counts once). A failure is logged, never fatal.
+struct EvalScalars {
+    url: Option<String>,
+    store: StoreOptions,
+    writer: Option<EventWriter>,
+}
+
+impl EvalScalars {
+    fn new(url: Option<String>, store: &StoreOptions) -> Self {
+        Self {
+            url,
+            store: store.clone(),
+            writer: None,
+        }
+    }
+
+    async fn write(&mut self, lease: &EvalLease, metrics: &[EvalMetric]) {
+        let Some(url) = &self.url else {
+            return;
+        };
+        if self.writer.is_none() {
+            match EventWriter::open(url, &self.store, "eval", None).await {
+                Ok(w) => self.writer = Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "TensorBoard events of evaluations cannot be written");
+                    self.url = None;
+                    return;
+                }
+            }
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return;
+        };
+        let tags: Vec<(String, f64)> = metrics
+            .iter()
+            .map(|m| (format!("eval/{}/{}", lease.suite, m.name), m.value))
+            .collect();
+        let values: Vec<(&str, f64)> = tags.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+        writer.scalars(lease.checkpoint_step.get(), &values);
+        if let Err(e) = writer.flush().await {
+            tracing::warn!(error = %e, "TensorBoard events of an evaluation not written (the next one tries again)");
+        }
+    }
+}
+
 /// How one leased evaluation ended.
 enum Ran {
-    Done,
+    /// Done, with its numbers (taken by the coordinator).
+    Done(Vec<EvalMetric>),
     Failed,
     Lost,
 }
@@ -179,7 +232,7 @@ async fn run_leased(
     let ran = match &outcome {
         Ok((metrics, url)) => {
             tracing::info!(eval = lease.id.get(), suite = %lease.suite, result = %url, metrics = metrics.len(), "evaluation done");
-            Ran::Done
+            Ran::Done(metrics.clone())
         }
         Err(e) => {
             tracing::error!(eval = lease.id.get(), suite = %lease.suite, error = %e, "evaluation failed");

@@ -20,6 +20,7 @@
 mod checkpointing;
 mod measure;
 pub mod progress;
+mod scalars;
 mod signals;
 mod trainer;
 
@@ -61,6 +62,9 @@ pub enum TrainError {
         /// The newest step found.
         step: u64,
     },
+    /// `logging.tensorboard` cannot be used.
+    #[error(transparent)]
+    TensorBoard(Box<crate::tensorboard::TensorBoardError>),
 }
 
 /// The runtime's sources of failure reach [`TrainError`] with `?`, through

@@ -50,6 +50,19 @@ pub struct StepReport<'a> {
     pub figures: &'a StepFigures,
 }
 
+/// Means over the steps of one reporting interval.
+#[derive(Debug, Clone, Copy)]
+pub struct Interval {
+    /// Mean loss.
+    pub loss: f64,
+    /// Pairs per second over the interval (wall clock).
+    pub samples_per_s: f64,
+    /// Fraction of the interval spent waiting for data.
+    pub data_wait: f64,
+    /// Mean seconds per phase.
+    pub timing: StepTiming,
+}
+
 impl Progress {
     /// Progress over a run ending at `total` steps, starting at `start`, reporting every
     /// `every` steps; the bar only when `show_bar` (one rank of a group shows it).
@@ -78,8 +91,9 @@ impl Progress {
         }
     }
 
-    /// Records a step; logs (and updates the bar's message) at every reporting step.
-    pub fn step(&mut self, r: StepReport<'_>) {
+    /// Records a step; logs (and updates the bar's message) at every reporting step, and
+    /// returns the means over the steps since the previous one.
+    pub fn step(&mut self, r: StepReport<'_>) -> Option<Interval> {
         self.loss_sum += r.loss;
         self.steps += 1;
         self.samples += r.samples;
@@ -87,7 +101,7 @@ impl Progress {
         self.timings.push(r.figures.timing);
         self.bar.set_position(r.step);
         if !r.step.is_multiple_of(self.every) {
-            return;
+            return None;
         }
         let elapsed = self.since.elapsed().as_secs_f64().max(1e-9);
         let loss = self.loss_sum / self.steps as f64;
@@ -128,6 +142,12 @@ impl Progress {
         self.samples = 0;
         self.waited = Duration::ZERO;
         self.timings.clear();
+        Some(Interval {
+            loss,
+            samples_per_s,
+            data_wait,
+            timing: t,
+        })
     }
 
     /// Ends the bar.

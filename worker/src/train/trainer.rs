@@ -14,6 +14,7 @@ use tch::Tensor;
 
 use super::measure::{StepMeasures, StepMeter};
 use super::progress::{Progress, StepReport};
+use super::scalars::TrainScalars;
 use super::signals::stop_on_signals;
 use super::{TrainError, TrainOptions, TrainSummary};
 use crate::checkpoint::CheckpointStore;
@@ -61,6 +62,8 @@ pub(super) struct Trainer<'a> {
     text_cache: Option<TextCache>,
     started: Instant,
     meter: StepMeter,
+    /// Rank 0's TensorBoard scalars.
+    scalars: TrainScalars,
 }
 
 /// What a step computed, for its report.
@@ -141,6 +144,10 @@ impl<'a> Trainer<'a> {
         broadcast_variables(&mut *coll, &vs)?;
         let leader = coll.rank() == 0;
         let meter = StepMeter::new(cfg, device, coll.world());
+        let scalars = match spec.tensorboard_url() {
+            Some(url) if leader => TrainScalars::open(&data.runtime, &url, &opts.store, step)?,
+            _ => TrainScalars::off(),
+        };
         // A frozen encoder's pooled states depend on the text alone: computed once per text.
         let frozen_text =
             spec.model_init.freeze_text && spec.model.objective == Objective::ImageText;
@@ -177,6 +184,7 @@ impl<'a> Trainer<'a> {
             text_cache: frozen_text.then(TextCache::new),
             started: Instant::now(),
             meter,
+            scalars,
         };
         if leader && step > 0 && step >= end_step {
             trainer.report_final_again()?;
@@ -294,7 +302,7 @@ impl<'a> Trainer<'a> {
     fn report(&mut self, done: StepDone, measures: StepMeasures<'_>) {
         let samples = measures.global;
         let figures = self.meter.figures(measures);
-        self.progress.step(StepReport {
+        let report = StepReport {
             step: self.step,
             loss: done.loss,
             lr: done.lr,
@@ -302,7 +310,10 @@ impl<'a> Trainer<'a> {
             samples,
             grad_norm: done.grad_norm,
             figures: &figures,
-        });
+        };
+        if let Some(interval) = self.progress.step(report) {
+            self.scalars.record(&self.data.runtime, &report, &interval);
+        }
         self.emit(crate::events::TrainEvent::Step {
             step: self.step,
             epoch: self.position.epoch,
@@ -385,6 +396,7 @@ impl<'a> Trainer<'a> {
     /// The run's summary, once training has ended.
     fn finish(mut self) -> TrainSummary {
         self.progress.finish();
+        self.scalars.flush(&self.data.runtime);
         if let Some(cache) = &self.text_cache {
             let (computed, hits) = cache.counts();
             tracing::info!(

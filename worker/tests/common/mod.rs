@@ -121,3 +121,26 @@ pub fn train(cfg: &Path) {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+/// What `tests/python/read_tensorboard.py` (TensorBoard's own readers) read of a folder.
+#[derive(serde::Deserialize, Debug)]
+pub struct Board {
+    pub scalars: std::collections::BTreeMap<String, Vec<(u64, f64)>>,
+    pub files: std::collections::BTreeMap<String, Vec<u64>>,
+}
+
+pub fn read_board(python: &std::path::Path, folder: &std::path::Path) -> Board {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/python/read_tensorboard.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(folder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "read_tensorboard.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
