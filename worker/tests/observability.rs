@@ -254,25 +254,7 @@ fn prometheus_metrics_of_a_running_two_node_launch_parse_with_prometheus_client_
         return;
     };
     let cfg = write_config(dir.path(), &data, STEPS);
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let (port, http_port) = (free_port(), free_port());
-    let mut launch = Command::new(common::coordinator_bin())
-        .args(["launch", "--nodes", "2", "--local", "--config"])
-        .arg(&cfg)
-        .arg("--work-dir")
-        .arg(dir.path().join("launch"))
-        .arg("--worker-bin")
-        .arg(WORKER)
-        .arg("--token-file")
-        .arg(&token_file)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{http_port}")])
-        .stdout(log_file(dir.path(), "launch.out"))
-        .stderr(log_file(dir.path(), "launch.log"))
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let (mut launch, port, http_port) = launch_two_nodes(dir.path(), &cfg);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(wait_for(
         port,
@@ -410,11 +392,7 @@ fn prometheus_metrics_of_a_running_two_node_launch_parse_with_prometheus_client_
     );
     assert!(refused >= 1.0);
 
-    // SAFETY: the process group this test created.
-    unsafe {
-        libc::kill(-(launch.id() as libc::pid_t), libc::SIGKILL);
-    }
-    let _ = launch.wait();
+    kill_group(&mut launch);
 }
 
 /// Polls the event files under `url` until their newest step satisfies `done` (at most
@@ -566,4 +544,129 @@ fn tensorboard_scalars_of_a_killed_and_resumed_run_hold_every_step_once_as_tenso
         );
     }
     assert!(board.scalars["time/forward_s"].iter().all(|p| p.1 > 0.0));
+}
+
+/// `coordinator launch --nodes 2 --local` of `cfg` with the shared token [`TOKEN`] and the
+/// HTTP port on: the launch (its own process group), its gRPC port and its HTTP port.
+fn launch_two_nodes(dir: &Path, cfg: &Path) -> (Child, u16, u16) {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let (port, http_port) = (free_port(), free_port());
+    let launch = Command::new(common::coordinator_bin())
+        .args(["launch", "--nodes", "2", "--local", "--config"])
+        .arg(cfg)
+        .arg("--work-dir")
+        .arg(dir.join("launch"))
+        .arg("--worker-bin")
+        .arg(WORKER)
+        .arg("--token-file")
+        .arg(&token_file)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{http_port}")])
+        .stdout(log_file(dir, "launch.out"))
+        .stderr(log_file(dir, "launch.log"))
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    (launch, port, http_port)
+}
+
+fn kill_group(child: &mut Child) {
+    // SAFETY: a process group this test created.
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+/// What `tests/python/dashboard_check.py` saw in Chromium.
+#[derive(serde::Deserialize, Debug)]
+struct Seen {
+    login_form: bool,
+    error: Option<String>,
+    member_rows: usize,
+    member_nodes: Vec<String>,
+    loss_points: usize,
+    #[serde(default)]
+    loss_points_before: usize,
+    phase_points: usize,
+    checkpoint_rows: usize,
+    summary: Option<String>,
+}
+
+#[test]
+fn the_dashboard_in_headless_chromium_shows_members_live_curves_and_checkpoints_only_after_sign_in()
+{
+    let Some(python) = testkit::python_with("selenium") else {
+        return;
+    };
+    if !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Chromium missing: run scripts/setup-cluster-tools.sh"
+        );
+        eprintln!("skipped: Debian's chromium and chromium-driver are not installed (scripts/setup-cluster-tools.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let cfg = write_config(dir.path(), &data, STEPS);
+    let (mut launch, port, http_port) = launch_two_nodes(dir.path(), &cfg);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_for(
+        port,
+        "both ranks training",
+        Duration::from_secs(180),
+        |s| timed_ranks(s).len() == 2 && !s.checkpoints.is_empty(),
+    ));
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/dashboard_check.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{http_port}/"))
+        .arg(TOKEN)
+        .arg(&screenshot)
+        .output()
+        .unwrap();
+    kill_group(&mut launch);
+    assert!(
+        out.status.success(),
+        "dashboard_check.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: std::collections::BTreeMap<String, Seen> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("{seen:#?}\nscreenshot: {}", screenshot.display());
+    for stage in ["without_token", "wrong_token"] {
+        let s = &seen[stage];
+        assert!(
+            s.login_form && s.member_rows == 0 && s.checkpoint_rows == 0 && s.loss_points == 0,
+            "{stage}: {s:?}"
+        );
+    }
+    assert!(seen["wrong_token"]
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("not one of this job's tokens")));
+    let s = &seen["signed_in"];
+    assert!(!s.login_form, "{s:?}");
+    assert_eq!(s.member_nodes, ["local-0", "local-1"], "{s:?}");
+    assert!(s.member_rows >= 2 && s.checkpoint_rows >= 1, "{s:?}");
+    assert!(
+        s.loss_points >= 3 && s.phase_points >= 3,
+        "curves with several steps: {s:?}"
+    );
+    assert!(
+        s.loss_points > s.loss_points_before,
+        "the page updated live: {s:?}"
+    );
+    assert!(
+        s.summary
+            .as_deref()
+            .is_some_and(|t| t.contains("world size 2")),
+        "{s:?}"
+    );
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
 }

@@ -1,14 +1,15 @@
 //! The coordinator's HTTP port (`metrics_listen`): `/metrics` for Prometheus, rendered
-//! from the current state at each scrape ([`crate::metrics::render`]). Read-only; every
-//! request needs one of the job's tokens (any role: reading the job's figures is what each
-//! may do), as `Authorization: Bearer <token>`.
+//! from the current state at each scrape ([`crate::metrics::render`]), and the dashboard
+//! (`dashboard.rs`). Read-only; every request for data needs one of the job's tokens (any
+//! role: reading the job's figures is what each may do), as `Authorization: Bearer
+//! <token>` or the dashboard's cookie.
 
 use std::sync::Arc;
 
 use axum::extract::State as Extract;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
@@ -30,16 +31,24 @@ pub(super) struct HttpState {
 
 impl HttpState {
     /// Whether the request carries one of the job's tokens as a bearer token.
-    fn authorised(&self, headers: &HeaderMap) -> bool {
-        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-        !self.credentials.roles_of(given).is_empty()
+    pub(super) fn authorised(&self, headers: &HeaderMap) -> bool {
+        let given = super::dashboard::bearer(headers);
+        !self.credentials.roles_of(given.as_deref()).is_empty()
     }
 }
 
 /// The routes of the HTTP port.
 fn router(state: HttpState) -> Router {
+    use super::dashboard as d;
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/", get(d::index))
+        .route("/login", post(d::login))
+        .route("/logout", post(d::logout))
+        .route("/assets/dashboard.js", get(d::script))
+        .route("/assets/dashboard.css", get(d::style))
+        .route("/api/status", get(d::api_status))
+        .route("/api/history", get(d::api_history))
         .with_state(state)
 }
 

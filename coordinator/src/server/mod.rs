@@ -12,12 +12,14 @@
 //! neither. It says SERVING while the coordinator serves and NOT_SERVING once it shuts
 //! down.
 
+mod dashboard;
 mod guard;
 mod http;
 mod service;
 mod shared;
 
 use crate::config::ServeConfig;
+use crate::history::History;
 use crate::metrics::RpcMetrics;
 use crate::state::{self, Policy, State};
 use crate::store::{Store, StoreError};
@@ -77,7 +79,7 @@ pub fn now_ms() -> u64 {
 
 /// Opens the database, loads the job (or starts a new one) and gives every live node a
 /// full timeout from now; on a blocking thread.
-async fn open_state(config: &ServeConfig) -> Result<(State, Store), ServeError> {
+async fn open_state(config: &ServeConfig) -> Result<(State, Store, History), ServeError> {
     let db_path = config.db_path.clone();
     let opened = tokio::task::spawn_blocking(move || open_state_blocking(&db_path)).await;
     match opened {
@@ -87,7 +89,7 @@ async fn open_state(config: &ServeConfig) -> Result<(State, Store), ServeError> 
     }
 }
 
-fn open_state_blocking(db_path: &std::path::Path) -> Result<(State, Store), StoreError> {
+fn open_state_blocking(db_path: &std::path::Path) -> Result<(State, Store, History), StoreError> {
     let mut store = Store::open(db_path)?;
     let now = now_ms();
     let mut state = match store.load()? {
@@ -109,7 +111,8 @@ fn open_state_blocking(db_path: &std::path::Path) -> Result<(State, Store), Stor
     };
     state::resume_after_restart(&mut state, now);
     store.save(&state)?;
-    Ok((state, store))
+    let history = store.load_history()?;
+    Ok((state, store, history))
 }
 
 /// The tonic server builder, with TLS when configured (checked here, at start).
@@ -213,14 +216,13 @@ async fn serve_health(
 async fn serve_state(
     config: ServeConfig,
     mut server: Server,
-    (state, store): (State, Store),
+    (state, store, history): (State, Store, History),
     (incoming, side): (TcpIncoming, SideListeners),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared::new(
-        state,
-        store,
+        (state, store, history),
         config.policy.clone(),
         stop_rx.clone(),
     ));

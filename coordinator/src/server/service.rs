@@ -72,11 +72,15 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<wire::HeartbeatRequest>,
     ) -> Result<Response<wire::HeartbeatResponse>, Status> {
-        let report = request.into_inner().into();
+        let report: proto::domain::HeartbeatReport = request.into_inner().into();
+        let has_rank0 = report.progress.iter().any(|p| p.global_rank.get() == 0);
         let directive = self
             .shared
             .apply(|s, now, policy| state::heartbeat(s, report, now, policy))
             .await?;
+        if has_rank0 {
+            self.shared.note_history().await;
+        }
         Ok(Response::new(directive.into()))
     }
 

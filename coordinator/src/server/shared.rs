@@ -4,7 +4,8 @@
 //! is about a state that survives a crash of the coordinator.
 
 use super::now_ms;
-use crate::state::{Action, DecisionError, Policy, State};
+use crate::history::{self, Change, History, HistoryPoint};
+use crate::state::{self, Action, DecisionError, Policy, State};
 use crate::status::ServiceError;
 use crate::store::{Store, StoreError};
 use std::sync::{Arc, Mutex};
@@ -38,13 +39,20 @@ pub(crate) struct Shared {
     pub(crate) policy: Policy,
     /// Set once at shutdown.
     pub(crate) stopping: watch::Receiver<bool>,
+    /// The dashboard's curves (stored beside the state, outside decisions).
+    history: Mutex<History>,
+}
+
+/// What a new history point makes the database do.
+enum HistoryWrite {
+    Add(HistoryPoint),
+    All(History),
 }
 
 impl Shared {
     /// Shares `state`, already stored in `store`.
     pub(crate) fn new(
-        state: State,
-        store: Store,
+        (state, store, history): (State, Store, History),
         policy: Policy,
         stopping: watch::Receiver<bool>,
     ) -> Self {
@@ -56,7 +64,43 @@ impl Shared {
             store: Arc::new(tokio::sync::Mutex::new(store)),
             policy,
             stopping,
+            history: Mutex::new(history),
         }
+    }
+
+    /// Offers the job's current point to the history and stores what changed (a failure
+    /// is logged: the curves are not the job's state).
+    pub(crate) async fn note_history(&self) {
+        let now = now_ms();
+        let status = self.read(|s, now| state::status(s, now, self.policy.stragglers));
+        let Some(point) = history::point_of(&status, now) else {
+            return;
+        };
+        let write = {
+            let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            match h.offer(point) {
+                Change::None => return,
+                Change::Added(p) => HistoryWrite::Add(p),
+                Change::Thinned => HistoryWrite::All(h.clone()),
+            }
+        };
+        let mut store = self.store.clone().lock_owned().await;
+        let written = tokio::task::spawn_blocking(move || match write {
+            HistoryWrite::Add(p) => store.add_history_point(&p),
+            HistoryWrite::All(h) => store.save_history(&h),
+        })
+        .await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!(error = %e, "the dashboard's history was not stored");
+        }
+    }
+
+    /// The dashboard's curves.
+    pub(crate) fn history(&self) -> History {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Runs one decision on a copy of the state; when the copy differs, writes what

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod history;
 mod write;
 
 /// Version of the table layout below.
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     epoch INTEGER NOT NULL, samples_consumed INTEGER NOT NULL, round INTEGER NOT NULL,
     registered_unix_ms INTEGER NOT NULL, PRIMARY KEY (config_digest, step));
 CREATE TABLE IF NOT EXISTS evals (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (step INTEGER PRIMARY KEY, body TEXT NOT NULL);
 ";
 
 /// A database problem, naming the file.

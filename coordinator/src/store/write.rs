@@ -121,18 +121,19 @@ impl Store {
             })?;
         let next = next.max(last.map_or(0, |l| l as u64 + 1));
         self.transaction(|tx| {
-            for table in ["job", "nodes", "rounds", "checkpoints", "evals"] {
+            for table in ["job", "nodes", "rounds", "checkpoints", "evals", "history"] {
                 tx.execute(&format!("DELETE FROM {table}"), [])?;
             }
             tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_job_id', ?1)",
                 [next as i64],
             )?;
+            tx.execute("DELETE FROM meta WHERE key = 'history_stride'", [])?;
             Ok(())
         })
     }
 
-    fn transaction(
+    pub(super) fn transaction(
         &mut self,
         body: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {

@@ -1,0 +1,245 @@
+//! The dashboard on the HTTP port: a sign-in page (any of the job's tokens, kept in an
+//! HttpOnly, SameSite=Strict cookie, hex-encoded, never logged), the page itself with its
+//! script and style embedded in the binary (`coordinator/assets/`), and the two JSON
+//! documents the page polls: `/api/status` (the job, members with their figures and
+//! straggler marks, the checkpoint registry with evaluations) and `/api/history` (the
+//! curves, [`crate::history`]). Read-only: nothing here changes the job.
+
+use axum::extract::{Form, State as Extract};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use proto::domain::{EvalPhase, JobStatus};
+use serde_json::{json, Value};
+
+use super::http::HttpState;
+use crate::state;
+
+const LOGIN: &str = include_str!("../../assets/login.html");
+const PAGE: &str = include_str!("../../assets/dashboard.html");
+const SCRIPT: &str = include_str!("../../assets/dashboard.js");
+const STYLE: &str = include_str!("../../assets/dashboard.css");
+
+/// The cookie holding the token (hex).
+const COOKIE: &str = "exiflang_token";
+
+/// Pages: no framing, scripts and styles from this origin only.
+const PAGE_POLICY: &str = "default-src 'self'; frame-ancestors 'none'";
+
+/// The token a request carries: `Authorization: Bearer <token>`, else the cookie.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<Vec<u8>> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        return Some(value.as_bytes().to_vec());
+    }
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    let hex = cookies
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)?
+        .1;
+    let token = decode_hex(hex)?;
+    let mut value = b"Bearer ".to_vec();
+    value.extend_from_slice(&token);
+    Some(value)
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn page(body: String, status: StatusCode) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn login_page(error: Option<&str>, status: StatusCode) -> Response {
+    let notice = error.map_or(String::new(), |e| {
+        format!("<p class=\"error\" id=\"error\">{e}</p>")
+    });
+    page(LOGIN.replace("<!--ERROR-->", &notice), status)
+}
+
+/// `/`: the dashboard for a signed-in browser, the sign-in page otherwise.
+pub(super) async fn index(Extract(http): Extract<HttpState>, headers: HeaderMap) -> Response {
+    if http.authorised(&headers) {
+        page(PAGE.to_string(), StatusCode::OK)
+    } else {
+        login_page(None, StatusCode::OK)
+    }
+}
+
+/// The sign-in form's fields.
+#[derive(serde::Deserialize)]
+pub(super) struct SignIn {
+    token: String,
+}
+
+/// `POST /login`: a known token sets the cookie and goes to the dashboard.
+pub(super) async fn login(Extract(http): Extract<HttpState>, Form(form): Form<SignIn>) -> Response {
+    let header_value = format!("Bearer {}", form.token);
+    if http
+        .credentials
+        .roles_of(Some(header_value.as_bytes()))
+        .is_empty()
+    {
+        return login_page(
+            Some("That is not one of this job's tokens."),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=604800",
+        encode_hex(form.token.as_bytes())
+    );
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `POST /logout`: forgets the cookie.
+pub(super) async fn logout() -> Response {
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/".to_string()),
+            (header::SET_COOKIE, cookie),
+        ],
+    )
+        .into_response()
+}
+
+/// `/assets/dashboard.js` and `.css` (no data in them: served to anyone).
+pub(super) async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+pub(super) async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+fn json_response(http: &HttpState, headers: &HeaderMap, body: impl FnOnce() -> Value) -> Response {
+    if !http.authorised(headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "sign in with one of the job's tokens"})),
+        )
+            .into_response();
+    }
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body())).into_response()
+}
+
+/// `/api/status`: the job as the page shows it.
+pub(super) async fn api_status(Extract(http): Extract<HttpState>, headers: HeaderMap) -> Response {
+    json_response(&http, &headers, || {
+        let policy = http.shared.policy.stragglers;
+        status_json(&http.shared.read(|s, now| state::status(s, now, policy)))
+    })
+}
+
+/// `/api/history`: the curves.
+pub(super) async fn api_history(Extract(http): Extract<HttpState>, headers: HeaderMap) -> Response {
+    json_response(&http, &headers, || json!(http.shared.history()))
+}
+
+/// The status document of `/api/status`.
+pub fn status_json(s: &JobStatus) -> Value {
+    let members: Vec<Value> = s
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "node_id": m.node_id.get(),
+                "name": m.spec.name,
+                "host": m.spec.host,
+                "alive": m.alive,
+                "finished": m.finished,
+                "heartbeat_age_ms": m.heartbeat_age_ms,
+                "ranks": m.global_ranks.iter().map(|r| r.get()).collect::<Vec<_>>(),
+                "progress": m.progress,
+            })
+        })
+        .collect();
+    let checkpoints: Vec<Value> = s
+        .checkpoints
+        .iter()
+        .map(|c| {
+            let evals: Vec<Value> = s
+                .evals
+                .iter()
+                .filter(|e| e.checkpoint_step == c.step && e.config_digest == c.config_digest)
+                .map(|e| {
+                    let metrics = match &e.phase {
+                        EvalPhase::Done { metrics, .. } => json!(metrics),
+                        _ => json!([]),
+                    };
+                    json!({"suite": e.suite, "phase": e.phase.name(), "metrics": metrics})
+                })
+                .collect();
+            json!({
+                "step": c.step.get(),
+                "url": c.url,
+                "epoch": c.position.epoch,
+                "samples_consumed": c.position.samples_consumed,
+                "round": c.round.get(),
+                "registered_unix_ms": c.registered_unix_ms,
+                "evals": evals,
+            })
+        })
+        .collect();
+    json!({
+        "job": {
+            "id": s.job_id.get(),
+            "phase": s.phase.to_string(),
+            "round": s.round.get(),
+            "world_size": s.world_size,
+            "samples_per_sec": s.samples_per_sec,
+            "config_digest": s.config_digest,
+        },
+        "members": members,
+        "stragglers": s.stragglers.iter().map(|r| r.get()).collect::<Vec<_>>(),
+        "median_own_step_s": s.median_own_step_s,
+        "checkpoints": checkpoints,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_token_round_trips_and_a_malformed_one_is_no_token() {
+        let mut headers = HeaderMap::new();
+        let cookie = format!("other=1; {COOKIE}={}", encode_hex(b"s3cr;t =x"));
+        headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
+        assert_eq!(bearer(&headers).unwrap(), b"Bearer s3cr;t =x");
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("exiflang_token=zz1"),
+        );
+        assert_eq!(bearer(&headers), None);
+    }
+}
