@@ -139,6 +139,18 @@ function drawCheckpoints(status) {
       const numbers = e.metrics.slice(0, 4).map((m) => `${m.name} ${fmt(m.value, 3)}`).join(", ");
       text(span, `${e.suite}: ${e.phase}${numbers ? ` (${numbers})` : ""}`);
       evals.appendChild(span);
+      if (e.images.length) {
+        const strip = document.createElement("div");
+        strip.className = "heatmaps";
+        e.images.forEach((name, i) => {
+          const img = document.createElement("img");
+          img.className = "eval-heatmap";
+          img.src = `/api/eval-image/${e.id}/${i}`;
+          img.alt = img.title = `${e.suite}: ${name}`;
+          strip.appendChild(img);
+        });
+        evals.appendChild(strip);
+      }
     }
   }
 }

@@ -2,7 +2,8 @@
 """Opens the coordinator's dashboard in Debian's headless Chromium (through chromedriver and
 the selenium WebDriver client), as a person would: first without a token, then with a wrong
 one, then signed in; waits for the live page to show the members, a loss curve with points
-from several steps and the checkpoint table, and saves a screenshot.
+from several steps, the checkpoint table and a splice evaluation's heat maps, and saves a
+screenshot.
 
 Prints one JSON line: {"without_token": {...}, "wrong_token": {...}, "signed_in": {...}}.
 
@@ -41,7 +42,9 @@ def page_state(driver):
         "phase_points": int(q("#chart-phases")[0].get_attribute("data-points") or 0) if q("#chart-phases") else 0,
         "checkpoint_rows": len(q("#checkpoints tbody tr")),
         "summary": q("#summary")[0].text if q("#summary") else None,
-        "body_has_step": "step" in driver.find_element(By.TAG_NAME, "body").text,
+        "heatmaps_loaded": sum(
+            1 for img in q("img.eval-heatmap") if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+        ),
     }
 
 
@@ -72,6 +75,7 @@ def main():
         state = page_state(driver)
         while time.time() < deadline and not (
             state["member_rows"] >= 2 and state["loss_points"] >= 3 and state["checkpoint_rows"] >= 1
+            and state["heatmaps_loaded"] >= 1
         ):
             time.sleep(1)
             state = page_state(driver)

@@ -11,12 +11,14 @@ use kernels::resnet::preprocess;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
+use crate::collective::timed::Timed;
 use crate::collective::Solo;
 use crate::config::Config;
 use crate::runtime::inputs::{StepInputs, TextInput};
 use crate::runtime::model;
 use crate::runtime::optimizer::{AdamW, AdamWConfig};
 use crate::runtime::step::{forward_backward, split_variables, StepSettings};
+use crate::runtime::timing::{Phase, PhaseClock};
 use crate::runtime::RuntimeError;
 
 /// Timings of one implementation.
@@ -54,6 +56,7 @@ pub fn time_steps(
     seq_len: i64,
     steps: usize,
     warmup: usize,
+    phase_timing: bool,
 ) -> Result<StepTimes, RuntimeError> {
     let spec = &cfg.spec;
     let device = model::torch_device(cfg.device)?;
@@ -92,8 +95,15 @@ pub fn time_steps(
     let ids = &ids * &mask;
     let mut times = Vec::with_capacity(steps);
     let mut losses = Vec::with_capacity(steps);
+    let clock = PhaseClock::for_device(device);
+    let mut solo = Solo;
+    let mut timed = Timed::new(&mut solo);
     for i in 0..warmup + steps {
         let t0 = Instant::now();
+        if phase_timing {
+            timed.take_spent();
+            clock.start();
+        }
         // The u8 -> normalised float conversion is part of every real step.
         let images = preprocess(&pixels, device)?;
         let inputs = match spec.model.objective {
@@ -119,11 +129,29 @@ pub fn time_steps(
             step: i as u64,
             embed_dim: spec.model.embed_dim,
             bf16: spec.train.precision == crate::config::Precision::Bf16,
-            clock: None,
+            clock: phase_timing.then_some(&clock),
         };
-        let out = forward_backward(&model, &inputs, &settings, &mut Solo, None)?;
+        let out = if phase_timing {
+            forward_backward(&model, &inputs, &settings, &mut timed, None)?
+        } else {
+            forward_backward(&model, &inputs, &settings, &mut Solo, None)?
+        };
         opt.clip_grad_norm(spec.optim.grad_clip_norm);
         opt.step(spec.optim.lr);
+        if phase_timing {
+            // What the trainer adds per step: the last laps, reading the phases, the time
+            // in collectives and the step's model FLOPs.
+            clock.lap(Phase::Optimizer);
+            let phases = clock.finish();
+            let flops = kernels::flops::train_step_flops(
+                &spec.model,
+                batch as u64,
+                side,
+                seq_len,
+                spec.model_init.freeze_text,
+            );
+            std::hint::black_box((phases, timed.take_spent(), flops));
+        }
         if let tch::Device::Cuda(i) = device {
             // GPU work is asynchronous: the step ends when the device is done.
             tch::Cuda::synchronize(i as i64);

@@ -5,55 +5,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, log_file, packed_photos, wait_for, write_config, TOKEN, WORKER};
-use dataloader::synth::{generate, SynthOptions};
+use common::{
+    add_suites, free_port, log_file, packed_photos, splice_bench, wait_for, write_config, TOKEN,
+    WORKER,
+};
 use proto::domain::{EvalPhase, EvalReport, JobStatus, LeaseRequest, RoundId, Step};
-
-/// A splice benchmark made by `worker splice-bench make` from small photos of simulated
-/// cameras (cross-camera splices need several camera models).
-fn splice_bench(dir: &Path) -> PathBuf {
-    let photos = dir.join("synth");
-    let opts = SynthOptions {
-        count: 8,
-        width: 640,
-        height: 480,
-        ..SynthOptions::default()
-    };
-    generate(&photos, &opts).unwrap();
-    let out = dir.join("bench");
-    let made = Command::new(WORKER)
-        .args([
-            "splice-bench",
-            "make",
-            "--count",
-            "3",
-            "--seed",
-            "0",
-            "--photos",
-        ])
-        .arg(&photos)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    out
-}
-
-/// Appends eval suites to the training config at `cfg`.
-fn add_suites(cfg: &Path, text: &str) {
-    let mut config = std::fs::read_to_string(cfg).unwrap();
-    config.push_str(text);
-    std::fs::write(cfg, config).unwrap();
-}
 
 fn metric(job: &serde_json::Value, name: &str) -> f64 {
     job["metrics"]
@@ -335,6 +295,7 @@ fn an_agent_killed_mid_evaluation_loses_its_lease_to_another_agent() {
             id: after.evals[0].id,
             attempt: 1,
             outcome: Ok((vec![], "file:///nowhere.json".into())),
+            images: vec![],
         };
         client
             .report_eval_result(proto::wire::ReportEvalResultRequest::from(report))

@@ -254,7 +254,7 @@ fn prometheus_metrics_of_a_running_two_node_launch_parse_with_prometheus_client_
         return;
     };
     let cfg = write_config(dir.path(), &data, STEPS);
-    let (mut launch, port, http_port) = launch_two_nodes(dir.path(), &cfg);
+    let (mut launch, port, http_port) = launch_two_nodes(dir.path(), &cfg, &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(wait_for(
         port,
@@ -548,7 +548,7 @@ fn tensorboard_scalars_of_a_killed_and_resumed_run_hold_every_step_once_as_tenso
 
 /// `coordinator launch --nodes 2 --local` of `cfg` with the shared token [`TOKEN`] and the
 /// HTTP port on: the launch (its own process group), its gRPC port and its HTTP port.
-fn launch_two_nodes(dir: &Path, cfg: &Path) -> (Child, u16, u16) {
+fn launch_two_nodes(dir: &Path, cfg: &Path, extra: &[&str]) -> (Child, u16, u16) {
     let token_file = dir.join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
     let (port, http_port) = (free_port(), free_port());
@@ -563,6 +563,7 @@ fn launch_two_nodes(dir: &Path, cfg: &Path) -> (Child, u16, u16) {
         .arg(&token_file)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--metrics-listen", &format!("127.0.0.1:{http_port}")])
+        .args(extra)
         .stdout(log_file(dir, "launch.out"))
         .stderr(log_file(dir, "launch.log"))
         .process_group(0)
@@ -592,6 +593,7 @@ struct Seen {
     phase_points: usize,
     checkpoint_rows: usize,
     summary: Option<String>,
+    heatmaps_loaded: usize,
 }
 
 #[test]
@@ -613,13 +615,27 @@ fn the_dashboard_in_headless_chromium_shows_members_live_curves_and_checkpoints_
         return;
     };
     let cfg = write_config(dir.path(), &data, STEPS);
-    let (mut launch, port, http_port) = launch_two_nodes(dir.path(), &cfg);
+    let bench = common::splice_bench(dir.path());
+    common::add_suites(
+        &cfg,
+        &format!(
+            "[[eval.suites]]\nname = \"splice\"\nevery_steps = 40\n[eval.suites.splice]\npatches_per_side = 6\nlimit = 4\n\
+             [eval.suites.splice.dataset]\nkind = \"generic\"\npath = \"{}\"\n",
+            bench.display()
+        ),
+    );
+    let (mut launch, port, http_port) = launch_two_nodes(dir.path(), &cfg, &["--eval-agents", "1"]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(wait_for(
         port,
-        "both ranks training",
-        Duration::from_secs(180),
-        |s| timed_ranks(s).len() == 2 && !s.checkpoints.is_empty(),
+        "training and a splice evaluation done",
+        Duration::from_secs(240),
+        |s| {
+            timed_ranks(s).len() == 2
+                && s.evals
+                    .iter()
+                    .any(|e| matches!(e.phase, proto::domain::EvalPhase::Done { .. }))
+        },
     ));
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/dashboard_check.py");
@@ -668,5 +684,6 @@ fn the_dashboard_in_headless_chromium_shows_members_live_curves_and_checkpoints_
             .is_some_and(|t| t.contains("world size 2")),
         "{s:?}"
     );
+    assert!(s.heatmaps_loaded >= 1, "splice heat maps shown: {s:?}");
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
 }

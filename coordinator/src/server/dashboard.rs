@@ -5,10 +5,12 @@
 //! straggler marks, the checkpoint registry with evaluations) and `/api/history` (the
 //! curves, [`crate::history`]). Read-only: nothing here changes the job.
 
-use axum::extract::{Form, State as Extract};
+use std::collections::BTreeMap;
+
+use axum::extract::{Form, Path, State as Extract};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use proto::domain::{EvalPhase, JobStatus};
+use proto::domain::{EvalId, EvalPhase, JobStatus};
 use serde_json::{json, Value};
 
 use super::http::HttpState;
@@ -156,8 +158,34 @@ fn json_response(http: &HttpState, headers: &HeaderMap, body: impl FnOnce() -> V
 pub(super) async fn api_status(Extract(http): Extract<HttpState>, headers: HeaderMap) -> Response {
     json_response(&http, &headers, || {
         let policy = http.shared.policy.stragglers;
-        status_json(&http.shared.read(|s, now| state::status(s, now, policy)))
+        let images = http.shared.eval_image_names();
+        status_json(
+            &http.shared.read(|s, now| state::status(s, now, policy)),
+            &images,
+        )
     })
+}
+
+/// `/api/eval-image/{eval}/{index}`: a picture of an evaluation (JPEG).
+pub(super) async fn api_eval_image(
+    Extract(http): Extract<HttpState>,
+    Path((eval, index)): Path<(u64, usize)>,
+    headers: HeaderMap,
+) -> Response {
+    if !http.authorised(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match http.shared.eval_image(EvalId::new(eval), index).await {
+        Some(jpeg) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            jpeg,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// `/api/history`: the curves.
@@ -166,7 +194,7 @@ pub(super) async fn api_history(Extract(http): Extract<HttpState>, headers: Head
 }
 
 /// The status document of `/api/status`.
-pub fn status_json(s: &JobStatus) -> Value {
+pub fn status_json(s: &JobStatus, images: &BTreeMap<EvalId, Vec<String>>) -> Value {
     let members: Vec<Value> = s
         .members
         .iter()
@@ -196,7 +224,14 @@ pub fn status_json(s: &JobStatus) -> Value {
                         EvalPhase::Done { metrics, .. } => json!(metrics),
                         _ => json!([]),
                     };
-                    json!({"suite": e.suite, "phase": e.phase.name(), "metrics": metrics})
+                    let pictures = images.get(&e.id).cloned().unwrap_or_default();
+                    json!({
+                        "id": e.id.get(),
+                        "suite": e.suite,
+                        "phase": e.phase.name(),
+                        "metrics": metrics,
+                        "images": pictures,
+                    })
                 })
                 .collect();
             json!({

@@ -49,6 +49,7 @@ fn router(state: HttpState) -> Router {
         .route("/assets/dashboard.css", get(d::style))
         .route("/api/status", get(d::api_status))
         .route("/api/history", get(d::api_history))
+        .route("/api/eval-image/{eval}/{index}", get(d::api_eval_image))
         .with_state(state)
 }
 

@@ -77,9 +77,13 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// What the database holds at start: the job's state, the store, the dashboard's curves
+/// and its pictures' names.
+type Opened = (State, Store, History, shared::EvalImageIndex);
+
 /// Opens the database, loads the job (or starts a new one) and gives every live node a
 /// full timeout from now; on a blocking thread.
-async fn open_state(config: &ServeConfig) -> Result<(State, Store, History), ServeError> {
+async fn open_state(config: &ServeConfig) -> Result<Opened, ServeError> {
     let db_path = config.db_path.clone();
     let opened = tokio::task::spawn_blocking(move || open_state_blocking(&db_path)).await;
     match opened {
@@ -89,7 +93,7 @@ async fn open_state(config: &ServeConfig) -> Result<(State, Store, History), Ser
     }
 }
 
-fn open_state_blocking(db_path: &std::path::Path) -> Result<(State, Store, History), StoreError> {
+fn open_state_blocking(db_path: &std::path::Path) -> Result<Opened, StoreError> {
     let mut store = Store::open(db_path)?;
     let now = now_ms();
     let mut state = match store.load()? {
@@ -112,7 +116,8 @@ fn open_state_blocking(db_path: &std::path::Path) -> Result<(State, Store, Histo
     state::resume_after_restart(&mut state, now);
     store.save(&state)?;
     let history = store.load_history()?;
-    Ok((state, store, history))
+    let images = store.eval_image_names()?;
+    Ok((state, store, history, images))
 }
 
 /// The tonic server builder, with TLS when configured (checked here, at start).
@@ -216,16 +221,12 @@ async fn serve_health(
 async fn serve_state(
     config: ServeConfig,
     mut server: Server,
-    (state, store, history): (State, Store, History),
+    opened: Opened,
     (incoming, side): (TcpIncoming, SideListeners),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let shared = Arc::new(Shared::new(
-        (state, store, history),
-        config.policy.clone(),
-        stop_rx.clone(),
-    ));
+    let shared = Arc::new(Shared::new(opened, config.policy.clone(), stop_rx.clone()));
     match &config.tls {
         Some(tls) => tracing::info!(tls = %tls.describe(), "serving over TLS"),
         None => tracing::info!("serving plain HTTP/2 (no [tls] configured)"),

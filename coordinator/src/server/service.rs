@@ -173,10 +173,15 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<wire::ReportEvalResultRequest>,
     ) -> Result<Response<wire::ReportEvalResultResponse>, Status> {
-        let report = EvalReport::try_from(request.into_inner()).map_err(ServiceError::from)?;
+        let mut report = EvalReport::try_from(request.into_inner()).map_err(ServiceError::from)?;
+        let (id, done) = (report.id, report.outcome.is_ok());
+        let images = std::mem::take(&mut report.images);
         self.shared
             .apply(|s, now, _| eval::report(s, report, now))
             .await?;
+        if done && !images.is_empty() {
+            self.shared.keep_eval_images(id, images).await;
+        }
         Ok(Response::new(wire::ReportEvalResultResponse {}))
     }
 }

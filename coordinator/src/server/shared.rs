@@ -8,6 +8,8 @@ use crate::history::{self, Change, History, HistoryPoint};
 use crate::state::{self, Action, DecisionError, Policy, State};
 use crate::status::ServiceError;
 use crate::store::{Store, StoreError};
+use proto::domain::{EvalId, EvalImage};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -41,7 +43,12 @@ pub(crate) struct Shared {
     pub(crate) stopping: watch::Receiver<bool>,
     /// The dashboard's curves (stored beside the state, outside decisions).
     history: Mutex<History>,
+    /// The names of each evaluation's pictures (their bytes stay in the database).
+    eval_images: Mutex<BTreeMap<EvalId, Vec<String>>>,
 }
+
+/// The names of each evaluation's pictures.
+pub(crate) type EvalImageIndex = BTreeMap<EvalId, Vec<String>>;
 
 /// What a new history point makes the database do.
 enum HistoryWrite {
@@ -52,7 +59,7 @@ enum HistoryWrite {
 impl Shared {
     /// Shares `state`, already stored in `store`.
     pub(crate) fn new(
-        (state, store, history): (State, Store, History),
+        (state, store, history, eval_images): (State, Store, History, EvalImageIndex),
         policy: Policy,
         stopping: watch::Receiver<bool>,
     ) -> Self {
@@ -65,7 +72,56 @@ impl Shared {
             policy,
             stopping,
             history: Mutex::new(history),
+            eval_images: Mutex::new(eval_images),
         }
+    }
+
+    /// Keeps the pictures of a finished evaluation (at most [`EvalImage::MAX_COUNT`] of at
+    /// most [`EvalImage::MAX_BYTES`]; others are dropped with a warning). A failure to
+    /// store them is logged: they are not the job's state.
+    pub(crate) async fn keep_eval_images(&self, id: EvalId, images: Vec<EvalImage>) {
+        let (kept, dropped): (Vec<_>, Vec<_>) =
+            images.into_iter().enumerate().partition(|(i, img)| {
+                *i < EvalImage::MAX_COUNT && img.jpeg.len() <= EvalImage::MAX_BYTES
+            });
+        if !dropped.is_empty() {
+            tracing::warn!(
+                eval = id.get(),
+                dropped = dropped.len(),
+                "evaluation pictures over the limits (4, 256 KiB each) dropped"
+            );
+        }
+        let kept: Vec<EvalImage> = kept.into_iter().map(|(_, img)| img).collect();
+        let names: Vec<String> = kept.iter().map(|i| i.name.clone()).collect();
+        let mut store = self.store.clone().lock_owned().await;
+        let written = tokio::task::spawn_blocking(move || store.put_eval_images(id, &kept)).await;
+        match written {
+            Ok(Ok(())) => {
+                self.eval_images
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, names);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "evaluation pictures not stored"),
+            Err(_) => {}
+        }
+    }
+
+    /// The names of the pictures of every evaluation that has some.
+    pub(crate) fn eval_image_names(&self) -> BTreeMap<EvalId, Vec<String>> {
+        self.eval_images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Picture `index` of evaluation `id`, from the database.
+    pub(crate) async fn eval_image(&self, id: EvalId, index: usize) -> Option<Vec<u8>> {
+        let store = self.store.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || store.eval_image(id, index))
+            .await
+            .ok()?
+            .ok()?
     }
 
     /// Offers the job's current point to the history and stores what changed (a failure

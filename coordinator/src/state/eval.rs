@@ -283,6 +283,7 @@ mod tests {
                 }],
                 "mem://run/eval.json".into(),
             )),
+            images: vec![],
         }
     }
 
@@ -401,6 +402,7 @@ mod tests {
             id: l.id,
             attempt: 1,
             outcome: Err("no such dataset".into()),
+            images: vec![],
         };
         report(&mut state, failed, 2).unwrap();
         assert!(matches!(

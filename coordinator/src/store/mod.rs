@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     registered_unix_ms INTEGER NOT NULL, PRIMARY KEY (config_digest, step));
 CREATE TABLE IF NOT EXISTS evals (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (step INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS eval_images (
+    eval_id INTEGER NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, jpeg BLOB NOT NULL,
+    PRIMARY KEY (eval_id, idx));
 ";
 
 /// A database problem, naming the file.

@@ -132,6 +132,7 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
                 vec![],
                 "file:///ckpt/step-000000030/eval/splice.json".into(),
             )),
+            images: vec![],
         };
         crate::state::eval::report(s, report, 4_150).unwrap();
     });

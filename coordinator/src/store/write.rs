@@ -121,7 +121,15 @@ impl Store {
             })?;
         let next = next.max(last.map_or(0, |l| l as u64 + 1));
         self.transaction(|tx| {
-            for table in ["job", "nodes", "rounds", "checkpoints", "evals", "history"] {
+            for table in [
+                "job",
+                "nodes",
+                "rounds",
+                "checkpoints",
+                "evals",
+                "history",
+                "eval_images",
+            ] {
                 tx.execute(&format!("DELETE FROM {table}"), [])?;
             }
             tx.execute(

@@ -172,6 +172,14 @@ impl From<EvalReport> for wire::ReportEvalResultRequest {
         let mut w = Self {
             eval_id: d.id.get(),
             attempt: d.attempt,
+            images: d
+                .images
+                .into_iter()
+                .map(|i| wire::EvalImage {
+                    name: i.name,
+                    jpeg: i.jpeg,
+                })
+                .collect(),
             ..Default::default()
         };
         match d.outcome {
@@ -199,6 +207,14 @@ impl TryFrom<wire::ReportEvalResultRequest> for EvalReport {
             id: EvalId::new(w.eval_id),
             attempt: w.attempt,
             outcome,
+            images: w
+                .images
+                .into_iter()
+                .map(|i| EvalImage {
+                    name: i.name,
+                    jpeg: i.jpeg,
+                })
+                .collect(),
         })
     }
 }
@@ -273,6 +289,10 @@ mod tests {
                 id: EvalId::new(1),
                 attempt: 1,
                 outcome,
+                images: vec![EvalImage {
+                    name: "a.png".into(),
+                    jpeg: vec![0xff, 0xd8],
+                }],
             };
             let back = EvalReport::try_from(wire::ReportEvalResultRequest::from(r.clone()));
             assert_eq!(back.unwrap(), r);

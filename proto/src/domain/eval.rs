@@ -132,4 +132,22 @@ pub struct EvalReport {
     pub attempt: u32,
     /// The metrics and result URL, or why it failed.
     pub outcome: Result<(Vec<EvalMetric>, String), String>,
+    /// Pictures of the result for the dashboard.
+    pub images: Vec<EvalImage>,
+}
+
+/// A picture of an evaluation's result (a splice heat map), JPEG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalImage {
+    /// What it shows (the image's file name).
+    pub name: String,
+    /// The JPEG bytes.
+    pub jpeg: Vec<u8>,
+}
+
+impl EvalImage {
+    /// Pictures a report may carry.
+    pub const MAX_COUNT: usize = 4;
+    /// Bytes one picture may have.
+    pub const MAX_BYTES: usize = 256 << 10;
 }

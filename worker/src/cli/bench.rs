@@ -96,6 +96,10 @@ pub struct StepArgs {
     /// H100/H200/A100 by name); FLOPs per step are counted once by PyTorch.
     #[arg(long)]
     pub peak_tflops: Option<f64>,
+    /// Also time the steps with the trainer's per-phase timing on (phase clock, time in
+    /// collectives, FLOPs), alternating with steps without it, and print what it costs.
+    #[arg(long)]
+    pub phase_timing: bool,
 }
 
 /// One PyTorch measurement.
@@ -248,12 +252,22 @@ fn step(args: StepArgs) -> anyhow::Result<()> {
         );
     }
     let (mut rust, mut python, mut padded) = (Vec::new(), Vec::new(), Vec::new());
+    let mut with_timing = Vec::new();
     let (mut params, mut flops, mut gpu) = ((0, 0), None, None);
     for round in 0..args.rounds.max(1) {
-        let r = time_steps(&cfg, batch, args.seq_len, args.steps, args.warmup)?;
+        let r = time_steps(&cfg, batch, args.seq_len, args.steps, args.warmup, false)?;
         tracing::info!(round, median_ms = r.median_ms, "rust/libtorch");
         params.0 = r.params;
         rust.extend(r.step_ms);
+        if args.phase_timing {
+            let t = time_steps(&cfg, batch, args.seq_len, args.steps, args.warmup, true)?;
+            tracing::info!(
+                round,
+                median_ms = t.median_ms,
+                "rust/libtorch, phase timing on"
+            );
+            with_timing.extend(t.step_ms);
+        }
         if args.compare_python {
             let p = run_python(&args, &cfg, batch, threads, None, round == 0)?;
             tracing::info!(round, median_ms = median(&p.step_ms), "pytorch");
@@ -303,6 +317,16 @@ fn step(args: StepArgs) -> anyhow::Result<()> {
     println!("rust/libtorch: {} trained parameters", params.0);
     // Both sides run the same model on rows of seq_len, so PyTorch's count holds for both.
     show("rust/libtorch", &rust, flops);
+    if args.phase_timing {
+        show("rust/libtorch, phase timing", &with_timing, flops);
+        let (off, on) = (median(&rust), median(&with_timing));
+        println!(
+            "phase timing: {:+.3} ms/step ({:+.2}% of the step; medians of {} steps each)",
+            on - off,
+            100.0 * (on - off) / off,
+            rust.len()
+        );
+    }
     if args.compare_python {
         show("pytorch", &python, flops);
         if let Some(n) = args.python_pad_to {

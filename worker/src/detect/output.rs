@@ -144,7 +144,7 @@ pub fn write_outputs(
         .map_err(|e| write_err(&mask_path, e.to_string()))?;
 
     let heat_path = path("heatmap.png");
-    heatmap(photo, &map)
+    heatmap(photo, &map, PREVIEW_SIDE)
         .save(&heat_path)
         .map_err(|e| write_err(&heat_path, e.to_string()))?;
 
@@ -181,11 +181,32 @@ pub fn write_outputs(
     Ok(record)
 }
 
-/// The photo, reduced to at most [`PREVIEW_SIDE`] pixels, half covered by the map in a
+/// A small heat map of `map` (per pixel, 0..1) over `photo` as JPEG (quality 80), at most
+/// `side` pixels a side: what the dashboard shows of a splice evaluation.
+pub fn heatmap_jpeg(photo: &RgbImage, map: &[f32], side: u32) -> Result<Vec<u8>, String> {
+    let map: Vec<u16> = map
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16)
+        .collect();
+    let preview = heatmap(photo, &map, side);
+    let mut out = Vec::new();
+    let encoder = jpeg_encoder::Encoder::new(&mut out, 80);
+    encoder
+        .encode(
+            preview.as_raw(),
+            preview.width() as u16,
+            preview.height() as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// The photo, reduced to at most `side` pixels, half covered by the map in a
 /// dark-blue -> red -> yellow colour scale.
-fn heatmap(photo: &RgbImage, map: &[u16]) -> RgbImage {
+fn heatmap(photo: &RgbImage, map: &[u16], side: u32) -> RgbImage {
     let (w, h) = (photo.width(), photo.height());
-    let scale = (f64::from(PREVIEW_SIDE) / f64::from(w.max(h))).min(1.0);
+    let scale = (f64::from(side) / f64::from(w.max(h))).min(1.0);
     let (pw, ph) = (
         ((f64::from(w) * scale).round() as u32).max(1),
         ((f64::from(h) * scale).round() as u32).max(1),

@@ -221,8 +221,12 @@ async fn run_leased(
             }
         }
     };
+    let mut images = Vec::new();
     let outcome = match result {
-        Ok(Ok(o)) => Ok((o.metrics, o.result_url)),
+        Ok(Ok(o)) => {
+            images = o.images;
+            Ok((o.metrics, o.result_url))
+        }
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the evaluation thread panicked".to_string()),
     };
@@ -243,6 +247,7 @@ async fn run_leased(
         id: lease.id,
         attempt: lease.attempt,
         outcome,
+        images,
     });
     match client.report_eval_result(report).await {
         Ok(_) => Ok(ran),

@@ -14,7 +14,13 @@ use super::datasets::{Label, Listing};
 use super::metrics::{
     detection_ap, DetectionReport, HigherMeans, LocalisationReport, LocalisationSummary,
 };
-use crate::detect::{self, analysis::analyse, output::map_pixels, DetectParams};
+use crate::detect::output::{heatmap_jpeg, map_pixels};
+use crate::detect::{self, analysis::analyse, DetectParams};
+
+/// Spliced images whose heat maps go with the report (to the dashboard).
+const EXAMPLES: usize = 4;
+/// Their longest side, in pixels.
+const EXAMPLE_SIDE: u32 = 320;
 
 /// `n` random unit vectors (the embedding size does not matter to chance), seeded by
 /// `seed` and independent of libtorch's global generator.
@@ -37,6 +43,9 @@ fn random_embeddings(n: usize, seed: u64) -> tch::Tensor {
 pub struct SpliceReport {
     /// The dataset's name.
     pub dataset: String,
+    /// Heat maps (normalised cut) over the first few spliced images: (file name, JPEG).
+    #[serde(skip)]
+    pub examples: Vec<(String, Vec<u8>)>,
     /// Images analysed, by label.
     pub authentic: u64,
     /// Images analysed, by label.
@@ -74,6 +83,7 @@ pub fn evaluate(
         std::array::from_fn(|_| LocalisationSummary::default());
     let (mut consistency, mut dissimilarity, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     let mut failed = Vec::new();
+    let mut examples = Vec::new();
     let entries = &listing.entries[..limit.unwrap_or(usize::MAX).min(listing.entries.len())];
     for (i, entry) in entries.iter().enumerate() {
         let result = (|| -> Result<(), String> {
@@ -86,6 +96,19 @@ pub fn evaluate(
                 let mask = entry.mask_at(w, h).map_err(|e| e.to_string())?;
                 let random = random_embeddings(grid.len(), i as u64);
                 let r = analyse(&random, &grid, &params.analysis).map_err(|e| e.to_string())?;
+                if examples.len() < EXAMPLES {
+                    let map = map_pixels(&a, &a.ncut_map);
+                    match heatmap_jpeg(&photo, &map, EXAMPLE_SIDE) {
+                        Ok(jpeg) => {
+                            let name = entry.image.file_name().map_or_else(
+                                || format!("image-{i}"),
+                                |n| n.to_string_lossy().into_owned(),
+                            );
+                            examples.push((name, jpeg));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "heat map not encoded"),
+                    }
+                }
                 for (summary, analysis, map) in [
                     (&mut ms, &a, &a.mean_shift_map),
                     (&mut nc, &a, &a.ncut_map),
@@ -113,6 +136,7 @@ pub fn evaluate(
     let spliced = labels.iter().filter(|&&s| s).count() as u64;
     SpliceReport {
         dataset: listing.name.clone(),
+        examples,
         authentic: labels.len() as u64 - spliced,
         spliced,
         failed,

@@ -13,7 +13,7 @@
 
 use dataloader::order::RankPlan;
 use infra::store::StoreOptions;
-use proto::domain::EvalMetric;
+use proto::domain::{EvalImage, EvalMetric};
 use serde::Serialize;
 
 use super::datasets::{read_dataset, DatasetError};
@@ -91,6 +91,8 @@ pub struct SuiteOutcome {
     pub metrics: Vec<EvalMetric>,
     /// URL of `eval/<suite>.json`.
     pub result_url: String,
+    /// Pictures for the dashboard (splice heat maps).
+    pub images: Vec<EvalImage>,
 }
 
 /// The file written next to the checkpoint.
@@ -138,6 +140,7 @@ pub fn run_suite(
             expected: cfg.digest.as_str().to_string(),
         });
     }
+    let mut images = Vec::new();
     let (metrics, report) = match kind {
         SuiteKind::Splice(s) => {
             let listing = read_dataset(&s.dataset)?;
@@ -156,6 +159,14 @@ pub fn run_suite(
                         }),
                 });
             }
+            images = report
+                .examples
+                .iter()
+                .map(|(name, jpeg)| EvalImage {
+                    name: name.clone(),
+                    jpeg: jpeg.clone(),
+                })
+                .collect();
             (splice_metrics(&report), serde_json::to_value(&report))
         }
         SuiteKind::Retrieval(r) => {
@@ -194,6 +205,7 @@ pub fn run_suite(
     Ok(SuiteOutcome {
         metrics,
         result_url,
+        images,
     })
 }
 

@@ -144,3 +144,45 @@ pub fn read_board(python: &std::path::Path, folder: &std::path::Path) -> Board {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// A splice benchmark made by `worker splice-bench make` from small photos of simulated
+/// cameras (cross-camera splices need several camera models).
+pub fn splice_bench(dir: &std::path::Path) -> std::path::PathBuf {
+    let photos = dir.join("synth");
+    let opts = dataloader::synth::SynthOptions {
+        count: 8,
+        width: 640,
+        height: 480,
+        ..dataloader::synth::SynthOptions::default()
+    };
+    dataloader::synth::generate(&photos, &opts).unwrap();
+    let out = dir.join("bench");
+    let made = std::process::Command::new(WORKER)
+        .args([
+            "splice-bench",
+            "make",
+            "--count",
+            "3",
+            "--seed",
+            "0",
+            "--photos",
+        ])
+        .arg(&photos)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    out
+}
+
+/// Appends eval suites to the training config at `cfg`.
+pub fn add_suites(cfg: &std::path::Path, text: &str) {
+    let mut config = std::fs::read_to_string(cfg).unwrap();
+    config.push_str(text);
+    std::fs::write(cfg, config).unwrap();
+}
