@@ -15,7 +15,9 @@
 # instead (s3://bucket/prefix with AWS_* variables and, for S3-compatible servers,
 # AWS_ENDPOINT_URL). Running it again continues (or just re-evaluates) the same run; delete
 # the checkpoints to start over. CONFIG picks another training config, NODES the number of
-# local worker nodes.
+# local worker nodes. While it trains, the dashboard URL that launch prints shows the job
+# (sign in with work/launch-<config>/tokens/operator.token); TensorBoard reads
+# work/runs/<config>/checkpoints/tensorboard.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -60,5 +62,7 @@ sed -e "/^\[data\]/,/^\[/ s#^url = .*#url = \"$out/train-packed\"#" \
     -e "s#^path = \"work/splice-bench\"#path = \"$work/splice-bench\"#" \
     -e "s#^data = \"work/holdout-packed\"#data = \"$out/holdout-packed\"#" "$config" > "$job"
 rm -rf "$work/launch-$name"
+# The dashboard and Prometheus metrics on a free loopback port (launch prints the URLs;
+# METRICS_LISTEN=127.0.0.1:9464 picks the port).
 target/release/coordinator launch --nodes "${NODES:-2}" --local --eval-agents 1 \
-  --config "$job" --work-dir "$work/launch-$name"
+  --config "$job" --work-dir "$work/launch-$name" --metrics-listen "${METRICS_LISTEN:-127.0.0.1:0}"

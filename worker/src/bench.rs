@@ -169,3 +169,37 @@ pub fn time_steps(
         loss_last: losses.last().copied().unwrap_or(f64::NAN),
     })
 }
+
+/// The per-step work of the trainer's phase timing alone (what `time_steps` adds with
+/// `phase_timing`: the clock's start, four laps and read-out, the time in collectives, the
+/// step's model FLOPs), timed over `iterations` steps without a model: seconds per step.
+/// Step-time medians on a shared machine swing by more than this; this is the cost itself.
+pub fn phase_timing_cost(cfg: &Config, seq_len: i64, iterations: u32) -> f64 {
+    let spec = &cfg.spec;
+    let clock = PhaseClock::for_device(tch::Device::Cpu);
+    let mut solo = Solo;
+    let mut timed = Timed::new(&mut solo);
+    let t0 = Instant::now();
+    for i in 0..iterations {
+        timed.take_spent();
+        clock.start();
+        for phase in [
+            Phase::Forward,
+            Phase::Backward,
+            Phase::GradReduce,
+            Phase::Optimizer,
+        ] {
+            clock.lap(phase);
+        }
+        let phases = clock.finish();
+        let flops = kernels::flops::train_step_flops(
+            &spec.model,
+            u64::from(spec.train.batch_size) + u64::from(i % 2),
+            i64::from(spec.data.patch_px),
+            seq_len,
+            spec.model_init.freeze_text,
+        );
+        std::hint::black_box((phases, timed.take_spent(), flops));
+    }
+    t0.elapsed().as_secs_f64() / f64::from(iterations.max(1))
+}

@@ -157,6 +157,7 @@ fn a_rank_slowed_by_sigstop_is_flagged_as_the_straggler_and_the_other_is_not() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
+    eprintln!("{text}");
     assert!(
         text.contains("stragglers: rank(s) 1") && text.contains("STRAGGLER"),
         "{text}"

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use proto::domain::{EvalId, EvalPhase, JobStatus};
 use serde_json::{json, Value};
 
-use super::http::HttpState;
+use super::access::{encode_hex, HttpState, COOKIE};
 use crate::state;
 
 const LOGIN: &str = include_str!("../../assets/login.html");
@@ -21,42 +21,8 @@ const PAGE: &str = include_str!("../../assets/dashboard.html");
 const SCRIPT: &str = include_str!("../../assets/dashboard.js");
 const STYLE: &str = include_str!("../../assets/dashboard.css");
 
-/// The cookie holding the token (hex).
-const COOKIE: &str = "exiflang_token";
-
 /// Pages: no framing, scripts and styles from this origin only.
 const PAGE_POLICY: &str = "default-src 'self'; frame-ancestors 'none'";
-
-/// The token a request carries: `Authorization: Bearer <token>`, else the cookie.
-pub(super) fn bearer(headers: &HeaderMap) -> Option<Vec<u8>> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        return Some(value.as_bytes().to_vec());
-    }
-    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    let hex = cookies
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)?
-        .1;
-    let token = decode_hex(hex)?;
-    let mut value = b"Bearer ".to_vec();
-    value.extend_from_slice(&token);
-    Some(value)
-}
-
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
 
 fn page(body: String, status: StatusCode) -> Response {
     (
@@ -259,22 +225,4 @@ pub fn status_json(s: &JobStatus, images: &BTreeMap<EvalId, Vec<String>>) -> Val
         "median_own_step_s": s.median_own_step_s,
         "checkpoints": checkpoints,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cookie_token_round_trips_and_a_malformed_one_is_no_token() {
-        let mut headers = HeaderMap::new();
-        let cookie = format!("other=1; {COOKIE}={}", encode_hex(b"s3cr;t =x"));
-        headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
-        assert_eq!(bearer(&headers).unwrap(), b"Bearer s3cr;t =x");
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("exiflang_token=zz1"),
-        );
-        assert_eq!(bearer(&headers), None);
-    }
 }

@@ -4,8 +4,6 @@
 //! role: reading the job's figures is what each may do), as `Authorization: Bearer
 //! <token>` or the dashboard's cookie.
 
-use std::sync::Arc;
-
 use axum::extract::State as Extract;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,29 +11,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
-use super::Shared;
-use crate::metrics::{render, RpcMetrics};
-use crate::roles::Credentials;
+use super::access::HttpState;
+use crate::metrics::render;
 use crate::state;
 
 /// The OpenMetrics text content type (what `prometheus-client` writes).
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// What the HTTP handlers read.
-#[derive(Clone)]
-pub(super) struct HttpState {
-    pub(super) shared: Arc<Shared>,
-    pub(super) rpc: RpcMetrics,
-    pub(super) credentials: Credentials,
-}
-
-impl HttpState {
-    /// Whether the request carries one of the job's tokens as a bearer token.
-    pub(super) fn authorised(&self, headers: &HeaderMap) -> bool {
-        let given = super::dashboard::bearer(headers);
-        !self.credentials.roles_of(given.as_deref()).is_empty()
-    }
-}
 
 /// The routes of the HTTP port.
 fn router(state: HttpState) -> Router {

@@ -12,6 +12,7 @@
 //! neither. It says SERVING while the coordinator serves and NOT_SERVING once it shuts
 //! down.
 
+mod access;
 mod dashboard;
 mod guard;
 mod http;
@@ -239,7 +240,7 @@ async fn serve_state(
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(url = %format!("http://{addr}/metrics"), "serving Prometheus metrics and the dashboard");
         }
-        let state = http::HttpState {
+        let state = access::HttpState {
             shared: shared.clone(),
             rpc: rpc.clone(),
             credentials: config.credentials.clone(),

@@ -321,10 +321,16 @@ fn step(args: StepArgs) -> anyhow::Result<()> {
         show("rust/libtorch, phase timing", &with_timing, flops);
         let (off, on) = (median(&rust), median(&with_timing));
         println!(
-            "phase timing: {:+.3} ms/step ({:+.2}% of the step; medians of {} steps each)",
+            "phase timing: {:+.3} ms/step ({:+.2}% of the step; medians of {} steps each, alternating rounds)",
             on - off,
             100.0 * (on - off) / off,
             rust.len()
+        );
+        let cost = worker::bench::phase_timing_cost(&cfg, args.seq_len, 200_000);
+        println!(
+            "phase timing work alone: {:.3} us/step ({:.5}% of the median step)",
+            cost * 1e6,
+            100.0 * cost / (off * 1e-3)
         );
     }
     if args.compare_python {
