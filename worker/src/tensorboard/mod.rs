@@ -111,7 +111,12 @@ impl EventWriter {
     }
 
     fn start_file(&mut self) {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().replace(['/', '.'], "-"))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".into());
         self.files += 1;
         self.name = format!(
             "events.out.tfevents.{}.{host}.{}.{}.{}",
