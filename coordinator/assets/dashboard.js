@@ -115,15 +115,19 @@ function drawMembers(status) {
     : "";
 }
 
-// Checkpoints shown (the newest; the registry keeps every one).
+// Checkpoints shown: the newest, and the newest of those with evaluations (the registry
+// keeps every one).
 const CHECKPOINT_ROWS = 20;
 
 function drawCheckpoints(status) {
   const body = document.querySelector("#checkpoints tbody");
   body.replaceChildren();
-  const older = status.checkpoints.length - CHECKPOINT_ROWS;
-  text(document.getElementById("older"), older > 0 ? `and ${older} older (coordinator checkpoints lists them all)` : "");
-  for (const c of status.checkpoints.slice(0, CHECKPOINT_ROWS)) {
+  const evaluated = status.checkpoints.filter((c) => c.evals.length).slice(0, CHECKPOINT_ROWS);
+  const shown = new Set([...status.checkpoints.slice(0, CHECKPOINT_ROWS), ...evaluated]);
+  const rows = status.checkpoints.filter((c) => shown.has(c));
+  const older = status.checkpoints.length - rows.length;
+  text(document.getElementById("older"), older > 0 ? `and ${older} more (coordinator checkpoints lists them all)` : "");
+  for (const c of rows) {
     const row = body.insertRow();
     row.dataset.step = String(c.step);
     cell(row, String(c.step));

@@ -30,22 +30,28 @@ def browser():
     return webdriver.Chrome(options=options, service=Service(driver_path))
 
 
+# Read in one script call: the page redraws every 2 s, so element handles kept across
+# calls go stale.
+STATE_JS = """
+const q = (css) => Array.from(document.querySelectorAll(css));
+const points = (id) => { const c = document.getElementById(id); return c ? Number(c.dataset.points || 0) : 0; };
+const one = (css) => { const e = document.querySelector(css); return e ? e.textContent : null; };
+return {
+  login_form: q("form#login").length > 0,
+  error: one("#error"),
+  member_rows: q("#members tbody tr").length,
+  member_nodes: [...new Set(q("#members tbody tr").map((r) => r.dataset.node))].sort(),
+  loss_points: points("chart-loss"),
+  phase_points: points("chart-phases"),
+  checkpoint_rows: q("#checkpoints tbody tr").length,
+  summary: one("#summary"),
+  heatmaps_loaded: q("img.eval-heatmap").filter((i) => i.complete && i.naturalWidth > 0).length,
+};
+"""
+
+
 def page_state(driver):
-    q = lambda css: driver.find_elements(By.CSS_SELECTOR, css)
-    loss = q("#chart-loss")
-    return {
-        "login_form": bool(q("form#login")),
-        "error": q("#error")[0].text if q("#error") else None,
-        "member_rows": len(q("#members tbody tr")),
-        "member_nodes": sorted({r.get_attribute("data-node") for r in q("#members tbody tr")}),
-        "loss_points": int(loss[0].get_attribute("data-points") or 0) if loss else 0,
-        "phase_points": int(q("#chart-phases")[0].get_attribute("data-points") or 0) if q("#chart-phases") else 0,
-        "checkpoint_rows": len(q("#checkpoints tbody tr")),
-        "summary": q("#summary")[0].text if q("#summary") else None,
-        "heatmaps_loaded": sum(
-            1 for img in q("img.eval-heatmap") if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
-        ),
-    }
+    return driver.execute_script(STATE_JS)
 
 
 def sign_in(driver, token):
