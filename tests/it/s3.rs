@@ -190,3 +190,64 @@ async fn unreachable_endpoint_fails_after_bounded_retries() {
         "{err}"
     );
 }
+
+/// TensorBoard event files in a real S3-compatible server: rotated past 1 MiB, read back
+/// whole; a training writer that resumes at step 500 takes the later steps out of the
+/// training files (deleting one left empty) and leaves an evaluation agent's file alone.
+#[tokio::test]
+async fn tensorboard_events_in_s3_rotate_and_a_resume_takes_out_the_later_steps() {
+    use worker::tensorboard::{read_folder, EventWriter, What};
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    server.create_bucket("runs");
+    let url = "s3://runs/job/tensorboard";
+    let opts = server.options();
+    let steps_of = |files: &[(String, Vec<worker::tensorboard::Event>)], kind: &str| -> Vec<u64> {
+        let mut steps: Vec<u64> = files
+            .iter()
+            .filter(|(name, _)| name.contains(kind))
+            .flat_map(|(_, events)| events)
+            .filter(|e| matches!(e.what, Some(What::Summary(_))))
+            .map(|e| e.step as u64)
+            .collect();
+        steps.sort();
+        steps
+    };
+    let tags: Vec<String> = (0..20).map(|i| format!("time/phase_{i:02}_s")).collect();
+    let mut train = EventWriter::open(url, &opts, "train", Some(0))
+        .await
+        .unwrap();
+    for step in 1..=3000u64 {
+        let values: Vec<(&str, f64)> = tags.iter().map(|t| (t.as_str(), step as f64)).collect();
+        train.scalars(step, &values);
+        if step % 250 == 0 {
+            train.flush().await.unwrap();
+        }
+    }
+    drop(train);
+    let mut eval = EventWriter::open(url, &opts, "eval", None).await.unwrap();
+    eval.scalars(2500, &[("eval/splice/ncut.p_map", 0.75)]);
+    eval.flush().await.unwrap();
+
+    let files = read_folder(url, &opts).await.unwrap();
+    let train_files = files.iter().filter(|(n, _)| n.contains(".train.")).count();
+    assert!(
+        train_files >= 2,
+        "rotated past 1 MiB: {:?}",
+        files.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    assert_eq!(steps_of(&files, ".train."), (1..=3000).collect::<Vec<_>>());
+
+    let _resumed = EventWriter::open(url, &opts, "train", Some(500))
+        .await
+        .unwrap();
+    let files = read_folder(url, &opts).await.unwrap();
+    assert_eq!(steps_of(&files, ".train."), (1..=500).collect::<Vec<_>>());
+    assert_eq!(
+        files.iter().filter(|(n, _)| n.contains(".train.")).count(),
+        1,
+        "the file holding only later steps is gone"
+    );
+    assert_eq!(steps_of(&files, ".eval."), [2500], "evaluation events stay");
+}

@@ -191,6 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn transient_errors_are_retried_until_success() {
+        let before = retries_so_far();
         let calls = AtomicU32::new(0);
         let out = retry(&RetryPolicy::fast(5), "op", || {
             let n = calls.fetch_add(1, Ordering::SeqCst);
@@ -206,6 +207,8 @@ mod tests {
         .unwrap();
         assert_eq!(out, 2);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // Counted for the figures a rank reports (other tests may retry at the same time).
+        assert!(retries_so_far() >= before + 2);
     }
 
     #[tokio::test]

@@ -28,6 +28,19 @@ pub(super) struct StepMeter {
     past: DataFigures,
 }
 
+/// What a step computed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StepDone {
+    /// Its loss.
+    pub(super) loss: f64,
+    /// The logit scale it used.
+    pub(super) logit_scale: f64,
+    /// The gradient norm before clipping.
+    pub(super) grad_norm: f64,
+    /// Its learning rate.
+    pub(super) lr: f64,
+}
+
 /// One step's measures, taken by the trainer.
 pub(super) struct StepMeasures<'a> {
     /// From asking for the batch to the end of the step (checkpoint included).
@@ -42,10 +55,8 @@ pub(super) struct StepMeasures<'a> {
     pub(super) global: u64,
     /// Tokens per text row of the batch.
     pub(super) seq_len: i64,
-    /// The step's learning rate, logit scale and gradient norm.
-    pub(super) lr: f64,
-    pub(super) logit_scale: f64,
-    pub(super) grad_norm: f64,
+    /// What the step computed.
+    pub(super) done: StepDone,
     /// The current epoch's stream counters.
     pub(super) stream: &'a CounterSnapshot,
 }
@@ -116,10 +127,10 @@ impl StepMeter {
         };
         let (memory_allocated_bytes, memory_peak_bytes) = self.memory();
         StepFigures {
-            lr: m.lr,
-            logit_scale: m.logit_scale,
-            grad_norm: if m.grad_norm.is_finite() {
-                m.grad_norm
+            lr: m.done.lr,
+            logit_scale: m.done.logit_scale,
+            grad_norm: if m.done.grad_norm.is_finite() {
+                m.done.grad_norm
             } else {
                 0.0
             },

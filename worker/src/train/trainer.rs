@@ -12,7 +12,7 @@ use kernels::config::Objective;
 use kernels::joint::JointModel;
 use tch::Tensor;
 
-use super::measure::{StepMeasures, StepMeter};
+use super::measure::{StepDone, StepMeasures, StepMeter};
 use super::progress::{Progress, StepReport};
 use super::scalars::TrainScalars;
 use super::signals::stop_on_signals;
@@ -64,14 +64,6 @@ pub(super) struct Trainer<'a> {
     meter: StepMeter,
     /// Rank 0's TensorBoard scalars.
     scalars: TrainScalars,
-}
-
-/// What a step computed, for its report.
-struct StepDone {
-    loss: f64,
-    logit_scale: f64,
-    grad_norm: f64,
-    lr: f64,
 }
 
 /// How an epoch ended.
@@ -285,12 +277,10 @@ impl<'a> Trainer<'a> {
                 checkpoint: checkpoint_from.elapsed(),
                 global: global as u64,
                 seq_len: batch.seq_len as i64,
-                lr: done.lr,
-                logit_scale: done.logit_scale,
-                grad_norm: done.grad_norm,
+                done,
                 stream: &counters,
             };
-            self.report(done, measures);
+            self.report(measures);
         }
         let counters = stream.counters();
         self.summary.skipped += counters.skipped_total();
@@ -299,8 +289,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// Tells the supervisor and the logs what the step just taken did and measured.
-    fn report(&mut self, done: StepDone, measures: StepMeasures<'_>) {
-        let samples = measures.global;
+    fn report(&mut self, measures: StepMeasures<'_>) {
+        let (done, samples) = (measures.done, measures.global);
         let figures = self.meter.figures(measures);
         let report = StepReport {
             step: self.step,
