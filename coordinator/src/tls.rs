@@ -42,6 +42,28 @@ impl ServerTls {
         config
     }
 
+    /// A rustls server configuration with the same certificate and key (for the HTTP
+    /// port: browsers and Prometheus present no client certificate; the token is checked
+    /// instead), speaking HTTP/1.1.
+    pub fn rustls_config(&self) -> Result<tokio_rustls::rustls::ServerConfig, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(self.cert.pem())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let key = PrivateKeyDer::from_pem_slice(self.key.pem()).map_err(|e| e.to_string())?;
+        let provider =
+            std::sync::Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| e.to_string())?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
     /// The files, for logs and messages.
     pub fn describe(&self) -> String {
         let mut text = format!(

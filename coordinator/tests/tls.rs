@@ -271,3 +271,88 @@ async fn certs_makes_files_a_coordinator_serves_with_and_clients_trust_and_never
     assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
     server.shutdown().await.unwrap();
 }
+
+/// One HTTP/1.1 GET over TLS to the coordinator's HTTP port, trusting `ca`: the response.
+async fn https_get(addr: std::net::SocketAddr, ca: &Ca, path: &str, token: &str) -> String {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    https_request(addr, ca, &request).await
+}
+
+/// `request` (HTTP/1.1 text) over TLS to `addr`, trusting `ca`: the response.
+async fn https_request(addr: std::net::SocketAddr, ca: &Ca, request: &str) -> String {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(&ca.cert).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// With TLS configured, the HTTP port (metrics, dashboard) is served over TLS with the
+/// same certificate: a client trusting the CA gets the metrics with the token, plain HTTP
+/// gets no answer, and the dashboard's cookie is marked Secure.
+#[tokio::test]
+async fn the_metrics_and_dashboard_port_is_served_over_tls_when_the_coordinator_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let Pair { cert, key } = ca.server("server");
+    let tls = ServerTls::load(&cert, &key, None).unwrap();
+    let mut cfg = config(dir.path(), Some(tls));
+    cfg.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = RunningServer::start(cfg).await.unwrap();
+    let addr = server.metrics_addr.unwrap();
+    assert_eq!(server.http_url().unwrap(), format!("https://{addr}/"));
+
+    let metrics = bounded(https_get(addr, &ca, "/metrics", TOKEN)).await;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("exiflang_job_state"), "{metrics}");
+    let refused = bounded(https_get(addr, &ca, "/metrics", "wrong")).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let body = format!("token={TOKEN}");
+    let login = format!(
+        "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let signed_in = bounded(https_request(addr, &ca, &login)).await;
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    let cookie = signed_in
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_default();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+
+    // Plain HTTP to the TLS port: no HTTP answer.
+    let plain = bounded(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await;
+    assert!(!plain.contains("HTTP/1.1 200"), "{plain}");
+    server.shutdown().await.unwrap();
+}

@@ -163,6 +163,11 @@ impl PemKey {
         &self.path
     }
 
+    /// The PEM text.
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
+
     /// A certificate with this key, as tonic takes it.
     pub fn identity(&self, certificate: &PemCertificates) -> Identity {
         Identity::from_pem(certificate.pem(), &self.pem)

@@ -19,6 +19,8 @@ pub(super) struct HttpState {
     pub(super) shared: Arc<Shared>,
     pub(super) rpc: RpcMetrics,
     pub(super) credentials: Credentials,
+    /// Served over TLS: the cookie is marked Secure.
+    pub(super) tls: bool,
 }
 
 impl HttpState {

@@ -73,8 +73,9 @@ pub(super) async fn login(Extract(http): Extract<HttpState>, Form(form): Form<Si
         );
     }
     let cookie = format!(
-        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=604800",
-        encode_hex(form.token.as_bytes())
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=604800{}",
+        encode_hex(form.token.as_bytes()),
+        if http.tls { "; Secure" } else { "" }
     );
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {

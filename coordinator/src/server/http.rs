@@ -2,7 +2,7 @@
 //! from the current state at each scrape ([`crate::metrics::render`]), and the dashboard
 //! (`dashboard.rs`). Read-only; every request for data needs one of the job's tokens (any
 //! role: reading the job's figures is what each may do), as `Authorization: Bearer
-//! <token>` or the dashboard's cookie.
+//! <token>` or the dashboard's cookie. Over TLS when the coordinator serves TLS.
 
 use axum::extract::State as Extract;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -50,15 +50,29 @@ async fn metrics(Extract(http): Extract<HttpState>, headers: HeaderMap) -> Respo
 }
 
 /// Serves the HTTP port on `listener` until `stopping` turns true.
+/// With `tls`, over TLS (`https.rs`).
 pub(super) async fn serve_http(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::rustls::ServerConfig>,
     state: HttpState,
     mut stopping: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let signal = async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(signal)
-        .await
+    match tls {
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(signal)
+                .await
+        }
+        Some(config) => {
+            axum::serve(
+                super::https::TlsListener::new(listener, config),
+                router(state),
+            )
+            .with_graceful_shutdown(signal)
+            .await
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod access;
 mod dashboard;
 mod guard;
 mod http;
+mod https;
 mod service;
 mod shared;
 
@@ -236,16 +237,27 @@ async fn serve_state(
         .health
         .map(|h| tokio::spawn(serve_health(h, stop_rx.clone())));
     let rpc = RpcMetrics::default();
+    let http_tls = match &config.tls {
+        Some(tls) if side.metrics.is_some() => {
+            Some(tls.rustls_config().map_err(|detail| ServeError::Tls {
+                files: tls.describe(),
+                detail,
+            })?)
+        }
+        _ => None,
+    };
     let metrics = side.metrics.map(|listener| {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(url = %format!("http://{addr}/metrics"), "serving Prometheus metrics and the dashboard");
+            let scheme = if http_tls.is_some() { "https" } else { "http" };
+            tracing::info!(url = %format!("{scheme}://{addr}/"), "serving the dashboard and Prometheus /metrics");
         }
         let state = access::HttpState {
             shared: shared.clone(),
             rpc: rpc.clone(),
             credentials: config.credentials.clone(),
+            tls: http_tls.is_some(),
         };
-        tokio::spawn(http::serve_http(listener, state, stop_rx.clone()))
+        tokio::spawn(http::serve_http(listener, http_tls, state, stop_rx.clone()))
     });
     let timer = tokio::spawn(run_timer(shared.clone(), stop_rx));
     let service = guard::Guarded::new(
@@ -362,19 +374,31 @@ impl RunningServer {
         result
     }
 
+    /// The dashboard's URL (`https://` with TLS), when the HTTP port is served.
+    pub fn http_url(&self) -> Option<String> {
+        let scheme = if self.tls { "https" } else { "http" };
+        self.metrics_addr
+            .map(|addr| format!("{scheme}://{}/", loopback_if_wildcard(addr)))
+    }
+
     /// The URL clients connect to (`https://` with TLS); a wildcard listen address
     /// (`0.0.0.0`, `::`) becomes loopback, the address clients on this machine use.
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
-        let mut addr = self.addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr.ip() {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            });
-        }
-        format!("{scheme}://{addr}")
+        format!("{scheme}://{}", loopback_if_wildcard(self.addr))
     }
+}
+
+/// `addr` with a wildcard IP (`0.0.0.0`, `::`) made loopback: where clients on this
+/// machine connect.
+fn loopback_if_wildcard(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        });
+    }
+    addr
 }
 
 async fn finish(task: tokio::task::JoinHandle<Result<(), ServeError>>) -> Result<(), ServeError> {

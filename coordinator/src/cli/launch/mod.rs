@@ -335,8 +335,8 @@ async fn launch(args: LaunchArgs, config: ServeConfig, setup: Setup) -> anyhow::
         return Ok(());
     }
     print_join_help(&args, &url, &setup.tokens, setup.tls.as_ref());
-    if let Some(addr) = server.metrics_addr {
-        report::print_http_urls(addr, &setup.tokens);
+    if let Some(url) = server.http_url() {
+        report::print_http_urls(&url, &setup.tokens);
     }
     let outcome = drive(&args, &url, &setup).await;
     let keep_serving = args.keep_serving && matches!(outcome, Ok(Outcome::Over(_)));

@@ -45,18 +45,14 @@ pub(super) fn print_join_help(
 }
 
 /// Where the HTTP port serves the dashboard and the Prometheus metrics.
-pub(super) fn print_http_urls(addr: std::net::SocketAddr, tokens: &LaunchTokens) {
-    let mut addr = addr;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+pub(super) fn print_http_urls(url: &str, tokens: &LaunchTokens) {
     let token = tokens
         .file(Role::Operator)
         .map_or("the job's token".to_string(), |p| {
             format!("the token in {}", p.display())
         });
-    println!("dashboard: http://{addr}/ (sign in with {token})");
-    println!("Prometheus metrics: http://{addr}/metrics (Authorization: Bearer <any of the job's tokens>)");
+    println!("dashboard: {url} (sign in with {token})");
+    println!("Prometheus metrics: {url}metrics (Authorization: Bearer <any of the job's tokens>)");
 }
 
 /// One progress line: phase, round, world size, rank 0's step and loss, throughput and
