@@ -105,7 +105,35 @@ fn assert_crops_consistent(name: &str, jpeg: &[u8], full: &RgbImage, rects: &[Cr
             without == want,
             "{name}: crop {rect:?} without an index differs from the full decode"
         );
+        // JPEG kinds decoded whole have no kit: readers fetch them whole.
+        if jpeg::build_kit(jpeg).unwrap().is_some() {
+            let (ranged, _) = ranged_decode(jpeg, &index, rect, 0);
+            assert!(
+                ranged == want,
+                "{name}: crop {rect:?} from ranged bytes differs from the full decode"
+            );
+        }
     }
+}
+
+/// Decodes `rect` from the kit plus only the byte ranges the kit and index name (as a
+/// ranged reader fetches them); returns the crop and the bytes fetched beyond the kit.
+fn ranged_decode(jpeg: &[u8], index: &[u8], rect: CropRect, gap: u64) -> (RgbImage, u64) {
+    let kit = jpeg::build_kit(jpeg)
+        .expect("kit")
+        .expect("a kit for a supported JPEG");
+    let mut sparse = jpeg::SparseJpeg::from_kit(&kit).expect("kit reads back");
+    assert_eq!(sparse.len(), jpeg.len() as u64);
+    let ranges = sparse.ranges_for(index, &[rect], gap).expect("ranges");
+    let mut fetched = 0;
+    for r in &ranges {
+        sparse
+            .fill(r.start, &jpeg[r.start as usize..r.end as usize])
+            .unwrap();
+        fetched += r.end - r.start;
+    }
+    let img = sparse.decode(index, rect).expect("ranged decode");
+    (img, fetched)
 }
 
 /// Mean and max absolute difference over all channels.
@@ -447,4 +475,114 @@ fn truncated_and_bit_flipped_photos_give_errors_not_panics() {
             jpeg.len()
         );
     }
+}
+
+#[test]
+fn every_shared_photo_decodes_identically_from_ranged_bytes() {
+    let Some(paths) = testkit::camera_photos() else {
+        return;
+    };
+    let mut rng = Lcg(23);
+    let (mut fetched, mut total, mut checked) = (0u64, 0u64, 0usize);
+    for path in &paths {
+        let name = path.display().to_string();
+        let jpeg = std::fs::read(path).unwrap();
+        let index = jpeg::build_index(&jpeg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (w, h) = jpeg::dimensions(&jpeg).unwrap();
+        if jpeg::build_kit(&jpeg).unwrap().is_none() {
+            continue; // decoded whole: the reader fetches it whole
+        }
+        let full = jpeg::decode_full(&jpeg).unwrap();
+        for _ in 0..2 {
+            let (cw, ch) = (124.min(w), 124.min(h));
+            let rect = CropRect {
+                x: rng.below(w - cw + 1),
+                y: rng.below(h - ch + 1),
+                width: cw,
+                height: ch,
+            };
+            let (img, bytes) = ranged_decode(&jpeg, &index, rect, 0);
+            assert!(
+                img == full.crop(rect).unwrap(),
+                "{name}: ranged crop {rect:?} differs from the full decode"
+            );
+            fetched += bytes;
+            total += jpeg.len() as u64;
+        }
+        checked += 1;
+    }
+    assert!(
+        checked * 10 >= paths.len() * 9,
+        "only {checked} of {} photos have a kit",
+        paths.len()
+    );
+    eprintln!(
+        "{checked} photos: a 124 px crop fetched {:.1}% of the file on average",
+        100.0 * fetched as f64 / total as f64
+    );
+}
+
+#[test]
+fn a_12mp_crop_fetches_a_small_fraction_and_gaps_trade_requests_for_bytes() {
+    let jpeg = encode(4000, 3000, Some(SamplingFactor::R_4_2_0), 0, false);
+    let index = jpeg::build_index(&jpeg).unwrap();
+    let kit = jpeg::build_kit(&jpeg).unwrap().unwrap();
+    assert!(kit.len() < 2048, "kit of {} bytes", kit.len());
+    let rect = CropRect {
+        x: 1777,
+        y: 1301,
+        width: 124,
+        height: 124,
+    };
+    let sparse = jpeg::SparseJpeg::from_kit(&kit).unwrap();
+    let per_row = sparse.ranges_for(&index, &[rect], 0).unwrap();
+    let joined = sparse.ranges_for(&index, &[rect], 1 << 20).unwrap();
+    // 124 px at 16 px per MCU row: 9 rows (10 when the crop straddles one more).
+    assert!((9..=10).contains(&per_row.len()), "{per_row:?}");
+    assert_eq!(joined.len(), 1, "{joined:?}");
+    let size = |rs: &[std::ops::Range<u64>]| rs.iter().map(|r| r.end - r.start).sum::<u64>();
+    assert!(size(&per_row) < size(&joined));
+    assert!(
+        size(&joined) * 10 < jpeg.len() as u64,
+        "joined rows {} of {} bytes",
+        size(&joined),
+        jpeg.len()
+    );
+    let (img, _) = ranged_decode(&jpeg, &index, rect, 1 << 20);
+    assert!(img == jpeg::decode_crop(&jpeg, Some(&index), rect).unwrap());
+}
+
+#[test]
+fn ranged_decoding_refuses_damaged_kits_and_foreign_indexes() {
+    let a = encode(800, 600, Some(SamplingFactor::R_4_2_0), 0, false);
+    let b = encode(800, 600, Some(SamplingFactor::R_4_2_0), 5, false);
+    let kit = jpeg::build_kit(&a).unwrap().unwrap();
+    for at in [0, 5, 12, kit.len() / 2, kit.len() - 1] {
+        let mut bad = kit.clone();
+        bad[at] ^= 0x08;
+        assert!(
+            jpeg::SparseJpeg::from_kit(&bad).is_err(),
+            "flip at {at} accepted"
+        );
+    }
+    assert!(jpeg::SparseJpeg::from_kit(&kit[..kit.len() - 1]).is_err());
+    let rect = CropRect {
+        x: 10,
+        y: 10,
+        width: 124,
+        height: 124,
+    };
+    let sparse = jpeg::SparseJpeg::from_kit(&kit).unwrap();
+    let foreign = jpeg::build_index(&b).unwrap();
+    assert!(matches!(
+        sparse.ranges_for(&foreign, &[rect], 0),
+        Err(JpegError::Corrupt(_))
+    ));
+    // Without a usable index a sparse file is never decoded sequentially.
+    assert!(matches!(
+        sparse.decode(b"garbage", rect),
+        Err(JpegError::Corrupt(_))
+    ));
+    let progressive = encode(640, 480, Some(SamplingFactor::R_4_2_0), 0, true);
+    assert!(jpeg::build_kit(&progressive).unwrap().is_none());
 }

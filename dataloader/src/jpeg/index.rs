@@ -53,13 +53,26 @@ pub(crate) fn fingerprint(jpeg: &[u8], header: &Header) -> u64 {
     h.write_u64(header.tables_hash);
     h.write_u64(jpeg.len() as u64);
     h.write_u64(header.scan_start as u64);
-    let data = &jpeg[header.scan_start.min(jpeg.len())..];
-    for i in 0..8 {
-        let at = data.len() * i / 8;
-        h.write(&data[at..(at + 16).min(data.len())]);
+    for r in fingerprint_ranges(jpeg.len(), header.scan_start) {
+        h.write(&jpeg[r]);
     }
-    h.write(&data[data.len().saturating_sub(16)..]);
     h.finish()
+}
+
+/// The bytes of scan data the fingerprint samples: 16 at each eighth of the data and
+/// the last 16 (a decode kit carries them, see `kit`).
+pub(crate) fn fingerprint_ranges(
+    jpeg_len: usize,
+    scan_start: usize,
+) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let start = scan_start.min(jpeg_len);
+    let data_len = jpeg_len - start;
+    (0..8)
+        .map(move |i| {
+            let at = data_len * i / 8;
+            start + at..start + (at + 16).min(data_len)
+        })
+        .chain(std::iter::once(start + data_len.saturating_sub(16)..jpeg_len))
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -249,6 +262,21 @@ pub(crate) fn parse(bytes: &[u8], fingerprint: u64, g: Geometry) -> Result<Index
 }
 
 impl IndexView<'_> {
+    /// The MCU of the first entry point at or after MCU `mcu` (entries sit at row starts
+    /// and every `k` MCUs along a row); `None` at or past the last of `total` MCUs.
+    pub fn entry_at_or_after(&self, mcu: usize, total: usize) -> Option<usize> {
+        if mcu >= total {
+            return None;
+        }
+        let (row, col) = (mcu / self.mcus_x, mcu % self.mcus_x);
+        let next = col.div_ceil(self.k) * self.k;
+        if next < self.mcus_x {
+            Some(row * self.mcus_x + next)
+        } else {
+            Some((row + 1) * self.mcus_x).filter(|&m| m < total)
+        }
+    }
+
     /// The last entry point at or before MCU `mcu` (always in the same MCU row).
     pub fn entry_before(&self, mcu: usize) -> Result<Entry, String> {
         let (row, col) = (mcu / self.mcus_x, mcu % self.mcus_x);

@@ -37,10 +37,12 @@ mod hash;
 mod huffman;
 mod idct;
 mod index;
+mod kit;
 mod markers;
 mod scan;
 
 use index::{Geometry, Index};
+pub use kit::{build_kit, SparseJpeg};
 use scan::{Failure, Scan};
 
 /// Entry points are spaced about this many pixels apart along an MCU row.
@@ -155,19 +157,42 @@ pub fn decode_crop(
         return fallback_decode(jpeg)?.crop(rect);
     }
     let scan = Scan::new(jpeg, &hdr)?;
-    let view = index.and_then(|bytes| {
-        match index::parse(bytes, index::fingerprint(jpeg, &hdr), scan.geometry()) {
-            Ok(Index::Entries(view)) => Some(view),
-            Ok(Index::Fallback) => {
-                tracing::warn!("scan index marks a decodable JPEG for full decoding; ignoring it");
-                None
-            }
-            Err(reason) => {
-                tracing::warn!(%reason, "ignoring scan index; decoding without it");
-                None
-            }
+    decode_with_index(jpeg, &hdr, &scan, index.unwrap_or_default(), rect, true)
+}
+
+/// Decodes `rect` of a supported JPEG through `index`. An index that does not fit is
+/// ignored with a warning when `without_index` allows a sequential decode, and an error
+/// otherwise (a sparse file holds only the bytes the index leads to).
+fn decode_with_index(
+    jpeg: &[u8],
+    hdr: &markers::Header,
+    scan: &Scan,
+    index: &[u8],
+    rect: CropRect,
+    without_index: bool,
+) -> Result<RgbImage, JpegError> {
+    let view = match index::parse(index, index::fingerprint(jpeg, hdr), scan.geometry()) {
+        _ if index.is_empty() && without_index => None,
+        Ok(Index::Entries(view)) => Some(view),
+        Ok(Index::Fallback) if without_index => {
+            tracing::warn!("scan index marks a decodable JPEG for full decoding; ignoring it");
+            None
         }
-    });
+        Err(reason) if without_index => {
+            tracing::warn!(%reason, "ignoring scan index; decoding without it");
+            None
+        }
+        Ok(Index::Fallback) => {
+            return Err(JpegError::Corrupt(
+                "scan index says to decode the JPEG whole".into(),
+            ))
+        }
+        Err(reason) => {
+            return Err(JpegError::Corrupt(format!(
+                "scan index unusable for a partly fetched JPEG: {reason}"
+            )))
+        }
+    };
     let (x, y, w, h) = (
         rect.x as usize,
         rect.y as usize,
@@ -177,7 +202,7 @@ pub fn decode_crop(
     let planes = match scan.decode_planes(x, y, w, h, view.as_ref()) {
         Ok(planes) => planes,
         Err(Failure::Jpeg(e)) => return Err(e),
-        Err(Failure::Index(reason)) => {
+        Err(Failure::Index(reason)) if without_index => {
             tracing::warn!(%reason, "bad scan index entry; decoding without the index");
             match scan.decode_planes(x, y, w, h, None) {
                 Ok(planes) => planes,
@@ -185,6 +210,7 @@ pub fn decode_crop(
                 Err(Failure::Index(reason)) => return Err(JpegError::Corrupt(reason)),
             }
         }
+        Err(Failure::Index(reason)) => return Err(JpegError::Corrupt(reason)),
     };
     let data = color::render(&planes, x, y, w, h);
     Ok(RgbImage {

@@ -263,6 +263,19 @@ impl<'a> Scan<'a> {
         Region { blocks, mc, mr }
     }
 
+    /// The MCU columns and rows (inclusive) that decoding image rectangle `(x, y, w, h)`
+    /// reads (`w, h >= 1`).
+    pub fn mcu_span(
+        &self,
+        x: usize,
+        y: usize,
+        w: usize,
+        h: usize,
+    ) -> ((usize, usize), (usize, usize)) {
+        let r = self.region(x, y, w, h);
+        (r.mc, r.mr)
+    }
+
     /// Decodes the component samples that image rectangle `(x, y, w, h)` needs, using
     /// `index` entry points when given (restart markers otherwise).
     pub fn decode_planes(
