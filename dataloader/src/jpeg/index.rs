@@ -72,7 +72,9 @@ pub(crate) fn fingerprint_ranges(
             let at = data_len * i / 8;
             start + at..start + (at + 16).min(data_len)
         })
-        .chain(std::iter::once(start + data_len.saturating_sub(16)..jpeg_len))
+        .chain(std::iter::once(
+            start + data_len.saturating_sub(16)..jpeg_len,
+        ))
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {

@@ -264,6 +264,8 @@ fn checked_index<'i>(
     match index::parse(index_bytes, index::fingerprint(buf, hdr), scan.geometry()) {
         Ok(Index::Entries(view)) => Ok(view),
         Ok(Index::Fallback) => Err(corrupt("scan index says to decode the JPEG whole")),
-        Err(reason) => Err(corrupt(format!("scan index unusable for ranged reads: {reason}"))),
+        Err(reason) => Err(corrupt(format!(
+            "scan index unusable for ranged reads: {reason}"
+        ))),
     }
 }

@@ -136,11 +136,15 @@ pub fn prepare(
     let jpeg_index = crate::jpeg::build_index(&jpeg)
         .map(Bytes::from)
         .map_err(|e| skip(SkipReason::CorruptJpeg, e.to_string()))?;
+    let jpeg_kit = crate::jpeg::build_kit(&jpeg)
+        .map_err(|e| skip(SkipReason::CorruptJpeg, e.to_string()))?
+        .map(Bytes::from);
     let input = SampleInput {
         key: key.to_string(),
         jpeg: Bytes::from(jpeg),
         tags: tags.clone(),
         jpeg_index: Some(jpeg_index),
+        jpeg_kit,
         width,
         height,
     };

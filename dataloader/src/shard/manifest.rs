@@ -119,12 +119,31 @@ pub struct IndexEntry {
     pub height: u32,
     /// Number of EXIF tags stored with the photo.
     pub tags: u32,
+    /// Where the photo's bytes are in the shard object, when they can be read by range
+    /// (an uncompressed shard, and a JPEG with a scan index and a decode kit): the bytes
+    /// before them, from `offset`, are the sample's head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jpeg: Option<JpegSpan>,
+}
+
+/// The photo's bytes inside a sample ([`IndexEntry::jpeg`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JpegSpan {
+    /// Start in the shard object.
+    pub offset: u64,
+    /// Length of the JPEG.
+    pub length: u64,
 }
 
 impl IndexEntry {
     /// The byte range `[offset, offset + length)`.
     pub fn range(&self) -> std::ops::Range<u64> {
         self.offset..self.offset + self.length
+    }
+
+    /// The sample's head: its bytes before the photo (when the photo is rangeable).
+    pub fn head(&self) -> Option<std::ops::Range<u64>> {
+        self.jpeg.map(|j| self.offset..j.offset)
     }
 }
 
@@ -147,6 +166,17 @@ impl ShardIndex {
                     "sample '{}' has range {}..{} (previous ends at {end}, shard has {shard_bytes} bytes)",
                     s.key, s.offset, stop
                 ));
+            }
+            if let Some(j) = s.jpeg {
+                let inside = j.offset > s.offset
+                    && j.length > 0
+                    && j.offset.checked_add(j.length).is_some_and(|e| e <= stop);
+                if !inside {
+                    return Err(format!(
+                        "sample '{}' places its photo at {}+{}, outside its range {}..{stop}",
+                        s.key, j.offset, j.length, s.offset
+                    ));
+                }
             }
             end = stop;
         }
@@ -194,6 +224,7 @@ mod tests {
             width: 1,
             height: 1,
             tags: 1,
+            jpeg: None,
         };
         let ok = ShardIndex {
             samples: vec![e("a", 0, 10), e("b", 10, 5)],
@@ -205,5 +236,17 @@ mod tests {
             samples: vec![e("a", 0, 10), e("b", 9, 5)],
         };
         assert!(overlap.validate(20, 2).is_err());
+        let mut photo = ok.clone();
+        photo.samples[0].jpeg = Some(JpegSpan {
+            offset: 4,
+            length: 6,
+        });
+        assert!(photo.validate(20, 2).is_ok());
+        assert_eq!(photo.samples[0].head(), Some(0..4));
+        photo.samples[0].jpeg = Some(JpegSpan {
+            offset: 4,
+            length: 7,
+        });
+        assert!(photo.validate(20, 2).unwrap_err().contains("outside"));
     }
 }

@@ -3,19 +3,23 @@
 //! fetches single samples with byte-range GETs.
 //!
 //! A dataset under a URL prefix holds `manifest.json`, `shard-NNNNNN.tar[.zst]` and
-//! `shard-NNNNNN.index.json`. Each sample `KEY` is the tar members `KEY.jpg` (original
-//! bytes), `KEY.exif.json` (its [`crate::TagMap`]) and optionally `KEY.jpgidx` (the JPEG
-//! scan index); with zstd each sample's members are one independent frame, so the file is
-//! a valid `.tar.zst` and every sample can still be fetched alone.
+//! `shard-NNNNNN.index.json`. Each sample `KEY` is the tar members `KEY.exif.json` (its
+//! [`crate::TagMap`]), optionally `KEY.jpgidx` (the JPEG scan index) and `KEY.jpgkit` (the
+//! JPEG decode kit), and `KEY.jpg` (original bytes); with zstd each sample's members are
+//! one independent frame, so the file is a valid `.tar.zst` and every sample can still be
+//! fetched alone. In an uncompressed shard the index also says where each photo's bytes
+//! are, so a reader can fetch the head and then only the byte ranges its crops need.
 
 pub mod manifest;
 pub mod reader;
 pub mod sample;
 pub mod writer;
 
-pub use manifest::{Compression, IndexEntry, Manifest, ShardEntry, ShardIndex, FORMAT_VERSION};
+pub use manifest::{
+    Compression, IndexEntry, JpegSpan, Manifest, ShardEntry, ShardIndex, FORMAT_VERSION,
+};
 pub use reader::{Dataset, ShardCheck};
-pub use sample::{EncodedSample, RawSample, SampleError, SampleInput};
+pub use sample::{EncodedSample, RawSample, SampleError, SampleHead, SampleInput};
 pub use writer::{DatasetInfo, DatasetWriter, WriterOptions};
 
 use infra::store::{RetryError, StoreError};
@@ -71,6 +75,16 @@ pub enum ShardError {
         n: usize,
         /// How many there are.
         len: usize,
+    },
+    /// A sample's photo cannot be read by the byte ranges asked for.
+    #[error("sample '{key}' in {shard}: {reason}")]
+    NotRangeable {
+        /// Shard object name.
+        shard: String,
+        /// Sample key.
+        key: String,
+        /// Why.
+        reason: String,
     },
     /// One sample's bytes are corrupt.
     #[error("sample '{key}' in {shard}: {source}")]

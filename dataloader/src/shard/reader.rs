@@ -1,6 +1,7 @@
 //! Reading a packed dataset: open its manifest, load (and cache) shard indexes, fetch one
 //! sample with a byte-range GET, and verify whole shards against their recorded SHA-256.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,8 +10,10 @@ use object_store::ObjectStoreExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::manifest::{Compression, Manifest, ShardIndex, FORMAT_VERSION, MANIFEST_NAME};
-use super::sample::{self, RawSample, SampleError};
+use super::manifest::{
+    Compression, IndexEntry, Manifest, ShardIndex, FORMAT_VERSION, MANIFEST_NAME,
+};
+use super::sample::{self, RawSample, SampleError, SampleHead};
 use super::ShardError;
 use infra::store::{self, retry, RetryError, RetryPolicy, StoreOptions, StoreUrl};
 
@@ -176,6 +179,64 @@ impl Dataset {
         shard: usize,
         sample: usize,
     ) -> Result<(String, Bytes), ShardError> {
+        let (loaded, e) = self.entry(shard, sample).await?;
+        let bytes = self.get_range(shard, loaded, &e.key, e.range()).await?;
+        Ok((e.key.clone(), bytes))
+    }
+
+    /// The head of a sample whose photo can be read by range ([`IndexEntry::jpeg`]): its
+    /// tags, scan index and decode kit, from one byte-range GET.
+    pub async fn fetch_head(&self, shard: usize, sample: usize) -> Result<SampleHead, ShardError> {
+        let (loaded, e) = self.entry(shard, sample).await?;
+        let (Some(range), Some(jpeg)) = (e.head(), e.jpeg) else {
+            return Err(self.not_rangeable(shard, &e.key, NO_RANGES.into()));
+        };
+        let bytes = self.get_range(shard, loaded, &e.key, range).await?;
+        sample::decode_head(&e.key, bytes, jpeg.length).map_err(|source| ShardError::Sample {
+            shard: self.manifest.shards[shard].name.clone(),
+            key: e.key.clone(),
+            source,
+        })
+    }
+
+    /// Byte ranges of a sample's photo (offsets within the JPEG), fetched concurrently.
+    pub async fn fetch_photo_ranges(
+        &self,
+        shard: usize,
+        sample: usize,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, ShardError> {
+        let (loaded, e) = self.entry(shard, sample).await?;
+        let Some(jpeg) = e.jpeg else {
+            return Err(self.not_rangeable(shard, &e.key, NO_RANGES.into()));
+        };
+        if let Some(r) = ranges
+            .iter()
+            .find(|r| r.start >= r.end || r.end > jpeg.length)
+        {
+            let reason = format!("range {r:?} of a {} byte photo", jpeg.length);
+            return Err(self.not_rangeable(shard, &e.key, reason));
+        }
+        let gets = ranges.iter().map(|r| {
+            let abs = jpeg.offset + r.start..jpeg.offset + r.end;
+            self.get_range(shard, loaded, &e.key, abs)
+        });
+        futures::future::try_join_all(gets).await
+    }
+
+    fn not_rangeable(&self, shard: usize, key: &str, reason: String) -> ShardError {
+        ShardError::NotRangeable {
+            shard: self.manifest.shards[shard].name.clone(),
+            key: key.to_string(),
+            reason,
+        }
+    }
+
+    async fn entry(
+        &self,
+        shard: usize,
+        sample: usize,
+    ) -> Result<(&LoadedIndex, &IndexEntry), ShardError> {
         let loaded = self.loaded(shard).await?;
         let e = loaded
             .index
@@ -186,33 +247,45 @@ impl Dataset {
                 n: sample,
                 len: loaded.index.samples.len(),
             })?;
+        Ok((loaded, e))
+    }
+
+    /// One byte-range GET of shard `shard` (retried), checked for length; `key` names the
+    /// sample in errors.
+    async fn get_range(
+        &self,
+        shard: usize,
+        loaded: &LoadedIndex,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<Bytes, ShardError> {
         let name = &self.manifest.shards[shard].name;
         let truncated = |available: u64| ShardError::Sample {
             shard: name.clone(),
-            key: e.key.clone(),
+            key: key.to_string(),
             source: SampleError::Truncated {
-                needed: e.range().end,
+                needed: range.end,
                 available,
             },
         };
-        if e.range().end > loaded.object_bytes {
+        if range.end > loaded.object_bytes {
             return Err(truncated(loaded.object_bytes));
         }
         let path = self.store.child(name);
         let what = format!(
             "GET {} bytes {}..{}",
             self.store.display(name),
-            e.offset,
-            e.range().end
+            range.start,
+            range.end
         );
         let bytes = retry(&self.retry, &what, || {
-            self.store.store.get_range(&path, e.range())
+            self.store.store.get_range(&path, range.clone())
         })
         .await?;
-        if bytes.len() as u64 != e.length {
-            return Err(truncated(e.offset + bytes.len() as u64));
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(truncated(range.start + bytes.len() as u64));
         }
-        Ok((e.key.clone(), bytes))
+        Ok(bytes)
     }
 
     /// Reads shard `shard` whole (streaming, one sample in memory at a time), checks its
@@ -292,6 +365,10 @@ impl Dataset {
     }
 }
 
+/// Why a sample has no photo ranges.
+const NO_RANGES: &str =
+    "its photo cannot be read by range (compressed shard, or packed without a decode kit): fetch it whole";
+
 /// Most trailer bytes kept by [`Dataset::verify_shard`].
 const TRAILER_MAX: usize = 64 * 1024;
 
@@ -343,5 +420,7 @@ fn reads_can_run_on_spawned_tasks(ds: &Dataset, opts: &StoreOptions) {
     send(&Dataset::open("", opts));
     send(&ds.shard_index(0));
     send(&ds.fetch_sample(0, 0));
+    send(&ds.fetch_head(0, 0));
+    send(&ds.fetch_photo_ranges(0, 0, &[]));
     send(&ds.verify_shard(0));
 }

@@ -1,6 +1,10 @@
-//! One sample's bytes in a shard: its tar members (`KEY.jpg`, `KEY.exif.json`, optionally
-//! `KEY.jpgidx`), as one zstd frame when the shard is compressed. Encoding for the writer,
-//! decoding and validation for the reader.
+//! One sample's bytes in a shard: its tar members (`KEY.exif.json`, optionally
+//! `KEY.jpgidx` and `KEY.jpgkit`, then `KEY.jpg`), as one zstd frame when the shard is
+//! compressed. Encoding for the writer, decoding and validation for the reader.
+//!
+//! The photo comes last so that, in an uncompressed shard, everything but the photo is
+//! one contiguous head: a ranged reader fetches the head (tags, scan index, decode kit),
+//! then only the bytes of the photo its crops need ([`decode_head`]).
 
 use std::cell::RefCell;
 
@@ -31,6 +35,8 @@ pub struct SampleInput {
     pub tags: TagMap,
     /// The serialised JPEG scan index, if one could be built.
     pub jpeg_index: Option<Bytes>,
+    /// The JPEG decode kit ([`crate::jpeg::build_kit`]), for JPEGs decodable from ranges.
+    pub jpeg_kit: Option<Bytes>,
     /// Image width in pixels.
     pub width: u32,
     /// Image height in pixels.
@@ -50,6 +56,11 @@ pub struct EncodedSample {
     pub height: u32,
     /// Number of EXIF tags.
     pub tags: u32,
+    /// Where the JPEG's bytes start in [`Self::bytes`], when a reader can fetch parts of
+    /// it by range (an uncompressed sample with a scan index and a decode kit).
+    pub jpeg_at: Option<u64>,
+    /// Length of the JPEG.
+    pub jpeg_len: u64,
 }
 
 /// A sample read back from a shard.
@@ -63,6 +74,17 @@ pub struct RawSample {
     pub tags: TagMap,
     /// The JPEG scan index, when the shard has one for this photo.
     pub jpeg_index: Option<Bytes>,
+}
+
+/// The members before the photo of an uncompressed sample ([`decode_head`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleHead {
+    /// The photo's EXIF tags.
+    pub tags: TagMap,
+    /// The JPEG scan index.
+    pub jpeg_index: Bytes,
+    /// The JPEG decode kit.
+    pub jpeg_kit: Bytes,
 }
 
 /// What is wrong with one sample's bytes. The reader skips such a sample and counts it.
@@ -167,24 +189,31 @@ pub fn encode(
         reason,
     };
     let tags_json = serde_json::to_vec(&sample.tags).map_err(|e| enc_err(e.to_string()))?;
-    let mut members: Vec<(String, &[u8])> = vec![
-        (format!("{}.jpg", sample.key), &sample.jpeg),
-        (format!("{}.exif.json", sample.key), &tags_json),
-    ];
+    let mut members: Vec<(String, &[u8])> = vec![(format!("{}.exif.json", sample.key), &tags_json)];
     if let Some(idx) = &sample.jpeg_index {
         members.push((format!("{}.jpgidx", sample.key), idx));
     }
+    if let Some(kit) = &sample.jpeg_kit {
+        members.push((format!("{}.jpgkit", sample.key), kit));
+    }
+    members.push((format!("{}.jpg", sample.key), &sample.jpeg));
     let total: usize = members
         .iter()
         .map(|(_, d)| BLOCK + d.len().div_ceil(BLOCK) * BLOCK)
         .sum();
     let mut tar = Vec::with_capacity(total);
+    let mut jpeg_at = 0;
     for (name, data) in &members {
+        jpeg_at = tar.len() + BLOCK;
         append_member(&mut tar, name, data).map_err(|e| enc_err(e.to_string()))?;
     }
-    let bytes = match compression {
-        Compression::None => tar,
-        Compression::Zstd => compress_frame(&tar).map_err(|e| enc_err(format!("zstd: {e}")))?,
+    let rangeable = sample.jpeg_index.is_some() && sample.jpeg_kit.is_some();
+    let (bytes, jpeg_at) = match compression {
+        Compression::None => (tar, rangeable.then_some(jpeg_at as u64)),
+        Compression::Zstd => (
+            compress_frame(&tar).map_err(|e| enc_err(format!("zstd: {e}")))?,
+            None,
+        ),
     };
     Ok(EncodedSample {
         key: sample.key.clone(),
@@ -192,6 +221,8 @@ pub fn encode(
         width: sample.width,
         height: sample.height,
         tags: sample.tags.len() as u32,
+        jpeg_at,
+        jpeg_len: sample.jpeg.len() as u64,
     })
 }
 
@@ -244,11 +275,51 @@ pub fn decode(key: &str, bytes: Bytes, compression: Compression) -> Result<RawSa
         Compression::None => bytes,
         Compression::Zstd => Bytes::from(decompress_frame(&bytes)?),
     };
+    let m = members(key, &tar, None)?;
+    let jpeg = m
+        .jpeg
+        .ok_or_else(|| SampleError::MissingMember(format!("{key}.jpg")))?;
+    if !jpeg.starts_with(&[0xFF, 0xD8]) {
+        return Err(SampleError::NotJpeg(format!("{key}.jpg")));
+    }
+    Ok(RawSample {
+        key: key.to_string(),
+        jpeg,
+        tags: parse_tags(key, m.tags_json)?,
+        jpeg_index: m.index,
+    })
+}
+
+/// Decodes the head of an uncompressed sample: its bytes up to where the photo's data
+/// starts, ending with the photo's tar header, which must record `jpeg_len` bytes. The
+/// head must hold the scan index and the decode kit.
+pub fn decode_head(key: &str, head: Bytes, jpeg_len: u64) -> Result<SampleHead, SampleError> {
+    let m = members(key, &head, Some(jpeg_len))?;
+    let missing = |what: &str| SampleError::MissingMember(format!("{key}.{what}"));
+    Ok(SampleHead {
+        tags: parse_tags(key, m.tags_json)?,
+        jpeg_index: m.index.ok_or_else(|| missing("jpgidx"))?,
+        jpeg_kit: m.kit.ok_or_else(|| missing("jpgkit"))?,
+    })
+}
+
+/// The members of one sample found in `tar`.
+#[derive(Default)]
+struct Members {
+    jpeg: Option<Bytes>,
+    tags_json: Option<Bytes>,
+    index: Option<Bytes>,
+    kit: Option<Bytes>,
+}
+
+/// Reads the members of sample `key` from `tar`. With `head_of = Some(len)`, `tar` ends
+/// right after the header of the `.jpg` member, which must announce `len` bytes.
+fn members(key: &str, tar: &Bytes, head_of: Option<u64>) -> Result<Members, SampleError> {
     let mut archive = tar::Archive::new(std::io::Cursor::new(&tar[..]));
     let entries = archive
         .entries()
         .map_err(|e| SampleError::Tar(e.to_string()))?;
-    let (mut jpeg, mut tags_json, mut index) = (None, None, None);
+    let mut m = Members::default();
     for entry in entries {
         let entry = entry.map_err(|e| SampleError::Tar(e.to_string()))?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -257,6 +328,18 @@ pub fn decode(key: &str, bytes: Bytes, compression: Compression) -> Result<RawSa
             .entry_size()
             .map_err(|e| SampleError::Tar(e.to_string()))?;
         let start = entry.raw_file_position();
+        let suffix = name
+            .strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix('.'));
+        if let (Some(len), Some("jpg")) = (head_of, suffix) {
+            if size != len || start != tar.len() as u64 {
+                return Err(SampleError::Tar(format!(
+                    "head ends with member '{name}' of {size} bytes at {start}; the index says {len} bytes at {}",
+                    tar.len()
+                )));
+            }
+            return Ok(m);
+        }
         let end = start.saturating_add(size);
         if end > tar.len() as u64 {
             return Err(SampleError::Tar(format!(
@@ -265,13 +348,11 @@ pub fn decode(key: &str, bytes: Bytes, compression: Compression) -> Result<RawSa
             )));
         }
         let data = tar.slice(start as usize..end as usize);
-        let slot = match name
-            .strip_prefix(key)
-            .and_then(|rest| rest.strip_prefix('.'))
-        {
-            Some("jpg") => &mut jpeg,
-            Some("exif.json") => &mut tags_json,
-            Some("jpgidx") => &mut index,
+        let slot = match suffix {
+            Some("jpg") => &mut m.jpeg,
+            Some("exif.json") => &mut m.tags_json,
+            Some("jpgidx") => &mut m.index,
+            Some("jpgkit") => &mut m.kit,
             Some(_) => continue,
             None => {
                 return Err(SampleError::WrongKey {
@@ -284,21 +365,17 @@ pub fn decode(key: &str, bytes: Bytes, compression: Compression) -> Result<RawSa
             return Err(SampleError::Tar(format!("member '{name}' appears twice")));
         }
     }
-    let jpeg = jpeg.ok_or_else(|| SampleError::MissingMember(format!("{key}.jpg")))?;
-    if !jpeg.starts_with(&[0xFF, 0xD8]) {
-        return Err(SampleError::NotJpeg(format!("{key}.jpg")));
+    match head_of {
+        Some(_) => Err(SampleError::MissingMember(format!("{key}.jpg"))),
+        None => Ok(m),
     }
-    let tags_json =
-        tags_json.ok_or_else(|| SampleError::MissingMember(format!("{key}.exif.json")))?;
-    let tags: TagMap = serde_json::from_slice(&tags_json).map_err(|e| SampleError::BadTags {
+}
+
+fn parse_tags(key: &str, json: Option<Bytes>) -> Result<TagMap, SampleError> {
+    let json = json.ok_or_else(|| SampleError::MissingMember(format!("{key}.exif.json")))?;
+    serde_json::from_slice(&json).map_err(|e| SampleError::BadTags {
         member: format!("{key}.exif.json"),
         reason: e.to_string(),
-    })?;
-    Ok(RawSample {
-        key: key.to_string(),
-        jpeg,
-        tags,
-        jpeg_index: index,
     })
 }
 
@@ -329,6 +406,7 @@ mod tests {
             jpeg: Bytes::from(jpeg),
             tags,
             jpeg_index: index.then(|| Bytes::from_static(b"idx")),
+            jpeg_kit: index.then(|| Bytes::from_static(b"kit")),
             width: 200,
             height: 150,
         }
@@ -347,6 +425,31 @@ mod tests {
                 assert_eq!(e.tags, 2);
             }
         }
+    }
+
+    #[test]
+    fn the_head_of_an_uncompressed_sample_reads_alone() {
+        let s = sample("dir/p", true);
+        let e = encode(&s, Compression::None).unwrap();
+        let at = e.jpeg_at.expect("uncompressed with index and kit") as usize;
+        assert_eq!(&e.bytes[at..at + s.jpeg.len()], &s.jpeg[..]);
+        let head = decode_head("dir/p", e.bytes.slice(..at), s.jpeg.len() as u64).unwrap();
+        assert_eq!(head.tags, s.tags);
+        assert_eq!(Some(head.jpeg_index), s.jpeg_index.clone());
+        assert_eq!(Some(head.jpeg_kit), s.jpeg_kit.clone());
+        // A head cut short, one running into the photo, or a wrong photo length.
+        for (cut, len) in [(at - 512, s.jpeg.len()), (at + 1, s.jpeg.len()), (at, 5)] {
+            let got = decode_head("dir/p", e.bytes.slice(..cut), len as u64);
+            assert!(got.is_err(), "cut {cut} len {len}: {got:?}");
+        }
+        // Without index and kit, or compressed, the photo cannot be read by range.
+        assert_eq!(
+            encode(&sample("k", false), Compression::None)
+                .unwrap()
+                .jpeg_at,
+            None
+        );
+        assert_eq!(encode(&s, Compression::Zstd).unwrap().jpeg_at, None);
     }
 
     #[test]

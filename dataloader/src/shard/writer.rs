@@ -8,7 +8,7 @@ use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 use super::manifest::{
-    index_name, shard_name, Compression, IndexEntry, Manifest, ShardEntry, ShardIndex,
+    index_name, shard_name, Compression, IndexEntry, JpegSpan, Manifest, ShardEntry, ShardIndex,
 };
 use super::manifest::{FORMAT_VERSION, MANIFEST_NAME};
 use super::sample::{self, EncodedSample, SampleInput};
@@ -167,6 +167,10 @@ impl DatasetWriter {
             width: s.width,
             height: s.height,
             tags: s.tags,
+            jpeg: s.jpeg_at.map(|at| JpegSpan {
+                offset: cur.bytes + at,
+                length: s.jpeg_len,
+            }),
         });
         cur.hasher.update(&s.bytes);
         cur.bytes += len;
@@ -317,6 +321,7 @@ mod tests {
             jpeg: Bytes::from(jpeg),
             tags,
             jpeg_index: None,
+            jpeg_kit: None,
             width: 300,
             height: 200,
         }

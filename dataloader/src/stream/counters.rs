@@ -55,6 +55,8 @@ pub struct Counters {
     samples: AtomicU64,
     batches: AtomicU64,
     bytes_read: AtomicU64,
+    requests: AtomicU64,
+    ranged: AtomicU64,
     wait_ns: AtomicU64,
     dropped_tail: AtomicU64,
     /// Batches ready in the queue when the consumer last asked, and the queue's size.
@@ -73,8 +75,11 @@ impl Counters {
         self.batches.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_bytes(&self, n: u64) {
-        self.bytes_read.fetch_add(n, Ordering::Relaxed);
+    /// Counts one sample's fetch: bytes, storage requests, and whether by range.
+    pub(crate) fn add_fetch(&self, bytes: u64, requests: u64, ranged: bool) {
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        self.requests.fetch_add(requests, Ordering::Relaxed);
+        self.ranged.fetch_add(u64::from(ranged), Ordering::Relaxed);
     }
 
     pub(crate) fn add_wait(&self, d: Duration) {
@@ -113,6 +118,8 @@ impl Counters {
             samples: self.samples.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            ranged: self.ranged.load(Ordering::Relaxed),
             wait: Duration::from_nanos(self.wait_ns.load(Ordering::Relaxed)),
             dropped_tail: self.dropped_tail.load(Ordering::Relaxed),
             prefetch_fill: {
@@ -142,6 +149,10 @@ pub struct CounterSnapshot {
     pub batches: u64,
     /// Bytes fetched from storage for samples (their ranges in the shard objects).
     pub bytes_read: u64,
+    /// Storage requests made for samples (GETs, excluding retries and shard indexes).
+    pub requests: u64,
+    /// Samples fetched by range (head plus parts of the photo) rather than whole.
+    pub ranged: u64,
     /// Time the consumer spent waiting for the next batch.
     pub wait: Duration,
     /// Samples at the end of the epoch left out because they do not fill a global batch.

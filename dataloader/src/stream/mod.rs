@@ -4,8 +4,9 @@
 //! [`RankPlan`], and spawns a reader on the given tokio runtime:
 //! - positions come from [`crate::order`]: this rank's share of each global batch, from
 //!   the start position on (nothing before it is fetched or decoded);
-//! - each sample is fetched with one byte-range GET, at most `prefetch` samples in flight,
-//!   in order;
+//! - each sample is fetched with one byte-range GET, or (where it pays, see [`fetch`])
+//!   its head and then only the byte ranges of its photo that the crops need; at most
+//!   `prefetch` samples in flight, in order;
 //! - unpacking the sample (tar members, zstd frame), decoding the crop, rendering and
 //!   tokenising the text, and assembling batches run on a dedicated thread pool of
 //!   `decode_threads` threads, never on the async runtime;
@@ -28,6 +29,7 @@
 
 pub mod batch;
 pub mod counters;
+pub mod fetch;
 mod pipeline;
 pub(crate) mod sample;
 
@@ -46,6 +48,7 @@ pub enum CropDecode {
     Whole,
 }
 pub use counters::{CounterSnapshot, Counters, SkipReason};
+pub use fetch::FetchMode;
 
 use crate::exif::{TagList, TextFormat};
 use crate::order::{EpochOrder, OrderError, Position, RankPlan, Schedule, TailPolicy};
@@ -88,6 +91,11 @@ pub struct StreamOptions {
     pub text: TextFormat,
     /// How crops are decoded. Default: [`CropDecode::Indexed`].
     pub decode: CropDecode,
+    /// Whole samples or byte ranges of their photos. Default: [`FetchMode::Auto`].
+    pub fetch: FetchMode,
+    /// What one storage request costs, in bytes, for [`FetchMode::Auto`]'s choice and for
+    /// joining nearby ranges. Default: [`fetch::DEFAULT_REQUEST_COST`].
+    pub request_cost: u64,
     /// Which tags the text holds. Default: the dataset manifest's list, or
     /// [`TagList::bundled`] when the manifest has none.
     pub tags: Option<TagList>,
@@ -117,6 +125,8 @@ impl StreamOptions {
             tail: TailPolicy::Drop,
             text: TextFormat::default(),
             decode: CropDecode::Indexed,
+            fetch: FetchMode::Auto,
+            request_cost: fetch::DEFAULT_REQUEST_COST,
             tags: None,
         }
     }

@@ -3,12 +3,15 @@
 
 use super::batch::{assemble, Batch};
 use super::counters::{Counters, SkipReason};
-use super::sample::{Input, Prepared, Preparer};
+use super::fetch::{self, FetchMode, FetchPlan};
+use super::sample::{Input, Photo, Prepared, Preparer};
 use super::{resume_after, StreamError, StreamOptions};
 use crate::exif::TagList;
+use crate::jpeg::{CropRect, SparseJpeg};
 use crate::order::{EpochOrder, OrderCursor, SampleRef, Schedule};
-use crate::shard::{sample, Compression, Dataset, SampleError, ShardError};
+use crate::shard::{sample, Compression, Dataset, IndexEntry, SampleError, SampleHead, ShardError};
 use crate::tokenize::TextTokenizer;
+use bytes::Bytes;
 use futures::StreamExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -29,6 +32,8 @@ struct Ctx {
     preparer: Preparer,
     pool: Arc<rayon::ThreadPool>,
     counters: Arc<Counters>,
+    fetch: FetchMode,
+    request_cost: u64,
 }
 
 impl Reader {
@@ -66,6 +71,8 @@ impl Reader {
                 preparer,
                 pool,
                 counters,
+                fetch: opts.fetch,
+                request_cost: opts.request_cost,
             }),
             order,
             schedule,
@@ -131,7 +138,20 @@ impl Reader {
     }
 }
 
-/// Fetches one sample and prepares it on the pool; `Ok(None)` if it was skipped.
+/// What was fetched of one sample.
+enum Fetched {
+    /// The sample's bytes as stored (to unpack on the pool).
+    Whole { key: String, bytes: Bytes },
+    /// Its head and the photo's pieces the crops need.
+    Ranged {
+        key: String,
+        head: SampleHead,
+        photo: SparseJpeg,
+    },
+}
+
+/// Fetches one sample (whole or by range, see [`super::fetch`]) and prepares it on the
+/// pool; `Ok(None)` if it was skipped.
 async fn fetch_and_prepare(
     ctx: Arc<Ctx>,
     position: u64,
@@ -154,30 +174,51 @@ async fn fetch_and_prepare(
         )
     })?;
     let size = Some((entry.width, entry.height)).filter(|&(w, h)| w > 0 && h > 0);
-    let (key, bytes) = match ctx.dataset.fetch_sample_bytes(at.shard, at.sample).await {
-        Ok(fetched) => fetched,
-        Err(ShardError::Sample { key, source, .. }) => {
-            ctx.counters
-                .skip(skip_reason(&source), &key, &source.to_string());
-            return Ok(None);
+    let plan = match size.map(|(w, h)| ctx.preparer.rects(position, w, h)) {
+        Some(Ok(rects)) => {
+            let (mode, cost) = (ctx.fetch, ctx.request_cost);
+            (fetch::plan(entry, &rects, mode, cost) == FetchPlan::Ranged).then_some(rects)
         }
+        _ => None, // the whole path finds the size or the skip reason itself
+    };
+    let fetched = match plan {
+        Some(rects) => fetch_ranged(&ctx, at, entry, &rects).await,
+        None => fetch_whole(&ctx, at).await,
+    };
+    let fetched = match fetched {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(None),
         Err(source) => return Err(StreamError::storage(shard_name(), source)),
     };
-    ctx.counters.add_bytes(bytes.len() as u64);
 
     // Unpacking the members (and decompressing) is CPU work too: it runs on the pool.
     let (tx, rx) = oneshot::channel();
     let job_ctx = Arc::clone(&ctx);
     ctx.pool.spawn(move || {
+        let key = match &fetched {
+            Fetched::Whole { key, .. } | Fetched::Ranged { key, .. } => key.clone(),
+        };
         // A panic on hostile bytes (unpacking or decoding) skips the sample, never more.
-        let work = || match sample::decode(&key, bytes, job_ctx.compression) {
-            Err(e) => Err((skip_reason(&e), e.to_string())),
-            Ok(raw) => job_ctx.preparer.prepare(Input {
-                key: &raw.key,
+        let work = || match fetched {
+            Fetched::Whole { key, bytes } => {
+                match sample::decode(&key, bytes, job_ctx.compression) {
+                    Err(e) => Err((skip_reason(&e), e.to_string())),
+                    Ok(raw) => job_ctx.preparer.prepare(Input {
+                        key: &raw.key,
+                        position,
+                        photo: Photo::Whole(&raw.jpeg),
+                        jpeg_index: raw.jpeg_index.as_deref(),
+                        tags: &raw.tags,
+                        size,
+                    }),
+                }
+            }
+            Fetched::Ranged { key, head, photo } => job_ctx.preparer.prepare(Input {
+                key: &key,
                 position,
-                jpeg: &raw.jpeg,
-                jpeg_index: raw.jpeg_index.as_deref(),
-                tags: &raw.tags,
+                photo: Photo::Sparse(&photo),
+                jpeg_index: Some(&head.jpeg_index),
+                tags: &head.tags,
                 size,
             }),
         };
@@ -193,6 +234,81 @@ async fn fetch_and_prepare(
         let _ = tx.send(result.ok());
     });
     rx.await.map_err(|_| StreamError::PoolGone)
+}
+
+/// One GET of the whole sample; `Ok(None)` if the sample is bad (skipped and counted).
+async fn fetch_whole(ctx: &Ctx, at: SampleRef) -> Result<Option<Fetched>, ShardError> {
+    match ctx.dataset.fetch_sample_bytes(at.shard, at.sample).await {
+        Ok((key, bytes)) => {
+            ctx.counters.add_fetch(bytes.len() as u64, 1, false);
+            Ok(Some(Fetched::Whole { key, bytes }))
+        }
+        Err(e) => skipped(ctx, e),
+    }
+}
+
+/// The head, then the photo's byte ranges under `rects`; `Ok(None)` if the sample is
+/// bad (skipped and counted). Finding the ranges parses the kit's few hundred header
+/// bytes and reads a few index entries: microseconds, so it runs here.
+async fn fetch_ranged(
+    ctx: &Ctx,
+    at: SampleRef,
+    entry: &IndexEntry,
+    rects: &[CropRect],
+) -> Result<Option<Fetched>, ShardError> {
+    let head = match ctx.dataset.fetch_head(at.shard, at.sample).await {
+        Ok(head) => head,
+        Err(e) => return skipped(ctx, e),
+    };
+    let head_bytes = entry.head().map_or(0, |r| r.end - r.start);
+    let planned = SparseJpeg::from_kit(&head.jpeg_kit).and_then(|photo| {
+        let ranges = photo.ranges_for(&head.jpeg_index, rects, ctx.request_cost)?;
+        Ok((photo, ranges))
+    });
+    let (mut photo, ranges) = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.counters.add_fetch(head_bytes, 1, true);
+            ctx.counters
+                .skip(SkipReason::CorruptJpeg, &entry.key, &e.to_string());
+            return Ok(None);
+        }
+    };
+    let pieces = match ctx
+        .dataset
+        .fetch_photo_ranges(at.shard, at.sample, &ranges)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return skipped(ctx, e),
+    };
+    let bytes: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    ctx.counters
+        .add_fetch(head_bytes + bytes, 1 + pieces.len() as u64, true);
+    for (r, piece) in ranges.iter().zip(&pieces) {
+        if let Err(e) = photo.fill(r.start, piece) {
+            ctx.counters
+                .skip(SkipReason::CorruptJpeg, &entry.key, &e.to_string());
+            return Ok(None);
+        }
+    }
+    Ok(Some(Fetched::Ranged {
+        key: entry.key.clone(),
+        head,
+        photo,
+    }))
+}
+
+/// A per-sample read error is skipped and counted (`Ok(None)`); others end the stream.
+fn skipped(ctx: &Ctx, e: ShardError) -> Result<Option<Fetched>, ShardError> {
+    match e {
+        ShardError::Sample { key, source, .. } => {
+            ctx.counters
+                .skip(skip_reason(&source), &key, &source.to_string());
+            Ok(None)
+        }
+        e => Err(e),
+    }
 }
 
 /// Assembles batch `index` on the decode pool.

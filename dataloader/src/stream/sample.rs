@@ -39,11 +39,17 @@ pub(crate) struct Preparer {
     pub decode: CropDecode,
 }
 
+/// The photo as fetched: the whole file, or the pieces of it its crops need.
+pub(crate) enum Photo<'a> {
+    Whole(&'a [u8]),
+    Sparse(&'a jpeg::SparseJpeg),
+}
+
 /// The parts of a fetched sample the CPU work reads.
 pub(crate) struct Input<'a> {
     pub key: &'a str,
     pub position: u64,
-    pub jpeg: &'a [u8],
+    pub photo: Photo<'a>,
     pub jpeg_index: Option<&'a [u8]>,
     pub tags: &'a TagMap,
     /// Width and height from the shard index, if known.
@@ -51,38 +57,42 @@ pub(crate) struct Input<'a> {
 }
 
 impl Preparer {
+    /// The crops of the sample at `position`, a `width x height` photo.
+    pub fn rects(&self, position: u64, width: u32, height: u32) -> Result<Vec<CropRect>, Skip> {
+        (0..self.crops)
+            .map(|k| {
+                let (x, y) = nth_crop_origin(
+                    self.seed, self.epoch, position, k, width, height, self.patch,
+                )
+                .ok_or_else(|| {
+                    (
+                        SkipReason::TooSmall,
+                        format!("{width}x{height} photo, patch {}", self.patch),
+                    )
+                })?;
+                Ok(CropRect {
+                    x,
+                    y,
+                    width: self.patch,
+                    height: self.patch,
+                })
+            })
+            .collect()
+    }
+
     /// Crops, decodes, renders and tokenises one sample.
     pub fn prepare(&self, input: Input<'_>) -> Result<Prepared, Skip> {
-        let (width, height) = match input.size {
-            Some(s) => s,
-            None => jpeg::dimensions(input.jpeg)
-                .map_err(|e| (SkipReason::CorruptJpeg, e.to_string()))?,
+        let (width, height) = match (input.size, &input.photo) {
+            (Some(s), _) => s,
+            (None, Photo::Whole(bytes)) => {
+                jpeg::dimensions(bytes).map_err(|e| (SkipReason::CorruptJpeg, e.to_string()))?
+            }
+            (None, Photo::Sparse(_)) => {
+                return Err((SkipReason::CorruptJpeg, "ranged read without a size".into()))
+            }
         };
-        let mut rects = Vec::with_capacity(self.crops as usize);
-        for k in 0..self.crops {
-            let (x, y) = nth_crop_origin(
-                self.seed,
-                self.epoch,
-                input.position,
-                k,
-                width,
-                height,
-                self.patch,
-            )
-            .ok_or_else(|| {
-                (
-                    SkipReason::TooSmall,
-                    format!("{width}x{height} photo, patch {}", self.patch),
-                )
-            })?;
-            rects.push(CropRect {
-                x,
-                y,
-                width: self.patch,
-                height: self.patch,
-            });
-        }
-        let pixels = decode_crops(self.decode, input.jpeg, input.jpeg_index, &rects).map_err(
+        let rects = self.rects(input.position, width, height)?;
+        let pixels = decode_crops(self.decode, &input.photo, input.jpeg_index, &rects).map_err(
             |e| match e {
                 JpegError::CropOutside { .. } => (
                     SkipReason::CorruptJpeg,
@@ -108,22 +118,26 @@ impl Preparer {
 
 /// The pixels of every rect of the photo at full resolution, one after the other. The
 /// whole-photo mode decodes the photo once for all of them; the others decode each rect.
+/// A sparse photo is always decoded through its index.
 fn decode_crops(
     how: CropDecode,
-    bytes: &[u8],
+    photo: &Photo<'_>,
     index: Option<&[u8]>,
     rects: &[CropRect],
 ) -> Result<Vec<u8>, JpegError> {
-    let full = match how {
-        CropDecode::Whole => Some(jpeg::decode_full(bytes)?),
+    let full = match (how, photo) {
+        (CropDecode::Whole, Photo::Whole(bytes)) => Some(jpeg::decode_full(bytes)?),
         _ => None,
     };
     let mut out = Vec::new();
     for &rect in rects {
-        let img = match (&full, how) {
-            (Some(full), _) => full.crop(rect)?,
-            (None, CropDecode::Sequential) => jpeg::decode_crop(bytes, None, rect)?,
-            (None, _) => jpeg::decode_crop(bytes, index, rect)?,
+        let img = match (&full, how, photo) {
+            (Some(full), _, _) => full.crop(rect)?,
+            (None, _, Photo::Sparse(sparse)) => sparse.decode(index.unwrap_or_default(), rect)?,
+            (None, CropDecode::Sequential, Photo::Whole(bytes)) => {
+                jpeg::decode_crop(bytes, None, rect)?
+            }
+            (None, _, Photo::Whole(bytes)) => jpeg::decode_crop(bytes, index, rect)?,
         };
         let img = checked(img, rect)?;
         if out.is_empty() {
@@ -194,7 +208,7 @@ pub(crate) mod tests {
         Input {
             key: "k",
             position: 17,
-            jpeg,
+            photo: Photo::Whole(jpeg),
             jpeg_index: None,
             tags,
             size,

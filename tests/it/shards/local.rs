@@ -133,22 +133,20 @@ async fn shards_are_standard_tar_archives_with_webdataset_member_names() {
         for p in &photos {
             let jpeg = std::fs::read(p).unwrap();
             let json = serde_json::to_vec(&tags[&stem(p)]).unwrap();
-            expected.push((
-                format!("{}.jpg", stem(p)),
-                jpeg.len() as u64,
-                sha256_hex(&jpeg),
-            ));
-            expected.push((
-                format!("{}.exif.json", stem(p)),
-                json.len() as u64,
-                sha256_hex(&json),
-            ));
-            let index = dataloader::jpeg::build_index(&jpeg).unwrap();
-            expected.push((
-                format!("{}.jpgidx", stem(p)),
-                index.len() as u64,
-                sha256_hex(&index),
-            ));
+            let json = ("exif.json", json);
+            let index = ("jpgidx", dataloader::jpeg::build_index(&jpeg).unwrap());
+            let kit = (
+                "jpgkit",
+                dataloader::jpeg::build_kit(&jpeg).unwrap().unwrap(),
+            );
+            // The photo last: everything before it is the head a ranged reader fetches.
+            for (suffix, bytes) in [json, index, kit, ("jpg", jpeg)] {
+                expected.push((
+                    format!("{}.{suffix}", stem(p)),
+                    bytes.len() as u64,
+                    sha256_hex(&bytes),
+                ));
+            }
         }
         assert_eq!(members, expected, "{compression:?}");
     }
@@ -176,6 +174,7 @@ async fn manifest_is_written_last_and_an_unfinished_dataset_has_none() {
             jpeg: std::fs::read(p).unwrap().into(),
             tags: tags_for(&stem(p), 12),
             jpeg_index: None,
+            jpeg_kit: None,
             width: 1024,
             height: 1024,
         };

@@ -116,7 +116,9 @@ use dataloader::order::{RankPlan, TailPolicy};
 use dataloader::shard::{
     Compression, Dataset, DatasetInfo, DatasetWriter, SampleInput, WriterOptions,
 };
-use dataloader::stream::{Batch, BatchStream, CropDecode, SkipReason, StreamError, StreamOptions};
+use dataloader::stream::{
+    Batch, BatchStream, CropDecode, FetchMode, SkipReason, StreamError, StreamOptions,
+};
 use dataloader::TagMap;
 use infra::store::{RetryPolicy, StoreOptions};
 use std::collections::{BTreeMap, HashSet};
@@ -184,11 +186,16 @@ impl Fixture {
                 .collect();
                 // With the scan index, as `pack` writes it: crops decode partially.
                 let jpeg_index = dataloader::jpeg::build_index(&s.jpeg).ok().map(Into::into);
+                let jpeg_kit = dataloader::jpeg::build_kit(&s.jpeg)
+                    .ok()
+                    .flatten()
+                    .map(Into::into);
                 let input = SampleInput {
                     key: s.key,
                     jpeg: s.jpeg.into(),
                     tags,
                     jpeg_index,
+                    jpeg_kit,
                     width: s.size.0,
                     height: s.size.1,
                 };
@@ -503,4 +510,47 @@ fn every_crop_decode_mode_gives_the_same_batches() {
         indexed == with(CropDecode::Whole),
         "whole-photo decode differs"
     );
+}
+
+#[test]
+fn fetching_whole_or_by_range_gives_the_same_batches() {
+    // Small photos (a crop covers most rows: whole wins) and 1 MP ones (ranges win).
+    let mut specs: Vec<Spec> = (0..6).map(photo).collect();
+    for i in 6..10 {
+        let (w, h) = (1152 + i as u32 * 16, 864);
+        specs.push(Spec {
+            key: format!("s{i:03}"),
+            jpeg: dataloader::bench::noisy_jpeg(w as u16, h as u16, i as u64).unwrap(),
+            size: (w, h),
+            make: format!("cam{}", i % 3),
+        });
+    }
+    let fx = Fixture::new(specs, 100);
+    let run = |fetch: FetchMode| {
+        let mut o = opts(5, 1, 0);
+        o.crops_per_sample = 2;
+        o.fetch = fetch;
+        let (batches, err, s) = fx.run(o);
+        assert!(err.is_none(), "{fetch:?}: {err:?}");
+        (batches, s.counters())
+    };
+    let (whole, cw) = run(FetchMode::Whole);
+    let (ranged, cr) = run(FetchMode::Ranged);
+    let (auto, ca) = run(FetchMode::Auto);
+    assert_eq!(whole.len(), 2);
+    assert!(ranged == whole, "ranged reads give other batches");
+    assert!(auto == whole, "the per-sample choice gives other batches");
+    assert_eq!((cw.samples, cw.ranged, cw.requests), (10, 0, 10));
+    assert_eq!((cr.samples, cr.ranged), (10, 10));
+    assert!(cr.requests >= 20, "a head and at least one range each");
+    assert_eq!(ca.ranged, 4, "only the 1 MP photos are read by range");
+    // Ranges cut the bytes; auto spends a few more on the small photos to save requests.
+    assert!(
+        cr.bytes_read * 2 < cw.bytes_read && ca.bytes_read * 2 < cw.bytes_read,
+        "auto {} ranged {} whole {}",
+        ca.bytes_read,
+        cr.bytes_read,
+        cw.bytes_read
+    );
+    assert!(ca.requests < cr.requests);
 }
