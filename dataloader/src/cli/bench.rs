@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use dataloader::bench::{self, Measurement};
 use dataloader::order::RankPlan;
-use dataloader::stream::{CropDecode, StreamOptions};
+use dataloader::stream::{CropDecode, FetchMode, StreamOptions};
 use dataloader::tokenize::TextTokenizer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +34,17 @@ pub struct Args {
     /// other on the same samples.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "indexed")]
     pub decode: Vec<CropDecode>,
+    /// How samples are fetched; several modes (comma-separated) are measured one after
+    /// the other, each with every --decode mode.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "auto")]
+    pub fetch: Vec<FetchMode>,
+    /// Crops per sample.
+    #[arg(long, default_value_t = 1)]
+    pub crops: u32,
+    /// What one storage request costs in KiB of transfer (for --fetch auto and for
+    /// joining nearby ranges).
+    #[arg(long, default_value_t = dataloader::stream::fetch::DEFAULT_REQUEST_COST >> 10)]
+    pub request_cost_kib: u64,
     /// Also run tests/python/bench_reference.py on the same (local) dataset and print the
     /// ratio.
     #[arg(long)]
@@ -68,19 +79,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.batches * args.batch_size as u64
         );
     }
+    opts.crops_per_sample = args.crops;
+    opts.request_cost = args.request_cost_kib << 10;
     let mut per_core = Vec::new();
-    for &mode in &args.decode {
-        let mut opts = opts.clone();
-        opts.decode = mode;
-        let m = bench::measure(
-            rt.handle(),
-            dataset.clone(),
-            tokenizer.clone(),
-            opts,
-            args.batches,
-        )?;
-        print_rust(&m, mode, args.threads);
-        per_core.push((mode, m.patches_per_cpu_s()));
+    for &fetch in &args.fetch {
+        for &mode in &args.decode {
+            let mut opts = opts.clone();
+            opts.decode = mode;
+            opts.fetch = fetch;
+            let m = bench::measure(
+                rt.handle(),
+                dataset.clone(),
+                tokenizer.clone(),
+                opts,
+                args.batches,
+            )?;
+            print_rust(&m, mode, fetch, args.threads);
+            per_core.push((mode, m.patches_per_cpu_s()));
+        }
     }
 
     if args.compare_python {
@@ -105,8 +121,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_rust(m: &Measurement, mode: CropDecode, threads: usize) {
-    println!("rust, decode {mode:?}:");
+fn print_rust(m: &Measurement, mode: CropDecode, fetch: FetchMode, threads: usize) {
+    println!("rust, fetch {fetch:?}, decode {mode:?}:");
     println!(
         "rust: {} patches of {} samples in {} batches, {:.2} s wall",
         m.patches,

@@ -151,13 +151,18 @@ pub fn describe(b: &Batch) -> String {
 pub fn summary(c: &CounterSnapshot) -> String {
     let skipped: Vec<String> = c.skipped.iter().map(|(r, n)| format!("{r} {n}")).collect();
     format!(
-        "{} samples in {} batches; skipped {} ({}); tail dropped {}; read {:.1} MB; waited {:.2} s for data",
+        "{} samples in {} batches; skipped {} ({}); tail dropped {}; read {:.1} MB in {} requests for {} samples ({:.1} KB and {:.2} requests per sample, {} by range); waited {:.2} s for data",
         c.samples,
         c.batches,
         c.skipped_total(),
         if skipped.is_empty() { "none".into() } else { skipped.join(", ") },
         c.dropped_tail,
         c.bytes_read as f64 / 1e6,
+        c.requests,
+        c.fetched,
+        c.bytes_read as f64 / 1e3 / c.fetched.max(1) as f64,
+        c.requests as f64 / c.fetched.max(1) as f64,
+        c.ranged,
         c.wait.as_secs_f64()
     )
 }

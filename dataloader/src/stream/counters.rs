@@ -55,6 +55,7 @@ pub struct Counters {
     samples: AtomicU64,
     batches: AtomicU64,
     bytes_read: AtomicU64,
+    fetched: AtomicU64,
     requests: AtomicU64,
     ranged: AtomicU64,
     wait_ns: AtomicU64,
@@ -78,6 +79,7 @@ impl Counters {
     /// Counts one sample's fetch: bytes, storage requests, and whether by range.
     pub(crate) fn add_fetch(&self, bytes: u64, requests: u64, ranged: bool) {
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        self.fetched.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(requests, Ordering::Relaxed);
         self.ranged.fetch_add(u64::from(ranged), Ordering::Relaxed);
     }
@@ -118,6 +120,7 @@ impl Counters {
             samples: self.samples.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            fetched: self.fetched.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             ranged: self.ranged.load(Ordering::Relaxed),
             wait: Duration::from_nanos(self.wait_ns.load(Ordering::Relaxed)),
@@ -149,6 +152,8 @@ pub struct CounterSnapshot {
     pub batches: u64,
     /// Bytes fetched from storage for samples (their ranges in the shard objects).
     pub bytes_read: u64,
+    /// Samples fetched (some may still wait in the pipeline).
+    pub fetched: u64,
     /// Storage requests made for samples (GETs, excluding retries and shard indexes).
     pub requests: u64,
     /// Samples fetched by range (head plus parts of the photo) rather than whole.

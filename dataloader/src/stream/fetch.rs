@@ -20,7 +20,18 @@ use crate::jpeg::CropRect;
 use crate::shard::IndexEntry;
 
 /// Which fetch [`plan`] may choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum FetchMode {
     /// Per sample, by the cost model (see the module documentation).
     #[default]

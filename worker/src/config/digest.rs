@@ -55,6 +55,8 @@ pub fn canonical_json(c: &TrainConfig) -> String {
         if let Some(Value::Object(data)) = root.get_mut("data") {
             data.remove("prefetch_batches");
             data.remove("decode_threads");
+            data.remove("fetch");
+            data.remove("request_cost_kib");
         }
         if let Some(Value::Object(train)) = root.get_mut("train") {
             train.remove("micro_batch_size");

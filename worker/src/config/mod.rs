@@ -20,6 +20,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use dataloader::exif::TextFormat;
+use dataloader::stream::FetchMode;
 use infra::{join_fields, FieldError};
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +70,15 @@ pub struct DataConfig {
     /// JPEG decode threads; absent: one per core.
     #[serde(default)]
     pub decode_threads: Option<u32>,
+    /// How samples are fetched: `auto` (per sample, whole or the head plus the byte
+    /// ranges the crops need, whichever costs less), `whole`, or `ranged`. The pixels are
+    /// the same either way. Default `auto`.
+    #[serde(default)]
+    pub fetch: FetchMode,
+    /// What one storage request costs, in KiB of transfer, for `fetch = "auto"` and for
+    /// joining nearby ranges. Default 64.
+    #[serde(default = "default_request_cost_kib")]
+    pub request_cost_kib: u64,
     /// How EXIF tags are written as text. Default: the paper's format.
     #[serde(default)]
     pub text_format: TextFormat,
@@ -81,6 +91,10 @@ pub struct DataConfig {
     /// WordPiece vocabulary (`vocab.txt`); absent: the one bundled with the model code.
     #[serde(default)]
     pub vocab_path: Option<PathBuf>,
+}
+
+fn default_request_cost_kib() -> u64 {
+    dataloader::stream::fetch::DEFAULT_REQUEST_COST >> 10
 }
 
 /// `[model_init]`: how the model's weights start, and which stay fixed.

@@ -58,6 +58,8 @@ impl DataSource {
         if let Some(t) = data.decode_threads {
             base.decode_threads = t as usize;
         }
+        base.fetch = data.fetch;
+        base.request_cost = data.request_cost_kib << 10;
         base.text = data.text_format.clone();
         base.tags = tags;
         base.tail = TailPolicy::Drop;
