@@ -34,7 +34,7 @@ for size in "12mp 4000 3000 $n12" "1mp 1152 864 $n1"; do
   read -r name w h n <<<"$size"
   echo "== $name: $n photos of ${w}x${h}"
   "$bin" generate --out "$work/$name" --count "$n" --width "$w" --height "$h" --seed 7 >/dev/null
-  "$bin" pack "$work/$name" --out "s3://datasets/$name" --shard-size-mb 64
+  "$bin" pack "$work/$name" --out "s3://datasets/$name" --shard-size-mb "${SHARD_MB:-8}"
   batches=$(( n / 16 ))
   "$bin" bench "s3://datasets/$name" --batches "$batches" --batch-size 16 --threads 2 \
     --prefetch 32 --fetch whole,ranged,auto
