@@ -14,6 +14,8 @@
 //!   it with bounded prefetch, decodes and tokenises on a thread pool, and yields batches;
 //!   `tokenize` is the BERT uncased WordPiece tokenizer; `bench` measures the read path.
 //! - `split` divides photos by camera model into training and held-out file lists.
+//! - `yfcc` reads YFCC100M's metadata files (streamed, bzip2 or plain) and places its
+//!   photos in the mirror's bucket layout, for `pack`.
 
 pub mod tagmap;
 
@@ -28,3 +30,4 @@ pub mod split;
 pub mod stream;
 pub mod synth;
 pub mod tokenize;
+pub mod yfcc;
