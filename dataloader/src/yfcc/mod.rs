@@ -44,7 +44,7 @@ pub enum Line {
     /// A photo to fetch and pack.
     Photo {
         /// Its metadata.
-        record: Record,
+        record: Box<Record>,
         /// Its EXIF tags (from the EXIF file).
         tags: TagMap,
     },
@@ -138,7 +138,10 @@ impl Corpus {
         if present < self.filter.min_tags {
             return Ok(Some(Line::Skipped("few_tags")));
         }
-        Ok(Some(Line::Photo { record, tags }))
+        Ok(Some(Line::Photo {
+            record: Box::new(record),
+            tags,
+        }))
     }
 
     /// The EXIF line of photo `id`, if the EXIF file has one here.
