@@ -25,6 +25,8 @@ enum Command {
     Generate(cli::generate::Args),
     /// Pack photos into webdataset-style tar shards in object storage.
     Pack(cli::pack::Args),
+    /// Write the manifest of a dataset packed in parts (`pack --part I/N`).
+    MergeManifests(cli::pack::MergeArgs),
     /// Print a packed dataset's manifest summary and a few samples.
     Inspect(cli::inspect::Args),
     /// Split photos by camera model into training and held-out file lists.
@@ -43,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::Tags(a) => cli::tags::run(a),
         Command::Generate(a) => cli::generate::run(a),
         Command::Pack(a) => cli::pack::run(a),
+        Command::MergeManifests(a) => cli::pack::merge(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Split(a) => cli::split::run(a),
         Command::Stream(a) => cli::stream::run(a),

@@ -8,20 +8,21 @@
 use super::text::{is_private, TagList};
 use crate::TagMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Default minimum number of tags for an image to count.
 pub const DEFAULT_MIN_TAGS: usize = 10;
 /// Default fraction of counted images a tag must exceed to be selected.
 pub const DEFAULT_THRESHOLD: f64 = 0.5;
 
-/// Accumulates per-tag counts image by image.
-#[derive(Debug, Clone, Default)]
+/// Accumulates per-tag counts image by image. Counters of parts of a corpus add up
+/// ([`FrequencyCounter::merge`]); they serialise, so parts can be counted apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrequencyCounter {
     min_tags: usize,
     images_seen: usize,
     images_counted: usize,
-    counts: HashMap<String, usize>,
+    counts: BTreeMap<String, usize>,
 }
 
 impl FrequencyCounter {
@@ -49,6 +50,15 @@ impl FrequencyCounter {
             *self.counts.entry(name.to_string()).or_default() += 1;
         }
         true
+    }
+
+    /// Adds the counts of another part of the corpus (counted with the same minimum).
+    pub fn merge(&mut self, other: &FrequencyCounter) {
+        self.images_seen += other.images_seen;
+        self.images_counted += other.images_counted;
+        for (name, n) in &other.counts {
+            *self.counts.entry(name.clone()).or_default() += n;
+        }
     }
 
     /// Adds an image seen without any tags (no EXIF): it is seen but never counted.

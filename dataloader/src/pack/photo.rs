@@ -1,13 +1,13 @@
-//! Preparing one photo for a shard (CPU and disk work, run off the async runtime): read
-//! the file, check it is a whole JPEG at least one patch large, get its tags, build its
-//! scan index, encode its tar members. Photos that cannot be used come back as a
+//! Preparing one photo for a shard (CPU work, run off the async runtime): check its bytes
+//! are a whole JPEG at least one patch large, get its tags, build its scan index and decode
+//! kit, hash it, encode its tar members. Photos that cannot be used come back as a
 //! [`Skip`] with a reason.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 use crate::shard::sample::{self, EncodedSample, SampleInput};
 use crate::shard::Compression;
@@ -33,6 +33,10 @@ pub enum SkipReason {
     FewTags,
     /// No line for the photo in the metadata file.
     NoMetadata,
+    /// The same bytes as a photo packed before it.
+    Duplicate,
+    /// No object at the photo's place in the bucket.
+    Missing,
 }
 
 impl SkipReason {
@@ -46,6 +50,8 @@ impl SkipReason {
             SkipReason::BadExif => "bad_exif",
             SkipReason::FewTags => "few_tags",
             SkipReason::NoMetadata => "no_metadata",
+            SkipReason::Duplicate => "duplicate",
+            SkipReason::Missing => "missing_photo",
         }
     }
 }
@@ -88,18 +94,22 @@ pub struct Prepared {
     pub encoded: EncodedSample,
     /// Its tags (counted for the manifest's tag list).
     pub tags: TagMap,
+    /// SHA-256 of the photo's bytes, lowercase hex (duplicates are found by it).
+    pub sha256: String,
 }
 
-/// Reads and checks one photo and encodes it as a sample. `min_tags` counts tags with a
-/// non-empty value, as the tag-frequency count does.
+/// Checks one photo's bytes and encodes it as a sample. `id` is the photo id tags are
+/// looked up by (the file name without extension); `tags` given are used as they are.
+/// `min_tags` counts tags with a non-empty value, as the tag-frequency count does.
 pub fn prepare(
-    path: &Path,
+    jpeg: Vec<u8>,
     key: &str,
+    id: &str,
+    tags: Option<&TagMap>,
     lookup: &TagLookup,
     min_tags: usize,
     compression: Compression,
 ) -> Result<Prepared, Skip> {
-    let jpeg = std::fs::read(path).map_err(|e| skip(SkipReason::Unreadable, e.to_string()))?;
     let (width, height) = dimensions(&jpeg).map_err(|e| skip(SkipReason::CorruptJpeg, e))?;
     check_structure(&jpeg).map_err(|e| skip(SkipReason::CorruptJpeg, e))?;
     if width < PATCH_SIZE || height < PATCH_SIZE {
@@ -108,20 +118,18 @@ pub fn prepare(
             format!("{width}x{height}, smaller than a {PATCH_SIZE}x{PATCH_SIZE} patch"),
         ));
     }
-    let tags = match lookup {
-        TagLookup::Exif => crate::exif::read_jpeg(&jpeg).map_err(|e| match e {
+    let tags = match (tags, lookup) {
+        (Some(tags), _) => tags.clone(),
+        (None, TagLookup::Exif) => crate::exif::read_jpeg(&jpeg).map_err(|e| match e {
             crate::exif::ExifError::Missing => skip(SkipReason::NoExif, e.to_string()),
             other => skip(SkipReason::BadExif, other.to_string()),
         })?,
-        TagLookup::ById(map) => {
-            let id = super::input::photo_id(path);
-            map.get(&id).cloned().ok_or_else(|| {
-                skip(
-                    SkipReason::NoMetadata,
-                    format!("no metadata for photo id '{id}'"),
-                )
-            })?
-        }
+        (None, TagLookup::ById(map)) => map.get(id).cloned().ok_or_else(|| {
+            skip(
+                SkipReason::NoMetadata,
+                format!("no metadata for photo id '{id}'"),
+            )
+        })?,
     };
     let present = tags.iter().filter(|(_, v)| !v.trim().is_empty()).count();
     if present < min_tags {
@@ -136,6 +144,7 @@ pub fn prepare(
     let jpeg_index = crate::jpeg::build_index(&jpeg)
         .map(Bytes::from)
         .map_err(|e| skip(SkipReason::CorruptJpeg, e.to_string()))?;
+    let sha256 = hex::encode(Sha256::digest(&jpeg));
     let jpeg_kit = crate::jpeg::build_kit(&jpeg)
         .map_err(|e| skip(SkipReason::CorruptJpeg, e.to_string()))?
         .map(Bytes::from);
@@ -150,7 +159,11 @@ pub fn prepare(
     };
     let encoded = sample::encode(&input, compression)
         .map_err(|e| skip(SkipReason::CorruptJpeg, e.to_string()))?;
-    Ok(Prepared { encoded, tags })
+    Ok(Prepared {
+        encoded,
+        tags,
+        sha256,
+    })
 }
 
 /// Width and height from the frame header.
@@ -204,6 +217,7 @@ pub fn check_structure(jpeg: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn tiny_jpeg(w: u32, h: u32) -> Vec<u8> {
         let img =
@@ -239,15 +253,15 @@ mod tests {
         }
         let lookup = TagLookup::ById(HashMap::from([("good".to_string(), tags)]));
         let reason = |p: &Path, min_tags| {
-            prepare(p, "k", &lookup, min_tags, Compression::None)
+            let Ok(bytes) = std::fs::read(p) else {
+                return SkipReason::Unreadable;
+            };
+            let id = crate::pack::input::photo_id(p);
+            prepare(bytes, "k", &id, None, &lookup, min_tags, Compression::None)
                 .map(|_| ())
                 .unwrap_err()
                 .reason
         };
-        assert_eq!(
-            reason(&dir.path().join("missing.jpg"), 1),
-            SkipReason::Unreadable
-        );
         assert_eq!(
             reason(&write("text.jpg", b"just text"), 1),
             SkipReason::CorruptJpeg
@@ -263,10 +277,33 @@ mod tests {
         assert_eq!(reason(&write("other.jpg", &big), 1), SkipReason::NoMetadata);
         let good = write("good.jpg", &big);
         assert_eq!(reason(&good, 4), SkipReason::FewTags);
-        let ok = prepare(&good, "k", &lookup, 3, Compression::Zstd).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let ok = prepare(
+            bytes.clone(),
+            "k",
+            "good",
+            None,
+            &lookup,
+            3,
+            Compression::Zstd,
+        )
+        .unwrap();
         assert_eq!(
             (ok.encoded.width, ok.encoded.height, ok.encoded.tags),
             (200, 160, 3)
         );
+        assert_eq!(ok.sha256, hex::encode(Sha256::digest(&bytes)));
+        // Tags given with the photo win over the lookup.
+        let given: TagMap = (0..5).map(|i| (format!("T{i}"), "v".to_string())).collect();
+        let ok = prepare(
+            bytes,
+            "k",
+            "nobody",
+            Some(&given),
+            &lookup,
+            5,
+            Compression::None,
+        );
+        assert_eq!(ok.unwrap().tags, given);
     }
 }

@@ -50,6 +50,17 @@ pub fn index_name(n: usize) -> String {
     format!("shard-{n:06}.index.json")
 }
 
+/// Object name of shard `n` of pack block `block` (`shard-000003-001.tar`): blocks are
+/// packed apart (by parallel parts), so their shards are named apart.
+pub fn block_shard_name(block: u64, n: usize, compression: Compression) -> String {
+    format!("shard-{block:06}-{n:03}.{}", compression.extension())
+}
+
+/// Object name of the index of shard `n` of block `block`.
+pub fn block_index_name(block: u64, n: usize) -> String {
+    format!("shard-{block:06}-{n:03}.index.json")
+}
+
 /// `manifest.json`: the whole dataset. Written after every shard and index exists, so a
 /// manifest never names a missing shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

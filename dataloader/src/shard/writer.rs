@@ -8,7 +8,8 @@ use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 use super::manifest::{
-    index_name, shard_name, Compression, IndexEntry, JpegSpan, Manifest, ShardEntry, ShardIndex,
+    block_index_name, block_shard_name, index_name, shard_name, Compression, IndexEntry, JpegSpan,
+    Manifest, ShardEntry, ShardIndex,
 };
 use super::manifest::{FORMAT_VERSION, MANIFEST_NAME};
 use super::sample::{self, EncodedSample, SampleInput};
@@ -62,6 +63,10 @@ pub struct DatasetWriter {
     shards: Vec<ShardEntry>,
     current: Option<OpenShard>,
     old_manifest_gone: bool,
+    /// The pack block whose shards this writer writes ([`DatasetWriter::for_block`]).
+    block: Option<u64>,
+    /// The indexes written, kept in block mode.
+    indexes: Vec<ShardIndex>,
 }
 
 struct OpenShard {
@@ -101,7 +106,37 @@ impl DatasetWriter {
             shards: Vec::new(),
             current: None,
             old_manifest_gone: false,
+            block: None,
+            indexes: Vec::new(),
         })
+    }
+
+    /// A writer of the shards of one pack block (named `shard-BBBBBB-NNN`), which leaves
+    /// the manifest alone: [`DatasetWriter::finish_block`] returns the shards instead.
+    pub async fn for_block(
+        url: &str,
+        store_opts: &StoreOptions,
+        opts: WriterOptions,
+        block: u64,
+    ) -> Result<Self, ShardError> {
+        let mut w = Self::create(url, store_opts, opts).await?;
+        w.block = Some(block);
+        w.old_manifest_gone = true;
+        Ok(w)
+    }
+
+    fn shard_name(&self, n: usize) -> String {
+        match self.block {
+            Some(b) => block_shard_name(b, n, self.opts.compression),
+            None => shard_name(n, self.opts.compression),
+        }
+    }
+
+    fn index_name(&self, n: usize) -> String {
+        match self.block {
+            Some(b) => block_index_name(b, n),
+            None => index_name(n),
+        }
     }
 
     /// Deletes a manifest left by an earlier dataset at the URL, before the first object
@@ -180,7 +215,7 @@ impl DatasetWriter {
             .wait_for_capacity(self.opts.upload_concurrency)
             .await
         {
-            let name = shard_name(self.shards.len(), self.opts.compression);
+            let name = self.shard_name(self.shards.len());
             return Err(upload_error(
                 format!("upload {}", self.store.display(&name)),
                 source,
@@ -195,7 +230,7 @@ impl DatasetWriter {
     }
 
     async fn open_shard(&self) -> Result<OpenShard, ShardError> {
-        let name = shard_name(self.shards.len(), self.opts.compression);
+        let name = self.shard_name(self.shards.len());
         let path = self.store.child(&name);
         let what = format!("start upload of {}", self.store.display(&name));
         let upload = retry(&self.retry, &what, || self.store.store.put_multipart(&path)).await?;
@@ -213,7 +248,7 @@ impl DatasetWriter {
             return Ok(());
         };
         let n = self.shards.len();
-        let name = shard_name(n, self.opts.compression);
+        let name = self.shard_name(n);
         let trailer =
             sample::end_of_archive(self.opts.compression).map_err(|e| ShardError::Write {
                 url: self.store.url.clone(),
@@ -228,20 +263,20 @@ impl DatasetWriter {
             .await
             .map_err(|source| upload_error(what, source))?;
         let index = ShardIndex { samples: cur.index };
-        self.put_json(&index_name(n), &index).await?;
+        let index_object = self.index_name(n);
+        self.put_json(&index_object, &index).await?;
+        let samples = index.samples.len() as u64;
+        if self.block.is_some() {
+            self.indexes.push(index);
+        }
         self.shards.push(ShardEntry {
             name,
-            index: index_name(n),
-            samples: index.samples.len() as u64,
+            index: index_object,
+            samples,
             bytes: cur.bytes,
             sha256: hex::encode(cur.hasher.finalize()),
         });
-        tracing::debug!(
-            shard = n,
-            bytes = cur.bytes,
-            samples = index.samples.len(),
-            "shard written"
-        );
+        tracing::debug!(shard = n, bytes = cur.bytes, samples, "shard written");
         Ok(())
     }
 
@@ -258,6 +293,16 @@ impl DatasetWriter {
         })
         .await?;
         Ok(())
+    }
+
+    /// Closes the last shard of a block writer and returns the block's shards and their
+    /// indexes (no manifest is written).
+    pub async fn finish_block(mut self) -> Result<(Vec<ShardEntry>, Vec<ShardIndex>), ShardError> {
+        self.close_current().await?;
+        Ok((
+            std::mem::take(&mut self.shards),
+            std::mem::take(&mut self.indexes),
+        ))
     }
 
     /// Closes the last shard and writes `manifest.json`; returns the manifest.

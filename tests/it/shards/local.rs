@@ -24,7 +24,10 @@ async fn round_trip_local_with_and_without_zstd_over_several_shards() {
         let opts = test_options(out.to_str().unwrap(), tags.clone(), compression, total / 4);
         let input = Input::from_path(&tmp.path().join("photos")).unwrap();
         let summary = pack::pack(&input, &opts, &|_| {}).await.unwrap();
-        let m = &summary.manifest;
+        let m = summary
+            .manifest
+            .as_ref()
+            .expect("a single part writes the manifest");
         assert_eq!(m.samples, 10);
         assert!(
             m.shards.len() >= 3,
@@ -124,7 +127,11 @@ async fn shards_are_standard_tar_archives_with_webdataset_member_names() {
         let out = tmp.path().join(format!("ds-{}", compression.as_str()));
         let opts = test_options(out.to_str().unwrap(), tags.clone(), compression, 1 << 30);
         let input = Input::Folder(tmp.path().join("photos"));
-        let m = pack::pack(&input, &opts, &|_| {}).await.unwrap().manifest;
+        let m = pack::pack(&input, &opts, &|_| {})
+            .await
+            .unwrap()
+            .manifest
+            .expect("a single part writes the manifest");
         assert_eq!(m.shards.len(), 1);
         let Some(members) = python_list_members(&out.join(&m.shards[0].name)) else {
             return;
@@ -253,7 +260,8 @@ async fn repacking_replaces_the_dataset_and_a_failed_repack_keeps_it() {
     let m = pack::pack(&Input::Folder(tmp.path().join("photos")), &opts, &|_| {})
         .await
         .unwrap()
-        .manifest;
+        .manifest
+        .expect("a single part writes the manifest");
     assert_eq!(m.samples, 2);
     let ds = Dataset::open(url, &opts.store).await.unwrap();
     assert_round_trip(&ds, &photos[1..], &tags).await;

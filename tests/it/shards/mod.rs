@@ -125,7 +125,8 @@ pub async fn pack_photo_folder(
     let manifest = pack::pack(&Input::Folder(folder), &opts, &|_| {})
         .await
         .unwrap()
-        .manifest;
+        .manifest
+        .expect("a single part writes the manifest");
     PackedFolder {
         tags,
         opts,

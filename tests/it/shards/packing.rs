@@ -1,6 +1,6 @@
 //! What `pack` keeps and skips, and where the tags come from.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use dataloader::exif::{self, ExifError};
@@ -40,7 +40,8 @@ async fn corrupt_and_unsuitable_inputs_are_skipped_and_counted() {
     let m = pack::pack(&Input::Folder(dir), &opts, &|_| {})
         .await
         .unwrap()
-        .manifest;
+        .manifest
+        .expect("a single part writes the manifest");
     let expected: BTreeMap<String, u64> = [
         ("corrupt_jpeg", 2),
         ("too_small", 1),
@@ -88,6 +89,14 @@ async fn real_photos_are_packed_with_their_own_exif() {
         "only {} photos have enough tags",
         kept.len()
     );
+    // Photos with the bytes of one before them (in packing order) are packed once.
+    kept.sort_by_key(|p| p.file_name().map(|n| n.to_owned()));
+    let (before, mut seen) = (kept.len(), HashSet::new());
+    kept.retain(|p| seen.insert(std::fs::read(p).unwrap()));
+    if kept.len() < before {
+        expected_skips.insert("duplicate".into(), (before - kept.len()) as u64);
+    }
+    kept_tags.retain(|k, _| kept.iter().any(|p| stem(p) == *k));
 
     let out = tmp.path().join("ds");
     let mut opts = test_options(
@@ -101,7 +110,8 @@ async fn real_photos_are_packed_with_their_own_exif() {
     let m = pack::pack(&Input::Folder(dir), &opts, &|_| {})
         .await
         .unwrap()
-        .manifest;
+        .manifest
+        .expect("a single part writes the manifest");
     assert_eq!(m.skipped, expected_skips);
     assert_eq!(m.samples, kept.len() as u64);
     let ds = Dataset::open(out.to_str().unwrap(), &opts.store)
@@ -190,7 +200,8 @@ async fn yfcc_metadata_supplies_the_tags_by_photo_id() {
     let m = pack::pack(&Input::Folder(dir.clone()), &opts, &|_| {})
         .await
         .unwrap()
-        .manifest;
+        .manifest
+        .expect("a single part writes the manifest");
     let expected: BTreeMap<String, u64> =
         BTreeMap::from([("few_tags".into(), 1), ("no_metadata".into(), 1)]);
     assert_eq!(m.skipped, expected);
@@ -235,7 +246,8 @@ async fn the_manifest_records_the_shipped_tag_list_unless_told_otherwise() {
     let m = pack::pack(&input, &pack_with(defaults.tag_list, "default"), &|_| {})
         .await
         .unwrap()
-        .manifest;
+        .manifest
+        .expect("a single part writes the manifest");
     assert_eq!(m.tags, shipped);
     let given = exif::TagList::new(["Model", "Make"]);
     let m = pack::pack(
@@ -245,7 +257,8 @@ async fn the_manifest_records_the_shipped_tag_list_unless_told_otherwise() {
     )
     .await
     .unwrap()
-    .manifest;
+    .manifest
+    .expect("a single part writes the manifest");
     assert_eq!(m.tags, ["Model", "Make"]);
     let m = pack::pack(
         &input,
@@ -254,7 +267,8 @@ async fn the_manifest_records_the_shipped_tag_list_unless_told_otherwise() {
     )
     .await
     .unwrap()
-    .manifest;
+    .manifest
+    .expect("a single part writes the manifest");
     assert_ne!(
         m.tags, shipped,
         "the two photos' own tags are not the shipped list"
