@@ -25,6 +25,9 @@ enum Command {
     Generate(cli::generate::Args),
     /// Pack photos into webdataset-style tar shards in object storage.
     Pack(cli::pack::Args),
+    /// Write a YFCC100M-style corpus (metadata files and photos in the mirror's layout)
+    /// for testing the packer.
+    GenerateYfcc(cli::yfcc_corpus::Args),
     /// Write the manifest of a dataset packed in parts (`pack --part I/N`).
     MergeManifests(cli::pack::MergeArgs),
     /// Print a packed dataset's manifest summary and a few samples.
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(a) => cli::generate::run(a),
         Command::Pack(a) => cli::pack::run(a),
         Command::MergeManifests(a) => cli::pack::merge(a),
+        Command::GenerateYfcc(a) => cli::yfcc_corpus::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Split(a) => cli::split::run(a),
         Command::Stream(a) => cli::stream::run(a),

@@ -9,6 +9,7 @@ pub mod pack;
 pub mod split;
 pub mod stream;
 pub mod tags;
+pub mod yfcc_corpus;
 
 use anyhow::Context;
 use dataloader::shard::Dataset;

@@ -235,6 +235,7 @@ pub async fn pack(
         cpu: Arc::new(Semaphore::new(opts.parallelism.max(1))),
         docs: &docs,
         manifest_removed: std::sync::atomic::AtomicBool::new(false),
+        logged: std::sync::Mutex::new(HashSet::new()),
         walked,
         progress,
     };
@@ -396,6 +397,8 @@ struct BlockCtx<'a> {
     /// written, so that no reader sees it beside objects in flux, and a run that packs
     /// nothing leaves it alone).
     manifest_removed: std::sync::atomic::AtomicBool,
+    /// Skip reasons logged so far (the first photo of each reason is).
+    logged: std::sync::Mutex<HashSet<SkipReason>>,
     walked: Arc<std::sync::atomic::AtomicU64>,
     progress: &'a (dyn Fn(&PackProgress) + Sync),
 }
@@ -466,6 +469,7 @@ async fn pack_block(
                     reason: SkipReason::Duplicate,
                     detail: "the same bytes as a photo before it in this block".into(),
                 },
+                &ctx.logged,
             ),
             Ok(p) => {
                 if !ctx
@@ -489,7 +493,7 @@ async fn pack_block(
                     shard: writer.shards().len(),
                 });
             }
-            Err(s) => state.skip(&key, s),
+            Err(s) => state.skip(&key, s, &ctx.logged),
         }
         (ctx.progress)(&PackProgress {
             done: *done,
@@ -591,19 +595,23 @@ impl RunState {
         self.frequencies.add(&p.tags);
     }
 
-    fn skip(&mut self, key: &str, s: photo::Skip) {
-        let count = self
+    /// Counts a skipped photo; the first of each reason in the run (`logged`) is logged.
+    fn skip(&mut self, key: &str, s: photo::Skip, logged: &std::sync::Mutex<HashSet<SkipReason>>) {
+        *self
             .skipped
             .entry(s.reason.as_str().to_string())
-            .or_default();
-        if *count == 0 {
+            .or_default() += 1;
+        if logged
+            .lock()
+            .map(|mut l| l.insert(s.reason))
+            .unwrap_or(false)
+        {
             tracing::warn!(
                 reason = %s.reason,
                 key,
                 detail = %s.detail,
-                "skipping photo (further photos skipped for this reason in this block are only counted)"
+                "skipping photo (further photos skipped for this reason are only counted)"
             );
         }
-        *count += 1;
     }
 }
