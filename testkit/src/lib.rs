@@ -2,8 +2,10 @@
 //! missing ([`skip`]: fail under `CI=true`, skip elsewhere), the project's Python with the
 //! modules a reference needs ([`python_with`]), where the real camera photos are
 //! ([`cameras_dir`], [`camera_photos`]), a packed dataset of them ([`packed_photos`]), and
-//! the tiny training config the training tests start from ([`tiny_config`]). A
-//! dev-dependency only.
+//! the tiny training config the training tests start from ([`tiny_config`]), and a real
+//! S3-compatible server ([`s3::S3Server`]). A dev-dependency only.
+
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 

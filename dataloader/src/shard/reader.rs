@@ -51,7 +51,8 @@ pub struct ShardCheck {
     pub samples_checked: usize,
     /// Samples that failed, with the reason.
     pub bad_samples: Vec<(String, SampleError)>,
-    /// Whether the archive ends with the end-of-archive zero blocks right after the last sample.
+    /// Whether the archive ends with its end-of-archive zero blocks after the last listed
+    /// sample (unlisted duplicates may lie between).
     pub trailer_ok: bool,
 }
 
@@ -369,18 +370,21 @@ impl Dataset {
 const NO_RANGES: &str =
     "its photo cannot be read by range (compressed shard, or packed without a decode kit): fetch it whole";
 
-/// Most trailer bytes kept by [`Dataset::verify_shard`].
-const TRAILER_MAX: usize = 64 * 1024;
+/// Most bytes after the last listed sample kept by [`Dataset::verify_shard`]: the end of
+/// the archive, and any samples a merge left out of the index as duplicates.
+const TRAILER_MAX: usize = 32 << 20;
 
+/// Whether the bytes after the last listed sample end the archive: (decompressed) whole
+/// tar blocks ending in the two zero blocks of a tar's end.
 fn is_end_of_archive(trailer: &[u8], compression: Compression) -> bool {
-    let zeros = match compression {
+    let tail = match compression {
         Compression::None => trailer.to_vec(),
         Compression::Zstd => match zstd::stream::decode_all(trailer) {
             Ok(z) => z,
             Err(_) => return false,
         },
     };
-    zeros.len() >= 1024 && zeros.len() % 512 == 0 && zeros.iter().all(|b| *b == 0)
+    tail.len() >= 1024 && tail.len() % 512 == 0 && tail[tail.len() - 1024..].iter().all(|b| *b == 0)
 }
 
 fn parse_manifest(bytes: &[u8], url: &str) -> Result<Manifest, ShardError> {
