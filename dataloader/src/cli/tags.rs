@@ -9,7 +9,9 @@ use dataloader::exif::{parse_yfcc_line, read_jpeg, ExifError};
 use dataloader::TagMap;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::io::{BufRead, Write};
+use dataloader::yfcc::Lines;
+use infra::store::StoreOptions;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `dataloader tags`.
@@ -26,9 +28,10 @@ pub struct Args {
     /// Only count images with at least this many tags.
     #[arg(long, default_value_t = DEFAULT_MIN_TAGS)]
     min_tags: usize,
-    /// A YFCC100M EXIF metadata file (`photo_id<TAB>key:value,...` per line) to count too.
+    /// A YFCC100M EXIF metadata file (`photo_id<TAB>key:value,...` per line; plain or
+    /// bzip2, a path or an s3:// URL) to count too, streamed in constant memory.
     #[arg(long)]
-    yfcc: Option<PathBuf>,
+    yfcc: Option<String>,
     /// Describe the corpus in the output with this text instead of the input paths.
     #[arg(long)]
     source: Option<String>,
@@ -150,16 +153,16 @@ fn is_jpeg_name(path: &Path) -> bool {
 }
 
 /// Counts every line of a YFCC100M metadata file; malformed lines are skipped and counted.
+/// Counts a YFCC100M EXIF file line by line (plain or bzip2, a path or a URL): memory
+/// holds one line and the per-tag counts, never the file.
 fn count_yfcc(
-    path: &Path,
+    source: &str,
     counter: &mut FrequencyCounter,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line =
-            line.with_context(|| format!("cannot read line {} of {}", n + 1, path.display()))?;
+    let rt = super::runtime()?;
+    let mut lines = Lines::open(source, &StoreOptions::default(), rt.handle())?;
+    while let Some(line) = lines.next_line()? {
         if line.trim().is_empty() {
             continue;
         }
@@ -173,7 +176,7 @@ fn count_yfcc(
                 counter.add(&map);
             }
             Err(e) => {
-                tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping YFCC line");
+                tracing::warn!(file = source, line = lines.number(), error = %e, "skipping YFCC line");
                 tally.failed += 1;
             }
         }
@@ -199,7 +202,7 @@ fn describe_source(args: &Args, tally: &Tally) -> String {
         parts.push(format!(
             "{} YFCC100M lines from {}",
             tally.yfcc_lines,
-            y.display()
+            y
         ));
     }
     parts.join(" + ")
@@ -290,7 +293,7 @@ mod tests {
             out: out.clone(),
             threshold: 0.5,
             min_tags: 2,
-            yfcc: Some(yfcc),
+            yfcc: Some(yfcc.display().to_string()),
             source: None,
         })
         .unwrap();
