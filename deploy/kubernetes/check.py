@@ -10,6 +10,8 @@ DIR defaults to the base and every overlay under deploy/kubernetes/overlays. Che
     of the kubeflow-trainer-api package, closed (unknown fields fail), and each of their
     job templates as a batch/v1 Job;
   - the coordinator's --nodes equals the worker pods (completions, parallelism);
+  - a `dataloader pack --part I/N` runs in an Indexed Job of N completions, N at once,
+    with I from JOB_COMPLETION_INDEX, and merges into the URL it packs into;
   - every ConfigMap, Secret and PersistentVolumeClaim a pod uses is rendered too, marked
     optional, or listed in the overlay's EXTERNAL file (made on the cluster beforehand);
   - roles and TLS: the coordinator mounts the three role tokens and serves TLS; a worker
@@ -310,6 +312,30 @@ def cross_checks(objs, directory):
     return problems
 
 
+def pack_checks(objs):
+    """Parallel packing: `--part "$JOB_COMPLETION_INDEX/N"` in an Indexed Job of N."""
+    problems = []
+    for obj in objs:
+        for where, pod, spec in pod_specs(obj):
+            for c in pod.get("containers", []):
+                script = " ".join(c.get("command", []) + c.get("args", []))
+                if "dataloader pack" not in script or "--part" not in script:
+                    continue
+                part = script.split("--part", 1)[1].split()[0].strip('"\'')
+                index, _, n = part.partition("/")
+                if index not in ("$JOB_COMPLETION_INDEX", "${JOB_COMPLETION_INDEX}") or not n.isdigit():
+                    problems.append(f"{where}: --part {part}: give \"$JOB_COMPLETION_INDEX/N\" so each pod packs its own part")
+                    continue
+                if obj.get("kind") != "Job" or spec.get("completionMode") != "Indexed":
+                    problems.append(f"{where}: parts need an Indexed Job (completionMode: Indexed)")
+                if spec.get("completions") != int(n) or spec.get("parallelism") != int(n):
+                    problems.append(f"{where}: --part .../{n} but completions {spec.get('completions')}, "
+                                    f"parallelism {spec.get('parallelism')}: the parts would not all run")
+                if "merge-manifests" not in script:
+                    problems.append(f"{where}: no `dataloader merge-manifests`: the parts would never get a manifest")
+    return problems
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="*", type=Path)
@@ -343,6 +369,7 @@ def main():
         problems += cross_checks(objs, directory)
         problems += metrics_checks(objs, directory)
         problems += role_and_tls_checks(objs)
+        problems += pack_checks(objs)
         kinds = sorted({o.get("kind") for o in objs})
         if problems:
             failed = True

@@ -48,7 +48,14 @@ fn every_overlay_renders_and_passes_the_schemas_and_cross_checks() {
     let out = check(&[]);
     let report = text(&out);
     assert!(out.status.success(), "{report}");
-    for overlay in ["base", "cpu-demo", "paper-gpu", "jobset", "prometheus"] {
+    for overlay in [
+        "base",
+        "cpu-demo",
+        "paper-gpu",
+        "jobset",
+        "prometheus",
+        "pack-yfcc",
+    ] {
         let line = report
             .lines()
             .find(|l| l.contains(&format!("/{overlay}:")))
@@ -64,14 +71,25 @@ fn every_overlay_renders_and_passes_the_schemas_and_cross_checks() {
 /// An overlay of the CPU demo, in a folder beside the real ones (kustomize takes only
 /// relative paths to other kustomizations), with `extra` resources and `patches`.
 fn broken_overlay(name: &str, files: &[(&str, &str)], patches: &str) -> tempfile::TempDir {
+    broken_overlay_of("cpu-demo", name, files, patches)
+}
+
+/// [`broken_overlay`] of the overlay `of`.
+fn broken_overlay_of(
+    of: &str,
+    name: &str,
+    files: &[(&str, &str)],
+    patches: &str,
+) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix(name)
         .tempdir_in(repo_root().join("target"))
         .unwrap();
-    let to_demo = pathdiff(
-        &repo_root().join("deploy/kubernetes/overlays/cpu-demo"),
-        dir.path(),
-    );
+    let overlay = repo_root().join("deploy/kubernetes/overlays").join(of);
+    let to_demo = pathdiff(&overlay, dir.path());
+    if let Ok(external) = std::fs::read_to_string(overlay.join("EXTERNAL")) {
+        std::fs::write(dir.path().join("EXTERNAL"), external).unwrap();
+    }
     let resources: String = files.iter().map(|(f, _)| format!("  - {f}\n")).collect();
     std::fs::write(
         dir.path().join("kustomization.yaml"),
@@ -205,4 +223,42 @@ fn the_overlays_job_configs_train_what_the_configs_folder_trains() {
         small.spec.eval.suites.len()
     );
     assert_ne!(paper.digest, small.digest);
+}
+
+#[test]
+fn a_pack_job_whose_parts_do_not_match_its_pods_fails() {
+    if kustomize().is_none() {
+        return;
+    }
+    let patch = |ops: &str| {
+        format!("  - target: {{kind: Job, name: exiflang-pack-yfcc}}\n    patch: |-\n{ops}")
+    };
+    let cases = [
+        (
+            "      - op: replace\n        path: /spec/completions\n        value: 4\n",
+            "--part .../8 but completions 4, parallelism 8",
+        ),
+        (
+            "      - op: remove\n        path: /spec/completionMode\n      \
+             - op: remove\n        path: /spec/backoffLimitPerIndex\n",
+            "parts need an Indexed Job",
+        ),
+        (
+            "      - op: replace\n        path: /spec/template/spec/containers/0/args/0\n        \
+             value: dataloader pack --out s3://b/d --part \"$JOB_COMPLETION_INDEX/8\"\n",
+            "no `dataloader merge-manifests`",
+        ),
+        (
+            "      - op: replace\n        path: /spec/template/spec/containers/0/args/0\n        \
+             value: dataloader pack --out s3://b/d --part 0/8; dataloader merge-manifests s3://b/d\n",
+            "give \"$JOB_COMPLETION_INDEX/N\"",
+        ),
+    ];
+    for (ops, problem) in cases {
+        let dir = broken_overlay_of("pack-yfcc", "k8s-pack-", &[], &patch(ops));
+        let out = check(&[dir.path()]);
+        let report = text(&out);
+        assert!(!out.status.success(), "{report}");
+        assert!(report.contains(problem), "expected {problem:?}: {report}");
+    }
 }

@@ -6,7 +6,9 @@
 //!   time limit: the workers checkpoint and leave, the job requeues itself, the next run
 //!   continues from the registered checkpoint and finishes;
 //! - `train-hetjob.sbatch` (coordinator in its own component) runs to the end;
-//! - a node whose worker dies ends the job at once, and the log names the node.
+//! - a node whose worker dies ends the job at once, and the log names the node;
+//! - `pack.sbatch` as a 2-task array packs a YFCC100M-style corpus in two parts, and the
+//!   manifest the last task merges equals a single process's.
 //!
 //! Needs Debian's slurm-wlm and munge and root; skipped without them unless CI=true.
 
@@ -366,4 +368,109 @@ fn a_dead_node_ends_the_job_at_once_and_is_named() {
     );
     let steps = newest_step(work).unwrap();
     assert!(steps < 100_000, "the job did not run on: {steps}");
+}
+
+#[test]
+fn a_pack_array_packs_one_part_per_task_and_the_last_one_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(cluster) = Cluster::start(tmp.path(), 2) else {
+        return;
+    };
+    let dataloader = Path::new(WORKER).with_file_name("dataloader");
+    assert!(
+        dataloader.exists(),
+        "{} is missing: build it with `cargo build --workspace`",
+        dataloader.display()
+    );
+    let work = tmp.path();
+    let corpus = work.join("corpus");
+    let (corpus_s, single, parts) = (
+        corpus.to_str().unwrap(),
+        work.join("single"),
+        work.join("parts"),
+    );
+    let dl = |args: &[&str]| {
+        let out = Command::new(&dataloader).args(args).output().unwrap();
+        assert!(out.status.success(), "dataloader {args:?}: {}", text(&out));
+    };
+    dl(&[
+        "generate-yfcc",
+        "--out",
+        corpus_s,
+        "--lines",
+        "200",
+        "--seed",
+        "5",
+    ]);
+    let (dataset, exif, photos) = (
+        format!("{corpus_s}/yfcc100m_dataset.bz2"),
+        format!("{corpus_s}/yfcc100m_exif.bz2"),
+        format!("{corpus_s}/data/images"),
+    );
+    dl(&[
+        "pack",
+        "--out",
+        single.to_str().unwrap(),
+        "--yfcc-dataset",
+        &dataset,
+        "--yfcc-exif",
+        &exif,
+        "--photos",
+        &photos,
+        "--block-size",
+        "30",
+    ]);
+    let out = cluster
+        .cmd("sbatch")
+        .args(["--parsable", "--array=0-1", "--cpus-per-task=1"])
+        .arg(format!("--output={}/pack-%a.log", work.display()))
+        .arg(Path::new(REPO).join("deploy/slurm/pack.sbatch"))
+        .current_dir(work)
+        .env("EXIFLANG_ROOT", REPO)
+        .env("BIN_DIR", dataloader.parent().unwrap())
+        .env("PACK_OUT", &parts)
+        .env("YFCC_METADATA", corpus_s)
+        .env("YFCC_PHOTOS", &photos)
+        .env("PACK_ARGS", "--block-size 30")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sbatch: {}", text(&out));
+    let job = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let logs = || {
+        (0..2)
+            .map(|i| {
+                std::fs::read_to_string(work.join(format!("pack-{i}.log"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let start = Instant::now();
+    loop {
+        let queued = cluster.run("squeue", &["-h", "-j", &job]);
+        if queued.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the pack array did not end: {queued}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let read = |dir: &Path| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.join("manifest.json"))
+            .unwrap_or_else(|e| panic!("no manifest in {}: {e}\n{}", dir.display(), logs()));
+        serde_json::from_str(&text).unwrap()
+    };
+    let (one, merged) = (read(&single), read(&parts));
+    for field in ["shards", "samples", "skipped", "tags"] {
+        assert_eq!(merged[field], one[field], "{field}");
+    }
+    let logs = logs();
+    for part in ["pack part 0/2", "pack part 1/2"] {
+        assert!(
+            logs.contains(part),
+            "{part} missing from the task logs:\n{logs}"
+        );
+    }
 }

@@ -6,11 +6,11 @@ use dataloader::exif::frequency::{
     FrequencyCounter, TagFrequencies, TagFrequency, DEFAULT_MIN_TAGS, DEFAULT_THRESHOLD,
 };
 use dataloader::exif::{parse_yfcc_line, read_jpeg, ExifError};
+use dataloader::yfcc::Lines;
 use dataloader::TagMap;
+use infra::store::StoreOptions;
 use rayon::prelude::*;
 use serde::Serialize;
-use dataloader::yfcc::Lines;
-use infra::store::StoreOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -199,11 +199,7 @@ fn describe_source(args: &Args, tally: &Tally) -> String {
         ));
     }
     if let Some(y) = &args.yfcc {
-        parts.push(format!(
-            "{} YFCC100M lines from {}",
-            tally.yfcc_lines,
-            y
-        ));
+        parts.push(format!("{} YFCC100M lines from {}", tally.yfcc_lines, y));
     }
     parts.join(" + ")
 }
