@@ -19,7 +19,7 @@ work=$(mktemp -d)
 log=$work/s3.log
 scripts/s3-server.sh datasets >"$log" 2>&1 &
 server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 for _ in $(seq 1 300); do
   grep -q '^S3 server at' "$log" && break
   kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }

@@ -22,7 +22,7 @@ work=$(mktemp -d)
 log=$work/s3.log
 scripts/s3-server.sh yfcc >"$log" 2>&1 &
 server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 for _ in $(seq 1 300); do
   grep -q '^S3 server at' "$log" && break
   kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
@@ -38,15 +38,17 @@ out=s3://yfcc/packed
 say "generating $lines lines under $corpus"
 "$bin/dataloader" generate-yfcc --out "$corpus" --lines "$lines" --seed 1
 pack() {
-  "$bin/dataloader" pack --out "$out" --yfcc-dataset "$corpus/yfcc100m_dataset.bz2" \
+  # exec: a part run in the background is the dataloader process itself, so the SIGKILL
+  # below reaches it (not a subshell that would leave it running).
+  exec "$bin/dataloader" pack --out "$out" --yfcc-dataset "$corpus/yfcc100m_dataset.bz2" \
     --yfcc-exif "$corpus/yfcc100m_exif.bz2" --photos "$corpus/data/images" \
     --tags-from-corpus --block-size 1000 --shard-size-mb 64 --part "$1"
 }
 say "packing with two parts at once"
 start=$(date +%s)
-pack 0/2 >"$work/part0.log" 2>&1 &
+(pack 0/2 >"$work/part0.log" 2>&1) &
 p0=$!
-pack 1/2 >"$work/part1.log" 2>&1 &
+(pack 1/2 >"$work/part1.log" 2>&1) &
 p1=$!
 delay=$(( 20 + RANDOM % 40 ))
 sleep "$delay"
@@ -60,7 +62,7 @@ else
   say "merge before the rerun refused: $(grep -o 'parts not finished[^;]*' "$work/merge-early.log" | head -n1)"
 fi
 say "rerunning part 1"
-pack 1/2 | grep '^part' 
+(pack 1/2) | grep '^part' 
 "$bin/dataloader" merge-manifests "$out"
 say "packed in $(( $(date +%s) - start )) s, kill and rerun included"
 

@@ -1,4 +1,15 @@
-//! YFCC100M EXIF metadata lines: `photo_id<TAB>key:value,key:value,...`.
+//! YFCC100M EXIF metadata lines (the EXIF expansion, `yfcc100m_exif`):
+//! `photo_id<TAB>key:value,key:value,...`.
+//!
+//! The format, from the dataset's Webscope README: one line per photo or video, in the
+//! same order as the main metadata file; "each line refers to a photo/video and its
+//! (comma-separated) set of Exif metadata items. Each item is represented by a key and its
+//! (colon-separated) value, where the key further consists of two parts, a category and a
+//! (period-separated) tag. The category, the tag and the value have all been URL-encoded."
+//! A photo without EXIF is "the line only contains a photo/video identifier and a tab".
+//! The README's example items: `Exif+SubIFD.Focal+Length:50.0+mm,Exif+SubIFD.Focal+Plane+Resolution+Unit:Inches`.
+//! Code that reads the real file splits the same way (hellomuffin/exif-as-language
+//! `dataProcess/yfcc_dataInfo.py`: split on `,` then `:`, then `unquote_plus`).
 //!
 //! Keys and values are URL-encoded (`+` for a space, `%2C` for a comma, ...). A key names
 //! the metadata-extractor directory and tag, `Exif+SubIFD.Focal+Length`; only the
