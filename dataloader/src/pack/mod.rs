@@ -198,6 +198,13 @@ pub async fn pack(
         return Err(PackError::Option("block size must be at least 1".into()));
     }
     let docs = Documents::open(&opts.out, &opts.store)?;
+    // Records of an earlier pack into this URL by another number of parts are stale: a
+    // merge must not mistake them for this pack's.
+    for name in docs.names_starting("pack-part-").await? {
+        if !name.ends_with(&format!("-of-{parts}.json")) {
+            docs.delete(&name).await?;
+        }
+    }
     let settings = settings(opts);
     let lookup = Arc::new(tag_lookup(&input, opts).await?);
     let reader = Arc::new(source::PhotoReader::new(&input, &opts.store)?);

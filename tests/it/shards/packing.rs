@@ -275,3 +275,64 @@ async fn the_manifest_records_the_shipped_tag_list_unless_told_otherwise() {
     );
     assert!(m.tags.iter().any(|t| t == "Tag 11"), "{:?}", m.tags);
 }
+
+#[tokio::test]
+async fn parts_packed_one_after_the_other_merge_to_the_single_process_manifest() {
+    let Some(photos) = camera_photos(30) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    let tags = photo_folder(&dir, &photos);
+    let url = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let options = |out: &str, part| {
+        let mut o = test_options(out, tags.clone(), Compression::None, 2 << 20);
+        o.block_size = 7;
+        o.part = part;
+        o
+    };
+    let single = pack::pack(
+        &Input::Folder(dir.clone()),
+        &options(&url("one"), (0, 1)),
+        &|_| {},
+    )
+    .await
+    .unwrap()
+    .manifest
+    .expect("a single part writes the manifest");
+    assert!(single.shards.len() >= 5, "{} shards", single.shards.len());
+
+    let parts = url("parts");
+    for i in 0..3 {
+        let s = pack::pack(
+            &Input::Folder(dir.clone()),
+            &options(&parts, (i, 3)),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(
+            s.manifest.is_none(),
+            "part {i} of 3 leaves the manifest to the merge"
+        );
+        if i < 2 {
+            let err = pack::merge::merge(&parts, &options(&parts, (0, 1)).store)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains(&format!("{}/3", i + 1)), "{err}");
+        }
+    }
+    let merged = pack::merge::merge(&parts, &options(&parts, (0, 1)).store)
+        .await
+        .unwrap();
+    assert_eq!(merged, single);
+
+    // Packing the same URL again as one part keeps every block and ignores the stale
+    // records of the three parts.
+    let again = pack::pack(&Input::Folder(dir), &options(&parts, (0, 1)), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.blocks_packed, 0);
+    assert_eq!(again.blocks_kept, again.blocks_total);
+    assert_eq!(again.manifest.unwrap().shards, single.shards);
+}
