@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use dataloader::exif::TagList;
 use dataloader::pack::{self, Input, PackInput, PackOptions, TagListChoice, TagSource, YfccInput};
 use dataloader::shard::{Compression, Manifest, WriterOptions};
+use dataloader::yfcc::PhotoLayout;
 
 use super::StoreArgs;
 
@@ -51,6 +52,10 @@ pub struct Args {
     /// mirror: s3://multimedia-commons/data/images).
     #[arg(long, value_name = "URL", requires = "yfcc_dataset")]
     pub photos: Option<String>,
+    /// Where each YFCC100M photo lies under --photos: a template of {id}, {hash} and
+    /// {hash[a:b]}. Default: the mirror's layout.
+    #[arg(long, value_name = "TEMPLATE", default_value = dataloader::yfcc::layout::MIRROR, value_parser = PhotoLayout::parse)]
+    pub photos_layout: PhotoLayout,
     /// Keep only YFCC100M photos under these licences (codes from the licence URL:
     /// by, by-sa, by-nd, by-nc, by-nc-sa, by-nc-nd), comma-separated. Default: all.
     #[arg(long, value_delimiter = ',', requires = "yfcc_dataset")]
@@ -104,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dataset: dataset.clone(),
             exif: args.yfcc_exif.clone().context("--yfcc-exif is required")?,
             photos: args.photos.clone().context("--photos is required")?,
+            layout: args.photos_layout.clone(),
             licences: args.licence.clone(),
         }),
         (Some(url), None) if url.contains("://") && !url.starts_with("file://") => {

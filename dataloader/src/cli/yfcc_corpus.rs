@@ -27,7 +27,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use dataloader::synth::{self, SynthOptions};
-use dataloader::yfcc::{photo_path, url_hash};
+use dataloader::yfcc::{url_hash, PhotoLayout};
 use dataloader::TagMap;
 use infra::store::{self, StoreOptions};
 
@@ -148,6 +148,7 @@ pub async fn generate(
         std::fs::create_dir_all(dir)?;
     }
     let renders = render_pool(seed).await?;
+    let layout = PhotoLayout::default();
     let mut dataset = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
     let mut exif = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
     let mut truth = Truth::default();
@@ -224,7 +225,7 @@ pub async fn generate(
         };
         writeln!(exif, "{id}\t{}", exif_pairs(&exif_tags))?;
         *truth.licences.entry(lcode.to_string()).or_default() += 1;
-        let path = format!("data/images/{}", photo_path(&hash));
+        let path = format!("data/images/{}", layout.path(&id.to_string(), &hash));
         let bytes = match k {
             Kind::Video => {
                 *truth.skipped.entry("video".into()).or_default() += 1;

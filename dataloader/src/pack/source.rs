@@ -13,7 +13,7 @@ use object_store::ObjectStoreExt;
 use super::input::{list_photos, make_key, photo_id, Input};
 use super::photo::{Skip, SkipReason};
 use super::PackError;
-use crate::yfcc::{self, Corpus, Filter, Line, Lines};
+use crate::yfcc::{Corpus, Filter, Line, Lines, PhotoLayout};
 use crate::TagMap;
 use infra::store::{self, retry, RetryPolicy, StoreOptions, StoreUrl};
 
@@ -49,6 +49,8 @@ pub struct YfccInput {
     pub exif: String,
     /// The URL the photos lie under (`s3://multimedia-commons/data/images`).
     pub photos: String,
+    /// Where each photo lies under it (default: the mirror's hash layout).
+    pub layout: PhotoLayout,
     /// Licence codes to keep (`by`, `by-sa`, ...); empty: all.
     pub licences: Vec<String>,
 }
@@ -60,10 +62,11 @@ impl PackInput {
             PackInput::Local(i) => i.describe(),
             PackInput::Objects(url) => format!("objects under {url}"),
             PackInput::Yfcc(y) => format!(
-                "YFCC100M {} + {}, photos under {}{}",
+                "YFCC100M {} + {}, photos under {} as {}{}",
                 y.dataset,
                 y.exif,
                 y.photos,
+                y.layout,
                 if y.licences.is_empty() {
                     String::new()
                 } else {
@@ -173,12 +176,12 @@ pub fn walk(
                 licences: y.licences.clone(),
             };
             let corpus = Corpus::new(open(&y.dataset)?, open(&y.exif)?, filter);
-            Ok(Box::new(YfccUnits(corpus)))
+            Ok(Box::new(YfccUnits(corpus, y.layout.clone())))
         }
     }
 }
 
-struct YfccUnits(Corpus);
+struct YfccUnits(Corpus, PhotoLayout);
 
 impl Iterator for YfccUnits {
     type Item = Result<Unit, PackError>;
@@ -188,7 +191,7 @@ impl Iterator for YfccUnits {
             Ok(None) => None,
             Ok(Some(Line::Skipped(reason))) => Some(Ok(Unit::Skipped(reason))),
             Ok(Some(Line::Photo { record, tags })) => Some(Ok(Unit::Photo(Box::new(Candidate {
-                location: Location::Object(yfcc::photo_path(&record.hash)),
+                location: Location::Object(self.1.path(&record.id, &record.hash)),
                 key: record.id.clone(),
                 id: record.id,
                 tags: Some(tags),

@@ -1,7 +1,7 @@
 //! YFCC100M as its users have it: the main metadata file (`yfcc100m_dataset`, see
 //! [`metadata`]), the EXIF expansion (`yfcc100m_exif`, see [`crate::exif::parse_yfcc_line`]),
 //! both possibly bzip2-compressed and read as streams ([`lines`]), and the photos in a
-//! bucket under the hash-derived layout of the public mirror ([`photo_path`]).
+//! bucket under the hash-derived layout of the public mirror (or another, see [`layout`]).
 //!
 //! [`Corpus`] walks the two files in step (the EXIF file lists the same photos in the same
 //! order; it may also be a subsequence of the dataset file) and says, line by line, which
@@ -9,25 +9,15 @@
 //! an EXIF line or with fewer tags than the minimum are skipped and counted here, from the
 //! metadata alone, before any photo is read.
 
+pub mod layout;
 pub mod lines;
 pub mod metadata;
 
 use crate::exif::parse_yfcc_line;
 use crate::TagMap;
+pub use layout::PhotoLayout;
 pub use lines::{Lines, LinesError};
 pub use metadata::{parse_line, url_hash, Record};
-
-/// Object path of a photo under the mirror's layout: `<h[0:3]>/<h[3:6]>/<h>.jpg`, below
-/// the photos prefix (the AWS mirror keeps them under `data/images/`, e.g.
-/// `s3://multimedia-commons/data/images/4e2/f7a/4e2f7a26a1dfbf165a7e30bdabf7e72a.jpg`;
-/// jfolz's `yfcc100m` package and the public download scripts build the same keys).
-pub fn photo_path(hash: &str) -> String {
-    let (a, b) = (
-        &hash[..3.min(hash.len())],
-        &hash[3.min(hash.len())..6.min(hash.len())],
-    );
-    format!("{a}/{b}/{hash}.jpg")
-}
 
 /// Which photos a corpus walk keeps.
 #[derive(Debug, Clone, Default)]
@@ -302,13 +292,5 @@ mod tests {
         let swapped = vec![exif_line("2", 11), exif_line("1", 11)];
         let err = walk(dataset, swapped, Filter::default()).unwrap_err();
         assert!(err.to_string().contains("same order"), "{err}");
-    }
-
-    #[test]
-    fn photo_paths_follow_the_mirror_layout() {
-        assert_eq!(
-            photo_path("4e2f7a26a1dfbf165a7e30bdabf7e72a"),
-            "4e2/f7a/4e2f7a26a1dfbf165a7e30bdabf7e72a.jpg"
-        );
     }
 }
