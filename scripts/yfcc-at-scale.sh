@@ -18,19 +18,7 @@ bin=target/release
 for b in dataloader worker; do
   [[ -x $bin/$b ]] || { echo "yfcc-at-scale.sh: build first: cargo build --release -p dataloader -p worker" >&2; exit 1; }
 done
-work=$(mktemp -d)
-log=$work/s3.log
-scripts/s3-server.sh yfcc >"$log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
-for _ in $(seq 1 300); do
-  grep -q '^S3 server at' "$log" && break
-  kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.1
-done
-endpoint=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" | head -n1)
-export AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
-export RUST_LOG=${RUST_LOG:-warn}
+S3_BUCKET=yfcc source scripts/s3-background.sh
 say() { echo "[$(date +%T)] $*"; }
 
 corpus=s3://yfcc/corpus
