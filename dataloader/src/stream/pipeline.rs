@@ -247,8 +247,8 @@ async fn fetch_whole(ctx: &Ctx, at: SampleRef) -> Result<Option<Fetched>, ShardE
     }
 }
 
-/// The head, then the photo's byte ranges under `rects`; `Ok(None)` if the sample is
-/// bad (skipped and counted). Finding the ranges parses the kit's few hundred header
+/// The head, then the photo's byte ranges under `rects` (the whole sample when its kit or
+/// index is damaged); `Ok(None)` if the sample is bad (skipped and counted). Finding the ranges parses the kit's few hundred header
 /// bytes and reads a few index entries: microseconds, so it runs here.
 async fn fetch_ranged(
     ctx: &Ctx,
@@ -268,10 +268,11 @@ async fn fetch_ranged(
     let (mut photo, ranges) = match planned {
         Ok(p) => p,
         Err(e) => {
-            ctx.counters.add_fetch(head_bytes, 1, true);
-            ctx.counters
-                .skip(SkipReason::CorruptJpeg, &entry.key, &e.to_string());
-            return Ok(None);
+            // A damaged kit or index: the whole photo still decodes (without the index),
+            // so fetch it whole, as the whole mode would.
+            tracing::debug!(key = %entry.key, error = %e, "no ranged read; fetching the sample whole");
+            ctx.counters.add_fetch(head_bytes, 1, false);
+            return fetch_whole(ctx, at).await;
         }
     };
     let pieces = match ctx
