@@ -122,8 +122,6 @@ fn merge<T: Ord + Copy + std::ops::Add<Output = T>>(
 /// A JPEG held as the pieces of it that were fetched, at their offsets.
 pub struct SparseJpeg {
     buf: Vec<u8>,
-    /// What has been filled in so far (kit pieces and fetched ranges), merged.
-    filled: Vec<Range<u64>>,
 }
 
 impl SparseJpeg {
@@ -148,7 +146,6 @@ impl SparseJpeg {
         }
         let mut sparse = SparseJpeg {
             buf: vec![0; len as usize],
-            filled: Vec::new(),
         };
         let mut data = HEADER_LEN + 12 * n;
         for i in 0..n {
@@ -183,8 +180,6 @@ impl SparseJpeg {
             .filter(|&e| e <= self.len())
             .ok_or_else(|| corrupt(format!("bytes at {at} lie outside the file")))?;
         self.buf[at as usize..end as usize].copy_from_slice(bytes);
-        self.filled.push(at..end);
-        self.filled = merge(std::mem::take(&mut self.filled), 0);
         Ok(())
     }
 
@@ -245,13 +240,6 @@ impl SparseJpeg {
         super::check_rect(rect, hdr.width, hdr.height)?;
         let scan = Scan::new(&self.buf, &hdr)?;
         super::decode_with_index(&self.buf, &hdr, &scan, index_bytes, rect, false)
-    }
-
-    /// Whether `range` of the file has been filled in.
-    pub fn has(&self, range: Range<u64>) -> bool {
-        self.filled
-            .iter()
-            .any(|f| f.start <= range.start && range.end <= f.end)
     }
 }
 
