@@ -31,6 +31,9 @@ enum Command {
     /// Make a CA and a certificate for serving TLS (a cluster without cert-manager, a
     /// one-person setup).
     Certs(cli::certs::CertsArgs),
+    /// Load-test the control plane: a real `coordinator serve` and N simulated nodes over
+    /// loopback; prints join, heartbeat, CPU, memory, database and failover figures.
+    LoadTest(cli::load_test::LoadTestArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         Command::Stop(args) => cli::stop::run(args),
         Command::Checkpoints(args) => cli::checkpoints::run(args),
         Command::Certs(args) => cli::certs::run(args),
+        Command::LoadTest(args) => cli::load_test::run(args),
     }
 }

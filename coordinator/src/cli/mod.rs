@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod checkpoints;
 pub mod launch;
+pub mod load_test;
 pub mod serve;
 pub mod status;
 pub mod stop;
