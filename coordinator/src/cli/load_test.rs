@@ -13,7 +13,7 @@ use coordinator::client::{connect, Client};
 use proto::wire;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,8 @@ struct Figures {
     heartbeat_max_ms: f64,
     /// Heartbeats refused (rate limit or error).
     heartbeat_errors: usize,
+    /// Live nodes the coordinator declared dead (their heartbeats came too late).
+    live_declared_dead: usize,
     /// The coordinator's user + system CPU over the steady phase, per second of it.
     coordinator_cpu_per_s: f64,
     coordinator_rss_peak_mb: f64,
@@ -75,7 +77,7 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
     let figures = rt.block_on(measure(&args, &mut server))?;
     server.stop();
     println!(
-        "{} nodes x {} ranks: all ranks {:.0} ms after the last join; heartbeat p50 {:.2} ms, p99 {:.2} ms ({} beats, {} refused); coordinator {:.3} CPU-s/s, {:.0} MB peak; database {} KB (+{:.0} B/s); dead node seen after {:.0} ms, next round closed {:.0} ms later",
+        "{} nodes x {} ranks: all ranks {:.0} ms after the last join; heartbeat p50 {:.2} ms, p99 {:.2} ms ({} beats, {} refused, {} live nodes declared dead); coordinator {:.3} CPU-s/s, {:.0} MB peak; database {} KB (+{:.0} B/s); dead node seen after {:.0} ms, next round closed {:.0} ms later",
         figures.nodes,
         args.ranks_per_node,
         figures.join_to_ranks_ms,
@@ -83,6 +85,7 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
         figures.heartbeat_p99_ms,
         figures.heartbeats,
         figures.heartbeat_errors,
+        figures.live_declared_dead,
         figures.coordinator_cpu_per_s,
         figures.coordinator_rss_peak_mb,
         figures.db_bytes / 1024,
@@ -257,120 +260,190 @@ fn progress(ranks: &[u32], step: u64) -> Vec<wire::RankProgress> {
         .collect()
 }
 
+/// What the heartbeat tasks share with the driver.
+#[derive(Default)]
+struct Shared {
+    /// Steady-phase heartbeat latencies in ms.
+    latencies: Mutex<Vec<f64>>,
+    errors: Mutex<usize>,
+    /// Nodes declared dead while alive.
+    false_deaths: Mutex<Vec<usize>>,
+    /// When the first REJOIN arrived, and its round.
+    rejoin_seen: Mutex<Option<(Instant, u64)>>,
+    /// Set while latencies are recorded.
+    steady: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// A node's heartbeat loop, from registration to the end: with the progress of its
+/// ranks while it holds them in `round` (0: waiting in a rendezvous, no progress), not
+/// at all while `silent`. A REJOIN drops its round to 0, as a node does before joining.
+struct Beat {
+    id: AtomicU64,
+    round: AtomicU64,
+    silent: AtomicBool,
+}
+
+fn spawn_beats(
+    i: usize,
+    mut client: Client,
+    beat: Arc<Beat>,
+    my_ranks: Vec<u32>,
+    interval: Duration,
+    offset: Duration,
+    shared: Arc<Shared>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(offset).await;
+        let mut step = 0u64;
+        while !shared.stop.load(Ordering::Relaxed) {
+            if beat.silent.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            let round = beat.round.load(Ordering::Relaxed);
+            step += 1;
+            let request = wire::HeartbeatRequest {
+                node_id: beat.id.load(Ordering::Relaxed),
+                progress: if round == 0 {
+                    Vec::new()
+                } else {
+                    progress(&my_ranks, step)
+                },
+                round,
+                ..Default::default()
+            };
+            let t = Instant::now();
+            match client.heartbeat(request).await {
+                Ok(reply) => {
+                    if shared.steady.load(Ordering::Relaxed) {
+                        let ms = t.elapsed().as_secs_f64() * 1e3;
+                        shared.latencies.lock().unwrap().push(ms);
+                    }
+                    let reply = reply.into_inner();
+                    if reply.directive == wire::Directive::Rejoin as i32 {
+                        beat.round.store(0, Ordering::Relaxed);
+                        let mut seen = shared.rejoin_seen.lock().unwrap();
+                        seen.get_or_insert((Instant::now(), reply.round));
+                    }
+                }
+                Err(status) if status.code() == tonic::Code::NotFound => {
+                    // Declared dead while alive: the coordinator fell behind.
+                    shared.false_deaths.lock().unwrap().push(i);
+                    beat.silent.store(true, Ordering::Relaxed);
+                }
+                Err(_) => *shared.errors.lock().unwrap() += 1,
+            }
+            tokio::time::sleep(interval).await;
+        }
+    })
+}
+
 async fn measure(args: &LoadTestArgs, server: &mut Server) -> anyhow::Result<Figures> {
     let ranks = args.ranks_per_node;
+    let interval = Duration::from_millis(args.heartbeat_ms);
     let connected = (0..args.nodes).map(|i| connect_node(&server.url, i, ranks));
     let mut nodes = futures::future::try_join_all(connected).await?;
+    let shared = Arc::new(Shared::default());
+    let beats: Vec<Arc<Beat>> = nodes
+        .iter()
+        .map(|n| {
+            Arc::new(Beat {
+                id: AtomicU64::new(n.id),
+                round: AtomicU64::new(0),
+                silent: AtomicBool::new(false),
+            })
+        })
+        .collect();
+    // Every node heartbeats from registration on, the first beats spread over one
+    // interval as real nodes drift apart.
+    let tasks: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let my_ranks = (0..ranks).map(|r| i as u32 * ranks + r).collect();
+            let offset = interval.mul_f64(i as f64 / args.nodes as f64);
+            spawn_beats(
+                i,
+                n.client.clone(),
+                beats[i].clone(),
+                my_ranks,
+                interval,
+                offset,
+                shared.clone(),
+            )
+        })
+        .collect();
     let (rounds, join_ms) = join_all(&mut nodes, ranks, 0).await?;
     let round = rounds[0];
     if rounds.iter().any(|&r| r != round) {
         bail!("nodes got different rounds: {rounds:?}");
     }
+    for b in &beats {
+        b.round.store(round, Ordering::Relaxed);
+    }
 
-    // Steady heartbeats; node 0 falls silent at the end of the steady phase.
-    let interval = Duration::from_millis(args.heartbeat_ms);
+    // The steady phase: every node beats with its ranks' progress.
     let (cpu0, _) = server.usage();
     let (db0, started) = (server.db_bytes(), Instant::now());
-    let steady = Duration::from_secs(args.steady_s);
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(0usize));
-    let rejoin_seen: Arc<Mutex<Option<(Instant, u64)>>> = Arc::new(Mutex::new(None));
-    let silent_since: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut beats = Vec::new();
-    for (i, node) in nodes.iter().enumerate() {
-        let (mut client, id) = (node.client.clone(), node.id);
-        let my_ranks: Vec<u32> = (0..ranks).map(|r| i as u32 * ranks + r).collect();
-        let (latencies, errors, rejoin_seen, silent_since, stop) = (
-            latencies.clone(),
-            errors.clone(),
-            rejoin_seen.clone(),
-            silent_since.clone(),
-            stop.clone(),
-        );
-        // Spread the first beats over one interval, as real nodes drift apart.
-        let offset = interval.mul_f64(i as f64 / args.nodes as f64);
-        beats.push(tokio::spawn(async move {
-            tokio::time::sleep(offset).await;
-            let mut step = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                if i == 0 && started.elapsed() >= steady {
-                    silent_since.lock().unwrap().get_or_insert(Instant::now());
-                    return;
-                }
-                step += 1;
-                let request = wire::HeartbeatRequest {
-                    node_id: id,
-                    progress: progress(&my_ranks, step),
-                    round,
-                    ..Default::default()
-                };
-                let t = Instant::now();
-                match client.heartbeat(request).await {
-                    Ok(reply) => {
-                        let ms = t.elapsed().as_secs_f64() * 1e3;
-                        if started.elapsed() < steady {
-                            latencies.lock().unwrap().push(ms);
-                        }
-                        let reply = reply.into_inner();
-                        if reply.directive == wire::Directive::Rejoin as i32 {
-                            rejoin_seen
-                                .lock()
-                                .unwrap()
-                                .get_or_insert((Instant::now(), reply.round));
-                            return;
-                        }
-                    }
-                    Err(_) => *errors.lock().unwrap() += 1,
-                }
-                tokio::time::sleep(interval).await;
-            }
-        }));
-    }
-    // Sample the coordinator's memory while the steady phase runs.
+    shared.steady.store(true, Ordering::Relaxed);
     let mut peak = 0f64;
-    while started.elapsed() < steady {
+    while started.elapsed() < Duration::from_secs(args.steady_s) {
         peak = peak.max(server.usage().1);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    shared.steady.store(false, Ordering::Relaxed);
     let (cpu1, _) = server.usage();
     let steady_s = started.elapsed().as_secs_f64();
     let db1 = server.db_bytes();
 
-    // Wait for the coordinator to see node 0 dead and tell the others to rejoin.
+    // Node 0 falls silent; wait for the coordinator to tell the others to rejoin.
+    *shared.rejoin_seen.lock().unwrap() = None;
+    let silent = Instant::now();
+    beats[0].silent.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + interval * 20;
     let (seen_at, next) = loop {
-        if let Some(seen) = *rejoin_seen.lock().unwrap() {
+        if let Some(seen) = *shared.rejoin_seen.lock().unwrap() {
             break seen;
         }
         if Instant::now() > deadline {
-            stop.store(true, Ordering::Relaxed);
+            shared.stop.store(true, Ordering::Relaxed);
             bail!("no node was told to rejoin after node 0 fell silent");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let silent = silent_since.lock().unwrap().unwrap_or(seen_at);
-    stop.store(true, Ordering::Relaxed);
-    for b in beats {
-        let _ = b.await;
+    // Node 0 comes back (as a restarted `worker join` does), and so does any node
+    // declared dead while it was alive; then every node joins the announced round.
+    let mut dead: Vec<usize> = std::mem::take(&mut *shared.false_deaths.lock().unwrap());
+    let live_declared_dead = dead.len();
+    dead.push(0);
+    dead.sort_unstable();
+    dead.dedup();
+    for i in dead {
+        let node = &mut nodes[i];
+        node.id = register(&mut node.client, &node.name.clone(), ranks).await?;
+        beats[i].id.store(node.id, Ordering::Relaxed);
+        beats[i].round.store(0, Ordering::Relaxed);
+        beats[i].silent.store(false, Ordering::Relaxed);
     }
-    // Node 0 comes back (as a restarted `worker join` does) and everyone joins the round.
-    let node0 = &mut nodes[0];
-    node0.id = register(&mut node0.client, &node0.name.clone(), ranks).await?;
     let (rounds, _) = join_all(&mut nodes, ranks, next).await?;
     if rounds.iter().any(|&r| r != next) {
         bail!("the next round is not the one announced ({next}): {rounds:?}");
     }
     let next_round_ms = seen_at.elapsed().as_secs_f64() * 1e3;
+    shared.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
 
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
+    let mut lat = std::mem::take(&mut *shared.latencies.lock().unwrap());
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
             .copied()
             .unwrap_or(0.0)
     };
-    let heartbeat_errors = *errors.lock().unwrap();
+    let heartbeat_errors = *shared.errors.lock().unwrap();
     Ok(Figures {
         nodes: args.nodes,
         ranks: args.nodes * ranks,
@@ -381,6 +454,7 @@ async fn measure(args: &LoadTestArgs, server: &mut Server) -> anyhow::Result<Fig
         heartbeat_p99_ms: pct(0.99),
         heartbeat_max_ms: lat.last().copied().unwrap_or(0.0),
         heartbeat_errors,
+        live_declared_dead,
         coordinator_cpu_per_s: (cpu1 - cpu0) / steady_s,
         coordinator_rss_peak_mb: peak,
         db_bytes: server.db_bytes(),
