@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -145,18 +145,7 @@ impl Documents {
 
     /// Writes `value` as JSON to object `name`.
     pub async fn put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), ShardError> {
-        let body = serde_json::to_vec(value).map_err(|e| ShardError::Write {
-            url: self.store.display(name),
-            reason: e.to_string(),
-        })?;
-        let payload = PutPayload::from(body);
-        let path = self.store.child(name);
-        let what = format!("PUT {}", self.store.display(name));
-        retry(&self.retry, &what, || {
-            self.store.store.put(&path, payload.clone())
-        })
-        .await?;
-        Ok(())
+        crate::shard::writer::put_json(&self.store, &self.retry, name, value).await
     }
 
     /// The size of object `name`; `None` when it does not exist.

@@ -281,18 +281,7 @@ impl DatasetWriter {
     }
 
     async fn put_json<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), ShardError> {
-        let body = serde_json::to_vec_pretty(value).map_err(|e| ShardError::Write {
-            url: self.store.url.clone(),
-            reason: format!("cannot serialise {name}: {e}"),
-        })?;
-        let payload = PutPayload::from(body);
-        let path = self.store.child(name);
-        let what = format!("PUT {}", self.store.display(name));
-        retry(&self.retry, &what, || {
-            self.store.store.put(&path, payload.clone())
-        })
-        .await?;
-        Ok(())
+        put_json(&self.store, &self.retry, name, value).await
     }
 
     /// Closes the last shard of a block writer and returns the block's shards and their
@@ -332,6 +321,24 @@ impl DatasetWriter {
             }
         }
     }
+}
+
+/// Writes `value` as pretty JSON to object `name` under `store` (retried).
+pub(crate) async fn put_json<T: serde::Serialize>(
+    store: &StoreUrl,
+    policy: &RetryPolicy,
+    name: &str,
+    value: &T,
+) -> Result<(), ShardError> {
+    let body = serde_json::to_vec_pretty(value).map_err(|e| ShardError::Write {
+        url: store.url.clone(),
+        reason: format!("cannot serialise {name}: {e}"),
+    })?;
+    let payload = PutPayload::from(body);
+    let path = store.child(name);
+    let what = format!("PUT {}", store.display(name));
+    retry(policy, &what, || store.store.put(&path, payload.clone())).await?;
+    Ok(())
 }
 
 fn upload_error(what: String, source: object_store::Error) -> ShardError {
