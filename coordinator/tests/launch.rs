@@ -213,7 +213,7 @@ fn finished_job_db(db: &Path) {
         progress_round: RoundId::new(1),
         finished: true,
     };
-    state.nodes.insert(node.id, node);
+    state.nodes.insert(node.id, std::sync::Arc::new(node));
     for step in [20, 40] {
         state.checkpoints.insert(CheckpointInfo {
             step: Step::new(step),

@@ -1,7 +1,9 @@
 //! `coordinator load-test` on a small job: a real `coordinator serve` process and 12
-//! simulated nodes of 8 ranks; every node gets its ranks, heartbeats are answered, the
-//! silent node is seen dead, the others are told to rejoin and the next round closes with
-//! it back. The figures are printed, not asserted against times (shared machines).
+//! simulated nodes of 8 ranks; every node gets its ranks, heartbeats are answered,
+//! rank 0's checkpoints are registered and each evaluation they are due is leased and
+//! done, a flooding client is refused while the nodes are served, the silent node is
+//! seen dead, the others are told to rejoin and the next round closes with it back. The
+//! figures are printed, not asserted against times (shared machines).
 
 use std::process::Command;
 
@@ -15,7 +17,9 @@ fn a_small_load_test_runs_every_phase_and_reports_its_figures() {
             "--heartbeat-ms",
             "300",
             "--steady-s",
-            "3",
+            "4",
+            "--flood",
+            "4",
         ])
         .output()
         .expect("run coordinator load-test");
@@ -30,7 +34,26 @@ fn a_small_load_test_runs_every_phase_and_reports_its_figures() {
     assert_eq!(f["nodes"], 12);
     assert_eq!(f["ranks"], 96);
     assert!(f["heartbeats"].as_u64().unwrap() >= 12, "{json}");
-    assert_eq!(f["heartbeat_errors"], 0, "{json}");
+    assert_eq!(
+        f["errors"], 0,
+        "no call of a node or the agent failed: {json}"
+    );
+    assert!(f["flooded_heartbeats"].as_u64().unwrap() >= 12, "{json}");
+    let checkpoints = f["checkpoints_reported"].as_u64().unwrap();
+    assert!(checkpoints >= 4, "one checkpoint per interval: {json}");
+    let evaluated = f["evaluations_done"].as_u64().unwrap();
+    assert!(
+        evaluated >= 1 && evaluated <= checkpoints,
+        "one evaluation per checkpoint at most, done as they come: {json}"
+    );
+    let (calls, refused) = (
+        f["flood_calls"].as_u64().unwrap(),
+        f["flood_refused"].as_u64().unwrap(),
+    );
+    assert!(
+        refused > calls / 2,
+        "the flooding client is refused most of its calls: {json}"
+    );
     for field in [
         "join_to_ranks_ms",
         "heartbeat_p99_ms",

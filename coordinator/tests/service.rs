@@ -139,7 +139,7 @@ async fn two_node_round(client: &mut Client) -> (u64, u64, [wire::JoinRendezvous
 }
 
 #[tokio::test]
-async fn two_nodes_join_the_same_round_with_ranks_0_and_1_and_each_others_addresses() {
+async fn two_nodes_join_the_same_round_with_ranks_0_and_1_and_the_leaders_address() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mut client) = start(&dir.path().join("c.db"), LONG_TIMEOUT_MS).await;
     let (a, b, [ra, rb]) = two_node_round(&mut client).await;
@@ -149,17 +149,19 @@ async fn two_nodes_join_the_same_round_with_ranks_0_and_1_and_each_others_addres
         (ra.global_ranks.clone(), rb.global_ranks.clone()),
         (vec![0], vec![1])
     );
-    let addresses: Vec<_> = ra
-        .peers
-        .iter()
-        .map(|p| (p.rank, p.address.clone()))
-        .collect();
-    let expected = vec![
-        (0, format!("10.0.0.{a}:7000")),
-        (1, format!("10.0.0.{b}:7000")),
-    ];
-    assert_eq!(addresses, expected);
-    assert_eq!(ra.peers, rb.peers);
+    let addresses = |r: &wire::JoinRendezvousResponse| {
+        r.peers
+            .iter()
+            .map(|p| (p.rank, p.address.clone()))
+            .collect::<Vec<_>>()
+    };
+    let leader = (0, format!("10.0.0.{a}:7000"));
+    assert_eq!(addresses(&ra), vec![leader.clone()]);
+    assert_eq!(
+        addresses(&rb),
+        vec![leader, (1, format!("10.0.0.{b}:7000"))],
+        "a node gets the leader's address and its own"
+    );
     assert_eq!(
         ra.bootstrap,
         vec![a as u8],

@@ -132,7 +132,7 @@ mod tests {
     fn finished_job() -> State {
         let (mut state, ids) = running(&["a", "b"]);
         for (i, id) in ids.iter().enumerate() {
-            state.nodes.get_mut(id).unwrap().progress = vec![RankProgress {
+            state.node_mut(*id).unwrap().progress = vec![RankProgress {
                 global_rank: Rank::new(i as u32),
                 step: Step::new(40 - i as u64),
                 ..Default::default()
@@ -173,7 +173,10 @@ mod tests {
     #[test]
     fn a_stopped_job_without_progress_names_its_checkpoint_step() {
         let mut state = finished_job();
-        state.nodes.values_mut().for_each(|n| n.progress.clear());
+        state
+            .nodes
+            .values_mut()
+            .for_each(|n| std::sync::Arc::make_mut(n).progress.clear());
         state.phase = JobPhase::Stopped;
         let job = PreviousJob::of(Path::new("c.db"), &state);
         assert_eq!(

@@ -261,7 +261,7 @@ async fn serve_state(
     });
     let timer = tokio::spawn(run_timer(shared.clone(), stop_rx));
     let service = guard::Guarded::new(
-        CoordinatorServer::new(service::CoordinatorService::new(shared))
+        CoordinatorServer::new(service::CoordinatorService::new(shared.clone()))
             .max_decoding_message_size(MAX_REQUEST_BYTES),
         config.credentials.clone(),
         config.limits,
@@ -277,6 +277,7 @@ async fn serve_state(
         .serve_with_incoming_shutdown(incoming, signal)
         .await;
     let _ = timer.await;
+    shared.flush_soft().await;
     if let Some(health) = health {
         if let Ok(Err(e)) = health.await {
             tracing::warn!(error = %e, "the health service failed");
@@ -293,9 +294,15 @@ async fn serve_state(
 async fn run_timer(shared: Arc<Shared>, mut stopping: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(tick_period(&shared.policy));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut flush = tokio::time::interval(shared::SOFT_FLUSH);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = interval.tick() => {}
+            _ = flush.tick() => {
+                shared.flush_soft().await;
+                continue;
+            }
             _ = stopping.changed() => return,
         }
         let result = shared

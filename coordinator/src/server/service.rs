@@ -27,7 +27,7 @@ impl CoordinatorService {
         &self,
         request: &JoinRequest,
     ) -> Result<wire::JoinRendezvousResponse, ServiceError> {
-        let mut changed = self.shared.subscribe();
+        let mut changed = self.shared.watch_waiting_joins();
         let mut stopping = self.shared.stopping.clone();
         loop {
             changed.borrow_and_update();
@@ -74,10 +74,7 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<wire::HeartbeatResponse>, Status> {
         let report: proto::domain::HeartbeatReport = request.into_inner().into();
         let has_rank0 = report.progress.iter().any(|p| p.global_rank.get() == 0);
-        let directive = self
-            .shared
-            .apply(|s, now, policy| state::heartbeat(s, report, now, policy))
-            .await?;
+        let directive = self.shared.heartbeat(report).await?;
         if has_rank0 {
             self.shared.note_history().await;
         }

@@ -1,23 +1,28 @@
-//! The state the handlers and the timer share, and the one way it changes: a decision
-//! on a copy, the change written to the database on a blocking thread (never on the
-//! async runtime), and only then the copy made current, so every answer a client gets
-//! is about a state that survives a crash of the coordinator.
+//! The state the handlers and the timer share, and the ways it changes. A decision runs
+//! on a copy, the change is written to the database on a blocking thread (never on the
+//! async runtime), and only then the copy is made current, so every answer a client gets
+//! is about a state that survives a crash of the coordinator. The one exception is a
+//! heartbeat that changes only its node's soft state (last heartbeat time, progress:
+//! [`state::heartbeat_is_soft`]), nearly every heartbeat: it is applied in place, with
+//! no copy, no write and no wake-up of waiting joins, and the nodes it touched are
+//! written every [`SOFT_FLUSH`] and at shutdown. What a crash loses of it comes back
+//! with the next heartbeats; a restart gives every node a grace period.
 
 use super::now_ms;
 use crate::history::{self, Change, History, HistoryPoint};
-use crate::state::{self, Action, DecisionError, Policy, State};
+use crate::state::{self, Action, DecisionError, Node, Policy, State, WaitingJoinsKey};
 use crate::status::ServiceError;
 use crate::store::{Store, StoreError};
-use proto::domain::{EvalId, EvalImage};
-use std::collections::BTreeMap;
+use proto::domain::{Directive, EvalId, EvalImage, HeartbeatReport, NodeId};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// The state clients see: only ever one that is in the database.
 struct Committed {
     state: Mutex<Arc<State>>,
-    /// Bumped after every change of the state; joins wait on it.
-    changed: watch::Sender<u64>,
+    /// What waiting joins depend on ([`state::waiting_joins_key`]): sent when it changes.
+    waiting: watch::Sender<WaitingJoinsKey>,
 }
 
 impl Committed {
@@ -25,11 +30,24 @@ impl Committed {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn replace(&self, next: State) {
+    fn replace(&self, next: State, key: WaitingJoinsKey) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
-        self.changed.send_modify(|v| *v += 1);
+        self.waiting
+            .send_if_modified(|k| std::mem::replace(k, key) != key);
+    }
+
+    /// Runs `change` on the current state itself (copied first only while a reader
+    /// holds it), without telling the waiters.
+    fn change_in_place<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
+        let mut current = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        change(Arc::make_mut(&mut current))
     }
 }
+
+/// How often the nodes' soft state is written.
+pub(crate) const SOFT_FLUSH: std::time::Duration = std::time::Duration::from_secs(30);
+/// Nodes written per transaction of a soft-state flush.
+const SOFT_FLUSH_ROWS: usize = 128;
 
 /// State, store and notifications shared by the handlers and the timer.
 pub(crate) struct Shared {
@@ -45,6 +63,8 @@ pub(crate) struct Shared {
     history: Mutex<History>,
     /// The names of each evaluation's pictures (their bytes stay in the database).
     eval_images: Mutex<BTreeMap<EvalId, Vec<String>>>,
+    /// Nodes whose soft state changed since it was last written.
+    soft_changed: Mutex<BTreeSet<NodeId>>,
 }
 
 /// The names of each evaluation's pictures.
@@ -65,14 +85,15 @@ impl Shared {
     ) -> Self {
         Self {
             committed: Arc::new(Committed {
+                waiting: watch::channel(state::waiting_joins_key(&state, &policy)).0,
                 state: Mutex::new(Arc::new(state)),
-                changed: watch::channel(0).0,
             }),
             store: Arc::new(tokio::sync::Mutex::new(store)),
             policy,
             stopping,
             history: Mutex::new(history),
             eval_images: Mutex::new(eval_images),
+            soft_changed: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -159,6 +180,74 @@ impl Shared {
             .clone()
     }
 
+    /// Records a heartbeat: in place when it is soft ([`state::heartbeat_is_soft`]),
+    /// else through [`Shared::apply`].
+    pub(crate) async fn heartbeat(
+        &self,
+        report: HeartbeatReport,
+    ) -> Result<Directive, ServiceError> {
+        let node = report.node;
+        let soft = {
+            // The database lock orders this with `apply`, whose copy would otherwise
+            // replace the state without this heartbeat.
+            let _order = self.store.lock().await;
+            self.committed.change_in_place(|state| {
+                if !state::heartbeat_is_soft(state, &report) {
+                    return Err(report);
+                }
+                Ok(state::heartbeat(state, report, now_ms(), &self.policy))
+            })
+        };
+        match soft {
+            Ok(decided) => {
+                let (directive, actions) = decided?;
+                debug_assert!(
+                    actions.is_empty(),
+                    "a soft heartbeat changed the job: {actions:?}"
+                );
+                self.soft_changed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(node);
+                Ok(directive)
+            }
+            Err(report) => {
+                self.apply(|s, now, policy| state::heartbeat(s, report, now, policy))
+                    .await
+            }
+        }
+    }
+
+    /// Writes the soft state of the nodes whose heartbeats changed it since the last
+    /// time, [`SOFT_FLUSH_ROWS`] nodes per transaction so heartbeats (which wait for
+    /// the database lock) never wait long. A failure is logged and the nodes stay to be
+    /// written next time.
+    pub(crate) async fn flush_soft(&self) {
+        let ids: Vec<NodeId> =
+            std::mem::take(&mut *self.soft_changed.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .collect();
+        for chunk in ids.chunks(SOFT_FLUSH_ROWS) {
+            let mut store = self.store.clone().lock_owned().await;
+            let state = self.committed.current();
+            let nodes: Vec<Arc<Node>> = chunk
+                .iter()
+                .filter_map(|id| state.nodes.get(id).cloned())
+                .collect();
+            drop(state);
+            let written = tokio::task::spawn_blocking(move || store.save_nodes(&nodes)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                if let Ok(Err(e)) = written {
+                    tracing::warn!(error = %e, nodes = chunk.len(), "the nodes' heartbeat times and progress were not stored; trying again later");
+                }
+                self.soft_changed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(chunk);
+            }
+        }
+    }
+
     /// Runs one decision on a copy of the state; when the copy differs, writes what
     /// changed (on a blocking thread) and only then makes it current; logs the
     /// decision's actions. A failed write leaves the state as it was.
@@ -172,9 +261,13 @@ impl Shared {
         let (value, actions) = decide(&mut next, now_ms(), &self.policy)?;
         if next != *current {
             let committed = self.committed.clone();
+            let key = state::waiting_joins_key(&next, &self.policy);
             let write = tokio::task::spawn_blocking(move || {
                 store.save_change(&current, &next)?;
-                committed.replace(next);
+                // The old state goes before the lock: a soft heartbeat waiting for it
+                // then finds the new state unshared and changes it without a copy.
+                drop(current);
+                committed.replace(next, key);
                 drop(store);
                 Ok::<_, StoreError>(())
             });
@@ -196,8 +289,8 @@ impl Shared {
         query(state.as_ref(), now_ms())
     }
 
-    /// A receiver that sees every later change of the state.
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.committed.changed.subscribe()
+    /// A receiver that sees every later change of what waiting joins depend on.
+    pub(crate) fn watch_waiting_joins(&self) -> watch::Receiver<WaitingJoinsKey> {
+        self.committed.waiting.subscribe()
     }
 }

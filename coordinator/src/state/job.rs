@@ -60,12 +60,17 @@ pub fn stop(state: &mut State, request: StopRequest) -> Vec<Action> {
 /// The job as an operator sees it at `now_ms`.
 pub fn status(state: &State, now_ms: u64, stragglers: StragglerPolicy) -> JobStatus {
     let current = state.current.as_ref();
+    // One lookup per node (a member search each would cost N^2 at N nodes).
+    let members_of_round: std::collections::BTreeMap<NodeId, &[Rank]> = current
+        .map(|c| c.members.iter().map(|m| (m.node, &m.ranks[..])).collect())
+        .unwrap_or_default();
     let ranks_of = |id: NodeId| {
-        current
-            .and_then(|c| c.member(id))
-            .map(|m| m.ranks.clone())
+        members_of_round
+            .get(&id)
+            .map(|r| r.to_vec())
             .unwrap_or_default()
     };
+    let running_round = state.phase == JobPhase::Running;
     let members = state
         .nodes
         .values()
@@ -83,7 +88,7 @@ pub fn status(state: &State, now_ms: u64, stragglers: StragglerPolicy) -> JobSta
         state
             .nodes
             .values()
-            .filter(|n| n.alive && state.in_running_round(n.id))
+            .filter(|n| n.alive && running_round && members_of_round.contains_key(&n.id))
             .flat_map(|n| n.progress.iter())
     };
     let samples_per_sec = running().map(|p| p.samples_per_sec).sum();

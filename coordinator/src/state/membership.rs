@@ -10,6 +10,7 @@ use super::{Action, DecisionError, Node, Policy, State};
 use proto::domain::{
     Directive, HeartbeatReport, JobPhase, NodeId, NodeSpec, RankProgress, RoundId,
 };
+use std::sync::Arc;
 
 /// The most training processes one node may register: above the GPUs or cores of any
 /// machine, far below what would make a world size absurd.
@@ -88,7 +89,7 @@ pub fn register(
     );
     state.nodes.insert(
         id,
-        Node {
+        Arc::new(Node {
             id,
             spec,
             alive: true,
@@ -97,9 +98,20 @@ pub fn register(
             progress: Vec::new(),
             progress_round: RoundId::new(0),
             finished: false,
-        },
+        }),
     );
     Ok((id, actions))
+}
+
+/// Whether [`heartbeat`] with `report` changes nothing but the node's soft state (its
+/// last heartbeat time and progress, see [`Node`]): the node is known, alive and stays,
+/// and the report finishes nothing that was not finished. Nearly every heartbeat is
+/// one; the server applies them in place, without a copy of the state or a write.
+pub fn heartbeat_is_soft(state: &State, report: &HeartbeatReport) -> bool {
+    state.nodes.get(&report.node).is_some_and(|n| {
+        let finishes = report.finished && !n.finished && state.in_running_round(n.id);
+        n.alive && !n.left && !report.leaving && !finishes
+    })
 }
 
 /// Records a heartbeat and decides what the node does next.
@@ -117,7 +129,7 @@ pub fn heartbeat(
     check_progress(state, node, &report.progress)?;
     let current = check_progress_round(state, node, &report)?;
     let mut actions = Vec::new();
-    let node = state.nodes.get_mut(&id).expect("checked above");
+    let node = state.node_mut(id).expect("checked above");
     node.last_heartbeat_ms = now_ms;
     if !report.progress.is_empty() && current {
         node.progress = report.progress;
@@ -138,7 +150,7 @@ pub fn heartbeat(
         return Ok((Directive::Stop, actions));
     }
     if report.finished && state.in_running_round(id) {
-        state.nodes.get_mut(&id).expect("checked above").finished = true;
+        state.node_mut(id).expect("checked above").finished = true;
         let current = state.current.as_ref().expect("running round");
         let all = current
             .members
@@ -297,7 +309,9 @@ pub fn dead_members(state: &State, now_ms: u64, timeout_ms: u64) -> Vec<NodeId> 
 /// an open round a full settle time, so the coordinator's own downtime kills nobody.
 pub fn resume_after_restart(state: &mut State, now_ms: u64) {
     for node in state.nodes.values_mut().filter(|n| n.alive) {
-        node.last_heartbeat_ms = node.last_heartbeat_ms.max(now_ms);
+        if node.last_heartbeat_ms < now_ms {
+            Arc::make_mut(node).last_heartbeat_ms = now_ms;
+        }
     }
     if let Some(open) = &mut state.open {
         open.last_join_ms = open.last_join_ms.max(now_ms);
@@ -411,6 +425,117 @@ mod tests {
         assert_eq!(state.phase, JobPhase::Finished);
         assert_eq!(directive, Directive::Stop);
         assert_eq!(actions, vec![Action::JobFinished]);
+    }
+
+    /// The state without the nodes' soft state.
+    fn hard(state: &State) -> State {
+        let mut hard = state.clone();
+        for node in hard.nodes.values_mut() {
+            let node = std::sync::Arc::make_mut(node);
+            node.last_heartbeat_ms = 0;
+            node.progress.clear();
+            node.progress_round = RoundId::new(0);
+        }
+        hard
+    }
+
+    #[test]
+    fn soft_heartbeats_change_only_the_soft_state_and_no_other_heartbeat_is_soft() {
+        let (running, ids) = running(&["a", "b", "c"]);
+        let rank_of = |s: &State, id| s.current.as_ref().unwrap().member(id).unwrap().ranks[0];
+        let mut dead = running.clone();
+        dead.node_mut(ids[0]).unwrap().alive = false;
+        let mut left = running.clone();
+        heartbeat(
+            &mut left,
+            HeartbeatReport {
+                node: ids[0],
+                leaving: true,
+                ..Default::default()
+            },
+            9_000,
+            &policy(),
+        )
+        .unwrap();
+        let mut done = running.clone();
+        heartbeat(
+            &mut done,
+            HeartbeatReport {
+                node: ids[0],
+                finished: true,
+                ..Default::default()
+            },
+            9_000,
+            &policy(),
+        )
+        .unwrap();
+        let mut gathering = running.clone();
+        add(&mut gathering, "c", 1, 9_000);
+        assert_eq!(gathering.phase, JobPhase::Restarting);
+        let states = [
+            ("running", running),
+            ("a dead", dead),
+            ("a left", left),
+            ("a finished", done),
+            ("gathering", gathering),
+        ];
+        let (mut soft, mut hard_seen) = (0, 0);
+        for (what, state) in &states {
+            let progress = vec![RankProgress {
+                global_rank: state
+                    .current
+                    .as_ref()
+                    .map_or(Rank::new(0), |_| rank_of(state, ids[0])),
+                step: Step::new(5),
+                ..Default::default()
+            }];
+            let reports = [
+                HeartbeatReport {
+                    node: ids[0],
+                    ..Default::default()
+                },
+                HeartbeatReport {
+                    node: ids[0],
+                    round: state.round,
+                    progress,
+                    ..Default::default()
+                },
+                HeartbeatReport {
+                    node: ids[0],
+                    finished: true,
+                    ..Default::default()
+                },
+                HeartbeatReport {
+                    node: ids[0],
+                    leaving: true,
+                    ..Default::default()
+                },
+                HeartbeatReport {
+                    node: NodeId::new(99),
+                    ..Default::default()
+                },
+            ];
+            for report in reports {
+                let mut after = state.clone();
+                let is_soft = heartbeat_is_soft(state, &report);
+                let result = heartbeat(&mut after, report.clone(), 10_000, &policy());
+                if result.is_err() {
+                    assert_eq!(
+                        &after, state,
+                        "{what}: a refused {report:?} changed the state"
+                    );
+                } else if is_soft {
+                    soft += 1;
+                    assert_eq!(hard(&after), hard(state), "{what}: {report:?} is not soft");
+                } else if result.is_ok() && hard(&after) != hard(state) {
+                    hard_seen += 1;
+                }
+            }
+        }
+        // Plain and progress beats of live nodes are soft (a finished node reporting it
+        // again too); reviving, leaving and finishing change the job; a left node's
+        // beats change nothing, unknown nodes and progress of an open round are refused.
+        assert_eq!((soft, hard_seen), (7, 8));
     }
 
     #[test]

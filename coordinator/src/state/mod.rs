@@ -30,12 +30,13 @@ use proto::domain::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 pub use checkpoints::CheckpointRegistry;
 pub use eval::EvalQueue;
 pub use job::{directive_for, status, stop};
-pub use membership::{dead_members, heartbeat, register, resume_after_restart};
-pub use rendezvous::{join, join_outcome};
+pub use membership::{dead_members, heartbeat, heartbeat_is_soft, register, resume_after_restart};
+pub use rendezvous::{join, join_outcome, waiting_joins_key, WaitingJoinsKey};
 pub use tick::tick;
 
 /// The scheduling policy: the numbers the decisions depend on.
@@ -74,6 +75,12 @@ impl Policy {
 }
 
 /// One registered node.
+///
+/// `last_heartbeat_ms`, `progress` and `progress_round` are its soft state: a heartbeat
+/// that changes nothing else updates them in place and they reach the database with the
+/// next change of the node or the periodic flush (`server::shared`); a restarted
+/// coordinator gives every node a grace period ([`resume_after_restart`]) and the next
+/// heartbeats bring the progress back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     /// Its id.
@@ -95,6 +102,11 @@ pub struct Node {
     pub finished: bool,
 }
 
+/// Equality is reflexive: the only floats in a node are progress figures, which
+/// [`heartbeat`] refuses unless finite. This lets `Arc<Node>` compare by pointer first,
+/// so comparing two states that share their nodes costs no per-node work.
+impl Eq for Node {}
+
 /// A node's request in an open round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Join {
@@ -115,8 +127,10 @@ pub struct OpenRound {
     pub opened_ms: u64,
     /// When the latest join arrived (the opening time before any).
     pub last_join_ms: u64,
-    /// Joined nodes.
-    pub joins: BTreeMap<NodeId, Join>,
+    /// Joined nodes (shared between copies of the state: a join copies no other).
+    /// The database keeps them in rows of their own, not in the job row.
+    #[serde(default)]
+    pub joins: BTreeMap<NodeId, Arc<Join>>,
 }
 
 /// A node's place in a closed round.
@@ -183,12 +197,13 @@ pub struct State {
     pub config_digest: Option<String>,
     /// Next node id to hand out.
     pub next_node_id: u64,
-    /// Every registered node.
-    pub nodes: BTreeMap<NodeId, Node>,
+    /// Every registered node (shared between copies of the state: a decision copies
+    /// only the nodes it changes, through [`State::node_mut`]).
+    pub nodes: BTreeMap<NodeId, Arc<Node>>,
     /// The round that is gathering nodes.
     pub open: Option<OpenRound>,
-    /// The latest closed round.
-    pub current: Option<ClosedRound>,
+    /// The latest closed round (never changed once closed, so shared between copies).
+    pub current: Option<Arc<ClosedRound>>,
     /// Registered checkpoints.
     pub checkpoints: CheckpointRegistry,
     /// Evaluation jobs on the registered checkpoints.
@@ -220,7 +235,15 @@ impl State {
 
     /// The node with this id, or [`DecisionError::UnknownNode`].
     pub fn node(&self, id: NodeId) -> Result<&Node, DecisionError> {
-        self.nodes.get(&id).ok_or(DecisionError::UnknownNode(id))
+        self.nodes
+            .get(&id)
+            .map(AsRef::as_ref)
+            .ok_or(DecisionError::UnknownNode(id))
+    }
+
+    /// The node with this id, to change: copied first if another state shares it.
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.nodes.get_mut(&id).map(Arc::make_mut)
     }
 
     /// Whether `node` trains in the running round.

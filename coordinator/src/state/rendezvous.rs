@@ -9,6 +9,7 @@
 
 use super::{Action, ClosedRound, DecisionError, Join, OpenRound, Policy, RoundMember, State};
 use proto::domain::{Assignment, DataPosition, JobPhase, JoinRequest, NodeId, Peer, Rank};
+use std::sync::Arc;
 
 /// Records a join. While a round runs, a node outside it that joins opens the next
 /// round (the job grows) unless the round already has `max_nodes`; a member of the
@@ -66,11 +67,11 @@ pub fn join(
         .expect("waiting or restarting jobs have an open round");
     open.joins.insert(
         request.node,
-        Join {
+        Arc::new(Join {
             addresses: request.addresses.clone(),
             bootstrap_offer: request.bootstrap_offer.clone(),
             joined_ms: now_ms,
-        },
+        }),
     );
     open.last_join_ms = now_ms;
     let (round, world, joined) = (open.round, open.world_size(), open.joins.len() as u32);
@@ -106,6 +107,33 @@ fn world_sizes(batch: u32) -> String {
     sizes.join(", ")
 }
 
+/// What the [`join_outcome`] of a node waiting in the open round depends on, besides
+/// its own entry (which only goes with a change of the round): the round, the job's
+/// phase, whether the round still gathers, and its join count once it reached
+/// `max_nodes` (a world that cannot split the batch). Waiting joins look again when
+/// this changes, not at every other node's join: N waiting nodes re-checking at each of
+/// N joins would cost N^2.
+pub fn waiting_joins_key(state: &State, policy: &Policy) -> WaitingJoinsKey {
+    let open = state.open.as_ref();
+    WaitingJoinsKey {
+        round: state.round,
+        phase: state.phase,
+        gathering: open.is_some(),
+        full: open
+            .map(|o| o.joins.len())
+            .filter(|&n| n as u64 >= u64::from(policy.max_nodes)),
+    }
+}
+
+/// See [`waiting_joins_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitingJoinsKey {
+    round: proto::domain::RoundId,
+    phase: JobPhase,
+    gathering: bool,
+    full: Option<usize>,
+}
+
 /// What a node waiting in a join gets now: `Ok(None)` while its round gathers, the
 /// assignment once it closed, an error when the round went on without it.
 pub fn join_outcome(
@@ -121,13 +149,15 @@ pub fn join_outcome(
     }
     if let Some(open) = &state.open {
         if open.joins.contains_key(&node) {
-            let (nodes, world) = (open.joins.len(), open.world_size());
+            let nodes = open.joins.len();
             return match policy.global_batch {
-                Some(batch) if nodes as u32 >= policy.max_nodes && !splits(batch, world) => {
+                Some(batch)
+                    if nodes as u32 >= policy.max_nodes && !splits(batch, open.world_size()) =>
+                {
                     Err(DecisionError::WorldCannotSplitBatch {
                         round: open.round,
                         nodes,
-                        world,
+                        world: open.world_size(),
                         batch,
                         sizes: world_sizes(batch),
                     })
@@ -145,11 +175,24 @@ pub fn join_outcome(
         node,
         round: current.round,
     })?;
+    // The leader and the node's own ranks: every other address is the collective's to
+    // exchange, and a reply that listed all of them would make a round of N nodes send
+    // N^2 addresses.
+    let own = match (member.ranks.first(), member.ranks.last()) {
+        (Some(first), Some(last)) => first.get() as usize..last.get() as usize + 1,
+        _ => 0..0,
+    };
+    let leader = if own.start == 0 { 0..0 } else { 0..1 };
+    let peers = [leader, own]
+        .into_iter()
+        .flat_map(|r| current.peers.get(r).unwrap_or_default())
+        .cloned()
+        .collect();
     Ok(Some(Assignment {
         round: current.round,
         world_size: current.world_size(),
         global_ranks: member.ranks.clone(),
-        peers: current.peers.clone(),
+        peers,
         bootstrap: current.bootstrap.clone(),
         start: current.start,
         resume_from: current.resume_from.clone(),
@@ -202,7 +245,7 @@ pub(crate) fn close_if_ready(state: &mut State, now_ms: u64, policy: &Policy) ->
     let mut joined: Vec<(&str, NodeId, &Join)> = open
         .joins
         .iter()
-        .map(|(id, join)| (state.nodes[id].spec.name.as_str(), *id, join))
+        .map(|(id, join)| (state.nodes[id].spec.name.as_str(), *id, join.as_ref()))
         .collect();
     joined.sort_by(|a, b| a.0.cmp(b.0));
     let mut members = Vec::new();
@@ -240,8 +283,8 @@ pub(crate) fn close_if_ready(state: &mut State, now_ms: u64, policy: &Policy) ->
         start,
         resume_from,
     };
-    for node in state.nodes.values_mut() {
-        node.finished = false;
+    for node in state.nodes.values_mut().filter(|n| n.finished) {
+        Arc::make_mut(node).finished = false;
     }
     let action = Action::RoundClosed {
         round: closed.round,
@@ -249,7 +292,7 @@ pub(crate) fn close_if_ready(state: &mut State, now_ms: u64, policy: &Policy) ->
         nodes: closed.members.len(),
         start,
     };
-    state.current = Some(closed);
+    state.current = Some(Arc::new(closed));
     state.phase = JobPhase::Running;
     vec![action]
 }
@@ -260,6 +303,90 @@ mod tests {
     use super::super::*;
     use super::*;
     use proto::domain::{DataPosition, JobId};
+
+    /// Runs `steps` from `start`; after each, every node that was waiting in a join
+    /// (outcome `Ok(None)`) and whose outcome changed must see the key change.
+    fn check_key(policy: &Policy, start: State, steps: &[&dyn Fn(&mut State)]) -> usize {
+        let (mut state, mut seen) = (start, 0);
+        for step in steps {
+            let before = state.clone();
+            step(&mut state);
+            let key_changed =
+                waiting_joins_key(&before, policy) != waiting_joins_key(&state, policy);
+            for &id in before.nodes.keys() {
+                let was = join_outcome(&before, id, policy);
+                if was == Ok(None) && join_outcome(&state, id, policy) != was {
+                    assert!(
+                        key_changed,
+                        "{id}'s outcome changed without the key: {:?}",
+                        join_outcome(&state, id, policy)
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn a_waiting_joins_outcome_changes_only_with_its_key() {
+        let p = policy();
+        let three = || {
+            let mut state = State::new(JobId::new(1), 0);
+            for name in ["a", "b", "c"] {
+                add(&mut state, name, 1, 0);
+            }
+            state
+        };
+        let [a, b, c] = [1, 2, 3].map(NodeId::new);
+        let join = |id| move |s: &mut State| drop(join_node(s, id, 100));
+        let (ja, jb, jc) = (join(a), join(b), join(c));
+        // Closing at max_nodes, and by the settle time.
+        assert_eq!(check_key(&p, three(), &[&ja, &jb, &jc]), 2);
+        let settle = |s: &mut State| drop(tick(s, 2_200, &policy()));
+        assert_eq!(check_key(&p, three(), &[&ja, &jb, &settle]), 2);
+        // A waiting node declared dead; a waiting node registering again; a stop.
+        let silent = |s: &mut State| {
+            heartbeat(
+                s,
+                HeartbeatReport {
+                    node: NodeId::new(1),
+                    ..Default::default()
+                },
+                5_500,
+                &policy(),
+            )
+            .unwrap();
+            tick(s, 5_500, &policy());
+        };
+        assert_eq!(check_key(&p, three(), &[&ja, &jb, &silent]), 1);
+        let again = |s: &mut State| {
+            add(s, "a", 1, 300);
+        };
+        assert_eq!(check_key(&p, three(), &[&ja, &jb, &again]), 1);
+        let halt = |s: &mut State| drop(stop(s, StopRequest::default()));
+        assert_eq!(check_key(&p, three(), &[&ja, &jb, &halt]), 2);
+        // Every node joined and the world cannot split the batch.
+        let batch = Policy {
+            global_batch: Some(4),
+            ..policy()
+        };
+        let join_under = |id| {
+            move |s: &mut State| {
+                drop(join_node_under(
+                    s,
+                    id,
+                    100,
+                    &Policy {
+                        global_batch: Some(4),
+                        ..policy()
+                    },
+                ))
+            }
+        };
+        let (ja, jb, jc) = (join_under(a), join_under(b), join_under(c));
+        assert_eq!(check_key(&batch, three(), &[&ja, &jb, &jc]), 2);
+    }
 
     #[test]
     fn round_waits_for_min_nodes_then_the_settle_time() {
@@ -374,16 +501,27 @@ mod tests {
         assert_eq!(amy_ranks.global_ranks, [0, 1, 2].map(Rank::new));
         assert_eq!(zed_ranks.global_ranks, [3, 4].map(Rank::new));
         assert_eq!(amy_ranks.world_size, 5);
-        let addresses: Vec<_> = amy_ranks.peers.iter().map(|p| p.address.as_str()).collect();
+        let addresses = |a: &Assignment| {
+            a.peers
+                .iter()
+                .map(|p| (p.rank.get(), p.address.clone()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            addresses,
-            ["amy:7000", "amy:7001", "amy:7002", "zed:7000", "zed:7001"]
+            addresses(&amy_ranks),
+            [(0, "amy:7000"), (1, "amy:7001"), (2, "amy:7002")].map(|(r, a)| (r, a.to_string())),
+            "the leader's node gets its own ranks"
+        );
+        assert_eq!(
+            addresses(&zed_ranks),
+            [(0, "amy:7000"), (3, "zed:7000"), (4, "zed:7001")].map(|(r, a)| (r, a.to_string())),
+            "another node gets the leader and its own ranks"
         );
         assert_eq!(
             amy_ranks.bootstrap, b"amy",
             "bootstrap comes from the rank-0 node"
         );
-        assert_eq!(amy_ranks.peers, zed_ranks.peers);
+        assert_eq!(amy_ranks.bootstrap, zed_ranks.bootstrap);
     }
 
     #[test]

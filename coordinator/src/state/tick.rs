@@ -17,8 +17,7 @@ pub fn tick(state: &mut State, now_ms: u64, policy: &Policy) -> Vec<Action> {
     }
     for id in dead_members(state, now_ms, policy.heartbeat_timeout_ms) {
         let node = state
-            .nodes
-            .get_mut(&id)
+            .node_mut(id)
             .expect("dead_members returns known nodes");
         node.alive = false;
         let silent_ms = now_ms.saturating_sub(node.last_heartbeat_ms);

@@ -1,6 +1,7 @@
 //! The coordinator state in an embedded SQLite database, so a restarted coordinator
-//! continues the job: the job row (phase, round, open round), the nodes, every closed
-//! round (the highest is the current one), the checkpoint registry and the evaluation jobs.
+//! continues the job: the job row (phase, round, open round), the joins of the open
+//! round (a row each, so a join writes one row), the nodes, every closed round (the
+//! highest is the current one), the checkpoint registry and the evaluation jobs.
 //!
 //! [`Store::save`] writes the whole state in one transaction, [`Store::save_change`]
 //! only what a decision changed; [`Store::load`] reads it back. The calls
@@ -8,12 +9,15 @@
 //! database, or one with malformed rows, is a [`StoreError`] naming the file and what
 //! to do.
 
-use crate::state::{CheckpointRegistry, ClosedRound, EvalQueue, Node, OpenRound, State};
-use proto::domain::{CheckpointInfo, DataPosition, EvalJob, JobId, JobPhase, RoundId, Step};
+use crate::state::{CheckpointRegistry, ClosedRound, EvalQueue, Join, Node, OpenRound, State};
+use proto::domain::{
+    CheckpointInfo, DataPosition, EvalJob, JobId, JobPhase, NodeId, RoundId, Step,
+};
 use rusqlite::{Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 mod history;
 mod write;
@@ -28,6 +32,7 @@ CREATE TABLE IF NOT EXISTS job (
     round INTEGER NOT NULL, config_digest TEXT, next_node_id INTEGER NOT NULL,
     open_round TEXT);
 CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, name TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS joins (node INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rounds (round INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     config_digest TEXT NOT NULL, step INTEGER NOT NULL, url TEXT NOT NULL,
@@ -187,7 +192,22 @@ impl Store {
             return Ok(None);
         };
         let phase: JobPhase = self.decode("job phase", &phase)?;
-        let open: Option<OpenRound> = open.map(|o| self.decode("open round", &o)).transpose()?;
+        let mut open: Option<OpenRound> =
+            open.map(|o| self.decode("open round", &o)).transpose()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT node, body FROM joins ORDER BY node")
+            .map_err(unreadable)?;
+        let joins = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(unreadable)?;
+        if let Some(open) = &mut open {
+            for (node, body) in joins {
+                let join: Join = self.decode("join", &body)?;
+                open.joins.insert(NodeId::new(node as u64), Arc::new(join));
+            }
+        }
 
         let mut nodes = BTreeMap::new();
         let mut stmt = self
@@ -200,7 +220,7 @@ impl Store {
             .map_err(unreadable)?;
         for body in bodies {
             let node: Node = self.decode("node", &body)?;
-            nodes.insert(node.id, node);
+            nodes.insert(node.id, Arc::new(node));
         }
         let current: Option<ClosedRound> = self
             .conn
@@ -260,7 +280,7 @@ impl Store {
             next_node_id: next_node_id as u64,
             nodes,
             open,
-            current,
+            current: current.map(Arc::new),
             checkpoints: CheckpointRegistry::from_entries(checkpoints),
             evals,
         }))

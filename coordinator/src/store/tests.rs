@@ -112,6 +112,14 @@ fn changes_written_one_by_one_read_back_as_the_changed_state() {
     });
     assert_eq!(rows, 1, "a heartbeat rewrites its node's row only");
     let rows = change_and_reload(&mut store, &mut state, |s| {
+        crate::state::testing::join_node(s, a, 4_050);
+    });
+    assert_eq!(
+        rows, 3,
+        "a join writes its own row and the job row (the last join's time; a delete and an \
+         insert), not the others' joins"
+    );
+    let rows = change_and_reload(&mut store, &mut state, |s| {
         checkpoints::report(
             s,
             report(Step::new(60), "file:///ckpt/step-000000060"),

@@ -1,12 +1,14 @@
 //! Writing the state, one transaction each: all of it ([`Store::save`], at start), only
-//! what a decision changed ([`Store::save_change`], after every change: a heartbeat
-//! rewrites one node row, not the whole job), and starting a new job in the same file
+//! what a decision changed ([`Store::save_change`], after every change: a join writes
+//! its own row, a node's change its row; rows shared by both states are skipped by
+//! pointer), and starting a new job in the same file
 //! after keeping a copy of the old one ([`Store::start_over`]).
 
 use super::{to_json, Store, StoreError};
-use crate::state::{Node, State};
-use proto::domain::{CheckpointInfo, EvalJob};
+use crate::state::{Node, OpenRound, State};
+use proto::domain::{CheckpointInfo, EvalJob, RoundId};
 use rusqlite::{params, OptionalExtension, Transaction};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 impl Store {
@@ -19,6 +21,7 @@ impl Store {
                 write_node(tx, node)?;
             }
             write_round(tx, state)?;
+            write_joins(tx, None, state)?;
             tx.execute("DELETE FROM checkpoints", [])?;
             for c in state.checkpoints.entries() {
                 write_checkpoint(tx, c)?;
@@ -53,6 +56,7 @@ impl Store {
             if before.current != after.current {
                 write_round(tx, after)?;
             }
+            write_joins(tx, Some(before), after)?;
             // Registration order is row order: keep the common prefix, rewrite the rest.
             let (old, new) = (before.checkpoints.entries(), after.checkpoints.entries());
             let same = old.iter().zip(new).take_while(|(a, b)| a == b).count();
@@ -73,6 +77,12 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// Writes these nodes' rows (their soft state: the server keeps heartbeat times and
+    /// progress in memory between writes).
+    pub fn save_nodes(&mut self, nodes: &[std::sync::Arc<Node>]) -> Result<(), StoreError> {
+        self.transaction(|tx| nodes.iter().try_for_each(|n| write_node(tx, n)))
     }
 
     /// The id a new job in this database gets: one more than the last job that
@@ -123,6 +133,7 @@ impl Store {
         self.transaction(|tx| {
             for table in [
                 "job",
+                "joins",
                 "nodes",
                 "rounds",
                 "checkpoints",
@@ -153,6 +164,47 @@ impl Store {
     }
 }
 
+/// Writes the joins of `after`'s open round: those that differ from `before`'s when
+/// both are the same open round, else all of them after deleting the others (`before`
+/// is `None` for a whole save).
+fn write_joins(tx: &Transaction, before: Option<&State>, after: &State) -> rusqlite::Result<()> {
+    let empty = BTreeMap::new();
+    let open = after.open.as_ref();
+    let joins = open.map_or(&empty, |o| &o.joins);
+    let old = match before.map(|b| b.open.as_ref()) {
+        Some(Some(old)) if open.is_some_and(|o| o.round == old.round) => &old.joins,
+        // No open round before: its rows went when it closed.
+        Some(None) => &empty,
+        _ => {
+            tx.execute("DELETE FROM joins", [])?;
+            &empty
+        }
+    };
+    for id in old.keys().filter(|id| !joins.contains_key(id)) {
+        tx.execute("DELETE FROM joins WHERE node = ?1", [id.get() as i64])?;
+    }
+    for (id, join) in joins {
+        if old.get(id) != Some(join) {
+            tx.execute(
+                "INSERT OR REPLACE INTO joins (node, body) VALUES (?1, ?2)",
+                params![id.get() as i64, to_json(join)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The open round as the job row holds it: without its joins, which have rows of their
+/// own.
+fn open_round_row(open: &OpenRound) -> String {
+    to_json(&OpenRound {
+        round: open.round,
+        opened_ms: open.opened_ms,
+        last_join_ms: open.last_join_ms,
+        joins: BTreeMap::new(),
+    })
+}
+
 /// What the job row holds.
 #[allow(clippy::type_complexity)]
 fn job_row(
@@ -164,7 +216,7 @@ fn job_row(
     u64,
     &Option<String>,
     u64,
-    &Option<crate::state::OpenRound>,
+    Option<(RoundId, u64, u64)>,
 ) {
     (
         s.job_id.get(),
@@ -173,7 +225,9 @@ fn job_row(
         s.round.get(),
         &s.config_digest,
         s.next_node_id,
-        &s.open,
+        s.open
+            .as_ref()
+            .map(|o| (o.round, o.opened_ms, o.last_join_ms)),
     )
 }
 
@@ -189,7 +243,7 @@ fn write_job(tx: &Transaction, state: &State) -> rusqlite::Result<()> {
             state.round.get() as i64,
             state.config_digest,
             state.next_node_id as i64,
-            state.open.as_ref().map(to_json),
+            state.open.as_ref().map(open_round_row),
         ],
     )?;
     Ok(())

@@ -184,7 +184,7 @@ pub struct Assignment {
     pub world_size: u32,
     /// This node's global ranks, in local-rank order.
     pub global_ranks: Vec<Rank>,
-    /// Every rank, sorted by rank.
+    /// The leader (rank 0) and this node's own ranks, sorted by rank.
     pub peers: Vec<Peer>,
     /// Collective bootstrap (the offer of the node holding rank 0).
     pub bootstrap: Vec<u8>,

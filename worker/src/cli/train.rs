@@ -57,6 +57,11 @@ pub struct Args {
     /// Write the run's summary (losses per step, timings) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    /// Record which samples each step consumes: one JSON-lines file per process start in
+    /// this folder (fault tests check from it that nothing was skipped or repeated).
+    /// Through `worker join`, set the environment variable for its processes.
+    #[arg(long, value_name = "DIR", env = "WORKER_SAMPLE_RECORD")]
+    pub sample_record: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -89,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop_at_step: args.stop_at_step,
         store: args.store.options(),
         events: args.events_stdout.then(print_events),
+        sample_record: args.sample_record.clone(),
     };
     let mut group = group(&args, cfg.device)?;
     let s = train(&cfg, &opts, group.as_mut())

@@ -20,6 +20,7 @@
 mod checkpointing;
 mod measure;
 pub mod progress;
+pub mod sample_record;
 mod scalars;
 mod signals;
 mod trainer;
@@ -65,6 +66,9 @@ pub enum TrainError {
     /// `logging.tensorboard` cannot be used.
     #[error(transparent)]
     TensorBoard(Box<crate::tensorboard::TensorBoardError>),
+    /// The sample record asked for cannot be written.
+    #[error(transparent)]
+    SampleRecord(#[from] sample_record::RecordError),
 }
 
 /// The runtime's sources of failure reach [`TrainError`] with `?`, through
@@ -102,6 +106,8 @@ pub struct TrainOptions {
     /// Where to send progress and checkpoint events (a supervising process forwards them
     /// to the coordinator); `None`: logs only.
     pub events: Option<std::sync::mpsc::Sender<TrainEvent>>,
+    /// Folder of the sample record ([`sample_record`]): which samples each step consumed.
+    pub sample_record: Option<std::path::PathBuf>,
 }
 
 /// What a run did.

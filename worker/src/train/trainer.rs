@@ -2,6 +2,7 @@
 //! resumes, [`Trainer::run`] goes epoch by epoch ([`Trainer::epoch`]), each batch one
 //! [`Trainer::step`], with checkpoints and the signal stop in `checkpointing.rs`.
 
+use super::sample_record::{AttemptHeader, SampleRecorder, StepSamples};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -64,6 +65,8 @@ pub(super) struct Trainer<'a> {
     meter: StepMeter,
     /// Rank 0's TensorBoard scalars.
     scalars: TrainScalars,
+    /// Which samples each step consumed, when asked for.
+    sample_record: Option<SampleRecorder>,
 }
 
 /// How an epoch ended.
@@ -135,6 +138,23 @@ impl<'a> Trainer<'a> {
         same_start_on_every_rank(&mut *coll, step, position)?;
         broadcast_variables(&mut *coll, &vs)?;
         let leader = coll.rank() == 0;
+        // Rank 0's start time names the group in sample records.
+        let mut group_started = Tensor::from_slice(&[std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)]);
+        coll.broadcast(&mut group_started, 0)?;
+        let sample_record = match &opts.sample_record {
+            Some(dir) => Some(SampleRecorder::create(
+                dir,
+                &AttemptHeader {
+                    group_started_unix_ms: group_started.int64_value(&[0]) as u64,
+                    rank: coll.rank(),
+                    world: coll.world(),
+                    start_step: step,
+                },
+            )?),
+            None => None,
+        };
         let meter = StepMeter::new(cfg, device, coll.world());
         let scalars = match spec.tensorboard_url() {
             Some(url) if leader => TrainScalars::open(&data.runtime, &url, &opts.store, step)?,
@@ -177,6 +197,7 @@ impl<'a> Trainer<'a> {
             started: Instant::now(),
             meter,
             scalars,
+            sample_record,
         };
         if leader && step > 0 && step >= end_step {
             trainer.report_final_again()?;
@@ -260,6 +281,14 @@ impl<'a> Trainer<'a> {
             }
             let done = self.step(&batch, global as u64)?;
             stepped = true;
+            if let Some(record) = &mut self.sample_record {
+                record.step(&StepSamples {
+                    step: self.step,
+                    epoch: batch.resume.epoch,
+                    positions: batch.positions.clone(),
+                    keys: batch.keys.clone(),
+                })?;
+            }
             let checkpoint_from = Instant::now();
             if self.leader
                 && (self
