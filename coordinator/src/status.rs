@@ -50,8 +50,10 @@ impl From<ServiceError> for Status {
             },
             ServiceError::Convert(_) => Code::InvalidArgument,
             ServiceError::Store(e) => {
+                // Nothing changed (a decision is kept only once written); the client
+                // retries, as after a restart, while the operator frees the disk.
                 tracing::error!(error = %e, "state could not be persisted");
-                Code::Internal
+                Code::Unavailable
             }
             ServiceError::ShuttingDown => Code::Unavailable,
             ServiceError::OverCallLimit => Code::ResourceExhausted,

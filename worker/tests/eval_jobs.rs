@@ -6,12 +6,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    add_suites, free_port, log_file, packed_photos, splice_bench, wait_for, write_config, TOKEN,
-    WORKER,
+    add_suites, eval_agent, free_port, log_file, packed_photos, splice_bench, wait_for,
+    write_config, TOKEN, WORKER,
 };
 use proto::domain::{EvalPhase, EvalReport, JobStatus, LeaseRequest, RoundId, Step};
 
@@ -180,21 +180,6 @@ rounds = 1
         let retrieval = &board.scalars["eval/retrieval/patch_to_patch.top1"];
         assert_eq!(retrieval.iter().map(|p| p.0).collect::<Vec<_>>(), [6]);
     }
-}
-
-fn eval_agent(dir: &Path, cfg: &Path, port: u16, name: &str) -> std::process::Child {
-    Command::new(WORKER)
-        .args(["eval", "agent", "--until-over", "--agent-name", name])
-        .arg("--coordinator")
-        .arg(format!("http://127.0.0.1:{port}"))
-        .arg("--config")
-        .arg(cfg)
-        .env("COORDINATOR_TOKEN", TOKEN)
-        .env("OMP_NUM_THREADS", "1")
-        .stdout(Stdio::null())
-        .stderr(log_file(dir, &format!("{name}.log")))
-        .spawn()
-        .unwrap()
 }
 
 fn running_on(s: &JobStatus, agent: &str) -> bool {

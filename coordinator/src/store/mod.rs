@@ -85,7 +85,7 @@ pub enum StoreError {
         detail: String,
     },
     /// A write failed.
-    #[error("cannot write the coordinator database {path}: {source}")]
+    #[error("cannot write the coordinator database {path}: {source}; nothing was changed: free space on its file system or make it writable, and the coordinator carries on")]
     Write {
         /// Database path.
         path: PathBuf,

@@ -20,6 +20,10 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// Upper bound of one delay. Default: 10 s.
     pub max_backoff: Duration,
+    /// Keep retrying transient errors, past `max_attempts`, until this long has passed
+    /// since the operation's first failure: an outage of the storage service shorter
+    /// than this is waited out. `None` (default): `max_attempts` alone decides.
+    pub outage_limit: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -28,6 +32,7 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
+            outage_limit: None,
         }
     }
 }
@@ -39,6 +44,7 @@ impl RetryPolicy {
             max_attempts: attempts.max(1),
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(5),
+            outage_limit: None,
         }
     }
 
@@ -110,8 +116,9 @@ pub fn retries_so_far() -> u64 {
 }
 
 /// Runs `op` until it succeeds, fails with an error that [`is_retryable`] rejects, or
-/// `policy.max_attempts` attempts are spent, sleeping [`RetryPolicy::backoff`] between
-/// attempts and logging each retry with `what`.
+/// `policy.max_attempts` attempts are spent and `policy.outage_limit` (if any) has passed
+/// since the first failure, sleeping [`RetryPolicy::backoff`] between attempts and
+/// logging each retry with `what`.
 pub async fn retry<T, F, Fut>(policy: &RetryPolicy, what: &str, mut op: F) -> Result<T, RetryError>
 where
     F: FnMut() -> Fut,
@@ -119,15 +126,22 @@ where
 {
     let max = policy.max_attempts.max(1);
     let mut attempt = 1;
+    let mut first_failure = None;
     loop {
-        match op().await {
+        let result = op().await;
+        let failing_for = first_failure
+            .get_or_insert_with(std::time::Instant::now)
+            .elapsed();
+        let patient = policy.outage_limit.is_some_and(|limit| failing_for < limit);
+        match result {
             Ok(v) => return Ok(v),
-            Err(e) if attempt < max && is_retryable(&e) => {
+            Err(e) if (attempt < max || patient) && is_retryable(&e) => {
                 let delay = policy.backoff(attempt - 1);
                 tracing::warn!(
                     what,
                     attempt,
                     max_attempts = max,
+                    failing_for_s = failing_for.as_secs(),
                     delay_ms = delay.as_millis() as u64,
                     error = %e,
                     "transient storage error, retrying"
@@ -176,6 +190,7 @@ mod tests {
             max_attempts: 10,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1000),
+            outage_limit: None,
         };
         for retry in 0..12 {
             let full = (Duration::from_millis(100) * 2u32.pow(retry.min(20)))
@@ -223,6 +238,41 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         assert_eq!(err.attempts, 3);
         assert!(err.to_string().contains("GET x"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_outage_shorter_than_the_limit_is_waited_out_and_a_longer_one_is_not() {
+        let patient = RetryPolicy {
+            outage_limit: Some(Duration::from_millis(300)),
+            ..RetryPolicy::fast(2)
+        };
+        // Down for about 100 ms: many more attempts than max_attempts, then success.
+        let started = std::time::Instant::now();
+        let calls = AtomicU32::new(0);
+        let out = retry(&patient, "GET up-again", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let up = started.elapsed() > Duration::from_millis(100);
+            async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err(generic("S3"))
+                }
+            }
+        })
+        .await;
+        assert!(out.is_ok());
+        assert!(calls.load(Ordering::SeqCst) > 2);
+        // Down for good: it gives up once the limit has passed, not before.
+        let started = std::time::Instant::now();
+        let err = retry(&patient, "GET down", || async {
+            Err::<(), _>(generic("S3"))
+        })
+        .await
+        .unwrap_err();
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert!(err.attempts > 2, "{err}");
     }
 
     #[tokio::test]

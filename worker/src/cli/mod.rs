@@ -22,15 +22,29 @@ pub struct StoreArgs {
     /// AWS_ENDPOINT_URL, else AWS.
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
+    /// How long a storage outage (the endpoint unreachable, timing out or answering
+    /// server errors) is waited out, retrying with backoff, before the command fails
+    /// naming the storage (training: and its last good checkpoint). 0: give up after
+    /// the usual 4 attempts.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        env = "WORKER_STORAGE_OUTAGE_LIMIT_S"
+    )]
+    pub storage_outage_limit_s: u64,
 }
 
 impl StoreArgs {
     /// The store options these arguments describe.
     pub fn options(&self) -> StoreOptions {
-        StoreOptions {
+        let mut options = StoreOptions {
             s3_endpoint: self.s3_endpoint.clone(),
             ..StoreOptions::default()
-        }
+        };
+        options.retry.outage_limit = (self.storage_outage_limit_s > 0)
+            .then(|| std::time::Duration::from_secs(self.storage_outage_limit_s));
+        options
     }
 }
 

@@ -249,12 +249,23 @@ async fn run_leased(
         outcome,
         images,
     });
-    match client.report_eval_result(report).await {
-        Ok(_) => Ok(ran),
-        Err(s) if s.code() == tonic::Code::Aborted => {
-            tracing::warn!(eval = lease.id.get(), reason = %s.message(), "result not taken: the lease was lost");
-            Ok(Ran::Lost)
+    // A coordinator restarting is waited for, as for leases: the result is kept if the
+    // lease is still this agent's when it is back, else dropped (another agent will
+    // have it).
+    let mut unavailable = 0;
+    loop {
+        match client.report_eval_result(report.clone()).await {
+            Ok(_) => return Ok(ran),
+            Err(s) if s.code() == tonic::Code::Aborted => {
+                tracing::warn!(eval = lease.id.get(), reason = %s.message(), "result not taken: the lease was lost");
+                return Ok(Ran::Lost);
+            }
+            Err(s) if s.code() == tonic::Code::Unavailable && unavailable < MAX_UNAVAILABLE => {
+                unavailable += 1;
+                tracing::warn!(eval = lease.id.get(), error = %s.message(), "coordinator unavailable; reporting again");
+                tokio::time::sleep(POLL).await;
+            }
+            Err(s) => return Err(rpc("report an evaluation", &s)),
         }
-        Err(s) => Err(rpc("report an evaluation", &s)),
     }
 }

@@ -69,6 +69,19 @@ pub enum TrainError {
     /// The sample record asked for cannot be written.
     #[error(transparent)]
     SampleRecord(#[from] sample_record::RecordError),
+    /// Storage stayed unreachable past the outage limit (`--storage-outage-limit-s`).
+    #[error("storage unreachable past the outage limit: {what} failed after {attempts} attempts; the last good checkpoint is {}: once the storage is back, restart the job (or `worker train --resume`) to continue from it", last_good.as_deref().unwrap_or("none (a fresh start)"))]
+    StorageOutage {
+        /// The operation that gave up, naming the object and so the storage.
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The newest checkpoint known complete.
+        last_good: Option<String>,
+        /// The error as it came.
+        #[source]
+        source: Box<TrainError>,
+    },
 }
 
 /// The runtime's sources of failure reach [`TrainError`] with `?`, through

@@ -1,7 +1,9 @@
 //! The sample record: on request (`worker train --sample-record DIR`, or
 //! `WORKER_SAMPLE_RECORD` through `worker join`), every training process writes which
-//! samples each of its steps consumed, one JSON-lines file per process start, flushed
-//! after every step. Reading the files of a job back ([`read_dir`]) and replaying them in
+//! samples each of its steps consumes, one JSON-lines file per process start, each line
+//! written through as the process takes its share of a batch, before the step's
+//! collectives: a step that completed on every rank (and so every checkpoint) is in
+//! every rank's record. Reading the files of a job back ([`read_dir`]) and replaying them in
 //! start order ([`Trajectory::replay`]) gives the samples behind every step of the run
 //! that counts: a process that resumed from the checkpoint of step R replaces whatever
 //! earlier processes did after step R. Fault tests compare that with an uninterrupted

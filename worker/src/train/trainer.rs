@@ -3,6 +3,7 @@
 //! [`Trainer::step`], with checkpoints and the signal stop in `checkpointing.rs`.
 
 use super::sample_record::{AttemptHeader, SampleRecorder, StepSamples};
+use crate::checkpoint::dir_name;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -207,6 +208,41 @@ impl<'a> Trainer<'a> {
 
     /// Runs epochs until the end step or a signal, then sums up.
     pub(super) fn run(mut self) -> Result<TrainSummary, TrainError> {
+        match self.epochs() {
+            Ok(()) => Ok(self.finish()),
+            Err(e) => Err(self.storage_outage(e)),
+        }
+    }
+
+    /// An error that comes from storage unreachable past the outage limit, told as
+    /// such: which storage, and the last good checkpoint to resume from.
+    fn storage_outage(&self, e: TrainError) -> TrainError {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if let Some(r) = c.downcast_ref::<infra::store::RetryError>() {
+                if infra::store::is_retryable(&r.source) {
+                    let last_good = self.committed.map(|step| {
+                        format!(
+                            "{}/{}",
+                            self.store.url().trim_end_matches('/'),
+                            dir_name(step)
+                        )
+                    });
+                    return TrainError::StorageOutage {
+                        what: r.what.clone(),
+                        attempts: r.attempts,
+                        last_good,
+                        source: Box::new(e),
+                    };
+                }
+            }
+            cause = c.source();
+        }
+        e
+    }
+
+    /// Runs epochs until the end step or a signal.
+    fn epochs(&mut self) -> Result<(), TrainError> {
         // Raised by SIGTERM / SIGINT from here on, as the first step starts (before, a
         // signal ends the process: there is nothing new to checkpoint).
         let stop = stop_on_signals(&self.data.runtime);
@@ -237,7 +273,7 @@ impl<'a> Trainer<'a> {
                 .into());
             }
         }
-        Ok(self.finish())
+        Ok(())
     }
 
     /// Phase epoch: one stream over the data from the current position, a step per global
@@ -279,16 +315,18 @@ impl<'a> Trainer<'a> {
                 );
                 continue;
             }
-            let done = self.step(&batch, global as u64)?;
-            stepped = true;
+            // Written ahead of the step's collectives: a step that completed on every
+            // rank (and so any checkpoint) is in every rank's record.
             if let Some(record) = &mut self.sample_record {
                 record.step(&StepSamples {
-                    step: self.step,
+                    step: self.step + 1,
                     epoch: batch.resume.epoch,
                     positions: batch.positions.clone(),
                     keys: batch.keys.clone(),
                 })?;
             }
+            let done = self.step(&batch, global as u64)?;
+            stepped = true;
             let checkpoint_from = Instant::now();
             if self.leader
                 && (self

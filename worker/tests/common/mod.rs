@@ -186,3 +186,19 @@ pub fn add_suites(cfg: &std::path::Path, text: &str) {
     config.push_str(text);
     std::fs::write(cfg, config).unwrap();
 }
+
+/// `worker eval agent --until-over` named `name`, against the coordinator on `port`.
+pub fn eval_agent(dir: &Path, cfg: &Path, port: u16, name: &str) -> std::process::Child {
+    std::process::Command::new(WORKER)
+        .args(["eval", "agent", "--until-over", "--agent-name", name])
+        .arg("--coordinator")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(cfg)
+        .env("COORDINATOR_TOKEN", TOKEN)
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(log_file(dir, &format!("{name}.log")))
+        .spawn()
+        .unwrap()
+}
