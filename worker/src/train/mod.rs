@@ -70,15 +70,11 @@ pub enum TrainError {
     #[error(transparent)]
     SampleRecord(#[from] sample_record::RecordError),
     /// Storage stayed unreachable past the outage limit (`--storage-outage-limit-s`).
-    #[error("storage unreachable past the outage limit: {what} failed after {attempts} attempts; the last good checkpoint is {}: once the storage is back, restart the job (or `worker train --resume`) to continue from it", last_good.as_deref().unwrap_or("none (a fresh start)"))]
+    #[error("storage unreachable past the outage limit ({source}); the last good checkpoint is {}: once the storage is back, restart the job (or `worker train --resume`) to continue from it", last_good.as_deref().unwrap_or("none (a fresh start)"))]
     StorageOutage {
-        /// The operation that gave up, naming the object and so the storage.
-        what: String,
-        /// Attempts made.
-        attempts: u32,
         /// The newest checkpoint known complete.
         last_good: Option<String>,
-        /// The error as it came.
+        /// The error as it came (naming the object, and so the storage).
         #[source]
         source: Box<TrainError>,
     },

@@ -214,27 +214,26 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// An error that comes from storage unreachable past the outage limit, told as
-    /// such: which storage, and the last good checkpoint to resume from.
+    /// An error that comes from storage unreachable past the outage limit (a transient
+    /// storage error that retries did not outlast), told as such: which storage (the
+    /// error names the object), and the last good checkpoint to resume from.
     fn storage_outage(&self, e: TrainError) -> TrainError {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        let mut cause = std::error::Error::source(&e);
         while let Some(c) = cause {
-            if let Some(r) = c.downcast_ref::<infra::store::RetryError>() {
-                if infra::store::is_retryable(&r.source) {
-                    let last_good = self.committed.map(|step| {
-                        format!(
-                            "{}/{}",
-                            self.store.url().trim_end_matches('/'),
-                            dir_name(step)
-                        )
-                    });
-                    return TrainError::StorageOutage {
-                        what: r.what.clone(),
-                        attempts: r.attempts,
-                        last_good,
-                        source: Box::new(e),
-                    };
-                }
+            if c.downcast_ref::<object_store::Error>()
+                .is_some_and(infra::store::is_retryable)
+            {
+                let last_good = self.committed.map(|step| {
+                    format!(
+                        "{}/{}",
+                        self.store.url().trim_end_matches('/'),
+                        dir_name(step)
+                    )
+                });
+                return TrainError::StorageOutage {
+                    last_good,
+                    source: Box::new(e),
+                };
             }
             cause = c.source();
         }
