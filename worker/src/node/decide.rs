@@ -78,8 +78,10 @@ pub fn decide(phase: Phase, event: Event) -> Action {
             }
         }
         (Phase::Failed, Event::Directive(Directive::Rejoin { round })) => A::Rejoin { round },
-        // A finished node has nothing to contribute to a new round.
-        (Phase::Finished, Event::Directive(Directive::Rejoin { .. })) => A::Wait,
+        // A round reopened before every member reported its part finished (another
+        // node's processes failed at the end): the job needs every node in the new round,
+        // whose processes resume from the final checkpoint and finish at once.
+        (Phase::Finished, Event::Directive(Directive::Rejoin { round })) => A::Rejoin { round },
         (_, Event::Directive(Directive::Continue | Directive::Standby)) => A::Wait,
         (Phase::Training { .. }, Event::ProcessesExited { all_ok: true }) => A::ReportFinished,
         (Phase::Training { .. }, Event::ProcessesExited { all_ok: false })
@@ -122,7 +124,13 @@ mod tests {
                 round: RoundId::new(5)
             }
         );
-        assert_eq!(decide(Phase::Finished, rejoin(5)), Action::Wait);
+        assert_eq!(
+            decide(Phase::Finished, rejoin(5)),
+            Action::Rejoin {
+                round: RoundId::new(5)
+            },
+            "a round reopened at the end needs the finished nodes too"
+        );
     }
 
     #[test]

@@ -130,6 +130,9 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             // Progress is of this round's ranks only (the coordinator refuses more ranks than
             // the node runs processes).
             s.ranks.clear();
+            // This round's processes have not finished (a round can reopen after a
+            // node's part finished).
+            s.finished = false;
         }
         tracing::info!(round = round.get(), world = assignment.world_size, ranks = ?assignment.global_ranks, resume = ?assignment.resume_from.as_ref().map(|c| c.step), "round assigned");
         let mut procs = TrainProcesses::spawn(&opts.spec, &assignment, &tx)?;
