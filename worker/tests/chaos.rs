@@ -89,6 +89,8 @@ fn join(dir: &Path, cfg: &Path, port: u16, name: &str) -> Child {
         .arg("--config")
         .arg(cfg)
         .args(["--node-name", name, "--group-timeout-s", "10", "--procs", "1"])
+        // As the deployments do: a node started while the coordinator restarts waits.
+        .args(["--wait-for-coordinator-s", "60"])
         .env("COORDINATOR_TOKEN", TOKEN)
         .env("WORKER_SAMPLE_RECORD", dir.join("samples"))
         .env("OMP_NUM_THREADS", "1")

@@ -187,10 +187,12 @@ pub fn add_suites(cfg: &std::path::Path, text: &str) {
     std::fs::write(cfg, config).unwrap();
 }
 
-/// `worker eval agent --until-over` named `name`, against the coordinator on `port`.
+/// `worker eval agent --until-over` named `name`, against the coordinator on `port`,
+/// waiting for it at start as the deployments do (it may be restarting).
 pub fn eval_agent(dir: &Path, cfg: &Path, port: u16, name: &str) -> std::process::Child {
     std::process::Command::new(WORKER)
         .args(["eval", "agent", "--until-over", "--agent-name", name])
+        .args(["--wait-for-coordinator-s", "60"])
         .arg("--coordinator")
         .arg(format!("http://127.0.0.1:{port}"))
         .arg("--config")
