@@ -515,3 +515,39 @@ async fn nodes_whose_processes_cannot_split_the_global_batch_are_refused_with_th
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn heartbeat_progress_kept_in_memory_is_written_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let (server, mut client) = start(&db, LONG_TIMEOUT_MS).await;
+    let a = register(&mut client, "a").await;
+    let beat = wire::HeartbeatRequest {
+        node_id: a,
+        progress: vec![wire::RankProgress {
+            global_rank: 0,
+            step: 17,
+            loss: 2.5,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    client.heartbeat(beat).await.unwrap();
+    // A soft heartbeat is not written at once...
+    let stored = |db: &Path| {
+        let store = coordinator::store::Store::open(db).unwrap();
+        let state = store.load().unwrap().unwrap();
+        let node = state.nodes.values().next().unwrap().clone();
+        (
+            node.progress.first().map(|p| p.step.get()),
+            node.last_heartbeat_ms,
+        )
+    };
+    let (progress, _) = stored(&db);
+    assert_eq!(progress, None, "soft state waits for the flush");
+    // ...and is there once the coordinator has shut down.
+    server.shutdown().await.unwrap();
+    let (progress, last) = stored(&db);
+    assert_eq!(progress, Some(17));
+    assert!(last > 0);
+}

@@ -233,6 +233,9 @@ struct Shared {
     world: u32,
 }
 
+/// Registration attempts, a second apart, while the coordinator is unavailable.
+const REGISTER_RETRIES: u32 = 60;
+
 async fn register(client: &mut Client, opts: &NodeOptions) -> Result<Registration, NodeError> {
     let spec = NodeSpec {
         name: opts.name.clone(),
@@ -242,17 +245,26 @@ async fn register(client: &mut Client, opts: &NodeOptions) -> Result<Registratio
         procs: opts.procs,
         config_digest: opts.config_digest.clone(),
     };
-    let reg: Registration = client
-        .register_node(wire::RegisterNodeRequest::from(spec))
-        .await
-        .map_err(|s| match s.code() {
-            Code::FailedPrecondition | Code::InvalidArgument => {
-                NodeError::Refused(s.message().to_string())
+    // A coordinator restarting (UNAVAILABLE) is waited for: a node re-registering after
+    // its processes failed must not die because the coordinator is down at that moment.
+    let mut unavailable = 0;
+    let reg: Registration = loop {
+        match client
+            .register_node(wire::RegisterNodeRequest::from(spec.clone()))
+            .await
+        {
+            Ok(reply) => break reply.into_inner().into(),
+            Err(s) if s.code() == Code::Unavailable && unavailable < REGISTER_RETRIES => {
+                unavailable += 1;
+                tracing::info!(error = %s.message(), "coordinator unavailable; registering again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            _ => rpc("register", s),
-        })?
-        .into_inner()
-        .into();
+            Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::InvalidArgument) => {
+                return Err(NodeError::Refused(s.message().to_string()))
+            }
+            Err(s) => return Err(rpc("register", s)),
+        }
+    };
     tracing::info!(
         node = reg.node_id.get(),
         job = reg.job_id.get(),
