@@ -294,7 +294,10 @@ async fn serve_state(
 async fn run_timer(shared: Arc<Shared>, mut stopping: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(tick_period(&shared.policy));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut flush = tokio::time::interval(shared::SOFT_FLUSH);
+    let mut flush = tokio::time::interval_at(
+        tokio::time::Instant::now() + shared::SOFT_FLUSH,
+        shared::SOFT_FLUSH,
+    );
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
