@@ -3,9 +3,6 @@
 //! send it, each over its own gRPC connection.
 
 use super::{LoadTestArgs, TOKEN};
-
-/// The training configuration every simulated node and the agent name.
-const CONFIG_DIGEST: &str = "load-test";
 use anyhow::{bail, Context};
 use coordinator::client::{connect, Client};
 use proto::wire;
@@ -14,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The config digest the simulated nodes register with and the agent evaluates for.
+const CONFIG_DIGEST: &str = "load-test";
 
 /// The coordinator process under test.
 pub(super) struct Server {
