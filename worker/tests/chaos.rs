@@ -22,12 +22,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eval_agent, free_port, packed_photos, status, write_config, TOKEN, WORKER};
+use common::{
+    eval_agent, free_port, kill_group, newest_step, packed_photos, status, write_config, TOKEN,
+    WORKER,
+};
 use infra::store::StoreOptions;
 use proto::domain::{EvalPhase, JobPhase, JobStatus};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use worker::checkpoint::CheckpointStore;
-use worker::train::sample_record::{read_dir, Trajectory};
 
 const STEPS: u64 = 48;
 const BATCH: u64 = 6;
@@ -101,13 +103,6 @@ fn join(dir: &Path, cfg: &Path, port: u16, name: &str) -> Child {
         .unwrap()
 }
 
-fn kill_group(child: &Child) {
-    // SAFETY: a process group this test created.
-    unsafe {
-        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-    }
-}
-
 /// The training processes of a `worker join` (its children).
 fn trainers(worker: &Child) -> Vec<i32> {
     let out = Command::new("pgrep")
@@ -160,14 +155,6 @@ fn wait(
         }
     }
     panic!("timed out waiting for {what}; last status {last:#?}{logs}");
-}
-
-fn newest_step(s: &JobStatus) -> u64 {
-    s.checkpoints
-        .iter()
-        .map(|c| c.step.get())
-        .max()
-        .unwrap_or(0)
 }
 
 struct Job<'a> {
@@ -325,15 +312,11 @@ fn a_job_under_seeded_faults_finishes_with_nothing_lost_or_repeated() {
 
     // The job, and its end where an uninterrupted run ends.
     assert_eq!(done.phase, JobPhase::Finished, "{done:?}");
-    let per_epoch = PHOTOS / BATCH;
     let newest = done.checkpoints.iter().max_by_key(|c| c.step).unwrap();
     assert_eq!(newest.step.get(), STEPS);
     assert_eq!(
         (newest.position.epoch, newest.position.samples_consumed),
-        (
-            (STEPS - 1) / per_epoch,
-            ((STEPS - 1) % per_epoch + 1) * BATCH
-        ),
+        common::uninterrupted_end(STEPS, BATCH, PHOTOS),
         "the data position of an uninterrupted run"
     );
 
@@ -359,45 +342,8 @@ fn a_job_under_seeded_faults_finishes_with_nothing_lost_or_repeated() {
     }
 
     // Every step's full batch, every epoch's samples once.
-    let attempts = read_dir(&dir.path().join("samples")).unwrap();
-    let t = Trajectory::replay(&attempts);
-    assert!(t.conflicts.is_empty(), "{:?}", t.conflicts);
-    assert_eq!(
-        t.steps.keys().copied().collect::<Vec<_>>(),
-        (1..=STEPS).collect::<Vec<_>>()
-    );
-    let runs: Vec<String> = attempts
-        .iter()
-        .map(|a| {
-            let steps = a.steps.iter().map(|s| s.step);
-            let (first, last) = (steps.clone().min(), steps.max());
-            format!(
-                "group {} rank {}/{} from step {}: steps {first:?}-{last:?}",
-                a.header.group_started_unix_ms, a.header.rank, a.header.world, a.header.start_step
-            )
-        })
-        .collect();
-    for (step, (_, batch)) in &t.steps {
-        assert_eq!(
-            batch.len() as u64,
-            BATCH,
-            "step {step}'s global batch {batch:?}; processes: {runs:#?}"
-        );
-    }
-    let last_epoch = (STEPS - 1) / per_epoch;
-    for (epoch, mut positions) in t.positions_by_epoch() {
-        positions.sort_unstable();
-        let consumed = if epoch == last_epoch {
-            newest.position.samples_consumed
-        } else {
-            per_epoch * BATCH
-        };
-        assert_eq!(
-            positions,
-            (0..consumed).collect::<Vec<_>>(),
-            "epoch {epoch}: each position once"
-        );
-    }
+    let processes =
+        common::assert_each_sample_once(&dir.path().join("samples"), STEPS, BATCH, PHOTOS);
 
     // Every evaluation ended once, done, with its result written; one per checkpoint due
     // (every EVAL_EVERY steps and the last).
@@ -431,7 +377,7 @@ fn a_job_under_seeded_faults_finishes_with_nothing_lost_or_repeated() {
     eprintln!(
         "chaos seed {seed}: {injected} faults survived; rounds {}; {} processes started; {} evaluations ({retried} leased again); nothing skipped or repeated",
         done.round,
-        attempts.len(),
+        processes,
         done.evals.len(),
     );
 }

@@ -14,7 +14,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, packed_photos, status, wait_for, write_config, TOKEN, WORKER};
+use common::{
+    free_port, kill_group, newest_step, packed_photos, status, wait_for, write_config, TOKEN,
+    WORKER,
+};
 use proto::domain::{JobPhase, JobStatus, Rank};
 
 const STEPS: u64 = 60;
@@ -55,24 +58,15 @@ fn join_procs(dir: &Path, cfg: &Path, port: u16, name: &str, procs: u32) -> Chil
         .unwrap()
 }
 
-fn newest_step(s: &JobStatus) -> u64 {
-    s.checkpoints
-        .iter()
-        .map(|c| c.step.get())
-        .max()
-        .unwrap_or(0)
-}
-
 /// The job finished with its newest checkpoint where 60 uninterrupted steps of 8 over the
 /// 33-photo epoch end (4 steps per epoch, the last photo dropped), after `min_rounds`.
 fn assert_finished_right(s: &JobStatus, min_rounds: u64) {
     assert_eq!(s.phase, JobPhase::Finished, "{s:?}");
     let newest = s.checkpoints.iter().max_by_key(|c| c.step).unwrap();
     assert_eq!(newest.step.get(), STEPS);
-    let per_epoch = 33 / 8;
     assert_eq!(
         (newest.position.epoch, newest.position.samples_consumed),
-        ((STEPS - 1) / per_epoch, ((STEPS - 1) % per_epoch + 1) * 8),
+        common::uninterrupted_end(STEPS, 8, 33),
         "no sample skipped or repeated: the data position of an uninterrupted run"
     );
     assert!(
@@ -80,13 +74,6 @@ fn assert_finished_right(s: &JobStatus, min_rounds: u64) {
         "round {} after a failure",
         s.round
     );
-}
-
-fn kill_group(child: &Child) {
-    // SAFETY: a process group this test created.
-    unsafe {
-        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-    }
 }
 
 fn reap(children: Vec<Child>) {

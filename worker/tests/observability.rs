@@ -579,11 +579,9 @@ fn launch_two_nodes(dir: &Path, cfg: &Path, extra: &[&str]) -> (Child, u16, u16)
     (launch, port, http_port)
 }
 
+/// Kills `child`'s process group and reaps `child`.
 fn kill_group(child: &mut Child) {
-    // SAFETY: a process group this test created.
-    unsafe {
-        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-    }
+    common::kill_group(child);
     let _ = child.wait();
 }
 

@@ -20,7 +20,6 @@ use common::{free_port, WORKER};
 use dataloader::shard::WriterOptions;
 use testkit::s3::S3Server;
 use worker::checkpoint::CheckpointStore;
-use worker::train::sample_record::{read_dir, Trajectory};
 
 const STEPS: u64 = 24;
 const BATCH: u64 = 8;
@@ -178,24 +177,30 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
-#[test]
-fn training_waits_out_storage_outages_during_reads_and_checkpoint_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(s3) = S3Server::start() else {
-        return;
-    };
+/// Moto with the photos in the bucket, the training config (checkpoints in the bucket,
+/// all kept) in `dir`, the checkpoint URL, and the endpoint in front of moto; `None`
+/// (skip) without moto or the photos.
+fn setup(dir: &Path) -> Option<(S3Server, std::path::PathBuf, String, Endpoint)> {
+    let s3 = S3Server::start()?;
     s3.create_bucket(BUCKET);
-    let Some(data) = data_on_s3(dir.path(), &s3) else {
-        return;
-    };
+    let data = data_on_s3(dir, &s3)?;
     let ckpt = format!("s3://{BUCKET}/ckpt");
-    let cfg = dir.path().join("config.toml");
+    let cfg = dir.join("config.toml");
     let text = testkit::tiny_config(&data, Path::new("CKPT"), STEPS)
         .replace("\"CKPT\"", &format!("\"{ckpt}\""))
         .replace("keep_last = 3", "keep_last = 1000");
     std::fs::write(&cfg, text).unwrap();
     let target = s3.endpoint().trim_start_matches("http://").to_string();
-    let mut endpoint = Endpoint::start(free_port(), &target);
+    let endpoint = Endpoint::start(free_port(), &target);
+    Some((s3, cfg, ckpt, endpoint))
+}
+
+#[test]
+fn training_waits_out_storage_outages_during_reads_and_checkpoint_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((s3, cfg, ckpt, mut endpoint)) = setup(dir.path()) else {
+        return;
+    };
     let mut run = train(dir.path(), &cfg, endpoint.port, 120);
 
     // A shard read once training is under way (a checkpoint exists), then a checkpoint
@@ -229,50 +234,19 @@ fn training_waits_out_storage_outages_during_reads_and_checkpoint_writes() {
     all_load(&store, &list);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let last = rt.block_on(store.load(list.last().unwrap())).unwrap();
-    let per_epoch = PHOTOS / BATCH;
     assert_eq!(
         (last.state.data.epoch, last.state.data.consumed),
-        (
-            (STEPS - 1) / per_epoch,
-            ((STEPS - 1) % per_epoch + 1) * BATCH
-        )
+        common::uninterrupted_end(STEPS, BATCH, PHOTOS)
     );
-    let t = Trajectory::replay(&read_dir(&dir.path().join("samples")).unwrap());
-    assert!(t.conflicts.is_empty(), "{:?}", t.conflicts);
-    assert_eq!(t.steps.len() as u64, STEPS);
-    for (epoch, mut positions) in t.positions_by_epoch() {
-        positions.sort_unstable();
-        let consumed = if epoch == (STEPS - 1) / per_epoch {
-            last.state.data.consumed
-        } else {
-            per_epoch * BATCH
-        };
-        assert_eq!(
-            positions,
-            (0..consumed).collect::<Vec<_>>(),
-            "epoch {epoch}"
-        );
-    }
+    common::assert_each_sample_once(&dir.path().join("samples"), STEPS, BATCH, PHOTOS);
 }
 
 #[test]
 fn storage_down_past_the_limit_ends_the_run_naming_it_and_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(s3) = S3Server::start() else {
+    let Some((s3, cfg, ckpt, mut endpoint)) = setup(dir.path()) else {
         return;
     };
-    s3.create_bucket(BUCKET);
-    let Some(data) = data_on_s3(dir.path(), &s3) else {
-        return;
-    };
-    let ckpt = format!("s3://{BUCKET}/ckpt");
-    let cfg = dir.path().join("config.toml");
-    let text = testkit::tiny_config(&data, Path::new("CKPT"), STEPS)
-        .replace("\"CKPT\"", &format!("\"{ckpt}\""))
-        .replace("keep_last = 3", "keep_last = 1000");
-    std::fs::write(&cfg, text).unwrap();
-    let target = s3.endpoint().trim_start_matches("http://").to_string();
-    let mut endpoint = Endpoint::start(free_port(), &target);
     let mut run = train(dir.path(), &cfg, endpoint.port, 4);
     // Gone in the middle of writing the checkpoint of step 6, for good.
     endpoint.kill_on("writing step 6", |l| {

@@ -204,3 +204,80 @@ pub fn eval_agent(dir: &Path, cfg: &Path, port: u16, name: &str) -> std::process
         .spawn()
         .unwrap()
 }
+
+/// SIGKILLs the process group `child` leads (a `worker join` started with
+/// `process_group(0)` and its training processes).
+pub fn kill_group(child: &std::process::Child) {
+    // SAFETY: a process group the test created.
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+/// The step of the job's newest registered checkpoint (0: none).
+pub fn newest_step(s: &proto::domain::JobStatus) -> u64 {
+    s.checkpoints
+        .iter()
+        .map(|c| c.step.get())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Where `steps` uninterrupted steps of global batch `batch` over `samples` end: the
+/// epoch and the samples consumed in it (each epoch's remainder is dropped).
+pub fn uninterrupted_end(steps: u64, batch: u64, samples: u64) -> (u64, u64) {
+    let per_epoch = samples / batch;
+    (
+        (steps - 1) / per_epoch,
+        ((steps - 1) % per_epoch + 1) * batch,
+    )
+}
+
+/// Replays the sample record in `dir` (`worker::train::sample_record`) and checks that
+/// nothing was skipped or repeated: steps 1 to `steps`, each with its full global batch
+/// of `batch`, each epoch's positions once, the last epoch up to where an uninterrupted
+/// run over `samples` ends; a step read the same samples each time it ran. Returns how
+/// many training processes the record holds.
+pub fn assert_each_sample_once(dir: &Path, steps: u64, batch: u64, samples: u64) -> usize {
+    use worker::train::sample_record::{read_dir, Trajectory};
+    let attempts = read_dir(dir).unwrap();
+    let t = Trajectory::replay(&attempts);
+    assert!(t.conflicts.is_empty(), "{:?}", t.conflicts);
+    assert_eq!(
+        t.steps.keys().copied().collect::<Vec<_>>(),
+        (1..=steps).collect::<Vec<_>>()
+    );
+    let processes: Vec<String> = attempts
+        .iter()
+        .map(|a| {
+            let taken = a.steps.iter().map(|s| s.step);
+            let (first, last) = (taken.clone().min(), taken.max());
+            format!(
+                "group {} rank {}/{} from step {}: steps {first:?}-{last:?}",
+                a.header.group_started_unix_ms, a.header.rank, a.header.world, a.header.start_step
+            )
+        })
+        .collect();
+    for (step, (_, global)) in &t.steps {
+        assert_eq!(
+            global.len() as u64,
+            batch,
+            "step {step}'s global batch {global:?}; processes: {processes:#?}"
+        );
+    }
+    let (last_epoch, last_consumed) = uninterrupted_end(steps, batch, samples);
+    for (epoch, mut positions) in t.positions_by_epoch() {
+        positions.sort_unstable();
+        let consumed = if epoch == last_epoch {
+            last_consumed
+        } else {
+            samples / batch * batch
+        };
+        assert_eq!(
+            positions,
+            (0..consumed).collect::<Vec<_>>(),
+            "epoch {epoch}: each position once"
+        );
+    }
+    attempts.len()
+}
