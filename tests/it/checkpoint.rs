@@ -11,7 +11,7 @@ use bytes::Bytes;
 use infra::store::{RetryPolicy, StoreOptions};
 use object_store::{ObjectStoreExt, PutPayload};
 use worker::checkpoint::{
-    dir_name, Checkpoint, CheckpointError, CheckpointStore, DataPosition, TrainState,
+    dir_name, Checkpoint, CheckpointError, CheckpointStore, DataPosition, TrainState, CONFIG_FILE,
     FORMAT_VERSION, MARKER_FILE, OPTIMIZER_FILE, STATE_FILE, WEIGHTS_FILE,
 };
 use worker::config::Config;
@@ -37,7 +37,7 @@ fn bytes(seed: u64, len: usize) -> Bytes {
 fn checkpoint(step: u64, digest: &str, weights_len: usize, optimizer_len: usize) -> Checkpoint {
     Checkpoint {
         weights: bytes(step, weights_len),
-        optimizer: bytes(step + 1000, optimizer_len),
+        optimizer: Some(bytes(step + 1000, optimizer_len)),
         state: TrainState {
             format_version: FORMAT_VERSION,
             step,
@@ -50,6 +50,7 @@ fn checkpoint(step: u64, digest: &str, weights_len: usize, optimizer_len: usize)
             config_digest: digest.to_string(),
             saved_at_unix_ms: 1_700_000_000_000 + step,
         },
+        config: Some(Bytes::from(format!("# the config of step {step}\n"))),
     }
 }
 
@@ -85,7 +86,7 @@ async fn local_save_list_load_round_trip() {
     for ck in &saved {
         let r = store.save(ck).await.unwrap();
         assert_eq!(r.name, dir_name(ck.state.step));
-        assert_eq!(r.marker.files.len(), 3);
+        assert_eq!(r.marker.files.len(), 4);
     }
     assert_eq!(steps(&store).await, [10, 20]);
     for r in store.list().await.unwrap() {
@@ -95,7 +96,14 @@ async fn local_save_list_load_round_trip() {
     }
     let resumed = store.load_for_resume(DIGEST).await.unwrap().unwrap();
     assert_eq!(resumed, saved[0]);
-    let mut expected = [MARKER_FILE, WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE].map(String::from);
+    let mut expected = [
+        MARKER_FILE,
+        WEIGHTS_FILE,
+        OPTIMIZER_FILE,
+        STATE_FILE,
+        CONFIG_FILE,
+    ]
+    .map(String::from);
     expected.sort();
     assert_eq!(
         dirs_on_disk(&tmp.path().join("ckpts/step-000000020")),
@@ -161,7 +169,7 @@ async fn checkpoint_without_marker_is_never_listed_and_is_cleaned_later() {
         std::fs::create_dir(&dir).unwrap();
         let ck = small(step);
         std::fs::write(dir.join(WEIGHTS_FILE), &ck.weights).unwrap();
-        std::fs::write(dir.join(OPTIMIZER_FILE), &ck.optimizer).unwrap();
+        std::fs::write(dir.join(OPTIMIZER_FILE), ck.optimizer.unwrap()).unwrap();
         std::fs::write(dir.join(STATE_FILE), serde_json::to_vec(&ck.state).unwrap()).unwrap();
     }
     assert_eq!(steps(&store).await, [1]);
@@ -374,4 +382,47 @@ async fn s3_round_trip_retention_and_damaged_checkpoints() {
         err.to_string().contains("0ther") && err.to_string().contains(DIGEST),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn model_only_and_config_less_checkpoints_load_what_they_have() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = local_store(tmp.path());
+    // Written before checkpoints kept their config: no config file, and none loaded.
+    let old = Checkpoint {
+        config: None,
+        ..small(1)
+    };
+    let r = store.save(&old).await.unwrap();
+    assert!(r.marker.files.iter().all(|f| f.name != CONFIG_FILE));
+    assert_eq!(store.load(&r).await.unwrap(), old);
+    // A model-only checkpoint (exported): no optimiser state; it loads without one and
+    // cannot be resumed.
+    let model_only = Checkpoint {
+        optimizer: None,
+        ..small(2)
+    };
+    let r = store.save(&model_only).await.unwrap();
+    assert!(r.marker.files.iter().all(|f| f.name != OPTIMIZER_FILE));
+    assert_eq!(store.load(&r).await.unwrap(), model_only);
+    // The model alone of a full checkpoint: weights, state and config, no optimiser.
+    let full = small(3);
+    let r = store.save(&full).await.unwrap();
+    let model = store.load_model(&r).await.unwrap();
+    assert_eq!(
+        model,
+        Checkpoint {
+            optimizer: None,
+            ..full.clone()
+        }
+    );
+    // A config changed after the commit is refused like any other file.
+    std::fs::write(
+        tmp.path().join(dir_name(3)).join(CONFIG_FILE),
+        b"# the config of step 9\n",
+    )
+    .unwrap();
+    let err = store.load_model(&r).await.unwrap_err();
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(CONFIG_FILE), "{err}");
 }

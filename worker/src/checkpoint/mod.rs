@@ -2,8 +2,11 @@
 //!
 //! A checkpoint is a directory `step-000001234/` under the checkpoint URL holding the
 //! model weights ([`WEIGHTS_FILE`], safetensors bytes from the model code), the optimiser
-//! state ([`OPTIMIZER_FILE`], opaque bytes), the training state ([`STATE_FILE`], JSON:
-//! [`TrainState`]) and, written last, the commit marker [`MARKER_FILE`] ([`Marker`]: size
+//! state ([`OPTIMIZER_FILE`], opaque bytes; absent from a model-only checkpoint, which
+//! cannot be resumed: `worker export`), the training state ([`STATE_FILE`], JSON:
+//! [`TrainState`]), the training config ([`CONFIG_FILE`], TOML: what the model is, so a
+//! checkpoint loads without the config file; absent from checkpoints written before it was
+//! kept) and, written last, the commit marker [`MARKER_FILE`] ([`Marker`]: size
 //! and SHA-256 of every other file). A directory without a readable marker, or whose files
 //! differ in size from it, is incomplete (a writer died) and is never listed; a file whose
 //! hash differs from the marker is never loaded. [`CheckpointStore`] saves, lists, loads
@@ -24,6 +27,8 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.bin";
 /// The training state (JSON).
 pub const STATE_FILE: &str = "train_state.json";
+/// The training config (TOML).
+pub const CONFIG_FILE: &str = "config.toml";
 /// The commit marker, written after every other file.
 pub const MARKER_FILE: &str = "COMPLETE.json";
 
@@ -62,10 +67,13 @@ pub struct TrainState {
 pub struct Checkpoint {
     /// Model weights (safetensors bytes).
     pub weights: Bytes,
-    /// Optimiser state (opaque bytes).
-    pub optimizer: Bytes,
+    /// Optimiser state (opaque bytes); `None` in a model-only checkpoint, and when only
+    /// the model was read ([`CheckpointStore::load_model`]).
+    pub optimizer: Option<Bytes>,
     /// Training state; its `step` names the directory.
     pub state: TrainState,
+    /// The training config as TOML; `None` in checkpoints written before it was kept.
+    pub config: Option<Bytes>,
 }
 
 /// One file of a checkpoint as the marker records it.

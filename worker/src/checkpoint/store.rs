@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     dir_name, parse_dir_name, Checkpoint, CheckpointError, CheckpointRef, FileEntry, Marker,
-    TrainState, FORMAT_VERSION, MARKER_FILE, OPTIMIZER_FILE, STATE_FILE, WEIGHTS_FILE,
+    TrainState, CONFIG_FILE, FORMAT_VERSION, MARKER_FILE, OPTIMIZER_FILE, STATE_FILE, WEIGHTS_FILE,
 };
 
 /// Files larger than this are uploaded in parts.
@@ -70,7 +70,7 @@ impl CheckpointStore {
         self.root.display(&format!("{name}/{file}"))
     }
 
-    /// Writes `ck` as the checkpoint of `ck.state.step`: the three files, then the marker;
+    /// Writes `ck` as the checkpoint of `ck.state.step`: its files, then the marker;
     /// then prunes (see [`CheckpointStore::prune`]). A complete checkpoint already at that
     /// step is kept and returned (one of another config is a
     /// [`CheckpointError::DigestMismatch`]); an incomplete one is cleared and rewritten.
@@ -97,18 +97,16 @@ impl CheckpointStore {
             });
         }
         self.delete_dir(&name).await?;
-        let state = Bytes::from(
-            serde_json::to_vec_pretty(&ck.state).expect("train state always serialises"),
-        );
-        let mut files = Vec::new();
-        for (file, body) in [
-            (WEIGHTS_FILE, &ck.weights),
-            (OPTIMIZER_FILE, &ck.optimizer),
-            (STATE_FILE, &state),
-        ] {
+        let mut files = vec![(WEIGHTS_FILE, ck.weights.clone())];
+        files.extend(ck.optimizer.clone().map(|o| (OPTIMIZER_FILE, o)));
+        let state = serde_json::to_vec_pretty(&ck.state).expect("train state always serialises");
+        files.push((STATE_FILE, Bytes::from(state)));
+        files.extend(ck.config.clone().map(|c| (CONFIG_FILE, c)));
+        let mut entries = Vec::new();
+        for (file, body) in files {
             let sha256 = sha256_hex(body.clone()).await;
             self.put(&name, file, body.clone()).await?;
-            files.push(FileEntry {
+            entries.push(FileEntry {
                 name: file.to_string(),
                 size_bytes: body.len() as u64,
                 sha256,
@@ -118,7 +116,7 @@ impl CheckpointStore {
             format_version: FORMAT_VERSION,
             step,
             config_digest: ck.state.config_digest.clone(),
-            files,
+            files: entries,
         };
         let body = Bytes::from(serde_json::to_vec_pretty(&marker).expect("marker serialises"));
         self.put(&name, MARKER_FILE, body).await?;
@@ -291,46 +289,84 @@ impl CheckpointStore {
         Ok(self.list().await?.pop())
     }
 
-    /// Reads a checkpoint, checking every file's size and SHA-256 against the marker.
-    pub async fn load(&self, r: &CheckpointRef) -> Result<Checkpoint, CheckpointError> {
+    /// Reads one file of checkpoint `r`, checking its size and SHA-256 against the
+    /// marker; `Ok(None)` when the marker does not list it.
+    async fn read_listed(
+        &self,
+        r: &CheckpointRef,
+        file: &str,
+    ) -> Result<Option<Bytes>, CheckpointError> {
+        let Some(entry) = r.marker.files.iter().find(|e| e.name == file) else {
+            return Ok(None);
+        };
+        let url = self.display(&r.name, file);
+        let corrupt = |reason: String| CheckpointError::Corrupt {
+            url: url.clone(),
+            reason,
+        };
+        let path = self.file(&r.name, file);
         let store = &self.root.store;
-        let mut bodies = Vec::new();
-        for f in [WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE] {
-            let url = self.display(&r.name, f);
-            let corrupt = |reason: String| CheckpointError::Corrupt {
-                url: url.clone(),
-                reason,
-            };
-            let entry = r
-                .marker
-                .files
-                .iter()
-                .find(|e| e.name == f)
-                .ok_or_else(|| corrupt("the marker does not list this file".into()))?;
-            let path = self.file(&r.name, f);
-            let body = retry(&self.retry, &format!("GET {url}"), || async {
-                store.get(&path).await?.bytes().await
-            })
-            .await?;
-            if body.len() as u64 != entry.size_bytes {
-                return Err(corrupt(format!(
-                    "{} bytes, the marker says {}",
-                    body.len(),
-                    entry.size_bytes
-                )));
-            }
-            let sha = sha256_hex(body.clone()).await;
-            if sha != entry.sha256 {
-                return Err(corrupt(format!(
-                    "SHA-256 {sha}, the marker says {}",
-                    entry.sha256
-                )));
-            }
-            bodies.push(body);
+        let body = retry(&self.retry, &format!("GET {url}"), || async {
+            store.get(&path).await?.bytes().await
+        })
+        .await?;
+        if body.len() as u64 != entry.size_bytes {
+            return Err(corrupt(format!(
+                "{} bytes, the marker says {}",
+                body.len(),
+                entry.size_bytes
+            )));
         }
+        let sha = sha256_hex(body.clone()).await;
+        if sha != entry.sha256 {
+            return Err(corrupt(format!(
+                "SHA-256 {sha}, the marker says {}",
+                entry.sha256
+            )));
+        }
+        Ok(Some(body))
+    }
+
+    /// [`Self::read_listed`] of a file every checkpoint must have.
+    async fn read_required(&self, r: &CheckpointRef, file: &str) -> Result<Bytes, CheckpointError> {
+        self.read_listed(r, file)
+            .await?
+            .ok_or_else(|| CheckpointError::Corrupt {
+                url: self.display(&r.name, file),
+                reason: "the marker does not list this file".into(),
+            })
+    }
+
+    /// Reads a checkpoint, checking every file's size and SHA-256 against the marker. A
+    /// model-only checkpoint (no optimiser state) loads with `optimizer: None`.
+    pub async fn load(&self, r: &CheckpointRef) -> Result<Checkpoint, CheckpointError> {
+        let weights = self.read_required(r, WEIGHTS_FILE).await?;
+        let optimizer = self.read_listed(r, OPTIMIZER_FILE).await?;
+        let state = self.read_state(r).await?;
+        let config = self.read_listed(r, CONFIG_FILE).await?;
+        Ok(Checkpoint {
+            weights,
+            optimizer,
+            state,
+            config,
+        })
+    }
+
+    /// What using a checkpoint's model needs: [`Self::load`] without the optimiser state.
+    pub async fn load_model(&self, r: &CheckpointRef) -> Result<Checkpoint, CheckpointError> {
+        Ok(Checkpoint {
+            weights: self.read_required(r, WEIGHTS_FILE).await?,
+            optimizer: None,
+            state: self.read_state(r).await?,
+            config: self.read_listed(r, CONFIG_FILE).await?,
+        })
+    }
+
+    async fn read_state(&self, r: &CheckpointRef) -> Result<TrainState, CheckpointError> {
+        let body = self.read_required(r, STATE_FILE).await?;
         let state_url = self.display(&r.name, STATE_FILE);
         let state: TrainState =
-            serde_json::from_slice(&bodies[2]).map_err(|e| CheckpointError::Corrupt {
+            serde_json::from_slice(&body).map_err(|e| CheckpointError::Corrupt {
                 url: state_url.clone(),
                 reason: format!("not a valid training state: {e}"),
             })?;
@@ -343,13 +379,7 @@ impl CheckpointStore {
                 ),
             });
         }
-        let optimizer = bodies.swap_remove(1);
-        let weights = bodies.swap_remove(0);
-        Ok(Checkpoint {
-            weights,
-            optimizer,
-            state,
-        })
+        Ok(state)
     }
 
     /// The complete checkpoint of `step`, to resume a run whose config digest is

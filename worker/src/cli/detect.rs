@@ -6,18 +6,19 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use worker::detect::{self, output, AnalysisParams, DetectParams};
-use worker::runtime::model;
 
-use super::{load_checkpoint, load_config, StoreArgs};
+use super::{load_checkpoint, load_optional_config, StoreArgs};
 
 /// Arguments of `worker detect`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The training config the checkpoint was trained with (model shape, patch size).
+    /// A training config: its checkpoint.url is the default checkpoint, and it describes
+    /// the model of checkpoints that do not carry their own config (older ones).
     #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
     /// A checkpoint directory URL or path (its newest complete checkpoint), or one
-    /// checkpoint's `step-N` directory. Default: the config's checkpoint.url.
+    /// checkpoint's `step-N` directory. Default: the config's checkpoint.url, and without
+    /// --config the model shipped with the project (models/default, or $WORKER_MODEL).
     #[arg(long, value_name = "REF")]
     pub checkpoint: Option<String>,
     /// Where the outputs go (created if missing).
@@ -51,11 +52,14 @@ pub struct Args {
 
 /// Runs `worker detect`; fails if no photo could be analysed.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = load_config(&args.config)?;
-    let device = model::torch_device(cfg.device)?;
-    let loaded = load_checkpoint(&cfg, args.checkpoint.as_deref(), device, &args.store)?;
-    tracing::info!(checkpoint = %loaded.checkpoint.url, step = loaded.checkpoint.step, "model loaded");
-    let base = DetectParams::for_model(&loaded.model, cfg.spec.data.patch_px, args.per_side);
+    let cfg = load_optional_config(args.config.as_deref())?;
+    let loaded = load_checkpoint(cfg.as_ref(), args.checkpoint.as_deref(), None, &args.store)?;
+    let device = loaded.vs.device();
+    let base = DetectParams::for_model(
+        &loaded.model,
+        loaded.config.spec.data.patch_px,
+        args.per_side,
+    );
     let params = DetectParams {
         batch: args.batch,
         max_pixels: args.max_megapixels.saturating_mul(1_000_000),

@@ -1,4 +1,5 @@
-//! `worker eval retrieval|splice`: one measurement of a checkpoint, printed; `worker eval
+//! `worker eval retrieval|splice`: one measurement of a checkpoint, printed (`worker eval
+//! compare` sets such measurements side by side: [`super::compare`]); `worker eval
 //! agent`: runs the evaluation jobs a coordinator leases (the config's eval suites).
 
 use std::path::PathBuf;
@@ -7,9 +8,8 @@ use anyhow::Context;
 use dataloader::order::RankPlan;
 use worker::eval::retrieval::{evaluate, RetrievalOptions};
 use worker::runtime::data::DataSource;
-use worker::runtime::model;
 
-use super::{load_checkpoint, load_config, StoreArgs};
+use super::{load_checkpoint, load_config, load_optional_config, StoreArgs};
 
 /// Evaluation commands.
 #[derive(Debug, clap::Subcommand)]
@@ -18,6 +18,9 @@ pub enum EvalCommand {
     Retrieval(RetrievalArgs),
     /// Zero-shot splice detection and localisation on a splice dataset.
     Splice(SpliceArgs),
+    /// Compare models' `eval splice --json` results on the same benchmarks: 95% bootstrap
+    /// intervals over images and paired differences from a baseline.
+    Compare(super::compare::CompareArgs),
     /// Run the evaluation jobs a coordinator leases: the eval suites of the training
     /// config on the job's checkpoints; results go next to each checkpoint and to the
     /// coordinator's registry.
@@ -47,10 +50,12 @@ pub struct AgentArgs {
 /// Arguments of `worker eval splice`.
 #[derive(Debug, clap::Args)]
 pub struct SpliceArgs {
-    /// The training config the checkpoint was trained with.
+    /// A training config: its checkpoint.url is the default checkpoint, and it describes
+    /// the model of checkpoints that do not carry their own config (older ones).
     #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// A checkpoint directory (its newest) or a `step-N` directory; default checkpoint.url.
+    pub config: Option<PathBuf>,
+    /// A checkpoint directory (its newest) or a `step-N` directory; default the config's
+    /// checkpoint.url, without --config the default model (models/default, $WORKER_MODEL).
     #[arg(long, value_name = "REF")]
     pub checkpoint: Option<String>,
     /// The dataset folder.
@@ -76,10 +81,12 @@ pub struct SpliceArgs {
 /// Arguments of `worker eval retrieval`.
 #[derive(Debug, clap::Args)]
 pub struct RetrievalArgs {
-    /// The training config the checkpoint was trained with (model shape, text settings).
+    /// A training config: its checkpoint.url is the default checkpoint, and it describes
+    /// the model of checkpoints that do not carry their own config (older ones).
     #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Checkpoint directory URL (its newest complete checkpoint); default checkpoint.url.
+    pub config: Option<PathBuf>,
+    /// Checkpoint directory URL (its newest complete checkpoint); default the config's
+    /// checkpoint.url, without --config the default model.
     #[arg(long, value_name = "URL")]
     pub checkpoints: Option<String>,
     /// The packed dataset to measure on (e.g. photos of held-out camera models).
@@ -106,6 +113,7 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
         EvalCommand::Retrieval(a) => retrieval(a),
         EvalCommand::Splice(a) => splice(a),
+        EvalCommand::Compare(a) => super::compare::run(a),
         EvalCommand::Agent(a) => agent(a),
     }
 }
@@ -145,14 +153,14 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
 
 fn splice(args: SpliceArgs) -> anyhow::Result<()> {
     use worker::eval::datasets::{read_dataset, DatasetConfig, DatasetKind};
-    let cfg = load_config(&args.config)?;
-    let device = model::torch_device(cfg.device)?;
+    let cfg = load_optional_config(args.config.as_deref())?;
     let kind: DatasetKind = args.kind.parse().map_err(anyhow::Error::msg)?;
     let listing = read_dataset(&DatasetConfig::new(kind, &args.data))?;
-    let loaded = load_checkpoint(&cfg, args.checkpoint.as_deref(), device, &args.store)?;
+    let loaded = load_checkpoint(cfg.as_ref(), args.checkpoint.as_deref(), None, &args.store)?;
+    let device = loaded.vs.device();
     let params = worker::detect::DetectParams::for_model(
         &loaded.model,
-        cfg.spec.data.patch_px,
+        loaded.config.spec.data.patch_px,
         args.per_side,
     );
     let report =
@@ -200,12 +208,12 @@ fn splice(args: SpliceArgs) -> anyhow::Result<()> {
 }
 
 fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
-    let cfg = load_config(&args.config)?;
+    let cfg = load_optional_config(args.config.as_deref())?;
     let store_opts = args.store.options();
-    let device = model::torch_device(cfg.device)?;
+    let loaded = load_checkpoint(cfg.as_ref(), args.checkpoints.as_deref(), None, &args.store)?;
+    let device = loaded.vs.device();
     let plan = RankPlan::new(args.batch.max(2), 1, 0)?;
-    let data = DataSource::open(&cfg.spec, &args.data, plan, &store_opts)?;
-    let loaded = load_checkpoint(&cfg, args.checkpoints.as_deref(), device, &args.store)?;
+    let data = DataSource::open(&loaded.config.spec, &args.data, plan, &store_opts)?;
     let (model, newest) = (loaded.model, loaded.checkpoint);
     let opts = RetrievalOptions {
         batch: args.batch,

@@ -2,6 +2,7 @@
 //! errors become `anyhow` errors here.
 
 pub mod bench;
+pub mod compare;
 pub mod detect;
 pub mod env;
 pub mod eval;
@@ -48,17 +49,31 @@ impl StoreArgs {
     }
 }
 
-/// The model of `cfg` with the weights of `reference` (a checkpoint directory or a `step-N`
-/// directory), or of the config's `checkpoint.url` when none is given.
+/// The model of the checkpoint `reference` (a checkpoint directory or a `step-N`
+/// directory); without one, the newest checkpoint of `cfg`'s `checkpoint.url`, and
+/// without a config either, the default model ([`worker::runtime::model::default_model`]).
+/// The model is built from the config the checkpoint carries, else from `cfg`.
 pub fn load_checkpoint(
-    cfg: &Config,
+    cfg: Option<&Config>,
     reference: Option<&str>,
-    device: tch::Device,
+    device: Option<tch::Device>,
     store: &StoreArgs,
 ) -> anyhow::Result<worker::runtime::model::LoadedModel> {
-    let reference = reference.unwrap_or(&cfg.spec.checkpoint.url);
-    worker::runtime::model::from_checkpoint(cfg, reference, device, &store.options())
-        .with_context(|| format!("loading the checkpoint {reference}"))
+    use worker::runtime::model::{default_model, from_checkpoint};
+    let reference = match (reference, cfg) {
+        (Some(r), _) => r.to_string(),
+        (None, Some(cfg)) => cfg.spec.checkpoint.url.clone(),
+        (None, None) => default_model(),
+    };
+    let loaded = from_checkpoint(cfg, &reference, device, &store.options())
+        .with_context(|| format!("loading the checkpoint {reference}"))?;
+    tracing::info!(checkpoint = %loaded.checkpoint.url, step = loaded.checkpoint.step, "model loaded");
+    Ok(loaded)
+}
+
+/// `--config` when given, read and checked.
+pub fn load_optional_config(path: Option<&Path>) -> anyhow::Result<Option<Config>> {
+    path.map(load_config).transpose()
 }
 
 /// The coordinator to talk to and the credentials: `worker join` and `worker eval agent`.

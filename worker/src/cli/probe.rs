@@ -8,7 +8,7 @@ use dataloader::pack::{list_photos, Input};
 use worker::probe::{self, exif::ExifParams, radial::RadialParams, LogisticOptions, ProbeOptions};
 use worker::runtime::model;
 
-use super::{load_config, StoreArgs};
+use super::{load_checkpoint, load_optional_config, StoreArgs};
 
 /// Probe commands.
 #[derive(Debug, clap::Subcommand)]
@@ -44,13 +44,17 @@ pub struct SpliceArgs {
 /// Arguments every probe takes.
 #[derive(Debug, clap::Args)]
 pub struct CommonArgs {
-    /// The training config (model shape, device).
+    /// A training config: its checkpoint.url is the default checkpoint, it describes the
+    /// model of checkpoints that do not carry their own config (older ones) and the
+    /// randomly initialised model of --random-init.
     #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// A checkpoint directory (its newest) or a `step-N` directory; default checkpoint.url.
+    pub config: Option<PathBuf>,
+    /// A checkpoint directory (its newest) or a `step-N` directory; default the config's
+    /// checkpoint.url, without --config the default model (models/default, $WORKER_MODEL).
     #[arg(long, value_name = "REF", conflicts_with = "random_init")]
     pub checkpoint: Option<String>,
-    /// Probe a randomly initialised model (the baseline) instead of a checkpoint.
+    /// Probe a randomly initialised model (the baseline) instead of a checkpoint: the
+    /// model of --config, else of the default model.
     #[arg(long)]
     pub random_init: bool,
     /// Photo folder or file list (as `dataloader pack` takes); radial and exif only.
@@ -130,19 +134,32 @@ struct Setup {
 }
 
 fn setup(a: &CommonArgs) -> anyhow::Result<Setup> {
-    let cfg = load_config(&a.config)?;
-    let device = model::torch_device(cfg.device)?;
-    let (vs, m, source) = if a.random_init {
-        let (vs, m) = model::build(&cfg, device, a.seed)?;
-        (vs, m, format!("random init (seed {})", a.seed))
-    } else {
-        let l = super::load_checkpoint(&cfg, a.checkpoint.as_deref(), device, &a.store)?;
-        let source = format!(
-            "checkpoint {} (step {})",
-            l.checkpoint.url, l.checkpoint.step
-        );
-        (l.vs, l.model, source)
+    let given = load_optional_config(a.config.as_deref())?;
+    let (cfg, vs, m, source) = match given {
+        Some(cfg) if a.random_init => {
+            let device = model::torch_device(cfg.device)?;
+            let (vs, m) = model::build(&cfg, device, a.seed)?;
+            (cfg, vs, m, format!("random init (seed {})", a.seed))
+        }
+        given => {
+            let l = load_checkpoint(given.as_ref(), a.checkpoint.as_deref(), None, &a.store)?;
+            if a.random_init {
+                let (vs, m) = model::build(&l.config, l.vs.device(), a.seed)?;
+                let source = format!(
+                    "random init (seed {}) of the model of {}",
+                    a.seed, l.checkpoint.url
+                );
+                (l.config, vs, m, source)
+            } else {
+                let source = format!(
+                    "checkpoint {} (step {})",
+                    l.checkpoint.url, l.checkpoint.step
+                );
+                (l.config, l.vs, l.model, source)
+            }
+        }
     };
+    let device = vs.device();
     let photos = match &a.photos {
         Some(path) => {
             let input = Input::from_path(path)?;

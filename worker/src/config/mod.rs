@@ -326,6 +326,11 @@ impl TrainConfig {
         })
     }
 
+    /// The configuration as TOML text (reads back to an equal value).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a training config always serialises to TOML")
+    }
+
     /// Checks every field, returning the validated [`Config`] or every problem found.
     pub fn validate(self) -> Result<Config, Vec<FieldError>> {
         let errors = validate::check(&self);

@@ -68,6 +68,29 @@ pub struct SpliceReport {
     pub detection_mean_dissimilarity: Option<DetectionReport>,
     /// Seconds per image, embeddings included.
     pub seconds_per_image: f64,
+    /// Every analysed image's scores, in dataset order: what intervals over images are
+    /// drawn from (`worker eval compare`).
+    pub images: Vec<ImageResult>,
+}
+
+/// One analysed image's scores.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ImageResult {
+    /// The image's path as the dataset lists it.
+    pub image: String,
+    /// Its label.
+    pub spliced: bool,
+    /// The consistency score (higher = authentic).
+    pub consistency: f64,
+    /// The mean dissimilarity `mean(1 - A)` (higher = spliced).
+    pub mean_dissimilarity: f64,
+    /// Localisation of a spliced image (absent for authentic ones and masks that cannot
+    /// be scored): the mean-shift map's better pixel AP of the map and its inverse.
+    pub mean_shift_p_ap: Option<f64>,
+    /// The same for the normalised-cut map.
+    pub ncut_p_ap: Option<f64>,
+    /// The normalised-cut map's better cIoU of the map and its inverse.
+    pub ncut_ciou: Option<f64>,
 }
 
 /// Evaluates `model` on every image of `listing` (the first `limit` if given).
@@ -84,6 +107,7 @@ pub fn evaluate(
     let (mut consistency, mut dissimilarity, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     let mut failed = Vec::new();
     let mut examples = Vec::new();
+    let mut images = Vec::new();
     let entries = &listing.entries[..limit.unwrap_or(usize::MAX).min(listing.entries.len())];
     for (i, entry) in entries.iter().enumerate() {
         let result = (|| -> Result<(), String> {
@@ -92,7 +116,16 @@ pub fn evaluate(
             let (w, h) = (photo.width(), photo.height());
             let (grid, a) =
                 detect::detect(model, &photo, params, device).map_err(|e| e.to_string())?;
-            if entry.label == Label::Spliced {
+            let mut record = ImageResult {
+                image: entry.image.display().to_string(),
+                spliced: entry.label == Label::Spliced,
+                consistency: a.consistency,
+                mean_dissimilarity: a.mean_dissimilarity,
+                mean_shift_p_ap: None,
+                ncut_p_ap: None,
+                ncut_ciou: None,
+            };
+            if record.spliced {
                 let mask = entry.mask_at(w, h).map_err(|e| e.to_string())?;
                 let random = random_embeddings(grid.len(), i as u64);
                 let r = analyse(&random, &grid, &params.analysis).map_err(|e| e.to_string())?;
@@ -109,20 +142,25 @@ pub fn evaluate(
                         Err(e) => tracing::warn!(error = %e, "heat map not encoded"),
                     }
                 }
-                for (summary, analysis, map) in [
-                    (&mut ms, &a, &a.mean_shift_map),
-                    (&mut nc, &a, &a.ncut_map),
-                    (&mut chance_ms, &r, &r.mean_shift_map),
-                    (&mut chance_nc, &r, &r.ncut_map),
-                ] {
+                let score = |summary: &mut LocalisationSummary,
+                             analysis: &detect::Analysis,
+                             map: &tch::Tensor| {
                     summary
                         .add(&map_pixels(analysis, map), &mask, w as usize, h as usize)
-                        .map_err(|e| e.to_string())?;
-                }
+                        .map_err(|e| e.to_string())
+                };
+                let ms_scores = score(&mut ms, &a, &a.mean_shift_map)?;
+                let nc_scores = score(&mut nc, &a, &a.ncut_map)?;
+                score(&mut chance_ms, &r, &r.mean_shift_map)?;
+                score(&mut chance_nc, &r, &r.ncut_map)?;
+                record.mean_shift_p_ap = ms_scores.map(|s| s.permuted_ap());
+                record.ncut_p_ap = nc_scores.as_ref().map(|s| s.permuted_ap());
+                record.ncut_ciou = nc_scores.map(|s| s.ciou_either());
             }
             consistency.push(a.consistency);
             dissimilarity.push(a.mean_dissimilarity);
-            labels.push(entry.label == Label::Spliced);
+            labels.push(record.spliced);
+            images.push(record);
             Ok(())
         })();
         if let Err(e) = result {
@@ -153,5 +191,6 @@ pub fn evaluate(
         detection_mean_dissimilarity: detection_ap(&dissimilarity, &labels, HigherMeans::Spliced)
             .ok(),
         seconds_per_image: t0.elapsed().as_secs_f64() / entries.len().max(1) as f64,
+        images,
     }
 }

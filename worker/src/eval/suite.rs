@@ -131,7 +131,7 @@ pub fn run_suite(
         });
     }
     let device = torch_device(cfg.device)?;
-    let loaded = from_checkpoint(cfg, checkpoint_url, device, store)?;
+    let loaded = from_checkpoint(Some(cfg), checkpoint_url, Some(device), store)?;
     let found = &loaded.checkpoint.marker.config_digest;
     if found != cfg.digest.as_str() {
         return Err(SuiteError::DigestMismatch {

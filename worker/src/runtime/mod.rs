@@ -32,6 +32,9 @@ pub enum RuntimeError {
     /// A config value that only the data can check (e.g. an epoch without steps).
     #[error("invalid config: {0}")]
     Config(FieldError),
+    /// A checkpoint without its config, and none given.
+    #[error("{0}")]
+    MissingConfig(String),
     /// The device is missing or unsupported by this build.
     #[error("{0}")]
     Device(String),

@@ -107,19 +107,77 @@ pub struct LoadedModel {
     pub vs: nn::VarStore,
     /// The model.
     pub model: JointModel,
+    /// The config the model was built from: the checkpoint's own when it carries one.
+    pub config: Config,
     /// The checkpoint the weights came from.
     pub checkpoint: crate::checkpoint::CheckpointRef,
     /// The store holding it (evaluation results are written next to it).
     pub store: crate::checkpoint::CheckpointStore,
 }
 
-/// Builds `cfg`'s model on `device` with the weights of the checkpoint `reference`: a
-/// checkpoint directory URL or path (its newest complete checkpoint) or one checkpoint's own
-/// directory (`.../step-000000600`).
+/// The environment variable naming the model used when none is given.
+pub const MODEL_ENV: &str = "WORKER_MODEL";
+
+/// The model `worker detect`, `eval` and `probe` use when given neither a checkpoint nor a
+/// config: `$WORKER_MODEL`, else the model shipped in the repository (`models/default`).
+pub fn default_model() -> String {
+    match std::env::var(MODEL_ENV) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => concat!(env!("CARGO_MANIFEST_DIR"), "/../models/default").to_string(),
+    }
+}
+
+/// The config a checkpoint's model is built from: the TOML the checkpoint carries (checked
+/// against its marker's digest), else `given` (checkpoints written before configs were
+/// kept); with both, the checkpoint's own wins and a different `given` is reported.
+fn model_config(
+    carried: Option<&[u8]>,
+    given: Option<&Config>,
+    checkpoint: &crate::checkpoint::CheckpointRef,
+) -> Result<Config, RuntimeError> {
+    let Some(text) = carried else {
+        return given.cloned().ok_or_else(|| {
+            RuntimeError::MissingConfig(format!(
+                "{} holds no config.toml (it was written before checkpoints kept their config): pass --config with the training config it was trained with",
+                checkpoint.url
+            ))
+        });
+    };
+    let origin = format!("{}/{}", checkpoint.url, crate::checkpoint::CONFIG_FILE);
+    let corrupt = |reason: String| crate::checkpoint::CheckpointError::Corrupt {
+        url: origin.clone(),
+        reason,
+    };
+    let text = std::str::from_utf8(text).map_err(|e| corrupt(format!("not UTF-8: {e}")))?;
+    let own = Config::from_toml_str(text, &origin).map_err(|e| corrupt(e.to_string()))?;
+    if own.digest.as_str() != checkpoint.marker.config_digest {
+        return Err(corrupt(format!(
+            "its digest {} differs from the marker's {}",
+            own.digest.as_str(),
+            checkpoint.marker.config_digest
+        ))
+        .into());
+    }
+    if let Some(given) = given.filter(|g| g.digest != own.digest) {
+        tracing::warn!(
+            checkpoint = %checkpoint.url,
+            given = given.digest.as_str(),
+            own = own.digest.as_str(),
+            "the checkpoint was trained with another config than the one given: the model is built from its own"
+        );
+    }
+    Ok(own)
+}
+
+/// The model of the checkpoint `reference`, on `device` (default: the config's
+/// `train.device`): a checkpoint directory URL or path (its newest complete checkpoint) or
+/// one checkpoint's own directory (`.../step-000000600`). The model is built from the
+/// config the checkpoint carries, else from `given` ([`model_config`]); only the weights,
+/// the training state and the config are read.
 pub fn from_checkpoint(
-    cfg: &Config,
+    given: Option<&Config>,
     reference: &str,
-    device: tch::Device,
+    device: Option<tch::Device>,
     store: &infra::store::StoreOptions,
 ) -> Result<LoadedModel, RuntimeError> {
     use crate::checkpoint::CheckpointStore;
@@ -147,12 +205,21 @@ pub fn from_checkpoint(
     let checkpoint = found.ok_or_else(|| crate::checkpoint::CheckpointError::NotFound {
         url: reference.to_string(),
     })?;
-    let ck = rt.block_on(checkpoints.load(&checkpoint))?;
-    let (vs, model) = build(cfg, device, cfg.spec.data.seed)?;
+    let ck = rt.block_on(checkpoints.load_model(&checkpoint))?;
+    let config = model_config(ck.config.as_deref(), given, &checkpoint)?;
+    let device = match device {
+        Some(d) => d,
+        None => torch_device(config.device)?,
+    };
+    // No pretrained initialisation: the checkpoint's weights replace every variable.
+    tch::manual_seed(config.spec.data.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = JointModel::new(&vs.root(), &config.spec.model)?;
     weights_from_bytes(&vs, &ck.weights)?;
     Ok(LoadedModel {
         vs,
         model,
+        config,
         checkpoint,
         store: checkpoints,
     })

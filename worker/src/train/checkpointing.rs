@@ -14,8 +14,9 @@ impl Trainer<'_> {
     pub(super) fn checkpoint(&mut self, final_step: bool) -> Result<(), TrainError> {
         let ck = Checkpoint {
             weights: model::weights_to_bytes(&self.vs)?.into(),
-            optimizer: self.opt.to_bytes()?.into(),
+            optimizer: Some(self.opt.to_bytes()?.into()),
             state: self.train_state(),
+            config: Some(self.cfg.spec.to_toml().into()),
         };
         let saved = self.data.runtime.block_on(self.store.save(&ck))?;
         tracing::info!(step = saved.step, url = %saved.url, "checkpoint saved");

@@ -495,7 +495,14 @@ fn resume(
         return Ok((0, Position::default()));
     };
     model::weights_from_bytes(vs, &ck.weights)?;
-    opt.load_bytes(&ck.optimizer)?;
+    let Some(optimizer) = &ck.optimizer else {
+        return Err(crate::checkpoint::CheckpointError::Corrupt {
+            url: format!("{}/{}", store.url(), crate::checkpoint::dir_name(ck.state.step)),
+            reason: "it is a model-only checkpoint (exported, no optimiser state) and cannot be resumed: point checkpoint.url at a training run's checkpoints".into(),
+        }
+        .into());
+    };
+    opt.load_bytes(optimizer)?;
     let position = Position {
         epoch: ck.state.data.epoch,
         consumed: ck.state.data.consumed,
