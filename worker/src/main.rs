@@ -31,6 +31,9 @@ enum Command {
     Eval(cli::eval::EvalCommand),
     /// Find spliced regions in photos (zero shot): maps, masks and scores per photo.
     Detect(cli::detect::Args),
+    /// Write a checkpoint's model alone (optionally in half precision) as a model-only
+    /// checkpoint, as the shipped default model is made.
+    Export(cli::export::Args),
     /// Linear probes on the frozen image tower (radial distortion, EXIF values).
     #[command(subcommand)]
     Probe(cli::probe::ProbeCommand),
@@ -81,6 +84,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Join(a) => cli::join::run_join(a),
         Command::Eval(c) => cli::eval::run(c),
         Command::Detect(a) => cli::detect::run(a),
+        Command::Export(a) => cli::export::run(a),
         Command::Probe(c) => cli::probe::run(c),
         Command::Bench(c) => cli::bench::run(c),
         Command::SpliceBench(c) => cli::splice_bench::run(c),

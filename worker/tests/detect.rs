@@ -1,10 +1,13 @@
 //! `worker detect` as a user runs it: a checkpoint trained by `worker train` for a few
 //! steps, real photos (one with a region pasted from another camera's photo), and a file
-//! that is no image. Checks the outputs' sizes, kinds and records, and that a bad file is
-//! skipped with a message while the others are analysed.
+//! that is no image. Checks the outputs' sizes, kinds and records, that a bad file is
+//! skipped with a message while the others are analysed, the HTML report (in headless
+//! Chromium where it is installed), that a checkpoint needs no --config (an old one
+//! without its config does), and that an exported half-precision model detects alike.
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::{packed_photos, write_config, WORKER};
@@ -46,11 +49,16 @@ fn detect_writes_maps_masks_and_records_at_the_photos_size_and_skips_bad_files()
     std::fs::write(&not_an_image, b"not a photo").unwrap();
 
     let out_dir = dir.path().join("out");
+    let checkpoints = dir.path().join("ckpt");
+    let report_dir = dir.path().join("report");
+    // No --config: the checkpoint carries the config it was trained with.
     let run = Command::new(WORKER)
-        .args(["detect", "--config"])
-        .arg(&cfg)
+        .args(["detect", "--checkpoint"])
+        .arg(&checkpoints)
         .arg("--out")
         .arg(&out_dir)
+        .arg("--report")
+        .arg(&report_dir)
         .args(["--per-side", "12"])
         .arg(&spliced_path)
         .arg(&not_an_image)
@@ -105,6 +113,8 @@ fn detect_writes_maps_masks_and_records_at_the_photos_size_and_skips_bad_files()
         assert!(heat.width().max(heat.height()) <= 1600);
     }
 
+    check_report(&report_dir.join("index.html"), &out_dir);
+
     // Only bad input: a non-zero exit that says so.
     let run = Command::new(WORKER)
         .args(["detect", "--config"])
@@ -116,4 +126,175 @@ fn detect_writes_maps_masks_and_records_at_the_photos_size_and_skips_bad_files()
         .unwrap();
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("none of the 1 photo(s)"));
+}
+
+/// The report lists both photos, least consistent first, with the bad file as skipped;
+/// in Chromium it renders with every image decoded and nothing fetched.
+fn check_report(page: &Path, out_dir: &Path) {
+    let html = std::fs::read_to_string(page).unwrap();
+    let consistency = |stem: &str| {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join(format!("{stem}.json"))).unwrap())
+                .unwrap();
+        record["consistency"].as_f64().unwrap()
+    };
+    let (spliced, canon) = (
+        consistency("spliced"),
+        consistency("canon_canon-eos-30d_01"),
+    );
+    let (first, second) = if spliced <= canon {
+        ("spliced.png", "canon_canon-eos-30d_01.jpg")
+    } else {
+        ("canon_canon-eos-30d_01.jpg", "spliced.png")
+    };
+    let at = |s: &str| {
+        html.find(s)
+            .unwrap_or_else(|| panic!("{s} not in the report"))
+    };
+    assert!(at(first) < at(second), "least consistent first");
+    assert!(html.contains("notes.jpg: cannot read the image"));
+    assert_eq!(html.matches("<section class=\"photo\"").count(), 2);
+
+    let Some(python) = testkit::python_with("selenium") else {
+        return;
+    };
+    if !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Chromium missing: run scripts/setup-cluster-tools.sh"
+        );
+        eprintln!("report not opened in a browser: Debian's chromium and chromium-driver are not installed (scripts/setup-cluster-tools.sh)");
+        return;
+    }
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("detect-report.png");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/report_check.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(page)
+        .arg(&screenshot)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report_check.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("{seen}\nscreenshot: {}", screenshot.display());
+    assert_eq!(seen["images"], 6, "photo, heat map and mask of two photos");
+    assert_eq!(
+        seen["images_loaded"], 6,
+        "every image decodes in the browser"
+    );
+    assert_eq!(seen["fetched"], serde_json::json!([]), "nothing fetched");
+    let photos = seen["photos"].as_array().unwrap();
+    assert!(photos[0]["heading"].as_str().unwrap().contains(first));
+    assert!(photos[0]["consistency"].as_f64() <= photos[1]["consistency"].as_f64());
+    assert_eq!(seen["skipped"].as_array().unwrap().len(), 1);
+    assert!(
+        seen["page_height"].as_u64().unwrap() > 600,
+        "the page has its content laid out"
+    );
+}
+
+/// The consistency `worker detect` records for `photo` with the model at `checkpoint`
+/// (and `--config` when given); the command's output when it fails.
+fn consistency_with(
+    checkpoint: &Path,
+    config: Option<&Path>,
+    photo: &Path,
+    out_dir: &Path,
+) -> Result<f64, String> {
+    let mut cmd = Command::new(WORKER);
+    cmd.args(["detect", "--per-side", "10", "--checkpoint"])
+        .arg(checkpoint)
+        .arg("--out")
+        .arg(out_dir)
+        .arg(photo);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    let run = cmd.output().unwrap();
+    if !run.status.success() {
+        return Err(String::from_utf8_lossy(&run.stderr).into_owned());
+    }
+    let stem = photo.file_stem().unwrap().to_string_lossy();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join(format!("{stem}.json"))).unwrap())
+            .unwrap();
+    Ok(record["consistency"].as_f64().unwrap())
+}
+
+#[test]
+fn exported_half_precision_models_and_old_checkpoints_load_without_surprises() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(data) = packed_photos(dir.path()) else {
+        return;
+    };
+    let cfg = write_config(dir.path(), &data, 3);
+    common::train(&cfg);
+    let checkpoints = dir.path().join("ckpt");
+    let photo = photo("apple_iphone-13-pro_01.jpg");
+    let original = consistency_with(&checkpoints, None, &photo, &dir.path().join("a")).unwrap();
+
+    // Exported in half precision: a model-only checkpoint half the size that detects alike.
+    let exported = dir.path().join("exported");
+    let run = Command::new(WORKER)
+        .args(["export", "--half", "--checkpoint"])
+        .arg(&checkpoints)
+        .arg("--out")
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let step_dir = |root: &Path| {
+        std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("step-")
+            })
+            .unwrap()
+    };
+    let size = |root: &Path| {
+        std::fs::metadata(step_dir(root).join("model.safetensors"))
+            .unwrap()
+            .len()
+    };
+    let (full, half) = (size(&checkpoints), size(&exported));
+    assert!(
+        half < full * 6 / 10,
+        "half precision: {half} bytes against {full}"
+    );
+    assert!(!step_dir(&exported).join("optimizer.bin").exists());
+    let from_half = consistency_with(&exported, None, &photo, &dir.path().join("b")).unwrap();
+    assert!(
+        (from_half - original).abs() <= 1e-2 * original.abs().max(1.0),
+        "half precision changed the score: {from_half} against {original}"
+    );
+
+    // A checkpoint written before checkpoints kept their config: its marker lists no
+    // config.toml. Without --config it is refused with what to do; with it, it loads.
+    let step = step_dir(&checkpoints);
+    let marker_path = step.join("COMPLETE.json");
+    let mut marker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker_path).unwrap()).unwrap();
+    marker["files"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "config.toml");
+    std::fs::write(&marker_path, serde_json::to_vec(&marker).unwrap()).unwrap();
+    std::fs::remove_file(step.join("config.toml")).unwrap();
+    let err = consistency_with(&checkpoints, None, &photo, &dir.path().join("c")).unwrap_err();
+    assert!(err.contains("pass --config"), "{err}");
+    let with_config =
+        consistency_with(&checkpoints, Some(&cfg), &photo, &dir.path().join("d")).unwrap();
+    assert_eq!(with_config, original);
 }

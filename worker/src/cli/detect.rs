@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use worker::detect::report::{self, ReportPhoto};
 use worker::detect::{self, output, AnalysisParams, DetectParams};
+use worker::runtime::model::LoadedModel;
 
 use super::{load_checkpoint, load_optional_config, StoreArgs};
 
@@ -43,6 +45,10 @@ pub struct Args {
     /// get patches spread past a patch side, said in the record (`grid.budgeted`).
     #[arg(long, default_value_t = 4096)]
     pub max_patches: usize,
+    /// Also write one self-contained HTML page of the results here (DIR/index.html):
+    /// each photo with its heat map, mask and scores, most suspicious first.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     /// The photos.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
@@ -73,12 +79,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the output folder {}", args.out.display()))?;
-    let (mut done, mut failed) = (0usize, 0usize);
+    let (mut done, mut skipped, mut pages) = (0usize, Vec::new(), Vec::new());
     for path in &args.images {
         let t = std::time::Instant::now();
         let result = detect::load_photo(path, params.max_pixels).and_then(|photo| {
             let (grid, analysis) = detect::detect(&loaded.model, &photo, &params, device)?;
-            output::write_outputs(path, &photo, &grid, &analysis, &args.out)
+            let record = output::write_outputs(path, &photo, &grid, &analysis, &args.out)?;
+            if args.report.is_some() {
+                pages.push(ReportPhoto::new(record.clone(), &photo, &analysis)?);
+            }
+            Ok(record)
         });
         match result {
             Ok(r) => {
@@ -93,18 +103,59 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 tracing::info!(image = %path.display(), seconds = t.elapsed().as_secs_f64(), "analysed");
             }
             Err(e) => {
-                failed += 1;
                 tracing::error!(image = %path.display(), error = %e, "skipped");
                 eprintln!("{}: skipped: {e}", path.display());
+                skipped.push((path.display().to_string(), e.to_string()));
             }
         }
     }
+    if let Some(dir) = &args.report {
+        let settings = settings(&args, &loaded, &params);
+        let page = report::write(dir, &mut pages, &skipped, &settings)?;
+        println!("report: {}", page.display());
+    }
     anyhow::ensure!(
         done > 0,
-        "none of the {failed} photo(s) could be analysed (see the errors above)"
+        "none of the {} photo(s) could be analysed (see the errors above)",
+        skipped.len()
     );
-    if failed > 0 {
-        eprintln!("{failed} of {} photo(s) skipped", args.images.len());
+    if !skipped.is_empty() {
+        eprintln!(
+            "{} of {} photo(s) skipped",
+            skipped.len(),
+            args.images.len()
+        );
     }
     Ok(())
+}
+
+/// The run's settings as the report lists them.
+fn settings(args: &Args, loaded: &LoadedModel, params: &DetectParams) -> Vec<(String, String)> {
+    let a = &params.analysis;
+    [
+        ("model", loaded.checkpoint.url.clone()),
+        ("training step", loaded.checkpoint.step.to_string()),
+        ("config digest", loaded.config.digest.as_str().to_string()),
+        (
+            "patch",
+            format!(
+                "{} px, about {} per side (at most {} per photo)",
+                params.patch, params.per_side, params.max_patches
+            ),
+        ),
+        (
+            "mean shift",
+            format!(
+                "bandwidth at percentile {} of the distances, {} iterations",
+                a.bandwidth_percentile, a.mean_shift_iters
+            ),
+        ),
+        ("temperature", format!("{:.4} (the model's)", a.tau)),
+        ("outputs", args.out.display().to_string()),
+        ("written", report::utc_now()),
+        ("worker", env!("CARGO_PKG_VERSION").to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }

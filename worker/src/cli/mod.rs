@@ -6,6 +6,7 @@ pub mod compare;
 pub mod detect;
 pub mod env;
 pub mod eval;
+pub mod export;
 pub mod join;
 pub mod probe;
 pub mod splice_bench;

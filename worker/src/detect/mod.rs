@@ -1,6 +1,7 @@
 //! Zero-shot splice detection and localisation with the image tower alone: patches on a
 //! grid over the full-resolution photo ([`grid`]), their embeddings, and the analysis of
-//! their affinities ([`analysis`]); [`output`] writes the maps, the mask and the record.
+//! their affinities ([`analysis`]); [`output`] writes the maps, the mask and the record;
+//! [`report`] the HTML page of a run.
 //!
 //! A photo from one camera gives patch embeddings that agree everywhere; a region pasted
 //! from another camera's photo disagrees with the rest. Nothing is learned about splices:
@@ -10,6 +11,7 @@ pub mod analysis;
 pub mod bench;
 pub mod grid;
 pub mod output;
+pub mod report;
 
 use std::path::{Path, PathBuf};
 

@@ -188,29 +188,38 @@ pub fn heatmap_jpeg(photo: &RgbImage, map: &[f32], side: u32) -> Result<Vec<u8>,
         .iter()
         .map(|&v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16)
         .collect();
-    let preview = heatmap(photo, &map, side);
+    encode_jpeg(&heatmap(photo, &map, side))
+}
+
+/// `image` as JPEG, quality 80.
+pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let encoder = jpeg_encoder::Encoder::new(&mut out, 80);
     encoder
         .encode(
-            preview.as_raw(),
-            preview.width() as u16,
-            preview.height() as u16,
+            image.as_raw(),
+            image.width() as u16,
+            image.height() as u16,
             jpeg_encoder::ColorType::Rgb,
         )
         .map_err(|e| e.to_string())?;
     Ok(out)
 }
 
+/// The size of `(w, h)` reduced to at most `side` pixels a side (never enlarged).
+pub fn reduced_size(w: u32, h: u32, side: u32) -> (u32, u32) {
+    let scale = (f64::from(side) / f64::from(w.max(h))).min(1.0);
+    (
+        ((f64::from(w) * scale).round() as u32).max(1),
+        ((f64::from(h) * scale).round() as u32).max(1),
+    )
+}
+
 /// The photo, reduced to at most `side` pixels, half covered by the map in a
 /// dark-blue -> red -> yellow colour scale.
 fn heatmap(photo: &RgbImage, map: &[u16], side: u32) -> RgbImage {
     let (w, h) = (photo.width(), photo.height());
-    let scale = (f64::from(side) / f64::from(w.max(h))).min(1.0);
-    let (pw, ph) = (
-        ((f64::from(w) * scale).round() as u32).max(1),
-        ((f64::from(h) * scale).round() as u32).max(1),
-    );
+    let (pw, ph) = reduced_size(w, h, side);
     RgbImage::from_fn(pw, ph, |x, y| {
         let sx = ((u64::from(x) * u64::from(w)) / u64::from(pw)) as u32;
         let sy = ((u64::from(y) * u64::from(h)) / u64::from(ph)) as u32;

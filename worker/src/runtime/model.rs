@@ -80,12 +80,27 @@ fn is_text_head(name: &str) -> bool {
 
 /// The model's variables (parameters and batch-norm statistics) as safetensors bytes.
 pub fn weights_to_bytes(vs: &nn::VarStore) -> Result<Vec<u8>, RuntimeError> {
+    weights_to_bytes_as(vs, None)
+}
+
+/// [`weights_to_bytes`] with every floating-point variable stored as `kind` (e.g. half
+/// precision for a shipped model; loading converts back to the model's precision).
+pub fn weights_to_bytes_as(
+    vs: &nn::VarStore,
+    kind: Option<tch::Kind>,
+) -> Result<Vec<u8>, RuntimeError> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("model.safetensors");
     let mut named: Vec<(String, tch::Tensor)> = vs
         .variables()
         .into_iter()
-        .map(|(k, v)| (k, v.to_device(tch::Device::Cpu)))
+        .map(|(k, v)| {
+            let v = v.to_device(tch::Device::Cpu);
+            match kind {
+                Some(kind) if v.is_floating_point() => (k, v.to_kind(kind)),
+                _ => (k, v),
+            }
+        })
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     tch::Tensor::write_safetensors(&named, &path).map_err(KernelsError::from)?;
@@ -111,6 +126,8 @@ pub struct LoadedModel {
     pub config: Config,
     /// The checkpoint the weights came from.
     pub checkpoint: crate::checkpoint::CheckpointRef,
+    /// Its training state.
+    pub state: crate::checkpoint::TrainState,
     /// The store holding it (evaluation results are written next to it).
     pub store: crate::checkpoint::CheckpointStore,
 }
@@ -221,6 +238,7 @@ pub fn from_checkpoint(
         model,
         config,
         checkpoint,
+        state: ck.state,
         store: checkpoints,
     })
 }
