@@ -335,6 +335,24 @@ pub enum Objective {
     ImageText,
     /// CropCLR: two crops of one photo are the positive pair (image tower only).
     CropClr,
+    /// Both at once: two crops of each photo, each paired with the photo's EXIF text and
+    /// with the other crop ([`crate::loss::sides_loss`] of three sides).
+    ImageTextCrop,
+}
+
+impl Objective {
+    /// Whether the model has a text tower.
+    pub fn uses_text(self) -> bool {
+        self != Objective::CropClr
+    }
+
+    /// Crops of each photo a training batch needs.
+    pub fn crops_per_sample(self) -> u32 {
+        match self {
+            Objective::ImageText => 1,
+            Objective::CropClr | Objective::ImageTextCrop => 2,
+        }
+    }
 }
 
 impl ModelConfig {
@@ -370,7 +388,7 @@ impl ModelConfig {
                 format!("must be at least 1, got {}", self.embed_dim),
             ));
         }
-        if self.objective == Objective::ImageText
+        if self.objective.uses_text()
             && !self.text.pooling.projects()
             && self.embed_dim != self.text.hidden_size
         {

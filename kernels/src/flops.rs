@@ -92,18 +92,20 @@ pub fn train_step_flops(
     let (stem, rest) = image_forward(&model.image, model.embed_dim, patch);
     // Forward once; backward: weight gradient only for the stem, both for the rest.
     let image = 2.0 * stem + 3.0 * rest;
+    let text = || {
+        let encoder = text_encoder_forward(&model.text, seq_len);
+        let head = text_head_forward(&model.text, model.embed_dim);
+        if frozen_text {
+            encoder + 3.0 * head
+        } else {
+            3.0 * (encoder + head)
+        }
+    };
     let (per_pair, loss_rows) = match model.objective {
         Objective::CropClr => (2.0 * image, b),
-        Objective::ImageText => {
-            let encoder = text_encoder_forward(&model.text, seq_len);
-            let head = text_head_forward(&model.text, model.embed_dim);
-            let text = if frozen_text {
-                encoder + 3.0 * head
-            } else {
-                3.0 * (encoder + head)
-            };
-            (image + text, b)
-        }
+        Objective::ImageText => (image + text(), b),
+        // Three pairs of logits: crop-text twice, crop-crop once.
+        Objective::ImageTextCrop => (2.0 * image + text(), 3.0 * b),
     };
     // The logits: a [B, E] x [E, B] product, and its two gradients.
     let logits = 3.0 * 2.0 * loss_rows * b * model.embed_dim as f64;

@@ -34,7 +34,9 @@ impl JointModel {
     pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Result<Self, KernelsError> {
         cfg.validate()?;
         let image = ImageTower::new(&(p / "image"), &cfg.image, cfg.embed_dim);
-        let text = (cfg.objective == Objective::ImageText)
+        let text = cfg
+            .objective
+            .uses_text()
             .then(|| TextTower::new(&(p / "text"), &cfg.text, cfg.embed_dim));
         Ok(Self {
             image,

@@ -64,10 +64,44 @@ pub fn symmetric_infonce(a: &Tensor, b: &Tensor, scale: &Tensor) -> Tensor {
     (logits.cross_entropy_for_logits(&labels) + logits.tr().cross_entropy_for_logits(&labels)) / 2.0
 }
 
+/// The loss over the embedding *sides* of a batch (`[N, D]` each, row i of every side from
+/// photo i): two sides (patch and text, or two crops) give [`symmetric_infonce`]; three
+/// (two crops `a`, `b` and the text `t`: both objectives at once) give the mean of the
+/// three pairs' losses, `(L(a, t) + L(b, t) + L(a, b)) / 3`.
+pub fn sides_loss(sides: &[Tensor], scale: &Tensor) -> Tensor {
+    match sides {
+        [a, b] => symmetric_infonce(a, b, scale),
+        [a, b, t] => {
+            (symmetric_infonce(a, t, scale)
+                + symmetric_infonce(b, t, scale)
+                + symmetric_infonce(a, b, scale))
+                / 3.0
+        }
+        _ => panic!(
+            "a contrastive loss has two or three sides, got {}",
+            sides.len()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::Device;
+
+    #[test]
+    fn three_sides_average_the_three_pairs() {
+        tch::manual_seed(3);
+        let side = || l2_normalize(&Tensor::randn([5, 4], (Kind::Float, Device::Cpu)));
+        let (a, b, t) = (side(), side(), side());
+        let scale = Tensor::from(10f32);
+        let pair = |x: &Tensor, y: &Tensor| symmetric_infonce(x, y, &scale).double_value(&[]);
+        let both = sides_loss(&[a.copy(), b.copy(), t.copy()], &scale).double_value(&[]);
+        let expected = (pair(&a, &t) + pair(&b, &t) + pair(&a, &b)) / 3.0;
+        assert!((both - expected).abs() < 1e-6, "{both} vs {expected}");
+        let two = sides_loss(&[a.copy(), t.copy()], &scale).double_value(&[]);
+        assert_eq!(two, pair(&a, &t));
+    }
 
     #[test]
     fn loss_is_zero_for_separated_pairs_and_ln_n_for_identical_embeddings() {

@@ -65,11 +65,7 @@ pub fn time_steps(
     let params = trained.iter().map(|(_, t)| t.numel() as i64).sum();
     let mut opt = AdamW::new(trained, AdamWConfig::from_optim(&spec.optim));
     let side = i64::from(spec.data.patch_px);
-    let crops = if spec.model.objective == Objective::CropClr {
-        2
-    } else {
-        1
-    };
+    let crops = i64::from(spec.model.objective.crops_per_sample());
     let pixels = Tensor::randint(
         256,
         [batch * crops, side, side, 3],
@@ -117,6 +113,14 @@ pub fn time_steps(
             Objective::CropClr => StepInputs::CropPairs {
                 a: images.narrow(0, 0, batch),
                 b: images.narrow(0, batch, batch),
+            },
+            Objective::ImageTextCrop => StepInputs::CropsAndText {
+                a: images.narrow(0, 0, batch),
+                b: images.narrow(0, batch, batch),
+                text: TextInput::Tokens {
+                    ids: ids.to_device(device),
+                    mask: mask.to_device(device),
+                },
             },
         };
         opt.zero_grad();

@@ -128,6 +128,14 @@ fn run(setup: Setup, coll: &mut dyn Collective, init_seed: i64) -> RunResult {
             a: cut(&a),
             b: cut(&b),
         },
+        Objective::ImageTextCrop => StepInputs::CropsAndText {
+            a: cut(&a),
+            b: cut(&b),
+            text: TextInput::Tokens {
+                ids: cut(&ids),
+                mask: cut(&mask),
+            },
+        },
     };
     let mut grads = GradBuckets::new(&params, 1 << 10, GradReduce::Fp32);
     if setup.overlap {
@@ -193,6 +201,8 @@ fn two_ranks_with_half_batches_train_like_one_rank_with_the_whole_batch() {
         (Objective::ImageText, Some(2), true, uneven),
         (Objective::CropClr, Some(3), false, None),
         (Objective::CropClr, Some(3), true, None),
+        (Objective::ImageTextCrop, Some(3), true, None),
+        (Objective::ImageTextCrop, None, false, uneven),
     ] {
         let reference = run(Setup::new(objective, None), &mut Solo, 1);
         let setup = Setup {

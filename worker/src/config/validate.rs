@@ -1,8 +1,6 @@
 //! Field-by-field validation of a [`TrainConfig`]: every rule lives here, and each
 //! failure names the field path (`train.batch_size`) and why.
 
-use kernels::config::Objective;
-
 use infra::FieldError;
 
 use super::TrainConfig;
@@ -89,7 +87,7 @@ pub(super) fn check(c: &TrainConfig) -> Vec<FieldError> {
                 .into(),
         );
     }
-    if init.freeze_text && m.objective == Objective::CropClr {
+    if init.freeze_text && !m.objective.uses_text() {
         err(
             "model_init.freeze_text",
             "has no effect with model.objective = crop_clr (no text tower); set it false".into(),

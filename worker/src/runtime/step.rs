@@ -1,6 +1,7 @@
 //! One optimiser step's forward and backward pass: a batch from the data pipeline becomes
-//! tensors, both sides are embedded, and the symmetric InfoNCE loss over the whole batch is
-//! back-propagated, optionally in micro-batches.
+//! tensors, its sides are embedded (patches and texts, two crops, or both), and the
+//! contrastive loss over the whole batch ([`sides_loss`]) is back-propagated, optionally in
+//! micro-batches.
 //!
 //! Micro-batches follow OpenCLIP's gradient accumulation with a feature cache
 //! (`open_clip/training/train.py`, `accum_freq`): a first pass without gradients embeds
@@ -14,13 +15,12 @@
 //! move once per micro-batch as without the cache.
 
 use kernels::autocast::Autocast;
-use kernels::config::Objective;
 use kernels::joint::JointModel;
-use kernels::loss::symmetric_infonce;
+use kernels::loss::sides_loss;
 use kernels::resnet::NormMode;
 use tch::{nn, Kind, Tensor};
 
-use super::inputs::{embed_pair, StepInputs};
+use super::inputs::{embed_sides, StepInputs};
 use super::sync_norm::StepNorms;
 use super::timing::{Phase, PhaseClock};
 use super::RuntimeError;
@@ -127,9 +127,11 @@ pub fn forward_backward(
             .then(|| Autocast::bf16(inputs.device()))
             .transpose()?)
     };
-    let float = |(a, b): (Tensor, Tensor)| (a.to_kind(Kind::Float), b.to_kind(Kind::Float));
+    let float = |sides: Vec<Tensor>| -> Vec<Tensor> {
+        sides.iter().map(|t| t.to_kind(Kind::Float)).collect()
+    };
     let embed =
-        |part: &StepInputs, coll: &mut dyn Collective| -> Result<(Tensor, Tensor), RuntimeError> {
+        |part: &StepInputs, coll: &mut dyn Collective| -> Result<Vec<Tensor>, RuntimeError> {
             let _autocast = autocast()?;
             Ok(float(norms.embed(model, part, coll)?))
         };
@@ -138,11 +140,11 @@ pub fn forward_backward(
     let overlapped = grads.as_deref().is_some_and(GradBuckets::overlaps);
     if world == 1 && chunks.len() <= 1 && !overlapped {
         tch::manual_seed(seed_of(0));
-        let (a, b) = {
+        let sides = {
             let _autocast = autocast()?;
-            float(embed_pair(model, inputs, NormMode::local(s.train))?)
+            float(embed_sides(model, inputs, NormMode::local(s.train))?)
         };
-        let loss = symmetric_infonce(&a, &b, &scale);
+        let loss = sides_loss(&sides, &scale);
         lap(Phase::Forward);
         loss.backward();
         lap(Phase::Backward);
@@ -153,24 +155,31 @@ pub fn forward_backward(
     }
     // Pass 1: this rank's embeddings without gradient (the feature cache), unless the
     // local batch is one pass anyway, then everyone else's.
+    // cache[k][j]: side k of micro-batch j.
+    let sides = inputs.sides();
     let one_pass = chunks.len() == 1;
     let mut first_pass = None;
-    let mut cache_a = Vec::with_capacity(chunks.len());
-    let mut cache_b = Vec::with_capacity(chunks.len());
+    let mut cache: Vec<Vec<Tensor>> = (0..sides)
+        .map(|_| Vec::with_capacity(chunks.len()))
+        .collect();
     if one_pass {
         tch::manual_seed(seed_of(0));
-        let (a, b) = embed(inputs, coll)?;
-        cache_a.push(a.detach());
-        cache_b.push(b.detach());
-        first_pass = Some((a, b));
+        let embedded = embed(inputs, coll)?;
+        for (k, e) in embedded.iter().enumerate() {
+            cache[k].push(e.detach());
+        }
+        first_pass = Some(embedded);
     } else if !chunks.is_empty() {
         let saved: Vec<Tensor> = s.buffers.iter().map(Tensor::copy).collect();
         tch::no_grad(|| -> Result<(), RuntimeError> {
             for (j, &(start, len)) in chunks.iter().enumerate() {
                 tch::manual_seed(seed_of(j));
-                let (a, b) = embed(&inputs.slice(start, len), coll)?;
-                cache_a.push(a);
-                cache_b.push(b);
+                for (k, e) in embed(&inputs.slice(start, len), coll)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    cache[k].push(e);
+                }
             }
             for (dst, src) in s.buffers.iter().zip(&saved) {
                 dst.shallow_clone().copy_(src);
@@ -185,16 +194,18 @@ pub fn forward_backward(
             Tensor::cat(cache, 0)
         }
     };
-    let all_a = coll.all_gather(&local(&cache_a))?;
-    let all_b = coll.all_gather(&local(&cache_b))?;
+    let all: Vec<Vec<Tensor>> = cache
+        .iter()
+        .map(|c| coll.all_gather(&local(c)))
+        .collect::<Result<_, _>>()?;
     lap(Phase::Forward);
     // Pass 2: each local micro-batch with gradients against everything else.
     let mut loss_value = f64::NAN;
     let passes = chunks.len().max(1);
     for j in 0..passes {
-        let (a, b) = match first_pass.take() {
-            Some(pair) => pair,
-            None if chunks.is_empty() => (local(&[]), local(&[])),
+        let mine = match first_pass.take() {
+            Some(embedded) => embedded,
+            None if chunks.is_empty() => (0..sides).map(|_| local(&[])).collect(),
             None => {
                 let (start, len) = chunks[j];
                 tch::manual_seed(seed_of(j));
@@ -217,7 +228,12 @@ pub fn forward_backward(
         } else {
             scale.detach()
         };
-        let loss = symmetric_infonce(&rows(&all_a, &cache_a, a), &rows(&all_b, &cache_b, b), &sc);
+        let full: Vec<Tensor> = mine
+            .into_iter()
+            .enumerate()
+            .map(|(k, m)| rows(&all[k], &cache[k], m))
+            .collect();
+        let loss = sides_loss(&full, &sc);
         lap(Phase::Forward);
         if loss.requires_grad() {
             match grads.as_deref_mut() {
@@ -254,7 +270,7 @@ pub fn split_variables(vs: &nn::VarStore) -> (Vec<(String, Tensor)>, Vec<Tensor>
 
 /// Whether `cfg` needs two crops per sample from the data pipeline.
 pub fn needs_two_crops(cfg: &ModelConfig) -> bool {
-    cfg.objective == Objective::CropClr
+    cfg.objective.crops_per_sample() == 2
 }
 
 #[cfg(test)]
@@ -262,7 +278,7 @@ mod tests {
     use super::*;
     use crate::collective::Solo;
     use crate::runtime::inputs::TextInput;
-    use kernels::config::ModelConfig;
+    use kernels::config::{ModelConfig, Objective};
     use kernels::resnet::preprocess;
     use tch::Device;
     use tch::Kind;
@@ -307,7 +323,11 @@ mod tests {
     #[test]
     fn the_feature_cache_gives_the_full_batch_gradient() {
         let _rng = crate::torch_rng_lock();
-        for objective in [Objective::ImageText, Objective::CropClr] {
+        for objective in [
+            Objective::ImageText,
+            Objective::CropClr,
+            Objective::ImageTextCrop,
+        ] {
             tch::manual_seed(3);
             let pix = |seed| {
                 tch::manual_seed(seed);
@@ -317,18 +337,25 @@ mod tests {
                 )
                 .unwrap()
             };
+            let text = || {
+                tch::manual_seed(8);
+                let ids = Tensor::randint_low(1, 60, [6, 5], (Kind::Int64, Device::Cpu));
+                let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 0]).repeat([6, 1]);
+                TextInput::Tokens { ids, mask }
+            };
             let inputs = match objective {
-                Objective::ImageText => {
-                    let ids = Tensor::randint_low(1, 60, [6, 5], (Kind::Int64, Device::Cpu));
-                    let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 0]).repeat([6, 1]);
-                    StepInputs::ImageText {
-                        images: pix(4),
-                        text: TextInput::Tokens { ids, mask },
-                    }
-                }
+                Objective::ImageText => StepInputs::ImageText {
+                    images: pix(4),
+                    text: text(),
+                },
                 Objective::CropClr => StepInputs::CropPairs {
                     a: pix(5),
                     b: pix(6),
+                },
+                Objective::ImageTextCrop => StepInputs::CropsAndText {
+                    a: pix(5),
+                    b: pix(6),
+                    text: text(),
                 },
             };
             let vs = nn::VarStore::new(Device::Cpu);

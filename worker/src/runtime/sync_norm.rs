@@ -10,7 +10,7 @@ use kernels::resnet::NormMode;
 use kernels::sync_bn::{StatsReducer, SyncGroup};
 use tch::Tensor;
 
-use super::inputs::{embed_pair, StepInputs};
+use super::inputs::{embed_sides, StepInputs};
 use super::RuntimeError;
 use crate::collective::{Collective, CollectiveError};
 
@@ -35,20 +35,20 @@ impl StepNorms {
         self.group.is_some()
     }
 
-    /// Both sides' embeddings of `inputs` with the batch norms in this step's mode.
+    /// The embeddings of every side of `inputs` with the batch norms in this step's mode.
     pub fn embed(
         &self,
         model: &JointModel,
         inputs: &StepInputs,
         coll: &mut dyn Collective,
-    ) -> Result<(Tensor, Tensor), RuntimeError> {
+    ) -> Result<Vec<Tensor>, RuntimeError> {
         let Some(group) = &self.group else {
-            return Ok(embed_pair(model, inputs, NormMode::local(self.train))?);
+            return Ok(embed_sides(model, inputs, NormMode::local(self.train))?);
         };
         let mut stats = CollectiveStats { coll, failed: None };
         let out = {
             let attached = group.attach(&mut stats);
-            embed_pair(model, inputs, NormMode::Synced(&attached))
+            embed_sides(model, inputs, NormMode::Synced(&attached))
         };
         out.map_err(|e| stats.blame(e.into()))
     }

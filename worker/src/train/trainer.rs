@@ -10,7 +10,6 @@ use std::time::Instant;
 use dataloader::order::{Position, RankPlan};
 use dataloader::stream::{Batch, StreamError};
 use infra::FieldError;
-use kernels::config::Objective;
 use kernels::joint::JointModel;
 use tch::Tensor;
 
@@ -162,8 +161,7 @@ impl<'a> Trainer<'a> {
             _ => TrainScalars::off(),
         };
         // A frozen encoder's pooled states depend on the text alone: computed once per text.
-        let frozen_text =
-            spec.model_init.freeze_text && spec.model.objective == Objective::ImageText;
+        let frozen_text = spec.model_init.freeze_text && spec.model.objective.uses_text();
         let mut trainer = Trainer {
             cfg,
             opts,
