@@ -3,6 +3,7 @@
 mod architecture;
 mod checkpoint;
 mod config;
+mod default_model;
 mod deploy;
 mod detect;
 mod exif;

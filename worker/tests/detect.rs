@@ -298,3 +298,29 @@ fn exported_half_precision_models_and_old_checkpoints_load_without_surprises() {
         consistency_with(&checkpoints, Some(&cfg), &photo, &dir.path().join("d")).unwrap();
     assert_eq!(with_config, original);
 }
+
+#[test]
+fn the_shipped_model_detects_with_no_model_argument() {
+    let Some(cameras) = testkit::cameras_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = Command::new(WORKER)
+        .env_remove("WORKER_MODEL")
+        .args(["detect", "--per-side", "10", "--out"])
+        .arg(dir.path())
+        .arg(cameras.join("images/canon_canon-eos-30d_01.jpg"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("models/default"),
+        "the shipped model was used: {stderr}"
+    );
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("canon_canon-eos-30d_01.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(record["consistency"].as_f64().unwrap().is_finite());
+}
