@@ -25,7 +25,6 @@ use super::sync_norm::StepNorms;
 use super::timing::{Phase, PhaseClock};
 use super::RuntimeError;
 use crate::collective::{Collective, GradBuckets};
-use crate::config::ModelConfig;
 
 /// Seed of the random draws (dropout) of micro-batch `micro` of step `step`.
 pub fn draw_seed(base: u64, step: u64, micro: u64) -> i64 {
@@ -153,9 +152,9 @@ pub fn forward_backward(
             logit_scale,
         });
     }
-    // Pass 1: this rank's embeddings without gradient (the feature cache), unless the
-    // local batch is one pass anyway, then everyone else's.
-    // cache[k][j]: side k of micro-batch j.
+    // Pass 1: this rank's embeddings without gradient (the feature cache; cache[k][j] is
+    // side k of micro-batch j), unless the local batch is one pass anyway, then everyone
+    // else's.
     let sides = inputs.sides();
     let one_pass = chunks.len() == 1;
     let mut first_pass = None;
@@ -266,11 +265,6 @@ pub fn split_variables(vs: &nn::VarStore) -> (Vec<(String, Tensor)>, Vec<Tensor>
         .filter(|(_, t)| t.requires_grad())
         .collect();
     (trained, buffers)
-}
-
-/// Whether `cfg` needs two crops per sample from the data pipeline.
-pub fn needs_two_crops(cfg: &ModelConfig) -> bool {
-    cfg.objective.crops_per_sample() == 2
 }
 
 #[cfg(test)]

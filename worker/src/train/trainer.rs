@@ -25,7 +25,7 @@ use crate::config::{BatchNormStats, Config, LrSchedule, Precision};
 use crate::runtime::data::DataSource;
 use crate::runtime::inputs::StepInputs;
 use crate::runtime::optimizer::{AdamW, AdamWConfig};
-use crate::runtime::step::{forward_backward, needs_two_crops, split_variables, StepSettings};
+use crate::runtime::step::{forward_backward, split_variables, StepSettings};
 use crate::runtime::text_cache::TextCache;
 use crate::runtime::timing::Phase;
 use crate::runtime::{guard, model, RuntimeError};
@@ -276,11 +276,7 @@ impl<'a> Trainer<'a> {
     /// Phase epoch: one stream over the data from the current position, a step per global
     /// batch, until the data or the run ends or a signal stops it.
     fn epoch(&mut self, stop: &AtomicBool) -> Result<EpochEnd, TrainError> {
-        let crops = if needs_two_crops(&self.cfg.spec.model) {
-            2
-        } else {
-            1
-        };
+        let crops = self.cfg.spec.model.objective.crops_per_sample();
         let mut stream = self.data.stream(self.position, crops, |_| ())?;
         let mut stepped = false;
         while self.step < self.end_step {
