@@ -36,7 +36,7 @@ for config in "$@"; do
   ref=${!ref_var:-}
   if [[ -z $ref ]]; then
     start=$(date +%s)
-    "$wk" train --config "$config" >"$work/$name-train.log" 2>&1 \
+    "$wk" train --config "$config" --resume >>"$work/$name-train.log" 2>&1 \
       || { echo "quality-bench.sh: training $config failed, see $work/$name-train.log" >&2; exit 1; }
     echo "== $name: trained (or already trained) in $(( $(date +%s) - start )) s" >&2
   fi
