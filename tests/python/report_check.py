@@ -2,7 +2,7 @@
 """Opens a `worker detect --report` page in Debian's headless Chromium (through chromedriver
 and the selenium WebDriver client) from the file system, as an analyst would, and saves a
 screenshot. Reports whether the page rendered, how many of its images decoded, the photos
-in page order with their consistency, and every resource the browser fetched for the page
+in page order with their dissimilarity, and every resource the browser fetched for the page
 (a self-contained page fetches none).
 
 Prints one JSON line: {"title": ..., "photos": [...], "images": N, "images_loaded": N,
@@ -26,7 +26,7 @@ return {
   title: document.title,
   photos: q("section.photo").map((s) => ({
     heading: s.querySelector("h2").textContent,
-    consistency: Number(s.dataset.consistency),
+    dissimilarity: Number(s.dataset.dissimilarity),
   })),
   images: q("img").length,
   images_loaded: q("img").filter((i) => i.complete && i.naturalWidth > 0).length,

@@ -151,7 +151,7 @@ fn check_report(page: &Path, out_dir: &Path) {
         html.find(s)
             .unwrap_or_else(|| panic!("{s} not in the report"))
     };
-    assert!(at(first) < at(second), "least consistent first");
+    assert!(at(first) < at(second), "most dissimilar first");
     assert!(html.contains("notes.jpg: cannot read the image"));
     assert_eq!(html.matches("<section class=\"photo\"").count(), 2);
 
@@ -189,7 +189,7 @@ fn check_report(page: &Path, out_dir: &Path) {
     assert_eq!(seen["fetched"], serde_json::json!([]), "nothing fetched");
     let photos = seen["photos"].as_array().unwrap();
     assert!(photos[0]["heading"].as_str().unwrap().contains(first));
-    assert!(photos[0]["consistency"].as_f64() <= photos[1]["consistency"].as_f64());
+    assert!(photos[0]["dissimilarity"].as_f64() >= photos[1]["dissimilarity"].as_f64());
     assert_eq!(seen["skipped"].as_array().unwrap().len(), 1);
     assert!(
         seen["page_height"].as_u64().unwrap() > 600,

@@ -1,8 +1,9 @@
 //! `worker detect --report DIR`: one self-contained HTML page (`DIR/index.html`, every
 //! image inlined as a data URL, no script, nothing fetched when it is viewed) for an
-//! analyst: each photo with its splice heat map, its mask and its scores, the least
-//! consistent (most suspicious) first, the photos that could not be analysed, and the
-//! settings of the run.
+//! analyst: each photo with its splice heat map, its mask and its scores, the most
+//! suspicious first (highest mean dissimilarity `1 - A`: on the held-out-camera benchmark it
+//! detects splices better than the consistency score, BENCHMARKS.md), the photos that could
+//! not be analysed, and the settings of the run.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -123,14 +124,18 @@ section.photo h2{font-size:16px;margin:0 0 6px;word-break:break-all}\
 figure img{max-width:100%;width:320px;height:auto;border:1px solid #ccc;background:#eee}\
 figcaption{font-size:12px;color:#666}.skipped{color:#a40}";
 
-/// The page: `photos` ordered least consistent first, the `skipped` photos with why, and
-/// the run's `settings` (name, value).
+/// The page: `photos` ordered most dissimilar (most suspicious) first, the `skipped`
+/// photos with why, and the run's `settings` (name, value).
 pub fn render(
     photos: &mut [ReportPhoto],
     skipped: &[(String, String)],
     settings: &[(String, String)],
 ) -> String {
-    photos.sort_by(|a, b| a.record.consistency.total_cmp(&b.record.consistency));
+    photos.sort_by(|a, b| {
+        b.record
+            .mean_dissimilarity
+            .total_cmp(&a.record.mean_dissimilarity)
+    });
     let mut html = String::new();
     let _ = write!(
         html,
@@ -139,8 +144,10 @@ pub fn render(
          <h1>Splice detection: {} photo(s) analysed, {} skipped</h1>\n\
          <p class=\"lead\">Most suspicious first. Patches of one camera's photo agree with each \
          other; a region pasted from another camera's photo disagrees with the rest. \
-         <b>Consistency</b>: how well all patches agree (higher means more likely authentic; \
-         compare photos within a run, it is not a probability). The heat map shows, per \
+         <b>Dissimilarity</b> (1 - A): how much the patches disagree on average (higher is more \
+         suspicious; photos are ordered by it). <b>Consistency</b>: the paper's score of how \
+         well they agree (higher is more likely authentic). Both rank photos within a run; \
+         neither is a probability. The heat map shows, per \
          pixel, how far it sits from the photo's largest consistent region (yellow: far); the \
          mask (white) is the smaller region, the candidate splice. A photo from one camera \
          still gets a mask: read it together with the score.</p>\n",
@@ -162,16 +169,16 @@ pub fn render(
         let r = &p.record;
         let _ = write!(
             html,
-            "<section class=\"photo\" data-rank=\"{}\" data-consistency=\"{}\">\n\
-             <h2>{}. {}</h2>\n<div class=\"scores\">consistency <b>{:.4}</b> \
-             &middot; mean dissimilarity (1 - A) {:.4} &middot; mask {:.1} % of the photo \
+            "<section class=\"photo\" data-rank=\"{}\" data-dissimilarity=\"{}\">\n\
+             <h2>{}. {}</h2>\n<div class=\"scores\">dissimilarity (1 - A) <b>{:.4}</b> \
+             &middot; consistency {:.4} &middot; mask {:.1} % of the photo \
              &middot; {}x{} px, {} patches of {} px</div>\n<div class=\"images\">",
             rank + 1,
-            r.consistency,
+            r.mean_dissimilarity,
             rank + 1,
             escape(&r.image),
-            r.consistency,
             r.mean_dissimilarity,
+            r.consistency,
             100.0 * r.mask_fraction,
             r.width,
             r.height,
@@ -267,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn photos_come_least_consistent_first_with_inlined_images_and_escaped_names() {
+    fn photos_come_most_dissimilar_first_with_inlined_images_and_escaped_names() {
         let mut photos = vec![
             photo("calm.jpg", 0.9),
             photo("<b>odd</b>.jpg", 0.2),
