@@ -212,6 +212,7 @@ fn local(url: &str, p: &std::path::Path) -> Result<StoreUrl, StoreError> {
         reason,
     };
     let abs = std::path::absolute(p).map_err(|e| bad(format!("cannot resolve local path: {e}")))?;
+    let abs = without_dot_dot(&abs);
     let prefix = Path::from_absolute_path(&abs).map_err(|e| bad(e.to_string()))?;
     Ok(StoreUrl {
         store: Arc::new(LocalFileSystem::new()),
@@ -219,6 +220,23 @@ fn local(url: &str, p: &std::path::Path) -> Result<StoreUrl, StoreError> {
         url: url.to_string(),
         local_dir: Some(abs),
     })
+}
+
+/// `p` with its `..` components applied to the components before them (object store paths
+/// refuse `..`): `/a/b/../c` is `/a/c`, as the shell reads it when `b` is a folder.
+fn without_dot_dot(p: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Per-request retries inside the cloud clients: few, and bounded in time, since
@@ -260,6 +278,21 @@ mod tests {
             .prefix
             .as_ref()
             .ends_with(dir.path().file_name().unwrap().to_str().unwrap()));
+    }
+
+    #[test]
+    fn local_paths_with_dot_dot_and_dot_resolve_like_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        let plain = open(
+            dir.path().join("b").to_str().unwrap(),
+            &StoreOptions::default(),
+        )
+        .unwrap();
+        let dotted = dir.path().join("a/../a/./../b");
+        let dotted = open(dotted.to_str().unwrap(), &StoreOptions::default()).unwrap();
+        assert_eq!(dotted.prefix, plain.prefix);
+        assert_eq!(dotted.local_dir, plain.local_dir);
     }
 
     #[test]

@@ -140,7 +140,14 @@ pub const MODEL_ENV: &str = "WORKER_MODEL";
 pub fn default_model() -> String {
     match std::env::var(MODEL_ENV) {
         Ok(v) if !v.trim().is_empty() => v,
-        _ => concat!(env!("CARGO_MANIFEST_DIR"), "/../models/default").to_string(),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map_or_else(
+                || "models/default".into(),
+                |repo| repo.join("models/default"),
+            )
+            .display()
+            .to_string(),
     }
 }
 
