@@ -155,17 +155,9 @@ fn check_report(page: &Path, out_dir: &Path) {
     assert!(html.contains("notes.jpg: cannot read the image"));
     assert_eq!(html.matches("<section class=\"photo\"").count(), 2);
 
-    let Some(python) = testkit::python_with("selenium") else {
+    let Some(python) = common::browser_python() else {
         return;
     };
-    if !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "Chromium missing: run scripts/setup-cluster-tools.sh"
-        );
-        eprintln!("report not opened in a browser: Debian's chromium and chromium-driver are not installed (scripts/setup-cluster-tools.sh)");
-        return;
-    }
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("detect-report.png");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/report_check.py");
     let out = Command::new(python)

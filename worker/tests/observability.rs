@@ -604,17 +604,9 @@ struct Seen {
 #[test]
 fn the_dashboard_in_headless_chromium_shows_members_live_curves_and_checkpoints_only_after_sign_in()
 {
-    let Some(python) = testkit::python_with("selenium") else {
+    let Some(python) = common::browser_python() else {
         return;
     };
-    if !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "Chromium missing: run scripts/setup-cluster-tools.sh"
-        );
-        eprintln!("skipped: Debian's chromium and chromium-driver are not installed (scripts/setup-cluster-tools.sh)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let Some(data) = packed_photos(dir.path()) else {
         return;

@@ -281,3 +281,18 @@ pub fn assert_each_sample_once(dir: &Path, steps: u64, batch: u64, samples: u64)
     }
     attempts.len()
 }
+
+/// The Python with selenium and Debian's Chromium with its WebDriver, for the browser
+/// tests; `None` (after saying why) where they are missing, which fails under `CI=true`.
+pub fn browser_python() -> Option<PathBuf> {
+    let python = testkit::python_with("selenium")?;
+    if !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Chromium missing: run scripts/setup-cluster-tools.sh"
+        );
+        eprintln!("skipped: Debian's chromium and chromium-driver are not installed (scripts/setup-cluster-tools.sh)");
+        return None;
+    }
+    Some(python)
+}
