@@ -7,7 +7,7 @@ use exif::experimental::Writer;
 use exif::{Field, In, Rational, SRational, Tag, Value};
 
 /// Calendar date (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     // Shift to a year that starts on March 1st of year 0, counted in 400-year eras.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

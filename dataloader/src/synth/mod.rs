@@ -18,6 +18,7 @@ mod develop;
 mod encode;
 mod hash;
 mod metadata;
+pub use metadata::civil_from_days;
 mod noise;
 mod scene;
 mod sensor;
