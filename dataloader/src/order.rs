@@ -371,10 +371,25 @@ pub fn nth_crop_origin(
     crop_origin(crop_seed(seed, crop), epoch, position, width, height, patch)
 }
 
+/// Whether the text of the sample at global position `position` of `epoch` leaves out the
+/// tags of its record: entry `i` of the result is true for the record's tag `i`, each
+/// independently with probability `p` (the training stream's tag dropout). Deterministic in
+/// `(seed, epoch, position)`; `p = 0` drops nothing.
+pub fn dropped_tags(seed: u64, epoch: u64, position: u64, tags: usize, p: f64) -> Vec<bool> {
+    if p <= 0.0 {
+        return vec![false; tags];
+    }
+    let mut r = rng(DOMAIN_TAG_DROP, &[seed, epoch, position]);
+    (0..tags)
+        .map(|_| ((r.next_u64() >> 11) as f64) / ((1u64 << 53) as f64) < p)
+        .collect()
+}
+
 const DOMAIN_SHARDS: u64 = 0x5348_4152_4453_0001;
 const DOMAIN_WINDOW: u64 = 0x5749_4e44_4f57_0002;
 const DOMAIN_CROP: u64 = 0x4352_4f50_0000_0003;
 const DOMAIN_EXTRA_CROP: u64 = 0x4352_4f50_4b00_0004;
+const DOMAIN_TAG_DROP: u64 = 0x5441_4744_524f_0005;
 
 /// SplitMix64 finaliser: spreads the bits of `x`.
 fn splitmix(mut x: u64) -> u64 {

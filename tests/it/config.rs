@@ -150,6 +150,10 @@ fn model_shapes_are_checked() {
         "2..=model.text.max_position_embeddings = 512",
         |c| c.data.max_text_tokens = 1024,
     );
+    refused("data.tag_dropout", "[0, 1)", |c| c.data.tag_dropout = 1.0);
+    refused("data.tag_dropout", "[0, 1)", |c| {
+        c.data.tag_dropout = f64::NAN
+    });
     refused("model_init.text_weights_path", "freeze_text", |c| {
         c.model_init.freeze_text = true
     });
@@ -244,7 +248,9 @@ fn digest_follows_training_semantics_only() {
     assert_eq!(digest(&|c| c.train.micro_batch_size = Some(256)), base);
     assert_eq!(digest(&|c| c.train.overlap_grad_reduce = false), base);
     assert_eq!(digest(&|c| c.train.device = "cuda:1".into()), base);
-    // The default batch norm is left out, so configs from before the option keep theirs.
+    // The default batch norm and no tag dropout are left out, so configs from before these
+    // options keep their digests.
+    assert_eq!(digest(&|c| c.data.tag_dropout = 0.0), base);
     assert_eq!(
         digest(&|c| c.train.batch_norm = BatchNormStats::PerRank),
         base
@@ -252,6 +258,7 @@ fn digest_follows_training_semantics_only() {
     // What it computes: changes.
     assert_ne!(digest(&|c| c.optim.lr = 2e-4), base);
     assert_ne!(digest(&|c| c.data.seed = 1), base);
+    assert_ne!(digest(&|c| c.data.tag_dropout = 0.3), base);
     assert_ne!(digest(&|c| c.model.image.layers = [3, 4, 23, 3]), base);
     assert_ne!(digest(&|c| c.model.text.pooling = Pooling::Cls), base);
     assert_ne!(

@@ -89,6 +89,10 @@ pub struct StreamOptions {
     pub tail: TailPolicy,
     /// How the tag map becomes text. Default: [`TextFormat::default`] (the paper's).
     pub text: TextFormat,
+    /// Probability that a tag is left out of a sample's text, each tag independently and
+    /// anew each epoch ([`crate::order::dropped_tags`]); a text that would lose every tag
+    /// is kept whole. A training augmentation. Default: 0.
+    pub tag_dropout: f64,
     /// How crops are decoded. Default: [`CropDecode::Indexed`].
     pub decode: CropDecode,
     /// Whole samples or byte ranges of their photos. Default: [`FetchMode::Auto`].
@@ -124,6 +128,7 @@ impl StreamOptions {
             crops_per_sample: 1,
             tail: TailPolicy::Drop,
             text: TextFormat::default(),
+            tag_dropout: 0.0,
             decode: CropDecode::Indexed,
             fetch: FetchMode::Auto,
             request_cost: fetch::DEFAULT_REQUEST_COST,
@@ -205,6 +210,12 @@ impl BatchStream {
                     reason: "must be at least 1".into(),
                 });
             }
+        }
+        if !(0.0..1.0).contains(&opts.tag_dropout) {
+            return Err(StreamError::Option {
+                name: "tag_dropout",
+                reason: format!("must be in [0, 1) (got {})", opts.tag_dropout),
+            });
         }
         let counts: Vec<usize> = dataset
             .manifest()

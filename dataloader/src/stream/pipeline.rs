@@ -60,6 +60,7 @@ impl Reader {
                 }
             })),
             format: opts.text.clone(),
+            tag_dropout: opts.tag_dropout,
             tokenizer,
             decode: opts.decode,
         };

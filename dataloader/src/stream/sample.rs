@@ -4,7 +4,7 @@
 use super::counters::SkipReason;
 use crate::exif::{render_text, TagList, TextFormat};
 use crate::jpeg::{self, CropRect, JpegError};
-use crate::order::nth_crop_origin;
+use crate::order::{dropped_tags, nth_crop_origin};
 use crate::tokenize::TextTokenizer;
 
 use super::CropDecode;
@@ -35,6 +35,8 @@ pub(crate) struct Preparer {
     pub crops: u32,
     pub tag_list: Arc<TagList>,
     pub format: TextFormat,
+    /// Probability that a tag is left out of the text (see `StreamOptions::tag_dropout`).
+    pub tag_dropout: f64,
     pub tokenizer: Arc<TextTokenizer>,
     pub decode: CropDecode,
 }
@@ -80,6 +82,34 @@ impl Preparer {
             .collect()
     }
 
+    /// The sample's text: its tags rendered, less the tags dropped at `position` (the
+    /// whole text when dropping would leave it empty).
+    pub fn text(&self, tags: &TagMap, position: u64) -> String {
+        let whole = || render_text(tags, &self.tag_list, &self.format);
+        if self.tag_dropout <= 0.0 {
+            return whole();
+        }
+        let dropped = dropped_tags(
+            self.seed,
+            self.epoch,
+            position,
+            tags.len(),
+            self.tag_dropout,
+        );
+        let kept: TagMap = tags
+            .iter()
+            .zip(dropped)
+            .filter(|(_, drop)| !drop)
+            .map(|((n, v), _)| (n.to_string(), v.to_string()))
+            .collect();
+        let text = render_text(&kept, &self.tag_list, &self.format);
+        if text.is_empty() {
+            whole()
+        } else {
+            text
+        }
+    }
+
     /// Crops, decodes, renders and tokenises one sample.
     pub fn prepare(&self, input: Input<'_>) -> Result<Prepared, Skip> {
         let (width, height) = match (input.size, &input.photo) {
@@ -101,7 +131,7 @@ impl Preparer {
                 e => (SkipReason::CorruptJpeg, e.to_string()),
             },
         )?;
-        let text = render_text(input.tags, &self.tag_list, &self.format);
+        let text = self.text(input.tags, input.position);
         let ids = self
             .tokenizer
             .encode(&text)
@@ -193,6 +223,7 @@ pub(crate) mod tests {
             crops: 1,
             tag_list: Arc::new(TagList::new(["Make"])),
             format: TextFormat::default(),
+            tag_dropout: 0.0,
             tokenizer: Arc::new(TextTokenizer::from_vocab(vocab).unwrap()),
             decode: CropDecode::Indexed,
         }
@@ -213,6 +244,60 @@ pub(crate) mod tests {
             tags,
             size,
         }
+    }
+
+    #[test]
+    fn tag_dropout_leaves_out_tags_at_its_rate_deterministically_and_never_everything() {
+        let v = vocab();
+        let names: Vec<String> = (0..10).map(|i| format!("Tag{i}")).collect();
+        let tags: TagMap = names
+            .iter()
+            .map(|n| (n.clone(), format!("v{n}")))
+            .chain([("Serial Number".to_string(), "123".to_string())])
+            .collect();
+        let mut p = preparer(v.path());
+        p.tag_list = Arc::new(TagList::new(
+            names.iter().cloned().chain(["Serial Number".into()]),
+        ));
+        let whole = p.text(&tags, 0);
+        assert_eq!(
+            whole.matches(": ").count(),
+            10,
+            "private tags never appear: {whole}"
+        );
+        p.tag_dropout = 0.3;
+        let (mut kept, mut changed_next_epoch) = (0, 0);
+        for position in 0..400 {
+            let text = p.text(&tags, position);
+            assert_eq!(
+                text,
+                p.text(&tags, position),
+                "deterministic in the position"
+            );
+            let shown: Vec<&str> = text.split(' ').filter(|w| w.ends_with(':')).collect();
+            assert!(!shown.is_empty(), "never an empty text");
+            // What is left is in the whole text's order.
+            let mut rest = whole.as_str();
+            for name in &shown {
+                let at = rest.find(name).expect("kept tags keep their order");
+                rest = &rest[at + name.len()..];
+            }
+            kept += shown.len();
+            let mut next = p.clone();
+            next.epoch += 1;
+            changed_next_epoch += usize::from(next.text(&tags, position) != text);
+        }
+        let rate = kept as f64 / 4000.0;
+        assert!(
+            (0.65..0.75).contains(&rate),
+            "kept {rate} of the tags, want about 0.7"
+        );
+        assert!(
+            changed_next_epoch > 300,
+            "a new epoch draws anew ({changed_next_epoch}/400)"
+        );
+        p.tag_dropout = 0.9999;
+        assert_eq!(p.text(&tags, 5), whole, "all dropped: the whole text");
     }
 
     #[test]

@@ -82,6 +82,11 @@ pub struct DataConfig {
     /// How EXIF tags are written as text. Default: the paper's format.
     #[serde(default)]
     pub text_format: TextFormat,
+    /// Probability that a tag is left out of a training sample's text, each tag
+    /// independently and anew each epoch (a text augmentation; evaluation texts are always
+    /// whole). Default 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tag_dropout: f64,
     /// A tag list file (`dataloader tags` output); absent: the dataset manifest's list.
     #[serde(default)]
     pub tags_path: Option<PathBuf>,
@@ -91,6 +96,10 @@ pub struct DataConfig {
     /// WordPiece vocabulary (`vocab.txt`); absent: the one bundled with the model code.
     #[serde(default)]
     pub vocab_path: Option<PathBuf>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn default_request_cost_kib() -> u64 {

@@ -56,6 +56,12 @@ pub(super) fn check(c: &TrainConfig) -> Vec<FieldError> {
     if d.prefetch_batches == 0 {
         err("data.prefetch_batches", "must be at least 1 (got 0)".into());
     }
+    if !(0.0..1.0).contains(&d.tag_dropout) {
+        err(
+            "data.tag_dropout",
+            format!("must be in [0, 1) (got {})", d.tag_dropout),
+        );
+    }
     if d.decode_threads == Some(0) {
         err(
             "data.decode_threads",

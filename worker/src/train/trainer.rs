@@ -277,7 +277,10 @@ impl<'a> Trainer<'a> {
     /// batch, until the data or the run ends or a signal stops it.
     fn epoch(&mut self, stop: &AtomicBool) -> Result<EpochEnd, TrainError> {
         let crops = self.cfg.spec.model.objective.crops_per_sample();
-        let mut stream = self.data.stream(self.position, crops, |_| ())?;
+        let tag_dropout = self.cfg.spec.data.tag_dropout;
+        let mut stream = self
+            .data
+            .stream(self.position, crops, |o| o.tag_dropout = tag_dropout)?;
         let mut stepped = false;
         while self.step < self.end_step {
             let started = Instant::now();
