@@ -128,21 +128,22 @@ fn detect_writes_maps_masks_and_records_at_the_photos_size_and_skips_bad_files()
     assert!(String::from_utf8_lossy(&run.stderr).contains("none of the 1 photo(s)"));
 }
 
-/// The report lists both photos, least consistent first, with the bad file as skipped;
-/// in Chromium it renders with every image decoded and nothing fetched.
+/// The report lists both photos, most dissimilar first (by the records' mean
+/// dissimilarity), with the bad file as skipped; in Chromium it renders with every image
+/// decoded and nothing fetched.
 fn check_report(page: &Path, out_dir: &Path) {
     let html = std::fs::read_to_string(page).unwrap();
-    let consistency = |stem: &str| {
+    let dissimilarity = |stem: &str| {
         let record: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out_dir.join(format!("{stem}.json"))).unwrap())
                 .unwrap();
-        record["consistency"].as_f64().unwrap()
+        record["mean_dissimilarity"].as_f64().unwrap()
     };
     let (spliced, canon) = (
-        consistency("spliced"),
-        consistency("canon_canon-eos-30d_01"),
+        dissimilarity("spliced"),
+        dissimilarity("canon_canon-eos-30d_01"),
     );
-    let (first, second) = if spliced <= canon {
+    let (first, second) = if spliced >= canon {
         ("spliced.png", "canon_canon-eos-30d_01.jpg")
     } else {
         ("canon_canon-eos-30d_01.jpg", "spliced.png")
