@@ -20,6 +20,10 @@
 //! baseline's positive pair. Every crop is decoded with the same [`CropDecode`] mode; a
 //! photo exactly patch-sized gives identical crops.
 //!
+//! Text: the sample's tags rendered by [`TextFormat`]; with `tag_dropout` (training only)
+//! each tag is left out with that probability, drawn from `(seed, epoch, position)`
+//! ([`crate::order::dropped_tags`]).
+//!
 //! Bad input (corrupt tar fragment or zstd frame, garbled EXIF JSON, a JPEG that does not
 //! decode, a photo smaller than the patch) is skipped and counted by reason, with the first
 //! key of each reason logged; the batch is then smaller than the rank's share. Every rank
