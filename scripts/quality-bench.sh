@@ -14,12 +14,12 @@
 # Needs the packed split and the benchmarks (`./run.sh` makes work/train-packed,
 # work/holdout.txt; the benchmarks are made here when missing). WORK (default work/quality)
 # holds the evaluations: <config name>-s<seed>.json, <config name>-probe-<kind>.json.
-# CHECKPOINT_<n>=REF evaluates another
-# checkpoint for config number n (1-based), e.g. an exported model.
+# CHECKPOINT_<n>=REF evaluates another checkpoint for config number n (1-based), e.g. an
+# exported model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[[ $# -ge 1 ]] || { sed -n 2,14p "$0" >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n 2,18p "$0" >&2; exit 2; }
 wk=${WORKER:-target/release/worker}
 [[ -x $wk ]] || { echo "quality-bench.sh: build first: cargo build --release -p worker" >&2; exit 1; }
 work=${WORK:-work/quality}
