@@ -111,7 +111,7 @@ function drawMembers(status) {
   }
   const note = document.getElementById("stragglers");
   note.textContent = status.stragglers.length
-    ? `straggling: rank ${status.stragglers.join(", ")} (own time per step over the median ${ms(status.median_own_step_s)} by the straggler factor)`
+    ? `straggling: rank ${status.stragglers.join(", ")} (own time per step over the straggler factor times the other ranks' median; round median ${ms(status.median_own_step_s)})`
     : "";
 }
 

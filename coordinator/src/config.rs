@@ -19,7 +19,7 @@
 //! eval_lease_ms = 60000           # default; an evaluation lease without renewal runs out
 //! eval_max_attempts = 3           # default; leases an evaluation may run out before it fails
 //! straggler_factor = 1.5          # default; a rank whose own time per step is over this
-//! straggler_min_excess_ms = 50    #   times the median, and this much over it, straggles
+//! straggler_min_excess_ms = 50    #   times the other ranks' median, and this much over it, straggles
 //!
 //! [tls]                           # optional: serve over TLS (https:// URLs)
 //! cert = "coordinator.pem"        # the coordinator's certificate (chain), PEM
@@ -251,7 +251,7 @@ impl ServeConfig {
             return Err(invalid(
                 "straggler_factor",
                 &format!(
-                    "{} must be a number above 1 (1.5: half again the median step)",
+                    "{} must be a number above 1 (1.5: half again the other ranks' median step)",
                     stragglers.factor
                 ),
             ));

@@ -9,6 +9,8 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -119,19 +121,28 @@ fn a_rank_slowed_by_sigstop_is_flagged_as_the_straggler_and_the_other_is_not() {
 
     // node-b holds rank 1 (ranks follow node names). Throttle its training process as a
     // slow machine would be: stopped 80 ms of every 100 ms (SIGSTOP, SIGCONT), so the stops
-    // fall through its computation, until the coordinator names it. (Long stops would
-    // often land while it waits inside a collective, which, from where it stands, is
-    // waiting for the others: not its own time.)
+    // fall through its computation, until the coordinator names it and `coordinator
+    // status` has shown it. (Long stops would often land while it waits inside a
+    // collective, which, from where it stands, is waiting for the others: not its own
+    // time.) The throttling goes on while the status command runs, so the flag cannot
+    // clear in between.
     let slow = training_process(&workers[1]);
+    let throttling = Arc::new(AtomicBool::new(true));
+    let throttle = {
+        let throttling = throttling.clone();
+        std::thread::spawn(move || {
+            while throttling.load(Ordering::Relaxed) {
+                signal(slow, libc::SIGSTOP);
+                std::thread::sleep(Duration::from_millis(80));
+                signal(slow, libc::SIGCONT);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let t0 = Instant::now();
     let mut flagged = None;
-    'throttle: while t0.elapsed() < Duration::from_secs(90) {
-        for _ in 0..10 {
-            signal(slow, libc::SIGSTOP);
-            std::thread::sleep(Duration::from_millis(80));
-            signal(slow, libc::SIGCONT);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    while t0.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_secs(1));
         let Some(s) = rt.block_on(status(port)) else {
             continue;
         };
@@ -141,10 +152,9 @@ fn a_rank_slowed_by_sigstop_is_flagged_as_the_straggler_and_the_other_is_not() {
         );
         if !s.stragglers.is_empty() {
             flagged = Some(s);
-            break 'throttle;
+            break;
         }
     }
-    signal(slow, libc::SIGCONT);
     let s = flagged.expect("the stopped rank was never flagged within 90 s");
     assert_eq!(s.stragglers, vec![Rank::new(1)], "{s:?}");
     let own = timed_ranks(&s);
@@ -162,6 +172,9 @@ fn a_rank_slowed_by_sigstop_is_flagged_as_the_straggler_and_the_other_is_not() {
         .env("COORDINATOR_TOKEN", TOKEN)
         .output()
         .unwrap();
+    throttling.store(false, Ordering::Relaxed);
+    throttle.join().unwrap();
+    signal(slow, libc::SIGCONT);
     let text = String::from_utf8_lossy(&text.stdout);
     eprintln!("{text}");
     assert!(

@@ -54,7 +54,7 @@ pub fn render(s: &JobStatus) -> String {
         let ranks: Vec<String> = s.stragglers.iter().map(ToString::to_string).collect();
         let _ = writeln!(
             out,
-            "  stragglers: rank(s) {} (own time per step over the median {:.3} s by the serve config's factor)",
+            "  stragglers: rank(s) {} (own time per step over the serve config's factor times the other ranks' median; round median {:.3} s)",
             ranks.join(", "),
             s.median_own_step_s
         );

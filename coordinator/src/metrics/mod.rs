@@ -254,7 +254,7 @@ fn rank_metrics(g: &mut Gauges<'_>, status: &JobStatus) {
     );
     g.family(
         "rank_straggler",
-        "1 when the rank's own step time is over the straggler factor times the median",
+        "1 when the rank's own step time is over the straggler factor times the other ranks' median",
         None,
         ranks.iter().map(|(m, p)| {
             (

@@ -1,29 +1,48 @@
 //! Stragglers: ranks whose own time per step (the step less the time spent in collectives,
-//! where every rank waits for the slowest) is well over the job's median. In synchronous
-//! data-parallel training every rank's step takes as long as the slowest rank's, so the
-//! step time alone cannot name the slow one; its own time can.
+//! where every rank waits for the slowest) is well over the median of the *other* ranks.
+//! In synchronous data-parallel training every rank's step takes as long as the slowest
+//! rank's, so the step time alone cannot name the slow one; its own time can. Each rank is
+//! compared with the others only, so a slow rank does not raise its own yardstick: with
+//! two ranks, a median over both would be their mean, and the slow one would have to be
+//! three times the other before it was over 1.5 times that.
 
 use proto::domain::Rank;
 
 /// What counts as a straggler.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StragglerPolicy {
-    /// Flag a rank whose own time is over this factor times the median (above 1).
+    /// Flag a rank whose own time is over this factor times the other ranks' median
+    /// (above 1).
     pub factor: f64,
-    /// ... and over the median by at least this many seconds (noise on short steps).
+    /// ... and over that median by at least this many seconds (noise on short steps).
     pub min_excess_s: f64,
 }
 
 impl StragglerPolicy {
-    /// The default: 1.5 times the median and 50 ms over it.
+    /// The default: 1.5 times the others' median and 50 ms over it.
     pub const DEFAULT: StragglerPolicy = StragglerPolicy {
         factor: 1.5,
         min_excess_s: 0.05,
     };
 }
 
+/// The median of sorted `s`, leaving out the element at `skip` when given.
+fn median_of_sorted(s: &[f64], skip: Option<usize>) -> f64 {
+    let at = |j: usize| match skip {
+        Some(k) if j >= k => s[j + 1],
+        _ => s[j],
+    };
+    let n = s.len() - usize::from(skip.is_some());
+    if n % 2 == 1 {
+        at(n / 2)
+    } else {
+        (at(n / 2 - 1) + at(n / 2)) / 2.0
+    }
+}
+
 /// The ranks of `own` (rank, own seconds per step) that straggle, by rank, and the median
-/// they were compared with. Fewer than two reports: none, median 0.
+/// over all of them (what the status shows as the round's typical step). Fewer than two
+/// finite reports: none, median 0. A rank without a finite time is never flagged.
 pub fn stragglers(own: &[(Rank, f64)], policy: StragglerPolicy) -> (Vec<Rank>, f64) {
     let mut times: Vec<f64> = own
         .iter()
@@ -34,19 +53,20 @@ pub fn stragglers(own: &[(Rank, f64)], policy: StragglerPolicy) -> (Vec<Rank>, f
         return (Vec::new(), 0.0);
     }
     times.sort_by(f64::total_cmp);
-    let mid = times.len() / 2;
-    let median = if times.len().is_multiple_of(2) {
-        (times[mid - 1] + times[mid]) / 2.0
-    } else {
-        times[mid]
-    };
     let mut slow: Vec<Rank> = own
         .iter()
-        .filter(|&&(_, t)| t > policy.factor * median && t - median >= policy.min_excess_s)
+        .filter(|&&(_, t)| {
+            if !t.is_finite() {
+                return false;
+            }
+            // Equal times leave the same others behind, so the first of them will do.
+            let others = median_of_sorted(&times, Some(times.partition_point(|&x| x < t)));
+            t > policy.factor * others && t - others >= policy.min_excess_s
+        })
         .map(|&(r, _)| r)
         .collect();
     slow.sort();
-    (slow, median)
+    (slow, median_of_sorted(&times, None))
 }
 
 #[cfg(test)]
@@ -89,12 +109,48 @@ mod tests {
     }
 
     #[test]
-    fn with_two_ranks_the_slow_one_must_be_three_times_the_other_at_factor_1_5() {
+    fn with_two_ranks_the_slow_one_is_measured_against_the_other_alone() {
         let policy = StragglerPolicy::DEFAULT;
+        // Over 1.5 times the other: flagged (a median over both, 0.4, would need 0.6).
         assert_eq!(
-            stragglers(&ranks(&[0.3, 1.0]), policy).0,
-            vec![Rank::new(1)]
+            stragglers(&ranks(&[0.3, 0.5]), policy),
+            (vec![Rank::new(1)], 0.4)
         );
-        assert!(stragglers(&ranks(&[0.3, 0.8]), policy).0.is_empty());
+        assert!(stragglers(&ranks(&[0.3, 0.44]), policy).0.is_empty());
+        // The fast one is never flagged against the slow one.
+        assert_eq!(
+            stragglers(&ranks(&[1.0, 0.3]), policy).0,
+            vec![Rank::new(0)]
+        );
+    }
+
+    #[test]
+    fn equal_slow_ranks_are_all_flagged_and_unreadable_times_never_are() {
+        let policy = StragglerPolicy::DEFAULT;
+        let (slow, median) = stragglers(&ranks(&[0.3, 0.6, 0.3, 0.6]), policy);
+        assert_eq!(slow, vec![Rank::new(1), Rank::new(3)]);
+        assert!((median - 0.45).abs() < 1e-9);
+        assert_eq!(
+            stragglers(&ranks(&[0.3, f64::NAN, 0.31, f64::INFINITY, 0.9]), policy).0,
+            vec![Rank::new(4)]
+        );
+        assert!(stragglers(&ranks(&[0.3, f64::NAN]), policy).0.is_empty());
+    }
+
+    #[test]
+    fn the_median_leaving_one_out_is_the_median_of_the_rest() {
+        let s = [1.0, 2.0, 3.0, 4.0, 10.0];
+        for k in 0..s.len() {
+            let mut rest: Vec<f64> = s.to_vec();
+            rest.remove(k);
+            assert_eq!(
+                median_of_sorted(&s, Some(k)),
+                median_of_sorted(&rest, None),
+                "{k}"
+            );
+        }
+        assert_eq!(median_of_sorted(&s, None), 3.0);
+        assert_eq!(median_of_sorted(&s, Some(2)), 3.0);
+        assert_eq!(median_of_sorted(&s, Some(4)), 2.5);
     }
 }

@@ -280,7 +280,8 @@ pub struct JobStatus {
     pub joined_nodes: u32,
     /// Every evaluation job, oldest first.
     pub evals: Vec<EvalJob>,
-    /// Ranks flagged as stragglers (own time per step over the factor times the median).
+    /// Ranks flagged as stragglers (own time per step over the factor times the median of
+    /// the other ranks').
     pub stragglers: Vec<Rank>,
     /// The median own time per step over the round's ranks (0: not enough reports).
     pub median_own_step_s: f64,
