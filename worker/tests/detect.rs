@@ -67,6 +67,7 @@ fn detect_writes_maps_masks_and_records_at_the_photos_size_and_skips_bad_files()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         stderr.contains("notes.jpg") && stderr.contains("1 of 3"),
         "{stderr}"
@@ -83,6 +84,17 @@ fn detect_writes_maps_masks_and_records_at_the_photos_size_and_skips_bad_files()
         assert_eq!(record["height"], h);
         assert_eq!(record["consistency_direction"], "higher_is_authentic");
         assert!(record["consistency"].as_f64().unwrap().is_finite());
+        // The terminal line gives both scores of the record, the report's ranking one first.
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&format!("{stem}.")))
+            .unwrap_or_else(|| panic!("no line for {stem}: {stdout}"));
+        let expected = format!(
+            "dissimilarity {:.4} (higher is suspicious), consistency {:.4} (higher is authentic)",
+            record["mean_dissimilarity"].as_f64().unwrap(),
+            record["consistency"].as_f64().unwrap()
+        );
+        assert!(line.contains(&expected), "{line}\nwanted: {expected}");
         let fraction = record["mask_fraction"].as_f64().unwrap();
         assert!(
             (0.0..=0.5).contains(&fraction),

@@ -11,7 +11,15 @@
 set -euo pipefail
 
 die() { echo "emulated-cluster.sh: $*" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# N distinct free ports: every socket is held until all are bound, so none comes twice
+# (ports picked one at a time may, and a slurmd on slurmctld's port never comes up).
+free_ports() {
+  python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
 
 stop() {
   local dir=$1
@@ -44,13 +52,13 @@ start() {
   munged --force --num-threads=4 --socket="$dir/munge/munge.sock" --key-file="$dir/munge/munge.key" \
     --pid-file="$dir/run/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
 
-  local ctld_port node_list="" i
-  ctld_port=$(free_port)
+  local ports node_list="" i
+  read -r -a ports <<<"$(free_ports $((nodes + 2)))"
   {
     echo "ClusterName=emulated"
     echo "SlurmctldHost=localhost(127.0.0.1)"
-    echo "SlurmctldPort=$ctld_port"
-    echo "SlurmdPort=$(free_port)"
+    echo "SlurmctldPort=${ports[0]}"
+    echo "SlurmdPort=${ports[1]}"
     echo "SlurmUser=root"
     echo "SlurmdUser=root"
     echo "AuthType=auth/munge"
@@ -73,7 +81,7 @@ start() {
     echo "JobRequeue=1"
     echo "KillWait=10"
     for i in $(seq 1 "$nodes"); do
-      echo "NodeName=n$i NodeHostname=localhost NodeAddr=127.0.0.1 Port=$(free_port) CPUs=$cpus RealMemory=1000"
+      echo "NodeName=n$i NodeHostname=localhost NodeAddr=127.0.0.1 Port=${ports[$((i + 1))]} CPUs=$cpus RealMemory=1000"
       node_list+="${node_list:+,}n$i"
     done
     echo "PartitionName=debug Nodes=$node_list Default=YES MaxTime=INFINITE State=UP"

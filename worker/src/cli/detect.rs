@@ -94,8 +94,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(r) => {
                 done += 1;
                 println!(
-                    "{}: consistency {:.4} (higher is authentic), mask {:.1} % of the photo -> {}",
+                    "{}: dissimilarity {:.4} (higher is suspicious), consistency {:.4} (higher is authentic), mask {:.1} % of the photo -> {}",
                     path.display(),
+                    r.mean_dissimilarity,
                     r.consistency,
                     100.0 * r.mask_fraction,
                     r.files.record
