@@ -59,6 +59,44 @@ fn signal(pid: i32, sig: libc::c_int) {
     }
 }
 
+/// A process stopped 80 ms of every 100 ms (SIGSTOP, SIGCONT) by a thread, as a slow
+/// machine would be, until this is dropped (a failing assertion included); every round
+/// ends with SIGCONT, so the process then runs on.
+struct Throttle {
+    on: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Throttle {
+    fn start(pid: i32) -> Self {
+        let on = Arc::new(AtomicBool::new(true));
+        let thread = {
+            let on = on.clone();
+            std::thread::spawn(move || {
+                while on.load(Ordering::Relaxed) {
+                    signal(pid, libc::SIGSTOP);
+                    std::thread::sleep(Duration::from_millis(80));
+                    signal(pid, libc::SIGCONT);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        Self {
+            on,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        self.on.store(false, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Every rank of the running round has reported step timing.
 fn timed_ranks(s: &JobStatus) -> Vec<(Rank, f64)> {
     s.members
@@ -119,26 +157,13 @@ fn a_rank_slowed_by_sigstop_is_flagged_as_the_straggler_and_the_other_is_not() {
         );
     }
 
-    // node-b holds rank 1 (ranks follow node names). Throttle its training process as a
-    // slow machine would be: stopped 80 ms of every 100 ms (SIGSTOP, SIGCONT), so the stops
-    // fall through its computation, until the coordinator names it and `coordinator
-    // status` has shown it. (Long stops would often land while it waits inside a
-    // collective, which, from where it stands, is waiting for the others: not its own
-    // time.) The throttling goes on while the status command runs, so the flag cannot
-    // clear in between.
-    let slow = training_process(&workers[1]);
-    let throttling = Arc::new(AtomicBool::new(true));
-    let throttle = {
-        let throttling = throttling.clone();
-        std::thread::spawn(move || {
-            while throttling.load(Ordering::Relaxed) {
-                signal(slow, libc::SIGSTOP);
-                std::thread::sleep(Duration::from_millis(80));
-                signal(slow, libc::SIGCONT);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    // node-b holds rank 1 (ranks follow node names). Throttle its training process (80 ms
+    // stopped of every 100 ms, so the stops fall through its computation) until the
+    // coordinator names it and `coordinator status` has shown it. (Long stops would often
+    // land while it waits inside a collective, which, from where it stands, is waiting for
+    // the others: not its own time.) The throttling goes on while the status command runs,
+    // so the flag cannot clear in between.
+    let throttle = Throttle::start(training_process(&workers[1]));
     let t0 = Instant::now();
     let mut flagged = None;
     while t0.elapsed() < Duration::from_secs(90) {
@@ -172,9 +197,7 @@ fn a_rank_slowed_by_sigstop_is_flagged_as_the_straggler_and_the_other_is_not() {
         .env("COORDINATOR_TOKEN", TOKEN)
         .output()
         .unwrap();
-    throttling.store(false, Ordering::Relaxed);
-    throttle.join().unwrap();
-    signal(slow, libc::SIGCONT);
+    drop(throttle);
     let text = String::from_utf8_lossy(&text.stdout);
     eprintln!("{text}");
     assert!(
